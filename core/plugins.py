@@ -1,0 +1,228 @@
+"""The plugin manager: built-ins from ``DEFAULT_PLUGINS``, third parties from entry points.
+
+Built-in features are plugins registered on the same manager and hooks as a
+third party's. Core never imports a built-in by name at import time: the
+dotted module paths below are loaded with :func:`importlib.import_module`.
+Third-party plugins load after built-ins (from the ``perpbot`` entry-point
+group) so they can add to them; a name registered twice is an error that
+names both plugins.
+
+Environment switches:
+
+- ``PERPBOT_LOAD_PLUGINS``: comma-separated allow-list of third-party
+  distributions/entry-point names to load (empty string: none).
+- ``PERPBOT_DISABLE_PLUGINS``: comma-separated names of plugins (built-in module
+  names or entry-point names) not to load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from typing import Any, Callable
+
+import attrs
+import pluggy
+
+from core import hookspecs
+from core.errors import PluginError
+
+#: Built-in plugins, registered through the same hooks as third-party ones.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "exchanges.paper",
+    "exchanges.dydx",
+    "exchanges.replay",
+    "strategies.sniper",
+    "strategies.grid",
+    "strategies.funding_arb",
+    "plugins.sizers",
+    "plugins.risk",
+    "plugins.journal",
+    "plugins.dashboard",
+    "plugins.report",
+)
+
+
+@attrs.define
+class Registration:
+    kind: str
+    name: str
+    cls: type
+    plugin: str
+
+
+@attrs.define
+class Registry:
+    """Everything plugins registered, by kind then name."""
+
+    exchanges: dict = attrs.Factory(dict)
+    strategies: dict = attrs.Factory(dict)
+    risk_policies: dict = attrs.Factory(dict)
+    position_sizers: dict = attrs.Factory(dict)
+    feeds: dict = attrs.Factory(dict)
+    owners: dict = attrs.Factory(dict)  # (kind, name) -> plugin name
+
+    def get(self, kind: str, name: str) -> type:
+        table = getattr(self, kind)
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            label = kind.rstrip("s").replace("_", " ")
+            from core.errors import ConfigError
+
+            raise ConfigError(f"unknown {label} {name!r} (available: {known})")
+        return table[name]
+
+
+_BASES = {
+    "exchanges": ("core.exchange", "BaseExchangeClient"),
+    "strategies": ("core.strategy", "BaseStrategy"),
+    "risk_policies": ("core.policies", "RiskPolicy"),
+    "position_sizers": ("core.policies", "PositionSizer"),
+    "feeds": ("core.feed", "BaseFeed"),
+}
+
+
+class PluginManager:
+    """Loads plugins and validates what they register.
+
+    :param load_entry_points: load third-party plugins from the entry-point group.
+    :param extra_plugins: objects/modules to register in addition (tests).
+    """
+
+    def __init__(self, *, load_entry_points: bool = True, extra_plugins: tuple = (), default_plugins=None):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.versions: dict[str, str] = {}
+        self.builtin: set[str] = set()
+        disabled = {n.strip() for n in os.environ.get("PERPBOT_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        for modname in DEFAULT_PLUGINS if default_plugins is None else default_plugins:
+            if modname in disabled:
+                continue
+            try:
+                mod = importlib.import_module(modname)
+            except ModuleNotFoundError as exc:
+                if exc.name and (exc.name == modname or modname.startswith(exc.name + ".")):
+                    continue  # an optional built-in that is not present in this build
+                raise PluginError(f"built-in plugin {modname} failed to import: {exc}") from exc
+            self._register_plugin(mod, modname, builtin=True)
+        if load_entry_points:
+            self._load_entry_points(disabled)
+        for obj in extra_plugins:
+            name = getattr(obj, "__name__", None) or type(obj).__name__
+            self._register_plugin(obj, name, builtin=False)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+        self._collect()
+
+    # -- loading -----------------------------------------------------------
+
+    def _load_entry_points(self, disabled: set[str]) -> None:
+        allow_env = os.environ.get("PERPBOT_LOAD_PLUGINS")
+        allow = None if allow_env is None else {n.strip() for n in allow_env.split(",") if n.strip()}
+        for ep in importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist else ep.name
+            if ep.name in disabled or dist in disabled:
+                continue
+            if allow is not None and ep.name not in allow and dist not in allow:
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken third-party plugin must say who it is
+                raise PluginError(f"plugin {ep.name!r} (from {dist}) failed to load: {exc}") from exc
+            self.versions[ep.name] = ep.dist.version if ep.dist else "?"
+            self._register_plugin(obj, ep.name, builtin=False)
+
+    def _register_plugin(self, obj: Any, name: str, builtin: bool) -> None:
+        if self.pm.get_plugin(name) is not None:
+            return
+        try:
+            self.pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
+        except ValueError as exc:
+            raise PluginError(f"plugin {name!r} could not be registered: {exc}") from None
+        if builtin:
+            self.builtin.add(name)
+            from core import __version__
+
+            self.versions.setdefault(name, __version__)
+
+    # -- registration ------------------------------------------------------
+
+    def _collect(self) -> None:
+        for kind in _BASES:
+            hook = getattr(self.pm.hook, f"register_{kind}")
+            for impl in hook.get_hookimpls():
+                register = self._make_register(kind, impl.plugin_name)
+                try:
+                    impl.function(register)
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} failed in register_{kind}: {exc}"
+                    ) from exc
+
+    def _make_register(self, kind: str, plugin_name: str) -> Callable[[type], type]:
+        modname, basename = _BASES[kind]
+        base = getattr(importlib.import_module(modname), basename)
+        table = getattr(self.registry, kind)
+
+        def register(cls: type) -> type:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise PluginError(
+                    f"plugin {plugin_name!r} registered {cls!r} as one of {kind}, "
+                    f"but it is not a subclass of {basename}"
+                )
+            name = getattr(cls, "name", "")
+            if not name or not isinstance(name, str):
+                raise PluginError(f"plugin {plugin_name!r}: {cls.__name__} has no 'name'")
+            if name in table:
+                other = self.registry.owners[(kind, name)]
+                raise PluginError(
+                    f"{kind.rstrip('s').replace('_', ' ')} name {name!r} is registered twice: "
+                    f"by plugin {other!r} and by plugin {plugin_name!r}"
+                )
+            params = getattr(cls, "Params", None)
+            if params is not None and not attrs.has(params):
+                raise PluginError(f"plugin {plugin_name!r}: {cls.__name__}.Params must be an attrs class")
+            table[name] = cls
+            self.registry.owners[(kind, name)] = plugin_name
+            return cls
+
+        return register
+
+    # -- helpers -----------------------------------------------------------
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+    def register_commands(self, cli) -> None:
+        """Let plugins add CLI subcommands."""
+        self.pm.hook.register_commands(cli=cli)
+
+    def listing(self) -> list[dict]:
+        """One row per plugin: name, version, built-in?, hooks, and what it registered."""
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            registered = sorted(
+                f"{kind.rstrip('s').replace('_', ' ')}:{n}"
+                for (kind, n), owner in self.registry.owners.items()
+                if owner == name
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "version": self.versions.get(name, "?"),
+                    "builtin": name in self.builtin,
+                    "hooks": hooks,
+                    "registers": registered,
+                }
+            )
+        return rows

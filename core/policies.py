@@ -1,0 +1,159 @@
+"""Risk policy and position sizer contracts.
+
+Both are plugins (``register_risk_policies``, ``register_position_sizers``).
+After a strategy decides, the bot asks the sizer for a size, then every risk
+policy of the configured chain, in order. The first policy that does not
+approve wins: :attr:`RiskAction.REDUCE` shrinks the order and the chain
+continues with the smaller order; :attr:`RiskAction.REJECT` drops it; the
+escalations (CLOSE_WORST, CLOSE_ALL, HALT) are acted on by the bot with
+reduce-only orders. Every non-NONE decision carries a reason that is logged,
+journaled and shown.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from decimal import Decimal
+from typing import Any, ClassVar, Mapping
+
+import attrs
+
+from core.model import Balance, Market, OrderParams, OrderRequest, Position
+from core.params import NoParams
+
+
+class RiskAction(enum.Enum):
+    """Escalating risk actions."""
+
+    NONE = "NONE"  # approve
+    REDUCE = "REDUCE"  # shrink the order to ``RiskDecision.size``
+    REJECT = "REJECT"  # drop the order
+    CLOSE_WORST = "CLOSE_WORST"  # close the position with the worst unrealized PnL
+    CLOSE_ALL = "CLOSE_ALL"  # close every position (reduce-only), cancel all orders
+    HALT = "HALT"  # stop trading: cancel orders, keep positions, stop the bot
+
+    @property
+    def severity(self) -> int:
+        return list(RiskAction).index(self)
+
+
+@attrs.frozen
+class RiskDecision:
+    """A policy's verdict. ``size`` is the new size (base units) for REDUCE."""
+
+    action: RiskAction = RiskAction.NONE
+    reason: str = ""
+    policy: str = ""
+    size: Decimal | None = None
+    ticker: str = ""
+    ts_ns: int = 0
+
+    @property
+    def approved(self) -> bool:
+        return self.action is RiskAction.NONE
+
+
+APPROVE = RiskDecision()
+
+
+@attrs.define
+class RiskView:
+    """What the bot shows risk policies: account, positions, marks and health.
+
+    :param balance: current :class:`~core.model.Balance` (USD).
+    :param positions: open positions by ticker.
+    :param marks: mark price per ticker (oracle where known, else mid), USD.
+    :param markets: market parameters by ticker.
+    :param stale: tickers whose data is stale or crossed, with the reason.
+    :param start_equity: / ``peak_equity`` / ``day_start_equity``: USD reference points.
+    :param consecutive_failures: order placements failed in a row (margin/venue).
+    :param last_fill_ns: time of the last fill (stall detection).
+    :param circuit_open: venues whose circuit breaker is open.
+    """
+
+    now_ns: int
+    balance: Balance
+    positions: Mapping[str, Position]
+    marks: Mapping[str, Decimal]
+    markets: Mapping[str, Market]
+    stale: Mapping[str, str] = attrs.Factory(dict)
+    start_equity: Decimal = Decimal(0)
+    peak_equity: Decimal = Decimal(0)
+    day_start_equity: Decimal = Decimal(0)
+    consecutive_failures: int = 0
+    last_fill_ns: int = 0
+    last_activity_ns: int = 0
+    open_orders: int = 0
+    circuit_open: Mapping[str, str] = attrs.Factory(dict)
+    state: Any = None  # per-market states (core.state.MarketState) for signal-aware policies
+
+
+class RiskPolicy(abc.ABC):
+    """Contract for one link of the risk chain. Constructed as ``cls(params, context)``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, params: Any, context: Any = None):
+        self.params = params
+        self.context = context
+
+    def check_order(self, order: OrderRequest, view: RiskView) -> RiskDecision:
+        """Pre-trade check of one sized order. Default: approve."""
+        return APPROVE
+
+    def check_account(self, view: RiskView) -> RiskDecision:
+        """Periodic account check (every decision cycle). Default: approve."""
+        return APPROVE
+
+    def on_order_result(self, success: bool, error: str, view: RiskView) -> None:
+        """Told about each placement's outcome (to count consecutive failures)."""
+
+
+@attrs.frozen
+class SizingResult:
+    """A sizer's answer: ``quantity`` base units (already floored to the step, may be 0),
+    ``notional`` and ``margin_used`` USD, and ``reason`` (why this size)."""
+
+    quantity: Decimal
+    notional: Decimal
+    margin_used: Decimal
+    reason: str
+
+
+@attrs.define
+class SizingView:
+    """What a sizer sees: the market, a reference price (USD), the account and the position."""
+
+    market: Market
+    price: Decimal
+    balance: Balance
+    position: Position | None
+    positions: Mapping[str, Position]
+    marks: Mapping[str, Decimal]
+    now_ns: int = 0
+    score: Decimal | None = None  # the strategy's conviction 0-100 when it has one
+    volatility: Decimal | None = None  # per-bar return std-dev of the market, when known
+
+
+class PositionSizer(abc.ABC):
+    """Contract for a position sizer. Constructed as ``cls(params, context)``.
+
+    :meth:`size` returns a quantity floored to the market's step size, or raises
+    :class:`~core.errors.InsufficientBalance` / :class:`~core.errors.InsufficientLeverage`
+    with required and available amounts.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, params: Any, context: Any = None):
+        self.params = params
+        self.context = context
+
+    @abc.abstractmethod
+    def size(self, intent: OrderParams, view: SizingView) -> SizingResult:
+        """Size ``intent`` (whose ``size`` is None or a cap)."""

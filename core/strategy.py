@@ -1,0 +1,145 @@
+"""The strategy contract: the manager that decides what, when and why.
+
+A strategy plugin registers a :class:`BaseStrategy` subclass with the
+``register_strategies`` hook. The bot calls :meth:`~BaseStrategy.should_execute`
+then :meth:`~BaseStrategy.execute_strategy` with a :class:`~core.state.MarketData`
+view once per decision cycle, and routes the returned
+:class:`StrategyResult` through the position sizer and the risk chain.
+
+A strategy never talks to an exchange. It cannot tell replay, paper and live
+apart. Exceptions it raises are contained by the bot (reported, counted, the
+cycle skipped) and cannot corrupt the bot's state.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from typing import Any, ClassVar, Mapping
+
+import attrs
+
+from core.model import Fill, OrderParams, OrderUpdate
+from core.params import NoParams, describe_params
+
+
+class StrategyAction(enum.Enum):
+    """What a :class:`StrategyResult` asks for."""
+
+    NONE = "NONE"
+    PLACE_ORDERS = "PLACE_ORDERS"
+    CANCEL_ORDERS = "CANCEL_ORDERS"
+    REPLACE_ORDERS = "REPLACE_ORDERS"  # cancel ``cancels`` then place ``orders``
+    CLOSE_POSITIONS = "CLOSE_POSITIONS"  # reduce-only market orders closing ``close`` tickers
+    WAIT = "WAIT"
+
+
+@attrs.frozen
+class StrategyResult:
+    """A strategy's decision for one cycle.
+
+    :param orders: order intents (sized later when ``size`` is None).
+    :param cancels: ``(client_id, ticker)`` pairs to cancel.
+    :param close: tickers whose positions to close with reduce-only market orders.
+    :param wait_s: seconds (clock time) before the next decision cycle; None = default cadence.
+    :param reason: why, in a trader's words (logged and journaled).
+    """
+
+    action: StrategyAction = StrategyAction.NONE
+    orders: tuple = ()
+    cancels: tuple = ()
+    close: tuple = ()
+    wait_s: float | None = None
+    reason: str = ""
+
+    @classmethod
+    def nothing(cls, reason: str = "") -> "StrategyResult":
+        return cls(StrategyAction.NONE, reason=reason)
+
+    @classmethod
+    def place(cls, *orders: OrderParams, reason: str = "") -> "StrategyResult":
+        return cls(StrategyAction.PLACE_ORDERS, orders=tuple(orders), reason=reason)
+
+
+@attrs.define
+class StrategyContext:
+    """Given to a strategy at construction.
+
+    :param tickers: the dYdX tickers this run trades.
+    :param clock: the injected clock.
+    :param venues: exchange names available (first is the primary) and their capabilities.
+    :param logger: a loguru logger bound to the strategy name.
+    :param decision_interval_s: the bot's default decision cadence, seconds.
+    """
+
+    tickers: tuple
+    clock: Any
+    markets: dict
+    venues: dict = attrs.Factory(dict)
+    logger: Any = None
+    decision_interval_s: float = 1.0
+    options: dict = attrs.Factory(dict)
+
+
+class BaseStrategy(abc.ABC):
+    """Contract for a strategy.
+
+    Subclasses set ``name``, optionally ``Params`` (an attrs class, see
+    :mod:`core.params`) and implement the two decision methods. The bot builds
+    them as ``cls(params: Params, context: StrategyContext)``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, params: Any, context: StrategyContext):
+        self.params = params
+        self.context = context
+        self.log = context.logger
+
+    # -- decisions ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def should_execute(self, market_data) -> bool:
+        """Is there anything to decide now? Cheap; called every decision cycle."""
+
+    @abc.abstractmethod
+    async def execute_strategy(self, market_data) -> StrategyResult:
+        """Decide what to do; called when :meth:`should_execute` returned True."""
+
+    def get_strategy_name(self) -> str:
+        return self.name
+
+    @classmethod
+    def get_required_parameters(cls) -> list[str]:
+        """Names of parameters without a default (must be configured)."""
+        return [p["name"] for p in describe_params(cls.Params) if p["required"]]
+
+    @classmethod
+    def describe_parameters(cls) -> list[dict]:
+        return describe_params(cls.Params)
+
+    # -- feedback (optional) ------------------------------------------------
+
+    def on_fill(self, fill: Fill) -> None:
+        """One of this strategy's orders filled (called before the next decision)."""
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        """One of this strategy's orders changed state."""
+
+    def on_start(self, market_data) -> None:
+        """Called once after the exchange is connected and state reconciled."""
+
+    # -- persistence (journal) ----------------------------------------------
+
+    def get_state(self) -> Mapping[str, Any] | None:
+        """JSON-serialisable state to persist across restarts (None: nothing to keep)."""
+        return None
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned in an earlier run."""
+
+    def summary_lines(self) -> list[str]:
+        """Extra lines for the end-of-run summary (e.g. grid cycles, per-leg funding)."""
+        return []

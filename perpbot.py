@@ -1,0 +1,113 @@
+"""perpbot: the public API for plugin authors. Import everything from here.
+
+Quick start: a strategy plugin is one module plus an entry point::
+
+    # my_strategy.py
+    from decimal import Decimal
+    import attrs
+    from perpbot import BaseStrategy, StrategyResult, OrderParams, Side, hookimpl, param
+
+    @attrs.frozen
+    class Params:
+        threshold: Decimal = param(Decimal("60"), "enter above this momentum score (0-100)")
+
+    class Momentum(BaseStrategy):
+        name = "momentum"
+        Params = Params
+
+        async def should_execute(self, market_data) -> bool:
+            return bool(market_data.tradable)
+
+        async def execute_strategy(self, market_data) -> StrategyResult:
+            for t in market_data.tradable:
+                s = market_data.scores(t)
+                if s and s.momentum > self.params.threshold and not market_data.position_size(t):
+                    return StrategyResult.place(OrderParams(t, Side.BUY), reason=f"momentum {s.momentum:.0f}")
+            return StrategyResult.nothing()
+
+    @hookimpl
+    def register_strategies(register):
+        register(Momentum)
+
+and in its ``pyproject.toml``::
+
+    [project.entry-points.perpbot]
+    momentum = "my_strategy"
+
+``runbot.py plugins`` then lists it and ``runbot.py --strategy momentum`` runs it.
+The pytest plugin ``core.testing`` (installed with perpbot) gives plugin tests
+the same fixtures the built-ins use (``run_replay``, ``sample_path``, ``make_market_data``).
+
+Hooks: see :mod:`core.hookspecs` (register_exchanges, register_strategies,
+register_risk_policies, register_position_sizers, register_feeds,
+register_commands, and the observer hooks).
+
+Packaging note: the framework's packages are installed as the top-level names
+``core``, ``plugins``, ``exchanges`` and ``strategies`` (the project's fixed
+layout). Those names are generic, so plugin code should import only from
+``perpbot``; :func:`core.plugins.check_installation` (run by the CLI) fails
+with a clear message if another distribution shadows one of them.
+"""
+
+from core import __version__
+from core.book import OrderBook
+from core.clock import Clock, LiveClock, SimulatedClock
+from core.errors import (
+    ConfigError,
+    DataError,
+    ExchangeError,
+    InsufficientBalance,
+    InsufficientLeverage,
+    InsufficientMargin,
+    InvalidOrder,
+    OrderRejected,
+    PerpbotError,
+    PluginError,
+    StrategyError,
+    TemporaryExchangeError,
+)
+from core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext
+from core.feed import BaseFeed
+from core.hookspecs import hookimpl
+from core.model import (
+    Balance,
+    Bar,
+    BookDelta,
+    BookSnapshot,
+    FeedStatus,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    Liquidation,
+    Liquidity,
+    MarginMode,
+    Market,
+    MarketInfo,
+    OraclePrice,
+    OrderInfo,
+    OrderParams,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    Quote,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from core.params import NoParams, in_range, param
+from core.policies import (
+    PositionSizer,
+    RiskAction,
+    RiskDecision,
+    RiskPolicy,
+    RiskView,
+    SizingResult,
+    SizingView,
+)
+from core.state import MarketData, MarketState
+from core.strategy import BaseStrategy, StrategyAction, StrategyContext, StrategyResult
+
+__all__ = [n for n in dir() if not n.startswith("_")]
