@@ -226,3 +226,35 @@ class PluginManager:
                 }
             )
         return rows
+
+
+_TOP_LEVEL = ("core", "plugins", "exchanges", "strategies")
+
+
+def check_installation() -> None:
+    """Fail clearly when another distribution shadows one of perpbot's top-level packages.
+
+    perpbot installs the generic top-level names ``core``, ``plugins``,
+    ``exchanges`` and ``strategies`` (the project's fixed layout). If another
+    installed package provides one of them, imports would silently mix code;
+    this check compares where each resolves with where ``core`` lives.
+
+    :raises PluginError: naming the package and both locations.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in _TOP_LEVEL:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            continue
+        locations = list(spec.submodule_search_locations or [])
+        if not locations and spec.origin:
+            locations = [str(Path(spec.origin).parent)]
+        for loc in locations:
+            if Path(loc).resolve().parent != root:
+                raise PluginError(
+                    f"top-level package {name!r} resolves to {loc}, not to perpbot's {root / name}: "
+                    "another distribution shadows it; install perpbot in its own virtual environment"
+                )

@@ -1,0 +1,988 @@
+"""The :class:`TradingBot` supervisor: coordination only, no trading decisions.
+
+It loads the feed, the exchange client(s), the strategy, the position sizer and
+the risk chain through the plugin registry (no ``if strategy == "grid"``
+anywhere), then runs one loop:
+
+1. each market event is applied to that market's :class:`~core.state.MarketState`
+   and signal engine, and handed to simulating exchange clients (hot path:
+   plain method calls, no hooks, no logging);
+2. account events the exchanges emit (order updates, fills, funding,
+   liquidations) are booked into the portfolio, shown to the strategy and
+   broadcast to observer hooks;
+3. every ``decision_interval_s`` of clock time, the risk chain checks the
+   account, then the strategy decides on a :class:`~core.state.MarketData`
+   view; intents are sized, checked by every risk policy, announced
+   (``on_order_submit``: the journal records intent first) and sent.
+
+Shutdown (end of data, Ctrl-C, SIGTERM, HALT) cancels open orders, lets
+observers flush state (``on_bot_stop``) and returns a
+:class:`~core.report.RunSummary`. Replay drives a :class:`~core.clock.SimulatedClock`
+from the data, live trading a :class:`~core.clock.LiveClock`; a strategy cannot
+tell them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import signal
+import time
+import uuid
+from collections import deque
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from core.clock import LiveClock, SimulatedClock
+from core.config import BotConfig, split_ticker
+from core.errors import ConfigError, ExchangeError, PerpbotError, StrategyError
+from core.exchange import ExchangeContext
+from core.model import (
+    ZERO,
+    Fill,
+    FundingPayment,
+    Liquidation,
+    MarketInfo,
+    OrderInfo,
+    OrderParams,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+)
+from core.params import parse_params
+from core.policies import RiskAction, RiskDecision, RiskView, SizingView
+from core.portfolio import Portfolio
+from core.report import DrawdownTracker, MarketLine, RunSummary
+from core.state import MarketData, MarketState
+from core.strategy import StrategyContext, StrategyResult
+
+NS = 1_000_000_000
+MAX_CLIENT_ID = 2**32 - 1
+
+
+class ClientIdAllocator:
+    """Unique dYdX client ids (fixed32) for this bot instance.
+
+    Starts at a random point so two fresh runs on one subaccount do not collide;
+    :meth:`reserve` takes every id a journal or exchange already knows so an id
+    is never reused after a restart.
+    """
+
+    def __init__(self, start: int | None = None):
+        self._next = start if start is not None else random.randint(1, 2**31)
+        self._used: set[int] = set()
+
+    def reserve(self, ids) -> None:
+        ids = [int(i) for i in ids]
+        self._used.update(ids)
+        if ids:
+            top = max(ids)
+            if top >= self._next:
+                self._next = top + 1
+
+    def next(self) -> int:
+        while True:
+            cid = self._next
+            self._next = cid + 1 if cid < MAX_CLIENT_ID else 1
+            if cid not in self._used:
+                self._used.add(cid)
+                return cid
+
+
+@attrs.define
+class FeedContext:
+    """What a feed is constructed with."""
+
+    clock: Any
+    tickers: tuple
+    state_dir: Path
+    markets: dict = attrs.Factory(dict)
+    options: dict = attrs.Factory(dict)
+
+
+async def await_me_maybe(value: Any) -> Any:
+    """Await ``value`` if it is awaitable (observer hooks may be sync or async)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class TradingBot:
+    """Strategy-agnostic supervisor.
+
+    :param config: the validated :class:`~core.config.BotConfig`.
+    :param plugin_manager: a loaded :class:`~core.plugins.PluginManager`.
+    :raises ConfigError: unknown exchange, strategy, feed, ticker, sizer, risk
+        policy, or invalid parameters (one line naming the thing and the value).
+    """
+
+    def __init__(self, config: BotConfig, plugin_manager, *, clock=None):
+        self.config = config
+        self.pm = plugin_manager
+        self.run_id = uuid.uuid4().hex[:12]
+        reg = plugin_manager.registry
+        self.state_dir = Path(config.state_dir)
+
+        # feed and clock ---------------------------------------------------
+        feed_cls = reg.get("feeds", config.feed)
+        self.clock = clock or (SimulatedClock() if feed_cls.replay else LiveClock())
+        self.feed = feed_cls(
+            config.feed_options(),
+            FeedContext(self.clock, tuple(config.tickers), self.state_dir, options={"live": config.live}),
+        )
+        try:
+            markets = dict(self.feed.markets())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        missing = [t for t in config.tickers if t not in markets]
+        if missing:
+            known = ", ".join(sorted(markets)) or "none"
+            raise ConfigError(f"unknown ticker {missing[0]!r} for feed {config.feed!r} (known: {known})")
+        self.markets = {t: markets[t] for t in config.tickers}
+        self.states: dict[str, MarketState] = {t: MarketState(m) for t, m in self.markets.items()}
+        self._engines = self._make_signal_engines()
+
+        # exchanges ------------------------------------------------------------
+        self.exchanges: dict[str, Any] = {}
+        self._venue_tickers: dict[str, tuple] = {}
+        for venue in config.exchange:
+            cls = reg.get("exchanges", config.venue_plugin(venue))
+            prefix = "" if venue == config.primary_venue else f"{venue}:"
+            vmarkets = {
+                split_ticker(t)[1]: m
+                for t, m in self.markets.items()
+                if (split_ticker(t)[0] or config.primary_venue) == venue
+            }
+            ctx = ExchangeContext(
+                clock=self.clock,
+                markets=vmarkets,
+                book_of=(lambda t, p=prefix: self.states[p + t].book if (p + t) in self.states else None),
+                state_of=(lambda t, p=prefix: self.states.get(p + t)),
+                state_dir=self.state_dir,
+                options={"live": config.live, "venue": venue, "replay": feed_cls.replay},
+            )
+            options = config.exchange_options(venue)
+            self.exchanges[venue] = cls(options, ctx)
+            self._venue_tickers[venue] = tuple(vmarkets)
+        self.exchange = self.exchanges[config.primary_venue]
+        self._consumers: dict[str, Any] = {}  # qualified ticker -> simulating exchange
+        for venue, ex in self.exchanges.items():
+            if ex.capabilities().consumes_market_data:
+                for t in self._venue_tickers[venue]:
+                    q = t if venue == config.primary_venue else f"{venue}:{t}"
+                    self._consumers[q] = ex
+
+        # strategy, sizer, risk chain --------------------------------------
+        strat_cls = reg.get("strategies", config.strategy)
+        params = parse_params(strat_cls.Params, config.strategy_params(), f"strategy {config.strategy}")
+        self.strategy = strat_cls(
+            params,
+            StrategyContext(
+                tickers=tuple(config.tickers),
+                clock=self.clock,
+                markets=self.markets,
+                venues={v: ex.capabilities() for v, ex in self.exchanges.items()},
+                logger=logger.bind(strategy=config.strategy),
+                decision_interval_s=float(config.decision_interval_s),
+            ),
+        )
+        sizer_cls = reg.get("position_sizers", config.sizer)
+        self.sizer = sizer_cls(parse_params(sizer_cls.Params, config.sizer_params(), f"sizer {config.sizer}"), self)
+        self.risk_chain = []
+        for name in config.risk_policies:
+            pcls = reg.get("risk_policies", name)
+            self.risk_chain.append(pcls(parse_params(pcls.Params, config.risk_params(name), f"risk policy {name}"), self))
+
+        # runtime state ----------------------------------------------------
+        self.portfolios: dict[str, Portfolio] = {}
+        self.portfolio: Portfolio | None = None
+        self.open_orders: dict[int, OrderInfo] = {}
+        self.orders: dict[int, OrderRequest] = {}  # every order this run sent (client id -> request)
+        self.client_ids = ClientIdAllocator()
+        self.risk_log: deque[RiskDecision] = deque(maxlen=200)
+        self.events_processed = 0
+        self.halted: str | None = None
+        self.stop_reason = ""
+        self.resume_from_ns = 0  # a reconciler may set it: replayed events up to here are skipped
+        self.decisions = 0
+        self.orders_sent = 0
+        self.orders_rejected = 0
+        self.strategy_errors = 0
+        self.consecutive_failures = 0
+        self.last_fill_ns = 0
+        self.last_activity_ns = 0
+        self.start_equity = ZERO
+        self.peak_equity = ZERO
+        self.day_start_equity = ZERO
+        self._day = None
+        self.drawdown = DrawdownTracker()
+        self.start_ns = 0
+        self.notes: list[str] = []
+        self._pending: list = []
+        self._stop: asyncio.Event | None = None  # created in start()
+        self._next_decision_ns = 0
+        self._next_snapshot_ns = 0
+        self._decision_ns = int(Decimal(config.decision_interval_s) * NS)
+        self._snapshot_ns = int(Decimal(config.snapshot_interval_s) * NS)
+        self._wall_start = 0.0
+        self._running = False
+        self._stopping = False
+        self._progress = None
+
+    # ------------------------------------------------------------------
+    # wiring helpers
+    # ------------------------------------------------------------------
+
+    def _make_signal_engines(self) -> dict:
+        try:
+            from core import signals  # noqa: PLC0415  (core module, optional while building)
+        except ImportError:
+            return {}
+        return {t: signals.SignalEngine(t) for t in self.states}
+
+    def _venue_and_ticker(self, qualified: str) -> tuple[str, str]:
+        venue, t = split_ticker(qualified)
+        return (venue or self.config.primary_venue), t
+
+    def _qualify(self, venue: str, ticker: str) -> str:
+        return ticker if venue == self.config.primary_venue else f"{venue}:{ticker}"
+
+    def marks(self) -> dict:
+        """Mark price per (qualified) ticker: oracle where known, else mid (USD)."""
+        out = {}
+        for t, st in self.states.items():
+            m = st.mark_price()
+            if m is not None:
+                out[t] = m
+        return out
+
+    def _venue_marks(self, venue: str) -> dict:
+        marks = self.marks()
+        if venue == self.config.primary_venue:
+            return {t: p for t, p in marks.items() if ":" not in t}
+        prefix = f"{venue}:"
+        return {t[len(prefix):]: p for t, p in marks.items() if t.startswith(prefix)}
+
+    def balance(self, venue: str | None = None):
+        """The bot's view of a venue's account (default: the primary), USD."""
+        venue = venue or self.config.primary_venue
+        return self.portfolios[venue].balance(self._venue_marks(venue), self.clock.now_ns())
+
+    def total_equity(self) -> Decimal:
+        return sum((self.balance(v).equity for v in self.portfolios), ZERO)
+
+    def positions(self) -> dict:
+        """Open positions of every venue, keyed by qualified ticker."""
+        out = {}
+        for venue, pf in self.portfolios.items():
+            for t, p in pf.open_positions().items():
+                out[self._qualify(venue, t)] = p
+        return out
+
+    def paused(self) -> dict:
+        now = self.clock.now_ns()
+        out = {}
+        for t, st in self.states.items():
+            reason = st.stale_reason(now)
+            if reason:
+                out[t] = reason
+        return out
+
+    def market_data(self) -> MarketData:
+        """The read-only view a strategy decides on."""
+        paused = self.paused()
+        return MarketData(
+            ts_ns=self.clock.now_ns(),
+            markets=self.states,
+            tradable=tuple(t for t in self.states if t not in paused),
+            paused=paused,
+            positions=self.positions(),
+            open_orders=dict(self.open_orders),
+            balance=self.balance(),
+            marks=self.marks(),
+            venues={v: self.balance(v) for v in self.portfolios},
+        )
+
+    def risk_view(self) -> RiskView:
+        circuit = {}
+        for venue, ex in self.exchanges.items():
+            reason = getattr(ex, "circuit_open", None)
+            if reason:
+                circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
+        bal = self.balance()
+        return RiskView(
+            now_ns=self.clock.now_ns(),
+            balance=bal,
+            positions=self.positions(),
+            marks=self.marks(),
+            markets=self.markets,
+            stale=self.paused(),
+            start_equity=self.start_equity,
+            peak_equity=self.peak_equity,
+            day_start_equity=self.day_start_equity,
+            consecutive_failures=self.consecutive_failures,
+            last_fill_ns=self.last_fill_ns,
+            last_activity_ns=self.last_activity_ns,
+            open_orders=len(self.open_orders),
+            circuit_open=circuit,
+            state=self.states,
+        )
+
+    async def notify(self, hook: str, **kwargs) -> list:
+        """Call an observer hook with ``bot=self`` and await awaitable results.
+
+        An observer that raises is reported and skipped, except ``on_order_submit``,
+        whose failure propagates (the order must not be sent without its intent recorded).
+        """
+        caller = getattr(self.pm.hook, hook)
+        try:
+            results = caller(bot=self, **kwargs)
+            out = []
+            for r in results:
+                out.append(await await_me_maybe(r))
+            return out
+        except Exception as exc:
+            if hook == "on_order_submit":
+                raise
+            logger.opt(exception=self.config.verbose).error(f"observer {hook} failed: {type(exc).__name__}: {exc}")
+            return []
+
+    # ------------------------------------------------------------------
+    # run
+    # ------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current batch (signal handlers call this)."""
+        if not self.stop_reason:
+            self.stop_reason = reason
+        if self._stop is not None:
+            self._stop.set()
+
+    def _install_signals(self) -> list:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+            try:
+                loop.add_signal_handler(sig, self.request_stop, name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        return installed
+
+    async def start(self) -> None:
+        """Connect everything and reconcile; no strategy decision happens before this returns."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._stop = asyncio.Event()
+        await self.feed.start()
+        for venue, ex in self.exchanges.items():
+            ex.set_event_sink(lambda ev, v=venue: self._pending.append((v, ev)))
+            await ex.connect()
+        for venue, ex in self.exchanges.items():
+            bal = await ex.get_balance()
+            pf = Portfolio(bal.collateral, ex.markets())
+            for t, pos in (await ex.get_positions()).items():
+                pf.positions[t] = pos
+            self.portfolios[venue] = pf
+        self.portfolio = self.portfolios[self.config.primary_venue]
+        for info in await self.exchange.get_open_orders():
+            self.open_orders[info.client_id] = info
+        self.client_ids.reserve(self.open_orders)
+        await self.notify("on_bot_start")
+        summary = self.pm.hook.reconcile_startup(bot=self)
+        summary = await await_me_maybe(summary)
+        if summary:
+            logger.info(f"reconciled: {summary}")
+        self._pending.clear() if not self._pending else await self._drain()
+        self.start_equity = self.total_equity()
+        self.peak_equity = self.start_equity
+        self.day_start_equity = self.start_equity
+
+    async def run(self) -> RunSummary:
+        """Run until the data ends, a stop is requested or a risk policy halts.
+
+        :returns: the :class:`~core.report.RunSummary`.
+        """
+        self._wall_start = time.perf_counter()
+        installed = self._install_signals()
+        try:
+            await self.start()
+            self._running = True
+            self.start_ns = self.clock.now_ns()
+            self.strategy.on_start(self.market_data())
+            await self._loop()
+        finally:
+            loop = asyncio.get_running_loop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        return await self.shutdown()
+
+    async def _loop(self) -> None:
+        clock = self.clock
+        simulated = clock.simulated
+        states = self.states
+        engines = self._engines
+        consumers = self._consumers
+        max_events = self.config.max_events
+        resume_from = self.resume_from_ns
+        stop = self._stop
+        progress = self._start_progress()
+        batches = 0
+        async for batch in self.feed.batches():
+            for ev in batch:
+                ts = ev.ts_ns
+                if simulated:
+                    if ts < resume_from:
+                        clock.advance_to(ts)
+                        continue
+                    clock.advance_to(ts)
+                ticker = ev.ticker
+                st = states.get(ticker)
+                if st is None:
+                    continue
+                st.apply(ev)
+                eng = engines.get(ticker)
+                if eng is not None:
+                    eng.on_event(st, ev)
+                if type(ev) is MarketInfo and ev.market is not None:
+                    self.markets[ticker] = ev.market
+                ex = consumers.get(ticker)
+                if ex is not None:
+                    if ":" in ticker:
+                        ev = attrs.evolve(ev, ticker=ticker.split(":", 1)[1])
+                    ex.on_market_event(ev)
+            self.events_processed += len(batch)
+            if self._pending:
+                await self._drain()
+            now = clock.now_ns()
+            if now >= self._next_decision_ns:
+                await self._decision_cycle(now)
+                if self._pending:
+                    await self._drain()
+            batches += 1
+            if progress is not None and batches % 256 == 0:
+                self._advance_progress()
+            if stop.is_set() or self.halted:
+                break
+            if max_events is not None and self.events_processed >= max_events:
+                self.request_stop(f"max events {max_events} reached")
+                break
+            if not simulated or batches % 64 == 0:
+                await asyncio.sleep(0)  # let signals, dashboards and I/O run
+        else:
+            if not self.stop_reason:
+                self.stop_reason = "end of data"
+        self._finish_progress()
+
+    # ------------------------------------------------------------------
+    # progress bar (replays)
+    # ------------------------------------------------------------------
+
+    def _start_progress(self):
+        if not self.config.progress or self.config.dashboard or self.feed.progress() is None:
+            return None
+        try:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("replay"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("{task.fields[events]:>12,} events"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            done, total = self.feed.progress()
+            self._progress_task = self._progress.add_task("replay", total=total or 1, events=0)
+            self._progress.start()
+            return self._progress
+        except Exception:  # a progress bar must never break a run
+            self._progress = None
+            return None
+
+    def _advance_progress(self) -> None:
+        if self._progress is not None:
+            done, total = self.feed.progress() or (0, 1)
+            self._progress.update(self._progress_task, completed=done, total=total, events=self.events_processed)
+
+    def _finish_progress(self) -> None:
+        if self._progress is not None:
+            self._advance_progress()
+            self._progress.stop()
+            self._progress = None
+
+    # ------------------------------------------------------------------
+    # account events
+    # ------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        while self._pending:
+            pending, self._pending = self._pending, []
+            for venue, ev in pending:
+                await self._on_account_event(venue, ev)
+
+    def book_fill(self, venue: str, fill: Fill) -> None:
+        """Book a fill into the venue's portfolio and the open-order table (no hooks).
+
+        Reconcilers use this for fills that happened while the bot was down.
+        """
+        pf = self.portfolios[venue]
+        pf.apply_fill(fill)
+        self.last_fill_ns = fill.ts_ns
+        self.last_activity_ns = fill.ts_ns
+        info = self.open_orders.get(fill.client_id)
+        if info is not None:
+            filled = info.filled_size + fill.size
+            if filled >= info.size:
+                self.open_orders.pop(fill.client_id, None)
+            else:
+                self.open_orders[fill.client_id] = attrs.evolve(
+                    info, filled_size=filled, status=OrderStatus.PARTIALLY_FILLED
+                )
+
+    async def _on_account_event(self, venue: str, ev: Any) -> None:
+        t = type(ev)
+        if t is Fill:
+            self.book_fill(venue, ev)
+            if venue != self.config.primary_venue:
+                ev = attrs.evolve(ev, ticker=self._qualify(venue, ev.ticker), venue=venue)
+            self._call_strategy("on_fill", ev)
+            await self.notify("on_fill", fill=ev)
+        elif t is OrderUpdate:
+            info = self.open_orders.get(ev.client_id)
+            if ev.status.is_terminal:
+                self.open_orders.pop(ev.client_id, None)
+            elif info is not None:
+                self.open_orders[ev.client_id] = attrs.evolve(info, status=ev.status, filled_size=max(info.filled_size, ev.filled_size))
+            if venue != self.config.primary_venue:
+                ev = attrs.evolve(ev, ticker=self._qualify(venue, ev.ticker), venue=venue)
+            self._call_strategy("on_order_update", ev)
+            await self.notify("on_order_update", update=ev)
+        elif t is FundingPayment:
+            self.portfolios[venue].apply_funding(ev)
+            if venue != self.config.primary_venue:
+                ev = attrs.evolve(ev, ticker=self._qualify(venue, ev.ticker), venue=venue)
+            await self.notify("on_funding_payment", payment=ev)
+        elif t is Liquidation:
+            self.portfolios[venue].charge(ev.fee, ev.ticker, liquidation_fee=True)
+            logger.warning(
+                f"LIQUIDATED {ev.ticker} on {venue}: {ev.size} at {ev.price}, fee {ev.fee} USD ({ev.reason})"
+            )
+            await self.notify("on_liquidation", liquidation=ev)
+        else:
+            logger.debug(f"ignored account event {t.__name__} from {venue}")
+
+    def _call_strategy(self, method: str, arg: Any) -> None:
+        try:
+            getattr(self.strategy, method)(arg)
+        except Exception as exc:
+            self.strategy_errors += 1
+            logger.opt(exception=self.config.verbose).error(
+                f"strategy {self.config.strategy}.{method} raised {type(exc).__name__}: {exc} (contained)"
+            )
+
+    # ------------------------------------------------------------------
+    # decisions
+    # ------------------------------------------------------------------
+
+    def _track_equity(self, now: int) -> None:
+        eq = self.total_equity()
+        self.drawdown.update(eq, now)
+        if eq > self.peak_equity:
+            self.peak_equity = eq
+        day = now // (86400 * NS)
+        if self._day != day:
+            self._day = day
+            self.day_start_equity = eq
+
+    async def _decision_cycle(self, now: int) -> None:
+        self._next_decision_ns = now + self._decision_ns
+        self._track_equity(now)
+        if now >= self._next_snapshot_ns:
+            self._next_snapshot_ns = now + self._snapshot_ns
+            await self.notify("on_equity_snapshot", ts_ns=now, balance=self.balance())
+        view = self.risk_view()
+        for policy in self.risk_chain:
+            decision = policy.check_account(view)
+            if not decision.approved:
+                await self._handle_risk(decision, policy)
+                if self.halted or decision.action in (RiskAction.CLOSE_ALL,):
+                    return
+        if self.halted:
+            return
+        md = self.market_data()
+        try:
+            if not await self.strategy.should_execute(md):
+                return
+            result = await self.strategy.execute_strategy(md)
+        except Exception as exc:
+            self.strategy_errors += 1
+            err = StrategyError(f"strategy {self.config.strategy} raised {type(exc).__name__}: {exc}")
+            logger.opt(exception=self.config.verbose).error(f"{err} (cycle skipped, state kept)")
+            return
+        self.decisions += 1
+        if result is None:
+            return
+        if not isinstance(result, StrategyResult):
+            self.strategy_errors += 1
+            logger.error(f"strategy {self.config.strategy} returned {type(result).__name__}, not a StrategyResult")
+            return
+        await self.notify("on_decision", strategy=self.strategy, result=result)
+        await self.execute_result(result, md)
+        if result.wait_s:
+            self._next_decision_ns = now + int(Decimal(str(result.wait_s)) * NS)
+
+    async def execute_result(self, result: StrategyResult, md: MarketData) -> None:
+        """Carry out a strategy's decision: cancels, closes, then new orders."""
+        for item in result.cancels:
+            cid, ticker = item if isinstance(item, tuple) else (item, None)
+            await self.cancel_order(int(cid), ticker)
+        for ticker in result.close:
+            await self.close_position(ticker, result.reason or "strategy close")
+        for intent in result.orders:
+            await self.submit(intent, md)
+
+    async def cancel_order(self, client_id: int, ticker: str | None = None) -> OrderResult | None:
+        info = self.open_orders.get(client_id)
+        qualified = ticker or (info.ticker if info else None)
+        if qualified is None:
+            logger.warning(f"cancel of unknown order {client_id} skipped")
+            return None
+        venue, t = self._venue_and_ticker(qualified)
+        try:
+            res = await self.exchanges[venue].cancel_order(client_id, t)
+        except ExchangeError as exc:
+            logger.error(f"cancel {client_id} on {venue} failed: {exc}")
+            return None
+        if res.success:
+            self.open_orders.pop(client_id, None)
+        return res
+
+    def _reference_price(self, qualified: str, side: Side) -> Decimal | None:
+        st = self.states.get(qualified)
+        if st is None:
+            return None
+        bid, ask = st.best_bid_offer()
+        px = ask if side is Side.BUY else bid
+        return px if px is not None else st.mark_price()
+
+    async def submit(self, intent: OrderParams, md: MarketData | None = None, *, risk_exempt: bool = False) -> OrderResult | None:
+        """Size, risk-check, announce and send one order intent.
+
+        :returns: the exchange's :class:`~core.model.OrderResult`, or None when the
+            sizer or the risk chain dropped the order (with a logged reason).
+        """
+        qualified = intent.ticker if intent.venue is None else self._qualify(intent.venue, split_ticker(intent.ticker)[1])
+        if qualified not in self.markets:
+            logger.error(f"order on unknown market {qualified!r} dropped")
+            return None
+        venue, ticker = self._venue_and_ticker(qualified)
+        market = self.markets[qualified]
+        ref = intent.price or self._reference_price(qualified, intent.side)
+        if ref is None:
+            logger.warning(f"order on {qualified} dropped: no price yet")
+            return None
+        if intent.size is None:
+            pos = self.portfolios[venue].positions.get(ticker)
+            st = self.states[qualified]
+            score = None
+            if st.scores is not None and hasattr(st.scores, "composite"):
+                score = Decimal(str(round(st.scores.composite, 4)))
+            try:
+                sizing = self.sizer.size(
+                    intent,
+                    SizingView(
+                        market=market,
+                        price=ref,
+                        balance=self.balance(venue),
+                        position=pos,
+                        positions=self.portfolios[venue].open_positions(),
+                        marks=self._venue_marks(venue),
+                        now_ns=self.clock.now_ns(),
+                        score=score,
+                    ),
+                )
+            except PerpbotError as exc:
+                self.orders_rejected += 1
+                logger.warning(f"sizer {self.config.sizer} refused {intent.side.value} {qualified}: {exc}")
+                return None
+            size = market.round_size(sizing.quantity)
+            if size < market.min_order_size:
+                logger.info(f"{intent.side.value} {qualified} skipped: {sizing.reason} (size {size} < min {market.min_order_size})")
+                return None
+        else:
+            size = market.round_size(intent.size)
+            if size < market.min_order_size:
+                self.orders_rejected += 1
+                logger.warning(
+                    f"{intent.side.value} {qualified} rejected: size {intent.size} below minimum {market.min_order_size} "
+                    f"(step {market.step_size}); not raised silently"
+                )
+                return None
+        price = intent.price
+        if price is not None:
+            price = market.round_price(price, intent.side)
+        req = attrs.evolve(
+            OrderRequest.from_params(intent, self.client_ids.next(), size),
+            ticker=ticker,
+            price=price,
+            trigger_price=(market.round_price(intent.trigger_price, intent.side) if intent.trigger_price else None),
+            venue=venue,
+        )
+        if not risk_exempt:
+            view = self.risk_view()
+            for policy in self.risk_chain:
+                decision = policy.check_order(req, view)
+                if decision.approved:
+                    continue
+                decision = attrs.evolve(decision, policy=decision.policy or policy.name, ticker=qualified, ts_ns=self.clock.now_ns())
+                if decision.action is RiskAction.REDUCE and decision.size is not None:
+                    new_size = market.round_size(decision.size)
+                    await self._handle_risk(decision, policy)
+                    if new_size < market.min_order_size:
+                        self.orders_rejected += 1
+                        return None
+                    req = attrs.evolve(req, size=new_size)
+                    continue
+                await self._handle_risk(decision, policy)
+                self.orders_rejected += 1
+                return None
+        return await self._send(venue, req)
+
+    async def _send(self, venue: str, req: OrderRequest) -> OrderResult:
+        try:
+            await self.notify("on_order_submit", order=req)
+        except Exception as exc:
+            self.orders_rejected += 1
+            logger.error(f"order {req.client_id} not sent: on_order_submit failed: {exc}")
+            return OrderResult(False, req.client_id, req.ticker, OrderStatus.REJECTED, error=f"not journaled: {exc}")
+        self.orders[req.client_id] = req
+        self.orders_sent += 1
+        self.last_activity_ns = self.clock.now_ns()
+        qualified = self._qualify(venue, req.ticker)
+        self.open_orders[req.client_id] = OrderInfo(
+            client_id=req.client_id,
+            ticker=qualified,
+            side=req.side,
+            size=req.size,
+            price=req.price,
+            status=OrderStatus.PENDING,
+            order_type=req.order_type,
+            reduce_only=req.reduce_only,
+            post_only=req.post_only,
+            time_in_force=req.time_in_force,
+            tag=req.tag,
+            created_ns=self.clock.now_ns(),
+            venue=venue,
+        )
+        try:
+            result = await self.exchanges[venue].place_order(req)
+        except ExchangeError as exc:
+            result = OrderResult(False, req.client_id, req.ticker, OrderStatus.REJECTED, error=str(exc))
+        if self._pending:
+            await self._drain()
+        if not result.success:
+            self.orders_rejected += 1
+            self.consecutive_failures += 1
+            self.open_orders.pop(req.client_id, None)
+            logger.warning(f"order {req.client_id} {req.side.value} {req.size} {qualified} rejected: {result.error}")
+        else:
+            self.consecutive_failures = 0
+            info = self.open_orders.get(req.client_id)
+            if info is not None:
+                if result.status.is_terminal:
+                    self.open_orders.pop(req.client_id, None)
+                elif info.status is OrderStatus.PENDING:
+                    self.open_orders[req.client_id] = attrs.evolve(info, status=result.status)
+            logger.info(
+                f"order {req.client_id} {req.side.value} {req.size} {qualified} {req.order_type.value}"
+                + (f" @ {req.price}" if req.price is not None else "")
+                + f": {result.status.value}"
+                + (f", filled {result.filled_size} @ {result.avg_price}" if result.filled_size else "")
+                + (f" — {req.reason}" if req.reason else "")
+            )
+        view = None
+        for policy in self.risk_chain:
+            if view is None:
+                view = self.risk_view()
+            policy.on_order_result(result.success, result.error, view)
+        await self.notify("on_order_result", order=req, result=result)
+        return result
+
+    # ------------------------------------------------------------------
+    # risk escalations
+    # ------------------------------------------------------------------
+
+    async def _handle_risk(self, decision: RiskDecision, policy=None) -> None:
+        if not decision.policy and policy is not None:
+            decision = attrs.evolve(decision, policy=policy.name)
+        if not decision.ts_ns:
+            decision = attrs.evolve(decision, ts_ns=self.clock.now_ns())
+        self.risk_log.append(decision)
+        level = "WARNING" if decision.action in (RiskAction.REDUCE, RiskAction.REJECT) else "ERROR"
+        logger.log(level, f"risk {decision.policy}: {decision.action.value}"
+                   + (f" {decision.ticker}" if decision.ticker else "") + f" — {decision.reason}")
+        await self.notify("on_risk_action", decision=decision)
+        if decision.action is RiskAction.CLOSE_WORST:
+            worst = self._worst_position()
+            if worst is not None:
+                await self.close_position(worst, f"risk {decision.policy}: {decision.reason}")
+        elif decision.action is RiskAction.CLOSE_ALL:
+            await self.cancel_all()
+            for t in list(self.positions()):
+                await self.close_position(t, f"risk {decision.policy}: {decision.reason}")
+        elif decision.action is RiskAction.HALT:
+            await self.cancel_all()
+            self.halted = f"{decision.policy}: {decision.reason}"
+            self.request_stop(f"HALT by risk policy {self.halted}")
+
+    def _worst_position(self) -> str | None:
+        marks = self.marks()
+        worst, worst_pnl = None, None
+        for t, p in self.positions().items():
+            mark = marks.get(t)
+            if mark is None:
+                continue
+            pnl = p.unrealized_pnl(mark)
+            if worst_pnl is None or pnl < worst_pnl:
+                worst, worst_pnl = t, pnl
+        return worst
+
+    async def close_position(self, qualified: str, reason: str) -> OrderResult | None:
+        """Close a position with a reduce-only IOC market order (exempt from exposure checks)."""
+        pos = self.positions().get(qualified)
+        if pos is None or pos.size == 0:
+            return None
+        side = Side.SELL if pos.size > 0 else Side.BUY
+        intent = OrderParams(
+            ticker=qualified,
+            side=side,
+            order_type=OrderType.MARKET,
+            size=abs(pos.size),
+            time_in_force=TimeInForce.IOC,
+            reduce_only=True,
+            tag="close",
+            reason=reason,
+        )
+        return await self.submit(intent, risk_exempt=True)
+
+    async def cancel_all(self) -> None:
+        """Cancel every open order on every venue."""
+        for venue, ex in self.exchanges.items():
+            try:
+                await ex.cancel_all()
+            except ExchangeError as exc:
+                logger.error(f"cancel all on {venue} failed: {exc}")
+        if self._pending:
+            await self._drain()
+        self.open_orders.clear()
+
+    # ------------------------------------------------------------------
+    # shutdown
+    # ------------------------------------------------------------------
+
+    async def shutdown(self) -> RunSummary:
+        """Cancel open orders, let observers flush state, disconnect; idempotent."""
+        if self._stopping:
+            return self.summary()
+        self._stopping = True
+        try:
+            if self.portfolios:
+                if self.config.close_on_stop:
+                    for t in list(self.positions()):
+                        await self.close_position(t, "close on stop")
+                if self.open_orders:
+                    await self.cancel_all()
+                if self._pending:
+                    await self._drain()
+            summary = self.summary()
+            await self.notify("on_bot_stop", summary=summary)
+        finally:
+            for venue, ex in self.exchanges.items():
+                try:
+                    await ex.disconnect()
+                except Exception as exc:
+                    logger.error(f"disconnect {venue} failed: {exc}")
+            await self.feed.stop()
+        return summary
+
+    def summary(self) -> RunSummary:
+        """The end-of-run figures (valid at any time)."""
+        now = self.clock.now_ns()
+        if self.portfolios:
+            self._track_equity(now)
+        lines = []
+        fees = realized = unrealized = funding_in = funding_out = liq_fees = ZERO
+        liquidations = 0
+        final = ZERO
+        for venue, pf in self.portfolios.items():
+            marks = self._venue_marks(venue)
+            final += pf.equity(marks)
+            fees += pf.fees_paid
+            realized += pf.realized_pnl
+            unrealized += pf.unrealized_pnl(marks)
+            liq_fees += pf.liquidation_fees
+            for t in sorted(set(pf.stats) | set(pf.positions)):
+                st = pf.stats[t]
+                pos = pf.positions.get(t)
+                size = pos.size if pos else ZERO
+                mark = marks.get(t)
+                upnl = pos.unrealized_pnl(mark) if (pos and pos.size and mark is not None) else ZERO
+                lines.append(
+                    MarketLine(self._qualify(venue, t), st.trades, st.volume, st.fees, st.funding, st.realized_pnl, upnl, size, st.liquidations)
+                )
+                liquidations += st.liquidations
+                if st.funding > 0:
+                    funding_in += st.funding
+                else:
+                    funding_out -= st.funding
+        notes = list(self.notes)
+        for venue, ex in self.exchanges.items():
+            missing = getattr(ex, "funding_missing", None)
+            if missing:
+                notes.append(
+                    f"{venue}: the data has no funding rates for {', '.join(sorted(missing))}; funding was NOT simulated there (not assumed zero)"
+                )
+        try:
+            strategy_lines = list(self.strategy.summary_lines())
+        except Exception as exc:
+            strategy_lines = [f"(strategy summary failed: {exc})"]
+        return RunSummary(
+            run_id=self.run_id,
+            strategy=self.config.strategy,
+            venues=tuple(self.exchanges),
+            start_ns=self.start_ns,
+            end_ns=now,
+            markets=lines,
+            starting_equity=self.start_equity,
+            final_equity=final,
+            realized_pnl=realized,
+            unrealized_pnl=unrealized,
+            fees=fees,
+            funding_received=funding_in,
+            funding_paid=funding_out,
+            liquidations=liquidations,
+            liquidation_fees=liq_fees,
+            max_drawdown=self.drawdown.max_dd,
+            max_drawdown_frac=self.drawdown.max_dd_frac,
+            max_drawdown_duration_s=self.drawdown.max_dd_duration_ns / NS,
+            events=self.events_processed,
+            wall_seconds=time.perf_counter() - self._wall_start if self._wall_start else 0.0,
+            decisions=self.decisions,
+            orders_sent=self.orders_sent,
+            orders_rejected=self.orders_rejected,
+            risk_actions=len(self.risk_log),
+            strategy_errors=self.strategy_errors,
+            stop_reason=self.stop_reason,
+            notes=notes,
+            strategy_lines=strategy_lines,
+            feed_stats=dict(self.feed.stats()),
+        )

@@ -1,0 +1,339 @@
+"""Configuration: TOML in (floats read as Decimal), TOML out (tomli-w), validation.
+
+Layout of a config file (``runbot.py init`` writes a commented one)::
+
+    [bot]                       # what to run
+    exchange = ["paper"]        # venues; the first is the primary
+    strategy = "sniper"
+    tickers = ["BTC-USD", "ETH-USD"]
+    feed = "replay"             # market data: replay (recorded files) or dydx (live)
+    ...
+    [venues]                    # optional: venue name -> exchange plugin (default: same name)
+    [feed.<name>]               # options of that feed (e.g. files, speed)
+    [exchange.<name>]           # options of that exchange (e.g. collateral, fees, network)
+    [strategy.<name>]           # the strategy's parameters
+    [sizer]  name = "..."  and [sizer.<name>] its parameters
+    [risk]   policies = [...]  and [risk.<policy>] their parameters
+
+CLI flags override the file. Every error is a one-line
+:class:`~core.errors.ConfigError` naming the key and the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import tomli_w
+
+from core.errors import ConfigError
+
+DEFAULT_RISK_POLICIES = ("kill_switch", "stale_data", "circuit_breaker", "max_leverage", "liquidation_distance", "seed_thresholds")
+
+
+def normalize_ticker(raw: str) -> str:
+    """``"btc"`` -> ``"BTC-USD"``; ``"ETH-USD"`` kept; ``"binance:btc"`` -> ``"binance:BTC-USD"``.
+
+    :raises ConfigError: for an empty or malformed ticker.
+    """
+    text = str(raw).strip()
+    venue = ""
+    if ":" in text:
+        venue, text = text.split(":", 1)
+        venue = venue.strip().lower()
+        if not venue:
+            raise ConfigError(f"ticker: empty venue in {raw!r}")
+    text = text.strip().upper()
+    if not text or not all(c.isalnum() or c in "-_" for c in text):
+        raise ConfigError(f"ticker: not a market symbol: {raw!r}")
+    if "-" not in text:
+        text = f"{text}-USD"
+    return f"{venue}:{text}" if venue else text
+
+
+def split_ticker(ticker: str) -> tuple[str | None, str]:
+    """``"binance:BTC-USD"`` -> ``("binance", "BTC-USD")``; ``"BTC-USD"`` -> ``(None, "BTC-USD")``."""
+    if ":" in ticker:
+        venue, t = ticker.split(":", 1)
+        return venue, t
+    return None, ticker
+
+
+def _as_list(value: Any, key: str) -> list:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+
+
+def _as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _as_decimal(value: Any, key: str) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ConfigError(f"{key}: expected a decimal number, got {value!r}")
+    try:
+        d = Decimal(str(value).strip())
+    except Exception:
+        raise ConfigError(f"{key}: expected a decimal number, got {value!r}") from None
+    if not d.is_finite():
+        raise ConfigError(f"{key}: must be finite, got {value!r}")
+    return d
+
+
+def _as_int(value: Any, key: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    try:
+        if isinstance(value, Decimal):
+            if value != value.to_integral_value():
+                raise ValueError
+            i = int(value)
+        else:
+            i = int(str(value).strip())
+    except (ValueError, TypeError):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if minimum is not None and i < minimum:
+        raise ConfigError(f"{key}: must be >= {minimum}, got {i}")
+    return i
+
+
+@attrs.define
+class BotConfig:
+    """A validated run configuration.
+
+    :param exchange: venue names; the first is the primary venue.
+    :param venues: venue name -> exchange plugin name (defaults to the venue name).
+    :param tickers: dYdX tickers (``"BTC-USD"``), qualified ``"venue:TICKER"`` for other venues.
+    :param decision_interval_s: seconds of clock time between strategy decision cycles.
+    :param snapshot_interval_s: seconds between equity snapshots (journal, report).
+    :param max_events: stop after this many market events (None: run to the end of the data).
+    :param live: explicit opt-in for real-money trading (dYdX mainnet).
+    """
+
+    exchange: tuple = ("paper",)
+    venues: dict = attrs.Factory(dict)
+    strategy: str = "sniper"
+    tickers: tuple = ("BTC-USD", "ETH-USD")
+    feed: str = "replay"
+    decision_interval_s: Decimal = Decimal("1")
+    snapshot_interval_s: Decimal = Decimal("60")
+    state_dir: Path = Path(".perpbot")
+    journal_enabled: bool = True
+    journal_path: Path | None = None
+    dashboard: bool = False
+    report: bool = True
+    progress: bool = True
+    live: bool = False
+    max_events: int | None = None
+    close_on_stop: bool = False
+    fresh: bool = False
+    sizer: str = "fixed_notional"
+    risk_policies: tuple = DEFAULT_RISK_POLICIES
+    feeds: dict = attrs.Factory(dict)  # feed name -> options
+    exchanges: dict = attrs.Factory(dict)  # exchange plugin name -> options
+    strategies: dict = attrs.Factory(dict)  # strategy name -> params
+    sizers: dict = attrs.Factory(dict)  # sizer name -> params
+    risk: dict = attrs.Factory(dict)  # policy name -> params
+    verbose: bool = False
+
+    # -- accessors -----------------------------------------------------------
+
+    @property
+    def primary_venue(self) -> str:
+        return self.exchange[0]
+
+    def venue_plugin(self, venue: str) -> str:
+        return self.venues.get(venue, venue)
+
+    def feed_options(self) -> dict:
+        return dict(self.feeds.get(self.feed, {}))
+
+    def exchange_options(self, venue: str) -> dict:
+        plugin = self.venue_plugin(venue)
+        opts = dict(self.exchanges.get(plugin, {}))
+        opts.update(self.exchanges.get(venue, {}) if venue != plugin else {})
+        return opts
+
+    def strategy_params(self) -> dict:
+        return dict(self.strategies.get(self.strategy, {}))
+
+    def sizer_params(self) -> dict:
+        return dict(self.sizers.get(self.sizer, {}))
+
+    def risk_params(self, name: str) -> dict:
+        return dict(self.risk.get(name, {}))
+
+    def resolved_journal_path(self) -> Path:
+        if self.journal_path is not None:
+            return Path(self.journal_path)
+        return Path(self.state_dir) / f"journal-{self.strategy}-{self.primary_venue}.sqlite"
+
+
+_BOT_KEYS = {
+    "exchange",
+    "strategy",
+    "tickers",
+    "feed",
+    "decision_interval_s",
+    "snapshot_interval_s",
+    "state_dir",
+    "journal",
+    "journal_path",
+    "dashboard",
+    "report",
+    "progress",
+    "live",
+    "max_events",
+    "close_on_stop",
+    "verbose",
+}
+_TOP_KEYS = {"bot", "venues", "feed", "exchange", "strategy", "sizer", "risk"}
+
+
+def _table(value: Any, key: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected a table, got {value!r}")
+    return dict(value)
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotConfig:
+    """Validate a parsed TOML document into a :class:`BotConfig`.
+
+    :raises ConfigError: naming ``source`` and the offending key.
+    """
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}] (known: {', '.join(sorted(_TOP_KEYS))})")
+    bot = _table(data.get("bot"), "[bot]")
+    bad = sorted(set(bot) - _BOT_KEYS)
+    if bad:
+        raise ConfigError(f"{source}: unknown key bot.{bad[0]} (known: {', '.join(sorted(_BOT_KEYS))})")
+    kw: dict[str, Any] = {}
+    if "exchange" in bot:
+        kw["exchange"] = tuple(str(v).strip().lower() for v in _as_list(bot["exchange"], "bot.exchange"))
+        if not kw["exchange"]:
+            raise ConfigError(f"{source}: bot.exchange must name at least one exchange")
+    if "strategy" in bot:
+        if not isinstance(bot["strategy"], str):
+            raise ConfigError(f"{source}: bot.strategy: expected a name, got {bot['strategy']!r}")
+        kw["strategy"] = bot["strategy"].strip()
+    if "tickers" in bot:
+        kw["tickers"] = tuple(normalize_ticker(t) for t in _as_list(bot["tickers"], "bot.tickers"))
+    if "feed" in bot:
+        if not isinstance(bot["feed"], str):
+            raise ConfigError(f"{source}: bot.feed: expected a name, got {bot['feed']!r}")
+        kw["feed"] = bot["feed"].strip()
+    for key in ("decision_interval_s", "snapshot_interval_s"):
+        if key in bot:
+            v = _as_decimal(bot[key], f"bot.{key}")
+            if v <= 0:
+                raise ConfigError(f"{source}: bot.{key}: must be positive, got {v}")
+            kw[key] = v
+    if "state_dir" in bot:
+        kw["state_dir"] = Path(str(bot["state_dir"]))
+    if "journal" in bot:
+        kw["journal_enabled"] = _as_bool(bot["journal"], "bot.journal")
+    if bot.get("journal_path"):
+        kw["journal_path"] = Path(str(bot["journal_path"]))
+    for key in ("dashboard", "report", "progress", "live", "close_on_stop", "verbose"):
+        if key in bot:
+            kw[key] = _as_bool(bot[key], f"bot.{key}")
+    if bot.get("max_events") not in (None, "", 0):
+        kw["max_events"] = _as_int(bot["max_events"], "bot.max_events", minimum=1)
+    venues = _table(data.get("venues"), "[venues]")
+    kw["venues"] = {str(k).lower(): str(v).lower() for k, v in venues.items()}
+    kw["feeds"] = {k: _table(v, f"[feed.{k}]") for k, v in _table(data.get("feed"), "[feed]").items()}
+    kw["exchanges"] = {k: _table(v, f"[exchange.{k}]") for k, v in _table(data.get("exchange"), "[exchange]").items()}
+    kw["strategies"] = {
+        k: _table(v, f"[strategy.{k}]") for k, v in _table(data.get("strategy"), "[strategy]").items()
+    }
+    sizer = _table(data.get("sizer"), "[sizer]")
+    if "name" in sizer:
+        kw["sizer"] = str(sizer.pop("name"))
+    kw["sizers"] = {k: _table(v, f"[sizer.{k}]") for k, v in sizer.items()}
+    risk = _table(data.get("risk"), "[risk]")
+    if "policies" in risk:
+        kw["risk_policies"] = tuple(str(p) for p in _as_list(risk.pop("policies"), "risk.policies"))
+    kw["risk"] = {k: _table(v, f"[risk.{k}]") for k, v in risk.items()}
+    return BotConfig(**kw)
+
+
+def load_config(path: str | os.PathLike) -> BotConfig:
+    """Read a TOML config (floats as Decimal).
+
+    :raises ConfigError: missing file, TOML syntax error (with line), or invalid values.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {p}: {exc}") from None
+    return config_from_mapping(data, source=str(p))
+
+
+def config_to_mapping(cfg: BotConfig) -> dict:
+    """A :class:`BotConfig` as a TOML-ready mapping (Decimal values kept exact)."""
+    bot: dict[str, Any] = {
+        "exchange": list(cfg.exchange),
+        "strategy": cfg.strategy,
+        "tickers": list(cfg.tickers),
+        "feed": cfg.feed,
+        "decision_interval_s": cfg.decision_interval_s,
+        "snapshot_interval_s": cfg.snapshot_interval_s,
+        "state_dir": str(cfg.state_dir),
+        "journal": cfg.journal_enabled,
+        "dashboard": cfg.dashboard,
+        "report": cfg.report,
+        "live": cfg.live,
+        "close_on_stop": cfg.close_on_stop,
+    }
+    if cfg.journal_path is not None:
+        bot["journal_path"] = str(cfg.journal_path)
+    if cfg.max_events is not None:
+        bot["max_events"] = cfg.max_events
+    out: dict[str, Any] = {"bot": bot}
+    if cfg.venues:
+        out["venues"] = dict(cfg.venues)
+    out["feed"] = copy.deepcopy(cfg.feeds)
+    out["exchange"] = copy.deepcopy(cfg.exchanges)
+    out["strategy"] = copy.deepcopy(cfg.strategies)
+    out["sizer"] = {"name": cfg.sizer, **copy.deepcopy(cfg.sizers)}
+    out["risk"] = {"policies": list(cfg.risk_policies), **copy.deepcopy(cfg.risk)}
+    return _toml_ready(out)
+
+
+def _toml_ready(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_toml_ready(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "value") and hasattr(type(value), "__members__"):  # Enum
+        return value.value
+    return value
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    """TOML text for ``data`` (Decimal written exactly)."""
+    return tomli_w.dumps(_toml_ready(data))
