@@ -109,6 +109,13 @@ def build_config(opts: dict):
         cfg.risk_policies = tuple(_split(opts["risk"]))
     if opts.get("close_on_stop"):
         cfg.close_on_stop = True
+    if opts.get("unknown_positions"):
+        from core.config import UNKNOWN_POSITION_POLICIES
+
+        v = opts["unknown_positions"].strip().lower()
+        if v not in UNKNOWN_POSITION_POLICIES:
+            raise ConfigError(f"--unknown-positions: expected one of {', '.join(UNKNOWN_POSITION_POLICIES)}, got {opts['unknown_positions']!r}")
+        cfg.unknown_positions = v
     if cfg.feed == "auto" or (cfg.feed == "replay" and not opts.get("feed") and not opts.get("config")):
         cfg.feed = _auto_feed(cfg, opts)
     feed_opts = cfg.feeds.setdefault(cfg.feed, {})
@@ -225,6 +232,7 @@ def main_callback(
     node: Annotated[Optional[str], typer.Option(help="dYdX node gRPC address host:port (custom network).")] = None,
     max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events.", min=1)] = None,
     decision_interval: Annotated[Optional[float], typer.Option(help="Seconds between strategy decisions (clock time).")] = None,
+    unknown_positions: Annotated[Optional[str], typer.Option(help="Positions the journal does not know at start: adopt, flatten or refuse (default).")] = None,
     close_on_stop: Annotated[bool, typer.Option("--close-on-stop", help="Close positions with reduce-only orders when stopping.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")] = False,
 ):

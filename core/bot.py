@@ -212,7 +212,11 @@ class TradingBot:
         self.events_processed = 0
         self.halted: str | None = None
         self.stop_reason = ""
-        self.resume_from_ns = 0  # a reconciler may set it: replayed events up to here are skipped
+        self.resume_from_ns = 0  # a reconciler may set it: replayed events before this time are skipped
+        #: a reconciler may set it: the first N events only warm up market state (not simulators,
+        #: no decisions) so a resumed replay continues exactly where the checkpoint was taken
+        self.resume_from_event = 0
+        self.resumed = False  # set by a reconciler that restored runtime state (import_state)
         self.decisions = 0
         self.orders_sent = 0
         self.orders_rejected = 0
@@ -231,6 +235,8 @@ class TradingBot:
         self._stop: asyncio.Event | None = None  # created in start()
         self._next_decision_ns = 0
         self._next_snapshot_ns = 0
+        self._next_checkpoint_ns = 0
+        self._checkpoint_ns = int(Decimal(config.checkpoint_interval_s or config.snapshot_interval_s) * NS)
         self._decision_ns = int(Decimal(config.decision_interval_s) * NS)
         self._snapshot_ns = int(Decimal(config.snapshot_interval_s) * NS)
         self._wall_start = 0.0
@@ -247,7 +253,7 @@ class TradingBot:
             from core import signals  # noqa: PLC0415  (core module, optional while building)
         except ImportError:
             return {}
-        return {t: signals.SignalEngine(t) for t in self.states}
+        return {t: signals.SignalEngine() for t in self.states}
 
     def _venue_and_ticker(self, qualified: str) -> tuple[str, str]:
         venue, t = split_ticker(qualified)
@@ -318,7 +324,8 @@ class TradingBot:
             reason = getattr(ex, "circuit_open", None)
             if reason:
                 circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
-        bal = self.balance()
+        balances = {v: self.balance(v) for v in self.portfolios}
+        bal = balances[self.config.primary_venue]
         return RiskView(
             now_ns=self.clock.now_ns(),
             balance=bal,
@@ -335,6 +342,8 @@ class TradingBot:
             open_orders=len(self.open_orders),
             circuit_open=circuit,
             state=self.states,
+            total_equity=sum((b.equity for b in balances.values()), ZERO),
+            balances=balances,
         )
 
     async def notify(self, hook: str, **kwargs) -> list:
@@ -376,6 +385,10 @@ class TradingBot:
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+        for policy in self.risk_chain:
+            install = getattr(policy, "install", None)
+            if callable(install):
+                install(loop)
         return installed
 
     async def start(self) -> None:
@@ -401,10 +414,12 @@ class TradingBot:
         summary = await await_me_maybe(summary)
         if summary:
             logger.info(f"reconciled: {summary}")
-        self._pending.clear() if not self._pending else await self._drain()
-        self.start_equity = self.total_equity()
-        self.peak_equity = self.start_equity
-        self.day_start_equity = self.start_equity
+        if self._pending:
+            await self._drain()
+        if not self.resumed:
+            self.start_equity = self.total_equity()
+            self.peak_equity = self.start_equity
+            self.day_start_equity = self.start_equity
 
     async def run(self) -> RunSummary:
         """Run until the data ends, a stop is requested or a risk policy halts.
@@ -416,7 +431,8 @@ class TradingBot:
         try:
             await self.start()
             self._running = True
-            self.start_ns = self.clock.now_ns()
+            if not self.resumed:
+                self.start_ns = self.clock.now_ns()
             self.strategy.on_start(self.market_data())
             await self._loop()
         finally:
@@ -433,10 +449,16 @@ class TradingBot:
         consumers = self._consumers
         max_events = self.config.max_events
         resume_from = self.resume_from_ns
+        warmup = self.resume_from_event
         stop = self._stop
         progress = self._start_progress()
         batches = 0
         async for batch in self.feed.batches():
+            if warmup:
+                warmup = self._warm_up(batch, warmup)
+                batch = self._warm_rest
+                if not batch:
+                    continue
             for ev in batch:
                 ts = ev.ts_ns
                 if simulated:
@@ -470,6 +492,9 @@ class TradingBot:
             batches += 1
             if progress is not None and batches % 256 == 0:
                 self._advance_progress()
+            if now >= self._next_checkpoint_ns:
+                self._next_checkpoint_ns = now + self._checkpoint_ns
+                await self.notify("on_checkpoint")
             if stop.is_set() or self.halted:
                 break
             if max_events is not None and self.events_processed >= max_events:
@@ -481,6 +506,81 @@ class TradingBot:
             if not self.stop_reason:
                 self.stop_reason = "end of data"
         self._finish_progress()
+
+    def _warm_up(self, batch: list, remaining: int) -> int:
+        """Apply up to ``remaining`` events of ``batch`` to market state only (resume warm-up).
+
+        Returns how many warm-up events remain; the batch's unconsumed tail is left in
+        ``self._warm_rest`` for normal processing.
+        """
+        take = batch[:remaining]
+        self._warm_rest = batch[remaining:]
+        for ev in take:
+            if self.clock.simulated:
+                self.clock.advance_to(ev.ts_ns)
+            st = self.states.get(ev.ticker)
+            if st is None:
+                continue
+            st.apply(ev)
+            eng = self._engines.get(ev.ticker)
+            if eng is not None:
+                eng.on_event(st, ev)
+            if type(ev) is MarketInfo and ev.market is not None:
+                self.markets[ev.ticker] = ev.market
+        self.events_processed += len(take)
+        return remaining - len(take)
+
+    # ------------------------------------------------------------------
+    # runtime state (checkpoints)
+    # ------------------------------------------------------------------
+
+    _STATE_FIELDS = (
+        "_next_decision_ns", "_next_snapshot_ns", "_next_checkpoint_ns", "decisions", "orders_sent",
+        "orders_rejected", "consecutive_failures", "last_fill_ns", "last_activity_ns", "start_equity",
+        "peak_equity", "day_start_equity", "_day", "start_ns", "events_processed", "strategy_errors",
+    )
+
+    def export_state(self) -> dict:
+        """The bot's runtime counters as JSON-ready values (Decimals as strings)."""
+        out = {}
+        for name in self._STATE_FIELDS:
+            v = getattr(self, name)
+            out[name] = str(v) if isinstance(v, Decimal) else v
+        dd = self.drawdown
+        out["drawdown"] = {
+            "peak": None if dd.peak is None else str(dd.peak), "max_dd": str(dd.max_dd),
+            "max_dd_frac": str(dd.max_dd_frac), "peak_ns": dd.peak_ns,
+            "max_dd_duration_ns": dd.max_dd_duration_ns, "samples": dd.samples,
+        }
+        out["client_id_next"] = self.client_ids._next
+        out["risk"] = {
+            p.name: p.get_state() for p in self.risk_chain if callable(getattr(p, "get_state", None))
+        }
+        return out
+
+    def import_state(self, state: dict) -> None:
+        """Restore what :meth:`export_state` returned; marks the bot as resumed."""
+        for name in self._STATE_FIELDS:
+            if name not in state or name == "events_processed":  # re-counted by the warm-up
+                continue
+            cur = getattr(self, name)
+            v = state[name]
+            setattr(self, name, Decimal(v) if isinstance(cur, Decimal) else v)
+        dd = state.get("drawdown")
+        if dd:
+            self.drawdown.peak = None if dd["peak"] is None else Decimal(dd["peak"])
+            self.drawdown.max_dd = Decimal(dd["max_dd"])
+            self.drawdown.max_dd_frac = Decimal(dd["max_dd_frac"])
+            self.drawdown.peak_ns = dd["peak_ns"]
+            self.drawdown.max_dd_duration_ns = dd["max_dd_duration_ns"]
+            self.drawdown.samples = dd["samples"]
+        if state.get("client_id_next"):
+            self.client_ids._next = max(self.client_ids._next, int(state["client_id_next"]))
+        for p in self.risk_chain:
+            saved = (state.get("risk") or {}).get(p.name)
+            if saved is not None and callable(getattr(p, "restore_state", None)):
+                p.restore_state(saved)
+        self.resumed = True
 
     # ------------------------------------------------------------------
     # progress bar (replays)
@@ -570,6 +670,7 @@ class TradingBot:
             self.portfolios[venue].apply_funding(ev)
             if venue != self.config.primary_venue:
                 ev = attrs.evolve(ev, ticker=self._qualify(venue, ev.ticker), venue=venue)
+            self._call_strategy("on_funding_payment", ev)
             await self.notify("on_funding_payment", payment=ev)
         elif t is Liquidation:
             self.portfolios[venue].charge(ev.fee, ev.ticker, liquidation_fee=True)
@@ -664,6 +765,7 @@ class TradingBot:
             return None
         if res.success:
             self.open_orders.pop(client_id, None)
+        await self.notify("on_order_cancel", client_id=client_id, ticker=qualified, result=res)
         return res
 
     def _reference_price(self, qualified: str, side: Side) -> Decimal | None:
@@ -832,7 +934,7 @@ class TradingBot:
                    + (f" {decision.ticker}" if decision.ticker else "") + f" — {decision.reason}")
         await self.notify("on_risk_action", decision=decision)
         if decision.action is RiskAction.CLOSE_WORST:
-            worst = self._worst_position()
+            worst = decision.ticker if decision.ticker in self.positions() else self._worst_position()
             if worst is not None:
                 await self.close_position(worst, f"risk {decision.policy}: {decision.reason}")
         elif decision.action is RiskAction.CLOSE_ALL:

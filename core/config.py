@@ -33,6 +33,7 @@ import tomli_w
 
 from core.errors import ConfigError
 
+UNKNOWN_POSITION_POLICIES = ("adopt", "flatten", "refuse")
 DEFAULT_RISK_POLICIES = ("kill_switch", "stale_data", "circuit_breaker", "max_leverage", "liquidation_distance", "seed_thresholds")
 
 
@@ -132,6 +133,8 @@ class BotConfig:
     feed: str = "replay"
     decision_interval_s: Decimal = Decimal("1")
     snapshot_interval_s: Decimal = Decimal("60")
+    checkpoint_interval_s: Decimal | None = None
+    unknown_positions: str = "refuse"
     state_dir: Path = Path(".perpbot")
     journal_enabled: bool = True
     journal_path: Path | None = None
@@ -191,6 +194,8 @@ _BOT_KEYS = {
     "feed",
     "decision_interval_s",
     "snapshot_interval_s",
+    "checkpoint_interval_s",
+    "unknown_positions",
     "state_dir",
     "journal",
     "journal_path",
@@ -240,7 +245,12 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotC
         if not isinstance(bot["feed"], str):
             raise ConfigError(f"{source}: bot.feed: expected a name, got {bot['feed']!r}")
         kw["feed"] = bot["feed"].strip()
-    for key in ("decision_interval_s", "snapshot_interval_s"):
+    if "unknown_positions" in bot:
+        v = str(bot["unknown_positions"]).strip().lower()
+        if v not in UNKNOWN_POSITION_POLICIES:
+            raise ConfigError(f"{source}: bot.unknown_positions: expected one of {', '.join(UNKNOWN_POSITION_POLICIES)}, got {bot['unknown_positions']!r}")
+        kw["unknown_positions"] = v
+    for key in ("decision_interval_s", "snapshot_interval_s", "checkpoint_interval_s"):
         if key in bot:
             v = _as_decimal(bot[key], f"bot.{key}")
             if v <= 0:
@@ -300,6 +310,7 @@ def config_to_mapping(cfg: BotConfig) -> dict:
         "feed": cfg.feed,
         "decision_interval_s": cfg.decision_interval_s,
         "snapshot_interval_s": cfg.snapshot_interval_s,
+        "unknown_positions": cfg.unknown_positions,
         "state_dir": str(cfg.state_dir),
         "journal": cfg.journal_enabled,
         "dashboard": cfg.dashboard,

@@ -137,8 +137,20 @@ def on_order_submit(bot, order):
 def on_order_result(bot, order, result):
     """The exchange answered a placement.
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param order: the :class:`core.model.OrderRequest`.
     :param result: the :class:`core.model.OrderResult`.
+    """
+
+
+@hookspec
+def on_order_cancel(bot, client_id, ticker, result):
+    """The bot asked the exchange to cancel an order and got an answer.
+
+    :param bot: the :class:`core.bot.TradingBot`.
+    :param client_id: our client id.
+    :param ticker: the (qualified) ticker.
+    :param result: the :class:`core.model.OrderResult` of the cancel.
     """
 
 
@@ -146,6 +158,7 @@ def on_order_result(bot, order, result):
 def on_order_update(bot, update):
     """An order changed state.
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param update: the :class:`core.model.OrderUpdate`.
     """
 
@@ -154,6 +167,7 @@ def on_order_update(bot, update):
 def on_fill(bot, fill):
     """One of our orders filled (after the portfolio booked it).
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param fill: the :class:`core.model.Fill`.
     """
 
@@ -162,6 +176,7 @@ def on_fill(bot, fill):
 def on_funding_payment(bot, payment):
     """Funding was paid or received on a position.
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param payment: the :class:`core.model.FundingPayment` (amount USD, + received).
     """
 
@@ -170,6 +185,7 @@ def on_funding_payment(bot, payment):
 def on_liquidation(bot, liquidation):
     """A position was liquidated.
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param liquidation: the :class:`core.model.Liquidation`.
     """
 
@@ -178,6 +194,7 @@ def on_liquidation(bot, liquidation):
 def on_risk_action(bot, decision):
     """A risk policy did not approve (REDUCE, REJECT, CLOSE_WORST, CLOSE_ALL or HALT).
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param decision: the :class:`core.policies.RiskDecision` with its reason.
     """
 
@@ -186,8 +203,20 @@ def on_risk_action(bot, decision):
 def on_decision(bot, strategy, result):
     """A strategy finished a decision cycle.
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param strategy: the strategy instance.
     :param result: its :class:`core.strategy.StrategyResult`.
+    """
+
+
+@hookspec
+def on_checkpoint(bot):
+    """A resumable point: a batch, its account events and its decision cycle are done.
+
+    Fired every ``checkpoint_interval_s`` of clock time (default: the snapshot interval),
+    never per event. Journals save resumable state here.
+
+    :param bot: the :class:`core.bot.TradingBot` (see ``export_state``).
     """
 
 
@@ -195,6 +224,7 @@ def on_decision(bot, strategy, result):
 def on_equity_snapshot(bot, ts_ns, balance):
     """Periodic account snapshot (every ``snapshot_interval_s`` of clock time).
 
+    :param bot: the :class:`core.bot.TradingBot`.
     :param ts_ns: time, ns since the epoch.
     :param balance: the :class:`core.model.Balance`.
     """

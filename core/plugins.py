@@ -67,12 +67,19 @@ class Registry:
         table = getattr(self, kind)
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
-            label = kind.rstrip("s").replace("_", " ")
             from core.errors import ConfigError
 
-            raise ConfigError(f"unknown {label} {name!r} (available: {known})")
+            raise ConfigError(f"unknown {_LABELS[kind]} {name!r} (available: {known})")
         return table[name]
 
+
+_LABELS = {
+    "exchanges": "exchange",
+    "strategies": "strategy",
+    "risk_policies": "risk policy",
+    "position_sizers": "position sizer",
+    "feeds": "feed",
+}
 
 _BASES = {
     "exchanges": ("core.exchange", "BaseExchangeClient"),
@@ -115,7 +122,9 @@ class PluginManager:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            hooks = ", ".join(sorted(h for h in dir(exc.plugin) if h.startswith(("register_", "on_", "reconcile_"))))
+            raise PluginError(f"plugin {name!r} implements an unknown hook (has: {hooks}); check the name against core.hookspecs") from None
         self._collect()
 
     # -- loading -----------------------------------------------------------
@@ -184,7 +193,7 @@ class PluginManager:
             if name in table:
                 other = self.registry.owners[(kind, name)]
                 raise PluginError(
-                    f"{kind.rstrip('s').replace('_', ' ')} name {name!r} is registered twice: "
+                    f"{_LABELS[kind]} name {name!r} is registered twice: "
                     f"by plugin {other!r} and by plugin {plugin_name!r}"
                 )
             params = getattr(cls, "Params", None)
@@ -212,7 +221,7 @@ class PluginManager:
         for name, plugin in self.pm.list_name_plugin():
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             registered = sorted(
-                f"{kind.rstrip('s').replace('_', ' ')}:{n}"
+                f"{_LABELS[kind]}:{n}"
                 for (kind, n), owner in self.registry.owners.items()
                 if owner == name
             )

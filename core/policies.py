@@ -87,6 +87,8 @@ class RiskView:
     open_orders: int = 0
     circuit_open: Mapping[str, str] = attrs.Factory(dict)
     state: Any = None  # per-market states (core.state.MarketState) for signal-aware policies
+    total_equity: Decimal = Decimal(0)  # sum over venues, USD (start/peak/day equities are totals too)
+    balances: Mapping[str, Balance] = attrs.Factory(dict)  # per venue
 
 
 class RiskPolicy(abc.ABC):

@@ -128,6 +128,9 @@ class BaseStrategy(abc.ABC):
     def on_order_update(self, update: OrderUpdate) -> None:
         """One of this strategy's orders changed state."""
 
+    def on_funding_payment(self, payment) -> None:
+        """Funding was booked on one of the positions (ticker qualified for other venues)."""
+
     def on_start(self, market_data) -> None:
         """Called once after the exchange is connected and state reconciled."""
 

@@ -1,0 +1,225 @@
+"""TradingBot supervisor behaviour with an in-memory feed and a deterministic exchange."""
+
+import asyncio
+from decimal import Decimal as D
+
+import attrs
+import pytest
+
+from core.bot import ClientIdAllocator, TradingBot
+from core.errors import ConfigError
+from core.hookspecs import hookimpl
+from core.model import FeedStatus, OrderParams, OrderType, Side, Trade
+from core.plugins import PluginManager
+from core.policies import RiskAction, RiskDecision, RiskPolicy
+from core.strategy import StrategyResult
+from core.testing import book_events, bot_config
+from tests.core.simple import ScriptedStrategy, TestPlugin
+
+T0 = 1_723_161_255 * 10**9
+S = 10**9
+
+
+def events(n=10, ticker="BTC-USD", start=T0, step=S, mid=D("60000")):
+    out = []
+    out += book_events(ticker, start, mid)
+    for i in range(1, n):
+        out.append(Trade(ticker, start + i * step, mid, D("0.01"), Side.BUY, str(i)))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _reset_script():
+    ScriptedStrategy.SCRIPT = []
+    ScriptedStrategy.seen = []
+    ScriptedStrategy.fills = []
+    yield
+
+
+def make_bot(tmp_path, evs, *extra, **cfg):
+    base = dict(
+        exchange=("instant",),
+        strategy="scripted",
+        tickers=("BTC-USD",),
+        feed="list",
+        state_dir=tmp_path,
+        feeds={"list": {"events": evs}},
+        sizer="test_notional",
+    )
+    base.update(cfg)
+    pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(), *extra), default_plugins=())
+    return TradingBot(bot_config(**base), pm)
+
+
+def run(bot):
+    return asyncio.run(bot.run())
+
+
+def test_strategy_order_is_executed_and_fill_booked(tmp_path):
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01234")))]
+    bot = make_bot(tmp_path, events())
+    summary = run(bot)
+    ex = bot.exchange
+    assert len(ex.placed) == 1
+    # size floored to the 0.0001 BTC step, never raised
+    assert ex.placed[0].size == D("0.0123")
+    assert bot.portfolio.positions["BTC-USD"].size == D("0.0123")
+    assert ScriptedStrategy.fills and ScriptedStrategy.fills[0].size == D("0.0123")
+    assert summary.markets[0].fills == 1
+    assert summary.fees == (D("0.0123") * D("60000.5") * D("0.0005")).quantize(D("0.000001"))
+    assert summary.events == len(events())
+
+
+def test_size_below_minimum_is_rejected_not_raised(tmp_path):
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.00005")))]
+    bot = make_bot(tmp_path, events())
+    summary = run(bot)
+    assert bot.exchange.placed == []
+    assert summary.orders_rejected == 1
+
+
+def test_sizer_decides_when_size_is_none(tmp_path):
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.SELL))]
+    bot = make_bot(tmp_path, events(), sizers={"test_notional": {"notional": "1200"}})
+    run(bot)
+    (order,) = bot.exchange.placed
+    # 1200 USD at the 59999.5 bid -> 0.02000016 BTC floored to the step
+    assert order.size == D("0.02") and order.side is Side.SELL
+
+
+def test_strategy_exception_is_contained(tmp_path):
+    ScriptedStrategy.SCRIPT = [RuntimeError("bug in strategy"), StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events())
+    summary = run(bot)
+    assert summary.strategy_errors == 1
+    assert len(bot.exchange.placed) == 1  # the next cycle still ran
+
+
+def test_paused_market_is_not_tradable(tmp_path):
+    evs = events(5) + [FeedStatus("BTC-USD", T0 + 6 * S, healthy=False, reason="crossed book, resyncing")]
+    evs += [Trade("BTC-USD", T0 + (7 + i) * S, D("60000"), D("0.01"), Side.BUY) for i in range(3)]
+    bot = make_bot(tmp_path, evs)
+    run(bot)
+    last = ScriptedStrategy.seen[-1]
+    assert "BTC-USD" not in last.tradable
+    assert last.paused["BTC-USD"] == "crossed book, resyncing"
+
+
+def test_unknown_ticker_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown ticker 'XYZ-USD'"):
+        make_bot(tmp_path, events(), tickers=("XYZ-USD",))
+
+
+def test_unknown_strategy_parameter_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="sizer test_notional: unknown parameter 'bogus'"):
+        make_bot(tmp_path, events(), sizers={"test_notional": {"bogus": "1"}})
+
+
+class _Reject(RiskPolicy):
+    name = "test_reject"
+
+    def check_order(self, order, view):
+        return RiskDecision(RiskAction.REJECT, "too big for the test")
+
+
+class _Reduce(RiskPolicy):
+    name = "test_reduce"
+
+    def check_order(self, order, view):
+        if order.reduce_only:
+            return RiskDecision()
+        return RiskDecision(RiskAction.REDUCE, "halve it", size=order.size / 2)
+
+
+class _HaltAfter(RiskPolicy):
+    name = "test_halt"
+    calls = 0
+
+    def check_account(self, view):
+        type(self).calls += 1
+        if view.positions:
+            return RiskDecision(RiskAction.CLOSE_ALL, "emergency -15%")
+        return RiskDecision()
+
+
+class RiskPlugin:
+    __name__ = "risk-test-plugin"
+
+    @hookimpl
+    def register_risk_policies(self, register):
+        register(_Reject)
+        register(_Reduce)
+        register(_HaltAfter)
+
+
+def test_risk_reduce_then_reject(tmp_path):
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.0101")))]
+    seen = []
+
+    class Obs:
+        __name__ = "observer"
+
+        @hookimpl
+        def on_risk_action(self, bot, decision):
+            seen.append(decision)
+
+    bot = make_bot(tmp_path, events(), RiskPlugin(), Obs(), risk_policies=("test_reduce",))
+    run(bot)
+    assert bot.exchange.placed[0].size == D("0.0050")  # 0.00505 floored to the step
+    assert seen[0].action is RiskAction.REDUCE and seen[0].policy == "test_reduce"
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events(), RiskPlugin(), risk_policies=("test_reject",))
+    summary = run(bot)
+    assert bot.exchange.placed == [] and summary.orders_rejected == 1
+    assert bot.risk_log[-1].reason == "too big for the test"
+
+
+def test_close_all_uses_reduce_only_market_orders(tmp_path):
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events(20), RiskPlugin(), risk_policies=("test_halt",))
+    run(bot)
+    closes = [o for o in bot.exchange.placed if o.reduce_only]
+    assert closes, "CLOSE_ALL placed no closing order"
+    c = closes[0]
+    assert c.side is Side.SELL and c.size == D("0.01") and c.order_type is OrderType.MARKET
+    assert c.time_in_force.value == "IOC"
+    assert bot.portfolio.positions["BTC-USD"].size == 0
+
+
+def test_sigterm_stops_cleanly_and_cancels_orders(tmp_path):
+    import os
+    import signal
+
+    class Killer:
+        __name__ = "killer"
+
+        @hookimpl
+        def on_order_result(self, bot, order, result):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ScriptedStrategy.SCRIPT = [
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY, OrderType.LIMIT, size=D("0.01"), price=D("59000.7")))
+    ]
+    bot = make_bot(tmp_path, events(300), Killer())
+    summary = run(bot)
+    assert summary.stop_reason == "SIGTERM"
+    assert bot.exchange.placed[0].price == D("59000")  # buy price floored to the $1 tick
+    assert bot.exchange.canceled == [bot.exchange.placed[0].client_id]
+    assert summary.events < len(events(300))
+    assert not bot.exchange.connected
+
+
+def test_client_ids_are_unique_and_reserved():
+    alloc = ClientIdAllocator(start=10)
+    alloc.reserve([11, 12, 40])
+    ids = [alloc.next() for _ in range(3)]
+    assert ids == [41, 42, 43]
+    wrap = ClientIdAllocator(start=2**32 - 1)
+    assert wrap.next() == 2**32 - 1 and wrap.next() == 1
+
+
+def test_max_events_stops_early(tmp_path):
+    bot = make_bot(tmp_path, events(30), max_events=5)
+    summary = run(bot)
+    assert summary.events == 5 and "max events" in summary.stop_reason
