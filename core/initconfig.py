@@ -32,6 +32,9 @@ _BOT = [
 
 
 def _line(key: str, value: Any, help_text: str = "", commented: bool = False) -> str:
+    if isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict)):
+        out = f"# {help_text}\n" if help_text else ""
+        return out + f"# {key}: a table (built-in default; see the plugin's documentation)\n"
     text = tomli_w.dumps({key: value}).strip()
     text = text.replace("\n", " ").replace("[ ", "[").replace(", ]", "]")
     out = f"# {help_text}\n" if help_text else ""

@@ -8,7 +8,8 @@ position with the average-entry method for reporting; the identity
 
     equity == starting collateral + realized + unrealized - fees + funding
 
-holds exactly (Decimal arithmetic) and is tested.
+holds to Decimal's 28 significant digits (an average entry price can be a
+non-terminating quotient; collateral itself is booked exactly) and is tested.
 
 The same class is the paper simulator's account (the exchange's truth) and the
 bot's own view built from the fills the exchange reports.
