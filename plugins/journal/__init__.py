@@ -1,0 +1,475 @@
+"""Built-in plugin: the journal (SQLite) and restart reconciliation.
+
+On by default (``bot.config.journal_enabled``; ``--no-journal`` turns it off).
+One file per bot instance: ``bot.config.resolved_journal_path()`` (``--journal
+PATH``; default ``<state_dir>/journal-<strategy>-<venue>.sqlite``).
+
+What is written, and when (hooks of :mod:`core.hookspecs`):
+
+- ``on_order_submit``: the order intent, committed (and fsynced, for real
+  venues; a committed WAL transaction already survives a killed process, which
+  is all a simulator needs) BEFORE the bot sends the order (the hook is awaited; if the write fails, e.g. because the
+  client id is already journaled, the order is not sent);
+- ``on_order_result`` / ``on_order_update`` / ``on_fill`` / ``on_funding_payment``
+  / ``on_liquidation`` / ``on_risk_action``: one row each (cancels, expiries and
+  best-effort cancels also go to ``cancels``); after a fill, the position of
+  that market;
+- ``on_fill`` / ``on_decision``: the strategy's ``get_state()`` when it changed;
+- ``on_equity_snapshot``: account balance per venue, mark prices, and a
+  checkpoint every ``checkpoint_interval_s`` (default ``snapshot_interval_s``)
+  of clock time (``on_checkpoint`` when the bot provides that hook);
+- ``on_bot_stop``: final balance, positions, strategy state and checkpoint;
+  the run row gets its end time, stop reason and summary.
+
+``reconcile_startup`` reconciles the journal with the exchanges before any
+strategy runs (:mod:`plugins.journal.reconcile`) and returns its one-line summary.
+
+Writes happen on a dedicated thread (:mod:`plugins.journal.writer`): the event
+loop never waits on the disk except for the intent commit, which must finish
+before the order goes out. Schema and migrations: :mod:`plugins.journal.schema`.
+Other plugins reach the journal with :func:`session_of` (e.g. the report
+plugin flushes it at stop before reading it).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from core.config import split_ticker
+from core.hookspecs import hookimpl
+from plugins.journal.codec import dumps_state
+from plugins.journal.reconcile import UnknownPositionsError, flatten, reconcile
+from plugins.journal.schema import SCHEMA_VERSION
+from plugins.journal.state import restore_bot_runtime, take_checkpoint_state
+from plugins.journal.store import Checkpoint, DuplicateClientId, Journal
+from plugins.journal.writer import JournalWriter
+
+__all__ = [
+    "Checkpoint",
+    "DuplicateClientId",
+    "Journal",
+    "JournalSession",
+    "JournalWriter",
+    "SCHEMA_VERSION",
+    "UnknownPositionsError",
+    "session_of",
+]
+
+NS = 1_000_000_000
+
+_SESSIONS: "weakref.WeakKeyDictionary[Any, JournalSession]" = weakref.WeakKeyDictionary()
+
+
+class JournalSession:
+    """The journal of one running bot: its writer thread and bookkeeping.
+
+    :param bot: the :class:`core.bot.TradingBot`.
+    :param path: the journal file.
+    """
+
+    def __init__(self, bot: Any, path: Path):
+        self.path = Path(path)
+        self.run_id = bot.run_id
+        self.primary = bot.config.primary_venue
+        self.writer = JournalWriter(self.path).start()
+        self.started = False
+        self.reconciled = False
+        self.stopped = False
+        self.last_strategy_state: str | None = None
+        interval = getattr(bot.config, "checkpoint_interval_s", None) or bot.config.snapshot_interval_s
+        self.checkpoint_ns = int(Decimal(str(interval)) * NS)
+        self.next_checkpoint_ns = 0
+        self.checkpoints = 0
+        self.resume: dict | None = None  # set by reconcile() on a paper resume
+        self.resume_fixups_done = False
+        self.flatten_pending: list = []
+        self.reconcile_summary = ""
+        #: every venue is a simulator: intents are committed (not fsynced) before sending,
+        #: which survives a killed process; real venues get an fsync per intent
+        self.simulated = all(ex.capabilities().simulated for ex in bot.exchanges.values())
+
+    # -- helpers ------------------------------------------------------------
+
+    def venue_of(self, ticker: str, venue: str | None = None) -> tuple[str, str]:
+        v, t = split_ticker(ticker)
+        return (venue or v or self.primary), t
+
+    def post(self, fn, *args, **kwargs) -> None:
+        self.writer.post(fn, self.run_id, *args, **kwargs)
+
+    def save_strategy_state(self, bot: Any, reason: str, *, force: bool = False) -> None:
+        try:
+            state = bot.strategy.get_state()
+        except Exception as exc:
+            logger.error(f"strategy get_state() raised {type(exc).__name__}: {exc}")
+            return
+        if state is None:
+            return
+        try:
+            text = dumps_state(state)
+        except TypeError as exc:
+            logger.error(f"strategy state not storable in the journal: {exc}")
+            return
+        if text == self.last_strategy_state and not force:
+            return
+        self.last_strategy_state = text
+        self.writer.post(
+            Journal.record_strategy_state,
+            self.run_id,
+            bot.strategy.name,
+            state,
+            ts_ns=bot.clock.now_ns(),
+            reason=reason,
+        )
+
+    def checkpoint(self, bot: Any, reason: str) -> None:
+        """Queue a checkpoint of ``bot`` as it is now (state taken on the caller's thread)."""
+        try:
+            state = take_checkpoint_state(bot)
+            text_ok = dumps_state(state)  # fail here (loudly) rather than in the writer thread
+            del text_ok
+        except Exception as exc:
+            logger.error(f"journal checkpoint skipped: {type(exc).__name__}: {exc}")
+            return
+        self.checkpoints += 1
+        last_event_ns = bot.clock.now_ns()
+        high = getattr(bot.client_ids, "_next", 0)
+        self.writer.post(
+            Journal.record_checkpoint,
+            self.run_id,
+            ts_ns=last_event_ns,
+            events_processed=bot.events_processed,
+            last_event_ns=last_event_ns,
+            client_id_high=int(high),
+            state=state,
+            reason=reason,
+        )
+
+    def snapshot_account(self, bot: Any, ts_ns: int) -> None:
+        """Balance per venue (with PnL columns from the bot's portfolio) and mark prices."""
+        for venue, pf in getattr(bot, "portfolios", {}).items():
+            try:
+                bal = bot.balance(venue)
+            except Exception as exc:
+                logger.error(f"journal: balance of {venue} unavailable: {exc}")
+                continue
+            marks = bot._venue_marks(venue) if hasattr(bot, "_venue_marks") else bot.marks()
+            self.writer.post(
+                Journal.record_equity,
+                self.run_id,
+                bal,
+                ts_ns=ts_ns,
+                venue=venue,
+                realized_pnl=pf.realized_pnl,
+                unrealized_pnl=pf.unrealized_pnl(marks),
+                fees=pf.fees_paid,
+                funding=pf.funding_net,
+                gross_notional=pf.gross_notional(marks),
+            )
+            self.writer.post(Journal.record_marks, self.run_id, dict(marks), ts_ns=ts_ns, venue=venue)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def session_of(bot: Any) -> JournalSession | None:
+    """The journal session of ``bot`` (None when the journal is disabled or not started)."""
+    return _SESSIONS.get(bot)
+
+
+def _ensure(bot: Any) -> JournalSession | None:
+    if not getattr(bot.config, "journal_enabled", True):
+        return None
+    s = _SESSIONS.get(bot)
+    if s is None or s.stopped:
+        path = bot.config.resolved_journal_path()
+        s = JournalSession(bot, path)
+        _SESSIONS[bot] = s
+    if not s.started:
+        s.started = True
+        cfg = bot.config
+        s.writer.post(
+            lambda j: j.start_run(
+                bot.run_id,
+                ts_ns=bot.clock.now_ns(),
+                strategy=cfg.strategy,
+                venues=list(cfg.exchange),
+                tickers=list(cfg.tickers),
+                config={
+                    "exchange": list(cfg.exchange),
+                    "strategy": cfg.strategy,
+                    "tickers": list(cfg.tickers),
+                    "feed": cfg.feed,
+                    "decision_interval_s": str(cfg.decision_interval_s),
+                    "snapshot_interval_s": str(cfg.snapshot_interval_s),
+                    "max_events": cfg.max_events,
+                    "strategy_params": {k: str(v) for k, v in cfg.strategy_params().items()},
+                    "sizer": cfg.sizer,
+                    "risk_policies": list(cfg.risk_policies),
+                    "pid": os.getpid(),
+                },
+            )
+        )
+    return s
+
+
+# ---------------------------------------------------------------------------
+# lifecycle
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def on_bot_start(bot):
+    s = _ensure(bot)
+    if s is not None:
+        logger.info(f"journal: {s.path} (schema v{SCHEMA_VERSION}, run {bot.run_id})")
+
+
+@hookimpl
+async def reconcile_startup(bot):
+    s = _ensure(bot)
+    if s is None:
+        return None
+    previous = await s.writer.call(lambda j: [r["run_id"] for r in j.runs() if r["run_id"] != bot.run_id])
+    # runs that never recorded their end were killed
+    await s.writer.call(
+        lambda j: j.conn.execute(
+            "UPDATE runs SET status='crashed' WHERE status='running' AND run_id != ?", (bot.run_id,)
+        )
+    )
+    try:
+        rep = await reconcile(bot, s)
+    except BaseException as exc:
+        await s.writer.call(
+            lambda j: j.end_run(bot.run_id, ts_ns=bot.clock.now_ns(), status="refused", stop_reason=str(exc))
+        )
+        s.stopped = True
+        s.close()
+        raise
+    s.reconciled = True
+    s.flatten_pending = list(rep.flatten_pending)
+    if s.flatten_pending:
+        s.flatten_pending = await flatten(bot, s.flatten_pending)
+    summary = rep.line()
+    s.reconcile_summary = summary
+    resumed_from = rep.resumed_from or (previous[-1] if previous and not rep.fresh and not _simulated(bot) else None)
+    await s.writer.call(
+        lambda j: j.update_run(
+            bot.run_id,
+            reconcile_summary=summary,
+            resumed_from=resumed_from,
+            resume_event=rep.resume_event,
+        )
+    )
+    s.save_strategy_state(bot, "reconciled")
+    return summary
+
+
+def _simulated(bot: Any) -> bool:
+    return all(ex.capabilities().simulated for ex in bot.exchanges.values())
+
+
+@hookimpl(tryfirst=True)
+async def on_bot_stop(bot, summary):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    now = bot.clock.now_ns()
+    try:
+        s.snapshot_account(bot, now)
+        for venue, pf in getattr(bot, "portfolios", {}).items():
+            marks = bot._venue_marks(venue) if hasattr(bot, "_venue_marks") else {}
+            for t, p in pf.positions.items():
+                if p.size:
+                    s.post(Journal.record_position, p, ts_ns=now, venue=venue, mark=marks.get(t), reason="stop")
+        s.save_strategy_state(bot, "stop", force=True)
+        if s.reconciled:
+            s.checkpoint(bot, "stop")
+        as_dict = summary.as_dict() if hasattr(summary, "as_dict") else None
+        s.writer.post(
+            lambda j: j.end_run(
+                bot.run_id,
+                ts_ns=now,
+                status="halted" if getattr(bot, "halted", None) else "stopped",
+                stop_reason=getattr(bot, "stop_reason", "") or "",
+                summary=as_dict,
+            )
+        )
+        await s.writer.flush()
+    finally:
+        s.stopped = True
+        s.close()
+    if s.writer.errors:
+        logger.error(f"journal {s.path}: {s.writer.errors} write(s) failed; last: {s.writer.last_error}")
+
+
+# ---------------------------------------------------------------------------
+# orders
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+async def on_order_submit(bot, order):
+    s = session_of(bot)
+    if s is None:
+        s = _ensure(bot)
+        if s is None:
+            return
+    venue, _ = s.venue_of(order.ticker, order.venue)
+    await s.writer.call(
+        Journal.record_intent,
+        bot.run_id,
+        order,
+        ts_ns=bot.clock.now_ns(),
+        venue=venue,
+        strategy=getattr(bot.strategy, "name", ""),
+        durable=not s.simulated,
+    )
+
+
+@hookimpl
+def on_order_result(bot, order, result):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    venue, _ = s.venue_of(order.ticker, order.venue)
+    s.post(Journal.record_result, order, result, ts_ns=bot.clock.now_ns(), venue=venue)
+
+
+@hookimpl
+def on_order_update(bot, update):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    venue, t = s.venue_of(update.ticker, update.venue or None)
+    if t != update.ticker:
+        update = attrs.evolve(update, ticker=t)
+    s.post(Journal.record_update, update, venue=venue)
+
+
+# ---------------------------------------------------------------------------
+# account events
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def on_fill(bot, fill):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    venue, t = s.venue_of(fill.ticker, fill.venue or None)
+    if t != fill.ticker:
+        fill = attrs.evolve(fill, ticker=t)
+    s.post(Journal.record_fill, fill, venue=venue)
+    pf = getattr(bot, "portfolios", {}).get(venue)
+    if pf is not None and t in pf.positions:
+        mark = None
+        st = bot.states.get(fill.ticker if venue == s.primary else f"{venue}:{t}")
+        if st is not None:
+            mark = st.mark_price()
+        s.post(Journal.record_position, pf.positions[t], ts_ns=fill.ts_ns, venue=venue, mark=mark, reason="fill")
+    s.save_strategy_state(bot, "fill")
+
+
+@hookimpl
+def on_funding_payment(bot, payment):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    venue, t = s.venue_of(payment.ticker, payment.venue or None)
+    if t != payment.ticker:
+        payment = attrs.evolve(payment, ticker=t)
+    s.post(Journal.record_funding, payment, venue=venue)
+
+
+@hookimpl
+def on_liquidation(bot, liquidation):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    venue, t = s.venue_of(liquidation.ticker, liquidation.venue or None)
+    if t != liquidation.ticker:
+        liquidation = attrs.evolve(liquidation, ticker=t)
+    s.post(Journal.record_liquidation, liquidation, venue=venue)
+
+
+@hookimpl
+def on_risk_action(bot, decision):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    s.post(Journal.record_risk, decision, ts_ns=bot.clock.now_ns())
+
+
+@hookimpl
+def on_decision(bot, strategy, result):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    s.save_strategy_state(bot, "decision")
+
+
+@hookimpl
+async def on_equity_snapshot(bot, ts_ns, balance):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    if s.resume is not None and not s.resume_fixups_done:
+        _resume_fixups(bot, s)
+    if s.flatten_pending:
+        s.flatten_pending = await flatten(bot, s.flatten_pending)
+    s.snapshot_account(bot, ts_ns)
+    if not _has_checkpoint_hook(bot) and s.reconciled and ts_ns >= s.next_checkpoint_ns:
+        s.next_checkpoint_ns = ts_ns + s.checkpoint_ns
+        s.checkpoint(bot, "periodic (equity snapshot)")
+
+
+@hookimpl(optionalhook=True)
+def on_checkpoint(bot):
+    """Checkpoint at a resumable point (fired by bots that provide this hook)."""
+    s = session_of(bot)
+    if s is None or s.stopped or not s.reconciled:
+        return
+    now = bot.clock.now_ns()
+    if now >= s.next_checkpoint_ns:
+        s.next_checkpoint_ns = now + s.checkpoint_ns
+        s.checkpoint(bot, "periodic")
+
+
+def _has_checkpoint_hook(bot: Any) -> bool:
+    try:
+        return bool(bot.pm.pm.hook.on_checkpoint.spec)
+    except AttributeError:
+        return False
+
+
+def _resume_fixups(bot: Any, s: JournalSession) -> None:
+    """Undo what ``TradingBot.start()``/``run()`` reset after reconciliation on a resumed run.
+
+    The bot sets ``start_equity``, ``peak_equity``, ``day_start_equity`` and
+    ``start_ns`` after ``reconcile_startup`` returns; a resumed run must keep
+    the values of the run it continues (its return and drawdown are measured
+    from the original start).
+    """
+    s.resume_fixups_done = True
+    saved = s.resume.get("bot", {}) if s.resume else {}
+    if "exported" in saved:
+        return  # the bot imports its own state and knows not to reset it
+    peak_now = getattr(bot, "peak_equity", None)
+    day_now = getattr(bot, "_day", None)
+    restore_bot_runtime(
+        bot,
+        {k: saved[k] for k in ("start_equity", "start_ns") if k in saved},
+    )
+    if "peak_equity" in saved and peak_now is not None:
+        bot.peak_equity = max(saved["peak_equity"], peak_now)
+    if saved.get("_day") == day_now and "day_start_equity" in saved:
+        bot.day_start_equity = saved["day_start_equity"]
+

@@ -1,0 +1,399 @@
+"""Restart reconciliation: the journal is what we intended, the exchange is what happened.
+
+:func:`reconcile` runs inside the ``reconcile_startup`` hook, after the bot
+connected its exchanges (and loaded their balances, positions and open orders)
+and before any strategy decision. In order:
+
+1. **Client ids**: every id the journal ever holds (voided rows included) is
+   reserved in ``bot.client_ids``; an id is never reused, so an order is never
+   sent twice under one id.
+2. **Paper resume** (every exchange is a simulator, the journal has a
+   checkpoint with their ``export_state()``, and ``bot.config.fresh`` is not
+   set): rows written after that checkpoint by the killed run are voided, the
+   simulators, the bot's portfolios, open-order table and counters are put back
+   as they were at the checkpoint, and the feed is told to skip the events
+   already processed (``bot.resume_from_event`` / ``bot.resume_from_ns``).
+3. **Orders**: each venue's open orders are compared with the orders the
+   journal believes live. Ours (same client id) are adopted into
+   ``bot.open_orders`` with their journaled tag; ours that vanished are
+   journaled as CANCELED (reason "vanished while the bot was down") unless the
+   fills show them filled; orders with ids the journal never wrote are foreign
+   (placed by someone else): left alone and removed from the bot's table.
+4. **Fills while down** (live venues): ``get_fills_since(last checkpoint)``;
+   fills not yet journaled are booked with ``bot.book_fill`` (the bot's own
+   booking path), journaled with ``source='reconcile'`` and shown to the strategy.
+5. **Positions**: the journal's fills (replayed through a Portfolio) say what
+   we opened; an exchange position they do not explain is *unknown* and the
+   ``unknown_positions`` policy applies: ``adopt`` (keep it), ``flatten``
+   (reduce-only market order for the unexplained size, before the first
+   decision) or ``refuse`` (raise :class:`~core.errors.PerpbotError` listing them).
+6. **Strategy state**: ``strategy.restore_state()`` with the checkpoint's state
+   (paper resume) or the latest journaled state (live); then the strategy is
+   told about vanished orders and fills booked while down.
+
+The result is a one-line summary, e.g.
+``"adopted 3 orders, 1 vanished, booked 2 fills, 0 foreign; positions: adopt (none unknown); strategy state restored"``.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from core.config import split_ticker
+from core.errors import ConfigError, PerpbotError
+from core.model import ZERO, OrderParams, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from core.portfolio import Portfolio
+from plugins.journal.state import restore_bot_runtime, restore_portfolio
+from plugins.journal.store import Journal, row_to_fill
+
+POLICIES = ("adopt", "flatten", "refuse")
+
+
+class UnknownPositionsError(PerpbotError):
+    """Positions on the exchange that this bot's journal does not explain, with ``unknown_positions = refuse``."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, positions: dict):
+        super().__init__(message)
+        self.positions = positions
+
+
+def unknown_positions_policy(bot: Any) -> str:
+    """``bot.config.unknown_positions``, else env ``PERPBOT_UNKNOWN_POSITIONS``, else ``refuse``."""
+    value = getattr(bot.config, "unknown_positions", None) or os.environ.get("PERPBOT_UNKNOWN_POSITIONS") or "refuse"
+    value = str(value).strip().lower()
+    if value not in POLICIES:
+        raise ConfigError(f"unknown_positions: expected one of {', '.join(POLICIES)}, got {value!r}")
+    return value
+
+
+@attrs.define
+class ReconcileReport:
+    """What reconciliation did (also the source of the one-line summary)."""
+
+    resumed_from: str | None = None
+    resume_event: int | None = None
+    voided: int = 0
+    adopted: list = attrs.Factory(list)
+    vanished: list = attrs.Factory(list)
+    filled_while_down: list = attrs.Factory(list)
+    foreign: list = attrs.Factory(list)
+    booked_fills: list = attrs.Factory(list)
+    unknown: dict = attrs.Factory(dict)  # qualified ticker -> unexplained signed size
+    gone: dict = attrs.Factory(dict)  # journal had a position the exchange does not
+    policy: str = "refuse"
+    flatten_pending: list = attrs.Factory(list)
+    strategy_restored: bool = False
+    reserved_ids: int = 0
+    fresh: bool = False
+    new_journal: bool = False
+
+    def line(self) -> str:
+        parts = []
+        if self.new_journal:
+            parts.append("new journal")
+        if self.resumed_from:
+            parts.append(
+                f"resumed paper run {self.resumed_from} from its checkpoint at event {self.resume_event}"
+                + (f" ({self.voided} later rows voided)" if self.voided else "")
+            )
+        elif self.fresh:
+            parts.append("fresh start (journaled state ignored)")
+        parts.append(f"reserved {self.reserved_ids} client ids")
+        parts.append(
+            f"adopted {len(self.adopted)} orders, {len(self.vanished)} vanished"
+            + (f" ({len(self.filled_while_down)} of them filled)" if self.filled_while_down else "")
+            + f", booked {len(self.booked_fills)} fills, {len(self.foreign)} foreign orders left alone"
+        )
+        if self.unknown:
+            desc = ", ".join(f"{t} {s:+}" for t, s in sorted(self.unknown.items()))
+            parts.append(f"positions: {self.policy} ({desc})")
+        else:
+            parts.append(f"positions: {self.policy} (none unknown)")
+        if self.gone:
+            parts.append("journal positions absent on the exchange: " + ", ".join(sorted(self.gone)))
+        parts.append("strategy state restored" if self.strategy_restored else "no strategy state to restore")
+        return "; ".join(parts)
+
+
+def _qualify(bot: Any, venue: str, ticker: str) -> str:
+    q = getattr(bot, "_qualify", None)
+    if callable(q):
+        return q(venue, ticker)
+    return ticker if venue == bot.config.primary_venue else f"{venue}:{ticker}"
+
+
+def journal_positions(j: Journal) -> dict[tuple[str, str], Decimal]:
+    """(venue, ticker) -> signed size the journal's own fills add up to (voided rows excluded)."""
+    books: dict[str, Portfolio] = {}
+    for row in j.fills():
+        f = row_to_fill(row)
+        books.setdefault(row["venue"], Portfolio(ZERO)).apply_fill(f)
+    out = {}
+    for venue, pf in books.items():
+        for t, p in pf.positions.items():
+            out[(venue, t)] = p.size
+    return out
+
+
+def _call_strategy(bot: Any, method: str, arg: Any) -> None:
+    caller = getattr(bot, "_call_strategy", None)
+    if callable(caller):
+        caller(method, arg)
+        return
+    try:
+        getattr(bot.strategy, method)(arg)
+    except Exception as exc:
+        logger.error(f"strategy {method} raised during reconciliation: {exc}")
+
+
+async def reconcile(bot: Any, session: Any) -> ReconcileReport:
+    """Reconcile ``bot`` with its journal (``session.writer``) and its exchanges; see the module docstring."""
+    w = session.writer
+    rep = ReconcileReport(policy=unknown_positions_policy(bot), fresh=bool(getattr(bot.config, "fresh", False)))
+    primary = bot.config.primary_venue
+
+    # 1. client ids -----------------------------------------------------------
+    ids = await w.call(lambda j: j.all_client_ids())
+    bot.client_ids.reserve(ids)
+    rep.reserved_ids = len(ids)
+    previous_runs = await w.call(lambda j: [r["run_id"] for r in j.runs() if r["run_id"] != bot.run_id])
+    rep.new_journal = not previous_runs
+    cp = await w.call(lambda j: j.last_checkpoint())
+
+    # 2. paper resume -----------------------------------------------------------
+    exchanges = dict(bot.exchanges)
+    simulated = all(ex.capabilities().simulated for ex in exchanges.values())
+    resumed_state = None
+    if (
+        simulated
+        and cp is not None
+        and not rep.fresh
+        and cp.run_id != bot.run_id
+        and all(callable(getattr(ex, "import_state", None)) for ex in exchanges.values())
+        and set(exchanges) <= set(cp.state.get("exchanges", {}))
+    ):
+        counts = await w.call(lambda j: j.void_after(cp, run_ids=previous_runs))
+        rep.voided = sum(counts.values())
+        st = cp.state
+        for venue, ex in exchanges.items():
+            ex.import_state(st["exchanges"][venue])
+        for venue, pstate in st.get("portfolios", {}).items():
+            if venue in bot.portfolios:
+                restore_portfolio(bot.portfolios[venue], pstate)
+        bot.portfolio = bot.portfolios.get(primary, bot.portfolio)
+        bot.open_orders.clear()
+        bot.open_orders.update(st.get("open_orders", {}))
+        restore_bot_runtime(bot, st.get("bot", {}))
+        for policy in getattr(bot, "risk_chain", ()):
+            saved = st.get("risk", {}).get(getattr(policy, "name", ""))
+            if saved is not None and callable(getattr(policy, "restore_state", None)):
+                policy.restore_state(saved)
+        if hasattr(bot, "resume_from_event"):
+            bot.resume_from_event = cp.events_processed
+        else:
+            # approximate: the bot skips events strictly before this time (see requests-journal.md)
+            bot.resume_from_ns = cp.last_event_ns + 1
+            bot.events_processed = 0
+        session.resume = {"bot": st.get("bot", {}), "events": cp.events_processed, "last_event_ns": cp.last_event_ns}
+        rep.resumed_from = cp.run_id
+        rep.resume_event = cp.events_processed
+        resumed_state = st
+
+    # 3. orders -----------------------------------------------------------------
+    journal_open = await w.call(lambda j: j.open_orders())
+    known_ids = await w.call(lambda j: {int(r["client_id"]): r["tag"] for r in j.intents()})
+    live_ids: set[int] = set()
+    for venue, ex in exchanges.items():
+        try:
+            orders = await ex.get_open_orders()
+        except Exception as exc:
+            raise PerpbotError(f"reconciliation: cannot list open orders on {venue}: {exc}") from exc
+        for info in orders:
+            cid = int(info.client_id)
+            live_ids.add(cid)
+            qualified = _qualify(bot, venue, split_ticker(info.ticker)[1])
+            if cid in known_ids:
+                adopted = attrs.evolve(info, ticker=qualified, tag=info.tag or known_ids[cid], venue=info.venue or venue)
+                bot.open_orders[cid] = adopted
+                rep.adopted.append(cid)
+            else:
+                bot.open_orders.pop(cid, None)
+                rep.foreign.append((venue, cid, qualified))
+                logger.warning(f"order {cid} on {venue} {qualified} was not placed by this bot (not in its journal): left alone")
+
+    # 4. fills while down ---------------------------------------------------------
+    booked: list = []
+    if resumed_state is None:
+        since = cp.last_event_ns if cp is not None else await w.call(
+            lambda j: int(j.conn.execute("SELECT COALESCE(MAX(ts_ns), 0) FROM fills WHERE voided=0").fetchone()[0])
+        )
+        for venue, ex in exchanges.items():
+            if ex.capabilities().simulated:
+                continue
+            try:
+                fills = await ex.get_fills_since(since)
+            except Exception as exc:
+                raise PerpbotError(f"reconciliation: cannot fetch fills since {since} on {venue}: {exc}") from exc
+            for f in fills:
+                if await w.call(lambda j, f=f, v=venue: j.has_fill(f, venue=v)):
+                    continue
+                if int(f.client_id) not in known_ids and not f.liquidation:
+                    continue  # not ours
+                booked.append((venue, f))
+
+    # positions the journal explains, before fills while down are booked (live path)
+    jpos = await w.call(journal_positions)
+    if resumed_state is None and booked:
+        # the bot loaded the exchange's positions, which already include the fills made
+        # while it was down: rebase each venue on the journal's positions, book the fills
+        # through the bot's own path, then keep the exchange's collateral (its truth).
+        for venue in {v for v, _ in booked}:
+            pf = bot.portfolios[venue]
+            collateral = pf.collateral
+            rebased = Portfolio(ZERO)
+            for row in await w.call(lambda j: j.fills()):
+                if row["venue"] == venue:
+                    rebased.apply_fill(row_to_fill(row))
+            pf.positions = {t: p for t, p in rebased.positions.items() if p.size}
+            for v, f in booked:
+                if v == venue:
+                    bot.book_fill(venue, f)
+            pf.collateral = collateral
+    for venue, f in booked:
+        await w.call(lambda j, f=f, v=venue: j.record_fill(bot.run_id, f, venue=v, source="reconcile"))
+        jpos[(venue, f.ticker)] = jpos.get((venue, f.ticker), ZERO) + (f.size if f.side is Side.BUY else -f.size)
+        rep.booked_fills.append(f.client_id)
+
+    # vanished orders (after fills are known, to tell filled from canceled)
+    filled = await w.call(lambda j: j.filled_by_client())
+    for cid, info in journal_open.items():
+        if cid in live_ids:
+            continue
+        venue = info.venue or primary
+        got = filled.get(cid, ZERO)
+        if got >= info.size:
+            status, reason = OrderStatus.FILLED, "filled while the bot was down"
+            rep.filled_while_down.append(cid)
+        else:
+            status, reason = OrderStatus.CANCELED, "vanished while the bot was down (canceled, expired or unknown)"
+        upd = OrderUpdate(
+            client_id=cid,
+            ticker=split_ticker(info.ticker)[1],
+            status=status,
+            ts_ns=bot.clock.now_ns(),
+            filled_size=got,
+            reason=reason,
+            venue=venue,
+            tag=info.tag,
+        )
+        await w.call(lambda j, u=upd, v=venue: j.record_update(bot.run_id, u, venue=v, source="reconcile"))
+        bot.open_orders.pop(cid, None)
+        rep.vanished.append((cid, upd))
+
+    # 5. positions ----------------------------------------------------------------
+    if resumed_state is None:
+        for venue, ex in exchanges.items():
+            ex_pos = await ex.get_positions()
+            tickers = set(ex_pos) | {t for (v, t) in jpos if v == venue}
+            for t in sorted(tickers):
+                have = ex_pos[t].size if t in ex_pos else ZERO
+                ours = jpos.get((venue, t), ZERO)
+                q = _qualify(bot, venue, t)
+                if have == ours:
+                    continue
+                if have == 0:
+                    rep.gone[q] = ours
+                    pf = bot.portfolios.get(venue)
+                    if pf is not None and t in pf.positions and pf.positions[t].size:
+                        pf.positions.pop(t, None)
+                    continue
+                rep.unknown[q] = have - ours
+        if rep.unknown:
+            if rep.policy == "refuse":
+                desc = "; ".join(
+                    f"{t}: exchange {_size(bot, t)} vs journal {_size(bot, t) - d} (unexplained {d:+})"
+                    for t, d in sorted(rep.unknown.items())
+                )
+                raise UnknownPositionsError(
+                    f"refusing to start: positions this bot did not open: {desc}. "
+                    "Set unknown_positions = \"adopt\" (keep them) or \"flatten\" (close them) to proceed",
+                    dict(rep.unknown),
+                )
+            if rep.policy == "flatten":
+                for q, diff in sorted(rep.unknown.items()):
+                    rep.flatten_pending.append((q, diff))
+        for venue, pf in bot.portfolios.items():
+            for t, p in pf.positions.items():
+                if p.size:
+                    reason = "adopted" if _qualify(bot, venue, t) in rep.unknown else "reconciled"
+                    await w.call(
+                        lambda j, p=p, v=venue, r=reason: j.record_position(
+                            bot.run_id, p, ts_ns=bot.clock.now_ns(), venue=v, reason=r
+                        )
+                    )
+
+    # 6. strategy state -------------------------------------------------------------
+    if not rep.fresh:
+        state = None
+        if resumed_state is not None:
+            state = (resumed_state.get("strategy") or {}).get("state")
+        else:
+            latest = await w.call(lambda j: j.latest_strategy_state(bot.strategy.name))
+            if latest is not None:
+                state = latest[0]
+        if state is not None:
+            try:
+                bot.strategy.restore_state(state)
+                rep.strategy_restored = True
+            except Exception as exc:
+                raise PerpbotError(
+                    f"strategy {bot.strategy.name} could not restore its journaled state: {type(exc).__name__}: {exc}; "
+                    "run with --fresh to start over"
+                ) from exc
+    for _cid, upd in rep.vanished:
+        _call_strategy(bot, "on_order_update", _qualified_event(bot, upd))
+    for venue, f in booked:
+        _call_strategy(bot, "on_fill", _qualified_event(bot, f, venue))
+    return rep
+
+
+def _qualified_event(bot: Any, ev: Any, venue: str | None = None) -> Any:
+    venue = venue or getattr(ev, "venue", "") or bot.config.primary_venue
+    if venue == bot.config.primary_venue:
+        return ev
+    return attrs.evolve(ev, ticker=_qualify(bot, venue, ev.ticker), venue=venue)
+
+
+def _size(bot: Any, qualified: str) -> Decimal:
+    p = bot.positions().get(qualified) if callable(getattr(bot, "positions", None)) else None
+    return p.size if p is not None else ZERO
+
+
+async def flatten(bot: Any, items: list) -> list:
+    """Send reduce-only IOC market orders for the unexplained sizes; returns the items still pending."""
+    left = []
+    for qualified, diff in items:
+        side = Side.SELL if diff > 0 else Side.BUY
+        intent = OrderParams(
+            ticker=qualified,
+            side=side,
+            order_type=OrderType.MARKET,
+            size=abs(diff),
+            time_in_force=TimeInForce.IOC,
+            reduce_only=True,
+            tag="flatten-unknown",
+            reason="unknown position at startup (unknown_positions = flatten)",
+        )
+        result = await bot.submit(intent, risk_exempt=True)
+        if result is None:
+            left.append((qualified, diff))
+        elif not result.success:
+            logger.error(f"flattening unknown position {qualified} {diff:+} failed: {result.error}")
+    return left
