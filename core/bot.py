@@ -44,6 +44,8 @@ from core.errors import ConfigError, ExchangeError, PerpbotError, StrategyError
 from core.exchange import ExchangeContext
 from core.model import (
     ZERO,
+    BookDelta,
+    BookSnapshot,
     Fill,
     FundingPayment,
     Liquidation,
@@ -209,12 +211,17 @@ class TradingBot:
         self.orders: dict[int, OrderRequest] = {}  # every order this run sent (client id -> request)
         self.client_ids = ClientIdAllocator()
         self.risk_log: deque[RiskDecision] = deque(maxlen=200)
+        #: market events by the benchmark's definition: each price-level entry of a book message,
+        #: each trade, each quote, each other event (architecture.md, Benchmarks)
         self.events_processed = 0
+        #: feed events (batch items) read, the unit of ``resume_from_event`` and ``max_events``
+        self.events_read = 0
         self.halted: str | None = None
         self.stop_reason = ""
         self.resume_from_ns = 0  # a reconciler may set it: replayed events before this time are skipped
-        #: a reconciler may set it: the first N events only warm up market state (not simulators,
-        #: no decisions) so a resumed replay continues exactly where the checkpoint was taken
+        #: a reconciler may set it: the first N feed events (batch items, not level entries) only
+        #: warm up market state (not simulators, no decisions), so a resumed replay continues
+        #: exactly where the checkpoint was taken (see ``events_read``)
         self.resume_from_event = 0
         self.resumed = False  # set by a reconciler that restored runtime state (import_state)
         self.decisions = 0
@@ -453,14 +460,20 @@ class TradingBot:
         stop = self._stop
         progress = self._start_progress()
         batches = 0
+        book_types = (BookDelta, BookSnapshot)
         async for batch in self.feed.batches():
             if warmup:
                 warmup = self._warm_up(batch, warmup)
                 batch = self._warm_rest
                 if not batch:
                     continue
+            counted = 0
             for ev in batch:
                 ts = ev.ts_ns
+                if type(ev) in book_types:
+                    counted += len(ev.bids) + len(ev.asks)
+                else:
+                    counted += 1
                 if simulated:
                     if ts < resume_from:
                         clock.advance_to(ts)
@@ -481,7 +494,8 @@ class TradingBot:
                     if ":" in ticker:
                         ev = attrs.evolve(ev, ticker=ticker.split(":", 1)[1])
                     ex.on_market_event(ev)
-            self.events_processed += len(batch)
+            self.events_processed += counted
+            self.events_read += len(batch)
             if self._pending:
                 await self._drain()
             now = clock.now_ns()
@@ -497,7 +511,7 @@ class TradingBot:
                 await self.notify("on_checkpoint")
             if stop.is_set() or self.halted:
                 break
-            if max_events is not None and self.events_processed >= max_events:
+            if max_events is not None and self.events_read >= max_events:
                 self.request_stop(f"max events {max_events} reached")
                 break
             if not simulated or batches % 64 == 0:
@@ -515,7 +529,9 @@ class TradingBot:
         """
         take = batch[:remaining]
         self._warm_rest = batch[remaining:]
+        counted = 0
         for ev in take:
+            counted += len(ev.bids) + len(ev.asks) if type(ev) in (BookDelta, BookSnapshot) else 1
             if self.clock.simulated:
                 self.clock.advance_to(ev.ts_ns)
             st = self.states.get(ev.ticker)
@@ -527,7 +543,8 @@ class TradingBot:
                 eng.on_event(st, ev)
             if type(ev) is MarketInfo and ev.market is not None:
                 self.markets[ev.ticker] = ev.market
-        self.events_processed += len(take)
+        self.events_processed += counted
+        self.events_read += len(take)
         return remaining - len(take)
 
     # ------------------------------------------------------------------
@@ -537,7 +554,7 @@ class TradingBot:
     _STATE_FIELDS = (
         "_next_decision_ns", "_next_snapshot_ns", "_next_checkpoint_ns", "decisions", "orders_sent",
         "orders_rejected", "consecutive_failures", "last_fill_ns", "last_activity_ns", "start_equity",
-        "peak_equity", "day_start_equity", "_day", "start_ns", "events_processed", "strategy_errors",
+        "peak_equity", "day_start_equity", "_day", "start_ns", "events_processed", "events_read", "strategy_errors",
     )
 
     def export_state(self) -> dict:
@@ -561,7 +578,7 @@ class TradingBot:
     def import_state(self, state: dict) -> None:
         """Restore what :meth:`export_state` returned; marks the bot as resumed."""
         for name in self._STATE_FIELDS:
-            if name not in state or name == "events_processed":  # re-counted by the warm-up
+            if name not in state or name in ("events_processed", "events_read"):  # re-counted by the warm-up
                 continue
             cur = getattr(self, name)
             v = state[name]

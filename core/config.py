@@ -122,7 +122,7 @@ class BotConfig:
     :param tickers: dYdX tickers (``"BTC-USD"``), qualified ``"venue:TICKER"`` for other venues.
     :param decision_interval_s: seconds of clock time between strategy decision cycles.
     :param snapshot_interval_s: seconds between equity snapshots (journal, report).
-    :param max_events: stop after this many market events (None: run to the end of the data).
+    :param max_events: stop after this many feed events (batch items; None: run to the end of the data).
     :param live: explicit opt-in for real-money trading (dYdX mainnet).
     """
 

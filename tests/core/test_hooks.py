@@ -11,7 +11,7 @@ from core.hookspecs import hookimpl
 from core.model import OrderParams, Side
 from core.strategy import StrategyResult
 from tests.core.simple import ScriptedStrategy, TestPlugin
-from tests.core.test_bot import events, make_bot
+from tests.core.test_bot import counted, events, make_bot
 
 HOOKS = sorted(
     name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "perpbot_spec")
@@ -317,7 +317,7 @@ def test_hook_on_checkpoint(tmp_path):
 
         @hookimpl
         def on_checkpoint(self, bot):
-            got.append((bot.events_processed, bot.export_state()["events_processed"]))
+            got.append((bot.events_read, bot.export_state()["events_read"]))
 
     bot = make_bot(tmp_path, events(130), Obs(), checkpoint_interval_s=D("60"))
     asyncio.run(bot.run())
@@ -335,6 +335,6 @@ def test_resume_warm_up_and_state_round_trip(tmp_path):
     bot2.import_state(state)
     bot2.resume_from_event = 20
     summary = asyncio.run(bot2.run())
-    assert summary.events == len(events(30))
+    assert summary.events == counted(events(30)) and bot2.events_read == len(events(30))
     assert bot2.decisions == bot.decisions + len(events(30)) - 20  # one per event after the warm-up, none during it
     assert bot2.states["BTC-USD"].book.best_bid() is not None  # state was warmed from the start
