@@ -38,7 +38,7 @@ from v4_proto.dydxprotocol.clob.tx_pb2 import MsgCancelOrder, MsgPlaceOrder  # n
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-from tests.fakes import (TEST_MNEMONIC, FakeDydx, FakeIndexer,  # noqa: E402
+from tests.fakes import (TEST_MNEMONIC, FakeDydx, FakeIndexer, FakeNode,  # noqa: E402
                          default_data_dir, fill_quote_quantums, order_uuid,
                          price_to_subticks, size_to_quantums, subaccount_uuid)
 from tests.fakes.indexer import load_dataset  # noqa: E402
@@ -743,3 +743,62 @@ def test_cli_starts_prints_ready_and_stops_on_sigint():
             proc.kill()
             proc.wait(timeout=5)
         proc.stdout.close()
+
+
+@pytest.mark.asyncio
+async def test_batch_cancel_height_modes_and_block_height_channel():
+    from v4_proto.dydxprotocol.clob.tx_pb2 import MsgBatchCancel, OrderBatch
+    from v4_proto.dydxprotocol.subaccounts.subaccount_pb2 import SubaccountId
+
+    async with FakeDydx(indexer_kwargs={"use_shared_data": False},
+                        node_kwargs={"height": 100}) as dx:
+        client = await node_client(dx)
+        wallet = await Wallet.from_mnemonic(client, TEST_MNEMONIC, TEST_ADDRESS)
+        market = Market(dx.indexer.markets["ETH-USD"])
+        async with ws_connect(dx.ws_url, open_timeout=WAIT) as ws:
+            await recv_json(ws)
+            await ws.send(json.dumps({"type": "subscribe", "channel": "v4_block_height"}))
+            bh = await recv_json(ws)
+            assert bh["type"] == "subscribed" and bh["id"] == "v4_block_height"
+            assert bh["contents"]["height"] == "100"
+            await ws.send(json.dumps({"type": "subscribe", "channel": "v4_parent_subaccounts",
+                                      "id": f"{TEST_ADDRESS}/0"}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+            # two resting bids, then one MsgBatchCancel for both
+            for cid in (21, 22):
+                oid = market.order_id(TEST_ADDRESS, 0, cid, OrderFlags.SHORT_TERM)
+                o = market.order(oid, OrderType.LIMIT, Order.Side.SIDE_BUY, size=0.01,
+                                 price=2500.0, time_in_force=0, reduce_only=False,
+                                 good_til_block=110)
+                assert (await client.place_order(wallet, o)).tx_response.code == 0
+            await dx.indexer.wait_for(lambda: len(dx.bridge.resting) == 2, WAIT)
+            assert dx.indexer.book("ETH-USD").size_at("bids", "2500") == Decimal("0.02")
+            r = await client.batch_cancel_orders(
+                wallet, SubaccountId(owner=TEST_ADDRESS, number=0),
+                [OrderBatch(clob_pair_id=1, client_ids=[21, 22])], 110)
+            assert r.tx_response.code == 0
+            rec = dx.node.broadcasts[-1]
+            assert rec.type_urls == ["/dydxprotocol.clob.MsgBatchCancel"] and rec.short_term_only
+            assert isinstance(rec.messages[0], MsgBatchCancel)
+            await dx.indexer.wait_for(lambda: not dx.bridge.resting, WAIT)
+            assert dx.indexer.book("ETH-USD").size_at("bids", "2500") == 0
+            # parent channel carries the child's updates with subaccountNumber
+            p = await recv_until(ws, lambda x: x.get("channel") == "v4_parent_subaccounts")
+            assert p["subaccountNumber"] == 0 and p["version"] == "3.0.0"
+            await dx.indexer.push_block_height()
+            b = await recv_until(ws, lambda x: x.get("channel") == "v4_block_height")
+            assert b["contents"]["blockHeight"] == "100"
+
+    auto = FakeNode(height=5, auto_increment_height=True).start()
+    try:
+        network = make_insecure(_testnet_node, rest_indexer="http://127.0.0.1:1",
+                                websocket_indexer="ws://127.0.0.1:1/v4/ws", node_url=auto.url)
+        c = await NodeClient.connect(network.node)
+        assert [await c.latest_block_height() for _ in range(3)] == [6, 7, 8]
+    finally:
+        auto.stop()
+    timed = FakeNode(height=5, block_time=0.05)
+    t0 = time.monotonic()
+    while timed.height < 7:
+        assert time.monotonic() - t0 < WAIT
+        await asyncio.sleep(0.01)
