@@ -1,0 +1,415 @@
+"""The ``replay`` feed: real recorded market data played through the same pipeline as live data.
+
+Each file's format is sniffed (see :func:`open_source`):
+
+- Binance raw WebSocket recordings ``<recv_ns> <json>`` (:mod:`.binance`): L2 depth
+  diffs with update-id continuity checks, trades, bookTicker quotes, REST snapshots;
+- OHLCV bar files, CSV/CSV.gz/Parquet (:mod:`.bars`);
+- funding-rate CSVs in the project's long format (:mod:`.funding`);
+- dYdX indexer recordings from ``runbot.py record`` (:mod:`.dydx`, parsed by the
+  dYdX plugin's own reader).
+
+Files are merged by timestamp (one clock for all: a Binance recording's receive
+time, a bar's close time, a funding settlement time), one batch per raw message.
+Before the first data batch the feed emits one :class:`MarketInfo` per market,
+with parameters from real dYdX metadata (``dydx_markets.json``).
+
+Config keys (``[feed]`` table or CLI): see :class:`ReplayParams`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Mapping
+
+import attrs
+from loguru import logger
+
+from core.errors import ConfigError, DataError
+from core.feed import BaseFeed
+from core.model import Market, MarketInfo
+from core.params import in_range, param, parse_params
+
+from exchanges.replay import bars as bars_fmt
+from exchanges.replay import binance as binance_fmt
+from exchanges.replay import dydx as dydx_fmt
+from exchanges.replay import funding as funding_fmt
+from exchanges.replay import samples
+from exchanges.replay.lineio import LineFile
+from exchanges.replay.markets import MARKETS_FILE, known_tickers, load_markets
+from exchanges.replay.symbols import SymbolMapper, normalize_ticker
+
+_SAMPLES = {
+    "sample": samples.binance_l2_files,
+    "sample:binance": samples.binance_l2_files,
+    "sample:l2": samples.binance_l2_files,
+    "sample:bars": lambda: [samples.bars_file()],
+    "sample:funding": lambda: [samples.funding_file()],
+}
+
+
+def _on_gap(instance, attribute, value):
+    if value not in ("error", "resync"):
+        raise ValueError(f"parameter on_gap: expected 'error' or 'resync', got {value!r}")
+
+
+def _bar_ts(instance, attribute, value):
+    if value not in ("open", "close"):
+        raise ValueError(f"parameter bar_timestamp: expected 'open' or 'close', got {value!r}")
+
+
+@attrs.frozen
+class ReplayParams:
+    """Configuration of the ``replay`` feed."""
+
+    files: tuple[str, ...] = param(
+        (),
+        "data files to replay, merged by time; empty = the embedded Binance BTCUSDT+ETHUSDT L2 sample. "
+        "'sample:bars' and 'sample:funding' name the other embedded samples",
+    )
+    speed: Decimal = param(Decimal(0), "0 = as fast as possible; N = N x real time", in_range(0))
+    tickers: tuple[str, ...] = param(
+        (), "only these dYdX tickers (BTC-USD or BTC); empty = the bot's tickers, else every market in the files"
+    )
+    symbol_map: dict = param(attrs.Factory(dict), "venue symbol -> dYdX ticker overrides, e.g. {1000PEPEUSDT = 'PEPE-USD'}")
+    on_gap: str = param("error", "a depth update-id gap: 'error' stops with the file and line; 'resync' marks "
+                        "the market unhealthy and waits for the next snapshot", _on_gap)
+    funding_files: tuple[str, ...] = param((), "funding-rate CSVs (long format) merged into the replay")
+    funding_venue: str = param("binance", "whose funding rows to replay from funding files")
+    bar_interval_s: int | None = param(None, "bar length in seconds; default: the step between the first two rows")
+    bar_timestamp: str = param("open", "what a bar file's time column means: 'open' or 'close'", _bar_ts)
+    markets_file: str = param("", "dYdX market metadata (indexer /v4/perpetualMarkets shape); empty = the built-in file")
+
+
+def resolve_files(names) -> list[Path]:
+    out: list[Path] = []
+    for n in names:
+        key = str(n).strip()
+        if key.lower() in _SAMPLES:
+            out.extend(_SAMPLES[key.lower()]())
+        else:
+            out.append(Path(key).expanduser())
+    return out
+
+
+def sniff(path: Path) -> str:
+    """``"binance" | "bars" | "funding" | "dydx"`` for a data file, by its content.
+
+    :raises DataError: missing, empty or unrecognised file.
+    """
+    lf = LineFile(path)
+    if lf.size == 0:
+        raise DataError(f"{path}: empty file")
+    with open(path, "rb") as f:
+        if f.read(4) == bars_fmt.PARQUET_MAGIC:
+            return "bars"
+    head = lf.head()
+    if not head.strip():
+        raise DataError(f"{path}: empty file")
+    if binance_fmt.looks_like(head):
+        return "binance"
+    if funding_fmt.looks_like(head):
+        return "funding"
+    if bars_fmt.looks_like(head):
+        return "bars"
+    if dydx_fmt.looks_like(head):
+        return "dydx"
+    first = head.split(b"\n", 1)[0][:80].decode(errors="replace")
+    raise DataError(
+        f"{path}: unrecognised data format (first line {first!r}); expected a Binance '<recv_ns> <json>' recording, "
+        "an OHLCV bar CSV, a funding CSV or a dYdX indexer recording"
+    )
+
+
+class ReplayFeed(BaseFeed):
+    """Replays recorded market data files, merged by time (see the module docstring)."""
+
+    name = "replay"
+    description = (
+        "real recorded data: Binance L2/trades/BBO recordings, OHLCV bars, funding CSVs, dYdX recordings; "
+        "default: the embedded Binance BTC+ETH sample"
+    )
+    replay = True
+    Params = ReplayParams
+
+    def __init__(self, config: Mapping[str, Any] | None = None, context: Any = None):
+        super().__init__(config or {}, context)
+        raw = dict(self.config)
+        if isinstance(raw.get("symbol_map"), str):  # CLI form "SYM=TICKER,SYM2=TICKER2"
+            pairs = [kv for kv in raw["symbol_map"].split(",") if kv.strip()]
+            if any("=" not in kv for kv in pairs):
+                raise ConfigError(f"feed replay: parameter symbol_map: expected SYMBOL=TICKER pairs, got {raw['symbol_map']!r}")
+            raw["symbol_map"] = dict(kv.split("=", 1) for kv in pairs)
+        elif "symbol_map" in raw and not isinstance(raw["symbol_map"], Mapping):
+            raise ConfigError(f"feed replay: parameter symbol_map: expected a table, got {raw['symbol_map']!r}")
+        self.params: ReplayParams = parse_params(ReplayParams, raw, "feed replay")
+        p = self.params
+        self.mapper = SymbolMapper(p.symbol_map)
+        self.markets_path = Path(p.markets_file) if p.markets_file else MARKETS_FILE
+        files = resolve_files(p.files) if p.files else samples.binance_l2_files()
+        if not files:
+            raise ConfigError("feed replay: no files to replay")
+        self.files = files
+        self.funding_paths = resolve_files(p.funding_files)
+        self.kinds = [(f, sniff(f)) for f in files] + [(f, "funding") for f in self.funding_paths]
+        for f in self.funding_paths:
+            if sniff(f) != "funding":
+                raise DataError(f"{f}: is not a funding CSV (expected columns {', '.join(funding_fmt.REQUIRED)})")
+
+        requested = list(p.tickers) or list(getattr(context, "tickers", None) or ())
+        self.requested = [normalize_ticker(t) for t in requested]
+        known = known_tickers(self.markets_path)
+        for t in self.requested:
+            if t not in known:
+                raise ConfigError(f"unknown ticker {t!r} (known: {', '.join(known)})")
+        present = self._present_tickers()
+        if self.requested:
+            has_dydx = any(k == "dydx" for _, k in self.kinds)
+            missing = [t for t in self.requested if t not in present]
+            if missing and not has_dydx:
+                raise ConfigError(
+                    f"ticker {missing[0]!r} has no data in the replay files (found: {', '.join(sorted(present)) or 'none'})"
+                )
+            self.tickers = list(self.requested)
+        else:
+            self.tickers = sorted(present)
+            for t in self.tickers:
+                if t not in known:
+                    raise ConfigError(
+                        f"unknown ticker {t!r} (known: {', '.join(known)}); choose tickers or add it to the market metadata"
+                    )
+        self._wanted = set(self.tickers)
+        ctx_markets = getattr(context, "markets", None) or {}
+        self._markets = load_markets(self.tickers, self.markets_path)
+        for t in self.tickers:
+            m = ctx_markets.get(t) if isinstance(ctx_markets, Mapping) else None
+            if isinstance(m, Market):
+                self._markets[t] = m
+        self._warned: set[str] = set()
+        self.sources: list = []
+        self._iters: list = []
+        self._batches = 0
+
+    # -- tickers ----------------------------------------------------------------
+
+    def _present_tickers(self) -> set[str]:
+        found: set[str] = set()
+        for path, kind in self.kinds:
+            if kind == "binance":
+                syms = binance_fmt.sniff_symbols(LineFile(path).head(1 << 20))
+                if not syms:
+                    syms = [path.name.split("_")[0]]
+                found.update(self.mapper(s) for s in syms)
+            elif kind == "bars":
+                src = bars_fmt.BarFile(path, self._select, self.params.bar_interval_s, self.params.bar_timestamp)
+                found.update(self.mapper(s) for s in src.symbols())
+            elif kind == "dydx":
+                found.update(dydx_fmt.sniff_tickers(LineFile(path).head(1 << 20)))
+        return found
+
+    def _select(self, symbol: str) -> str | None:
+        """Venue symbol -> dYdX ticker when it is replayed, else None."""
+        ticker = self.mapper(symbol)
+        if ticker in self._wanted:
+            return ticker
+        if not self.requested and symbol not in self._warned:
+            self._warned.add(symbol)
+            logger.warning(
+                "replay: {} ({}) first appears after the start of its file and is not replayed; "
+                "name it in tickers to include it",
+                symbol,
+                ticker,
+            )
+        return None
+
+    # -- BaseFeed -----------------------------------------------------------------
+
+    def markets(self) -> dict[str, Market]:
+        """Market parameters (real dYdX metadata) of the replayed tickers."""
+        return dict(self._markets)
+
+    def _open_sources(self) -> list:
+        p = self.params
+        sources = []
+        for path, kind in self.kinds:
+            if kind == "binance":
+                sources.append(binance_fmt.BinanceRecording(path, self._select, p.on_gap))
+            elif kind == "bars":
+                sources.append(bars_fmt.BarFile(path, self._select, p.bar_interval_s, p.bar_timestamp))
+            elif kind == "funding":
+                sources.append(funding_fmt.FundingFile(path, self._select_coin, p.funding_venue))
+            elif kind == "dydx":
+                sources.append(dydx_fmt.DydxRecording(path, list(self.tickers), self.markets()))
+        return sources
+
+    def _select_coin(self, coin: str) -> str | None:
+        ticker = self.mapper(coin)
+        return ticker if ticker in self._wanted else None
+
+    async def start(self) -> None:
+        if not self.sources:
+            self.sources = self._open_sources()
+
+    async def stop(self) -> None:
+        for it in self._iters:
+            close = getattr(it, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # noqa: BLE001 - closing must not mask the run's outcome
+                    pass
+            elif hasattr(it, "close"):
+                it.close()
+        self._iters = []
+
+    def iter_batches(self) -> Iterator[tuple[int, list]]:
+        """Synchronous ``(ts_ns, batch)`` merge of the file sources (no MarketInfo, no pacing).
+
+        For tools and benchmarks; the bot uses :meth:`batches`. dYdX recordings
+        whose reader is asynchronous are not supported here.
+        """
+        if not self.sources:
+            self.sources = self._open_sources()
+        iters = [self._sync_iter(s) for s in self.sources]
+        self._iters.extend(iters)
+        return merge_sorted(iters)
+
+    def _sync_iter(self, src):
+        if isinstance(src, dydx_fmt.DydxRecording):
+            it = src.batches()
+            if hasattr(it, "__anext__"):
+                raise ConfigError(f"{src.path}: its reader is asynchronous; use ReplayFeed.batches()")
+            return ((b[0].ts_ns, b) for b in it if b)
+        return src.events()
+
+    async def batches(self) -> AsyncIterator[list]:
+        """Event batches in time order: first one MarketInfo per market, then one batch per raw message."""
+        await self.start()
+        iters = [self._any_iter(s) for s in self.sources]
+        self._iters.extend(iters)
+        sync = not any(hasattr(it, "__anext__") for it in iters)
+        merged = merge_sorted(iters) if sync else _amerge_sorted(iters)
+        speed = float(self.params.speed)
+        first = True
+        wall0 = data0 = 0
+        n = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            if sync:
+                item = next(merged, None)
+            else:
+                item = await anext(merged, None)
+            if item is None:
+                break
+            ts, batch = item
+            if first:
+                first = False
+                yield [MarketInfo(t, ts, m) for t, m in self._markets.items()]
+                wall0, data0 = loop.time(), ts
+            if speed > 0:
+                delay = wall0 + (ts - data0) / 1e9 / speed - loop.time()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+            else:
+                n += 1
+                if not n & 1023:
+                    await asyncio.sleep(0)  # let signal handlers and the dashboard run
+            self._batches += 1
+            yield batch
+
+    def _any_iter(self, src):
+        if isinstance(src, dydx_fmt.DydxRecording):
+            it = src.batches()
+            if hasattr(it, "__anext__"):
+                return _tag_async(it)
+            return ((b[0].ts_ns, b) for b in it if b)
+        return src.events()
+
+    def progress(self) -> tuple[int, int] | None:
+        """(compressed bytes read, total bytes) over all files."""
+        srcs = self.sources or []
+        if not srcs:
+            return (0, sum(p.stat().st_size for p, _ in self.kinds))
+        return (sum(s.bytes_read for s in srcs), sum(s.size for s in srcs))
+
+    def stats(self) -> dict:
+        """Counters summed over files: messages, depth_messages, level_entries, deletes, trades, quotes,
+        snapshots, gaps, dropped_messages (pre-snapshot diffs older than the snapshot), bars,
+        funding_rates, ignored, and ``events`` (level entries + trades + quotes + bars + funding rates,
+        the benchmark's unit)."""
+        out: dict[str, int] = {}
+        for s in self.sources:
+            st = s.reader_stats() if isinstance(s, dydx_fmt.DydxRecording) else s.stats
+            for k, v in st.items():
+                if isinstance(v, int):
+                    out[k] = out.get(k, 0) + v
+        for k in ("messages", "level_entries", "deletes", "trades", "quotes", "snapshots", "gaps"):
+            out.setdefault(k, 0)
+        out["events"] = (
+            out.get("level_entries", 0) + out.get("trades", 0) + out.get("quotes", 0)
+            + out.get("bars", 0) + out.get("funding_rates", 0)
+        )
+        out["batches"] = self._batches
+        return out
+
+
+def merge_sorted(iters: list) -> Iterator[tuple[int, list]]:
+    """Merge ``(ts, batch)`` iterators, each already in time order; ties keep the iterators' order.
+
+    Like :func:`heapq.merge`, but drains one source without heap operations while it
+    stays ahead of the others (recordings come in long runs).
+    """
+    if len(iters) == 1:
+        yield from iters[0]
+        return
+    heap = []
+    for i, it in enumerate(iters):
+        for ts, b in it:
+            heap.append((ts, i, b, it))
+            break
+    heapq.heapify(heap)
+    heappop, heappush = heapq.heappop, heapq.heappush
+    while heap:
+        ts, i, b, it = heappop(heap)
+        yield ts, b
+        if not heap:
+            yield from it
+            return
+        bound, bi = heap[0][0], heap[0][1]
+        for ts2, b2 in it:
+            if ts2 > bound or (ts2 == bound and i > bi):
+                heappush(heap, (ts2, i, b2, it))
+                break
+            yield ts2, b2
+
+
+async def _tag_async(it):
+    async for b in it:
+        if b:
+            yield b[0].ts_ns, b
+
+
+async def _amerge_sorted(iters: list):
+    """Async variant of :func:`merge_sorted` for a mix of sync and async iterators."""
+
+    async def pull(it):
+        if hasattr(it, "__anext__"):
+            return await anext(it, None)
+        return next(it, None)
+
+    heap = []
+    for i, it in enumerate(iters):
+        got = await pull(it)
+        if got is not None:
+            heap.append((got[0], i, got[1], it))
+    heapq.heapify(heap)
+    while heap:
+        ts, i, b, it = heapq.heappop(heap)
+        yield ts, b
+        got = await pull(it)
+        if got is not None:
+            heapq.heappush(heap, (got[0], i, got[1], it))
