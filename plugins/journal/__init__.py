@@ -15,9 +15,10 @@ What is written, and when (hooks of :mod:`core.hookspecs`):
   best-effort cancels also go to ``cancels``); after a fill, the position of
   that market;
 - ``on_fill`` / ``on_decision``: the strategy's ``get_state()`` when it changed;
-- ``on_equity_snapshot``: account balance per venue, mark prices, and a
-  checkpoint every ``checkpoint_interval_s`` (default ``snapshot_interval_s``)
-  of clock time (``on_checkpoint`` when the bot provides that hook);
+- ``on_equity_snapshot``: account balance per venue (with PnL columns) and mark prices;
+- ``on_checkpoint`` (every ``checkpoint_interval_s`` of clock time, at a batch
+  boundary): a checkpoint (:mod:`plugins.journal.state`);
+- ``on_order_cancel``: the bot's cancel request and its answer;
 - ``on_bot_stop``: final balance, positions, strategy state and checkpoint;
   the run row gets its end time, stop reason and summary.
 
@@ -47,7 +48,7 @@ from core.hookspecs import hookimpl
 from plugins.journal.codec import dumps_state
 from plugins.journal.reconcile import UnknownPositionsError, flatten, reconcile
 from plugins.journal.schema import SCHEMA_VERSION
-from plugins.journal.state import restore_bot_runtime, take_checkpoint_state
+from plugins.journal.state import take_checkpoint_state
 from plugins.journal.store import Checkpoint, DuplicateClientId, Journal
 from plugins.journal.writer import JournalWriter
 
@@ -85,10 +86,9 @@ class JournalSession:
         self.last_strategy_state: str | None = None
         interval = getattr(bot.config, "checkpoint_interval_s", None) or bot.config.snapshot_interval_s
         self.checkpoint_ns = int(Decimal(str(interval)) * NS)
-        self.next_checkpoint_ns = 0
         self.checkpoints = 0
+        self.cancel_requested: set[int] = set()
         self.resume: dict | None = None  # set by reconcile() on a paper resume
-        self.resume_fixups_done = False
         self.flatten_pending: list = []
         self.reconcile_summary = ""
         #: every venue is a simulator: intents are committed (not fsynced) before sending,
@@ -124,17 +124,19 @@ class JournalSession:
             Journal.record_strategy_state,
             self.run_id,
             bot.strategy.name,
-            state,
             ts_ns=bot.clock.now_ns(),
             reason=reason,
+            state_json=text,
         )
 
     def checkpoint(self, bot: Any, reason: str) -> None:
-        """Queue a checkpoint of ``bot`` as it is now (state taken on the caller's thread)."""
+        """Queue a checkpoint of ``bot`` as it is now.
+
+        The state is encoded here, on the caller's (event loop) thread: the live
+        objects it reads may change before the writer thread runs.
+        """
         try:
-            state = take_checkpoint_state(bot)
-            text_ok = dumps_state(state)  # fail here (loudly) rather than in the writer thread
-            del text_ok
+            state_json = dumps_state(take_checkpoint_state(bot))
         except Exception as exc:
             logger.error(f"journal checkpoint skipped: {type(exc).__name__}: {exc}")
             return
@@ -146,9 +148,10 @@ class JournalSession:
             self.run_id,
             ts_ns=last_event_ns,
             events_processed=bot.events_processed,
+            events_read=getattr(bot, "events_read", bot.events_processed),
             last_event_ns=last_event_ns,
             client_id_high=int(high),
-            state=state,
+            state_json=state_json,
             reason=reason,
         )
 
@@ -351,7 +354,31 @@ def on_order_update(bot, update):
     venue, t = s.venue_of(update.ticker, update.venue or None)
     if t != update.ticker:
         update = attrs.evolve(update, ticker=t)
-    s.post(Journal.record_update, update, venue=venue)
+    requested = update.client_id in s.cancel_requested
+    if update.status.is_terminal:
+        s.cancel_requested.discard(update.client_id)
+    s.post(Journal.record_update, update, venue=venue, cancel_row=not requested)
+
+
+@hookimpl
+def on_order_cancel(bot, client_id, ticker, result):
+    s = session_of(bot)
+    if s is None or s.stopped:
+        return
+    venue, t = s.venue_of(ticker)
+    if result.success:
+        s.cancel_requested.add(int(client_id))
+    s.post(
+        Journal.record_cancel,
+        client_id,
+        t,
+        ts_ns=bot.clock.now_ns(),
+        venue=venue,
+        status=result.status.value if result.success else "REFUSED",
+        reason="canceled by the bot",
+        source="bot",
+        error="" if result.success else (result.error or "refused"),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -421,55 +448,14 @@ async def on_equity_snapshot(bot, ts_ns, balance):
     s = session_of(bot)
     if s is None or s.stopped:
         return
-    if s.resume is not None and not s.resume_fixups_done:
-        _resume_fixups(bot, s)
     if s.flatten_pending:
         s.flatten_pending = await flatten(bot, s.flatten_pending)
     s.snapshot_account(bot, ts_ns)
-    if not _has_checkpoint_hook(bot) and s.reconciled and ts_ns >= s.next_checkpoint_ns:
-        s.next_checkpoint_ns = ts_ns + s.checkpoint_ns
-        s.checkpoint(bot, "periodic (equity snapshot)")
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def on_checkpoint(bot):
-    """Checkpoint at a resumable point (fired by bots that provide this hook)."""
     s = session_of(bot)
     if s is None or s.stopped or not s.reconciled:
         return
-    now = bot.clock.now_ns()
-    if now >= s.next_checkpoint_ns:
-        s.next_checkpoint_ns = now + s.checkpoint_ns
-        s.checkpoint(bot, "periodic")
-
-
-def _has_checkpoint_hook(bot: Any) -> bool:
-    try:
-        return bool(bot.pm.pm.hook.on_checkpoint.spec)
-    except AttributeError:
-        return False
-
-
-def _resume_fixups(bot: Any, s: JournalSession) -> None:
-    """Undo what ``TradingBot.start()``/``run()`` reset after reconciliation on a resumed run.
-
-    The bot sets ``start_equity``, ``peak_equity``, ``day_start_equity`` and
-    ``start_ns`` after ``reconcile_startup`` returns; a resumed run must keep
-    the values of the run it continues (its return and drawdown are measured
-    from the original start).
-    """
-    s.resume_fixups_done = True
-    saved = s.resume.get("bot", {}) if s.resume else {}
-    if "exported" in saved:
-        return  # the bot imports its own state and knows not to reset it
-    peak_now = getattr(bot, "peak_equity", None)
-    day_now = getattr(bot, "_day", None)
-    restore_bot_runtime(
-        bot,
-        {k: saved[k] for k in ("start_equity", "start_ns") if k in saved},
-    )
-    if "peak_equity" in saved and peak_now is not None:
-        bot.peak_equity = max(saved["peak_equity"], peak_now)
-    if saved.get("_day") == day_now and "day_start_equity" in saved:
-        bot.day_start_equity = saved["day_start_equity"]
-
+    s.checkpoint(bot, "periodic")

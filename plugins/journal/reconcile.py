@@ -11,8 +11,10 @@ and before any strategy decision. In order:
    checkpoint with their ``export_state()``, and ``bot.config.fresh`` is not
    set): rows written after that checkpoint by the killed run are voided, the
    simulators, the bot's portfolios, open-order table and counters are put back
-   as they were at the checkpoint, and the feed is told to skip the events
-   already processed (``bot.resume_from_event`` / ``bot.resume_from_ns``).
+   as they were at the checkpoint (``bot.import_state``), and
+   ``bot.resume_from_event`` makes the bot re-apply the events it had read to
+   the market state only (books, signals; no simulator, no decisions) before
+   the run continues.
 3. **Orders**: each venue's open orders are compared with the orders the
    journal believes live. Ours (same client id) are adopted into
    ``bot.open_orders`` with their journaled tag; ours that vanished are
@@ -100,7 +102,7 @@ class ReconcileReport:
             parts.append("new journal")
         if self.resumed_from:
             parts.append(
-                f"resumed paper run {self.resumed_from} from its checkpoint at event {self.resume_event}"
+                f"resumed paper run {self.resumed_from} from its checkpoint at feed event {self.resume_event}"
                 + (f" ({self.voided} later rows voided)" if self.voided else "")
             )
         elif self.fresh:
@@ -195,15 +197,12 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
             saved = st.get("risk", {}).get(getattr(policy, "name", ""))
             if saved is not None and callable(getattr(policy, "restore_state", None)):
                 policy.restore_state(saved)
-        if hasattr(bot, "resume_from_event"):
-            bot.resume_from_event = cp.events_processed
-        else:
-            # approximate: the bot skips events strictly before this time (see requests-journal.md)
-            bot.resume_from_ns = cp.last_event_ns + 1
-            bot.events_processed = 0
-        session.resume = {"bot": st.get("bot", {}), "events": cp.events_processed, "last_event_ns": cp.last_event_ns}
+        # the bot re-applies the first events_read feed events to market state only
+        # (books, signals; not the simulators, no decisions) before the run continues
+        bot.resume_from_event = cp.events_read
+        session.resume = {"events_read": cp.events_read, "last_event_ns": cp.last_event_ns}
         rep.resumed_from = cp.run_id
-        rep.resume_event = cp.events_processed
+        rep.resume_event = cp.events_read
         resumed_state = st
 
     # 3. orders -----------------------------------------------------------------

@@ -28,10 +28,11 @@ Version history:
 1. the ledger: meta, runs, order intents/results/updates, fills, cancels,
    position snapshots, funding payments, liquidations, equity snapshots, risk
    actions, strategy state.
-2. resumable runs: checkpoints (event count, last event time, per-table
+2. resumable runs: checkpoints (event counts, last event time, per-table
    high-water marks and the state needed to resume a simulator), the market
    events cursor, mark prices, equity-snapshot PnL columns, ``voided`` flags,
-   the resume columns of ``runs`` and fill de-duplication by venue fill id.
+   the resume columns of ``runs``, the cancel result's error, and fill
+   de-duplication by venue fill id.
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ _V2 = [
         ts_ns INTEGER NOT NULL,
         wall_ns INTEGER NOT NULL,
         events_processed INTEGER NOT NULL,
+        events_read INTEGER NOT NULL DEFAULT 0,
         last_event_ns INTEGER NOT NULL,
         client_id_high INTEGER NOT NULL DEFAULT 0,
         high_water_json TEXT NOT NULL,
@@ -272,6 +274,7 @@ _V2 = [
         position_json TEXT NOT NULL DEFAULT '{}',
         wall_ns INTEGER NOT NULL
     )""",
+    "ALTER TABLE cancels ADD COLUMN error TEXT NOT NULL DEFAULT ''",
     "CREATE UNIQUE INDEX fills_venue_fill_id ON fills(venue, fill_id) WHERE fill_id != '' AND voided = 0",
 ]
 

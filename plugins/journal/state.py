@@ -3,16 +3,17 @@
 A checkpoint is a moment at which the bot has fully processed ``events_processed``
 market events. Its state blob (tagged JSON, :mod:`plugins.journal.codec`) holds:
 
-- ``bot``: the supervisor's runtime counters (next decision time, equity
-  reference points, drawdown tracker, order counters) — from
-  ``bot.export_state()`` when the bot has it, else read by attribute name;
+- ``bot``: ``bot.export_state()``: the supervisor's runtime counters (next
+  decision/snapshot/checkpoint times, equity reference points, drawdown
+  tracker, order counters, client id high-water mark, risk policies' state);
 - ``portfolios``: venue -> the bot's booked account (collateral, positions,
   per-market stats, fees, funding, realized PnL);
 - ``open_orders``: the bot's open-order table (client id -> OrderInfo);
 - ``exchanges``: venue -> ``export_state()`` of every exchange client that has
   one (the paper simulator: its own account, resting orders, queues);
 - ``strategy``: ``{"name", "state"}`` with ``strategy.get_state()``;
-- ``risk``: policy name -> ``get_state()`` for policies that have one.
+- ``risk``: policy name -> ``get_state()`` (only for a bot without ``export_state``,
+  which already contains them).
 
 Resuming a paper run puts all of that back, so the run continues as if it had
 never stopped (see :mod:`plugins.journal.reconcile`).
@@ -105,7 +106,7 @@ def take_checkpoint_state(bot: Any) -> dict:
         except Exception as exc:  # a strategy's bug must not lose the checkpoint
             logger.error(f"strategy get_state() raised {type(exc).__name__}: {exc}; checkpoint without it")
     risk = {}
-    for policy in getattr(bot, "risk_chain", ()):
+    for policy in () if callable(getattr(bot, "export_state", None)) else getattr(bot, "risk_chain", ()):
         getter = getattr(policy, "get_state", None)
         if callable(getter):
             try:

@@ -47,6 +47,7 @@ from plugins.journal.codec import dec, dumps_state, enum_value, loads_state, opt
 from plugins.journal.schema import LEDGER_TABLES, SCHEMA_VERSION, migrate, schema_version
 
 TERMINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_terminal)
+CANCEL_STATUSES = (OrderStatus.CANCELED, OrderStatus.BEST_EFFORT_CANCELED, OrderStatus.EXPIRED)
 
 
 class DuplicateClientId(PerpbotError):
@@ -57,7 +58,9 @@ class DuplicateClientId(PerpbotError):
 class Checkpoint:
     """A resumable point of a run.
 
-    :param events_processed: market events the bot had fully processed (count).
+    :param events_processed: market events the bot had fully processed (benchmark count:
+        each book level entry, trade, quote...).
+    :param events_read: feed events (batch items) read: the unit of ``bot.resume_from_event``.
     :param last_event_ns: time of the last processed event, ns.
     :param high_water: table -> largest ``seq`` written at the checkpoint.
     :param state: the decoded state blob (exchange states, portfolio, open orders, strategy state...).
@@ -67,6 +70,7 @@ class Checkpoint:
     run_id: str
     ts_ns: int
     events_processed: int
+    events_read: int
     last_event_ns: int
     client_id_high: int
     high_water: dict
@@ -302,7 +306,11 @@ class Journal:
             ),
         )
 
-    def record_update(self, run_id: str, update: OrderUpdate, *, venue: str, source: str = "exchange") -> None:
+    def record_update(
+        self, run_id: str, update: OrderUpdate, *, venue: str, source: str = "exchange", cancel_row: bool = True
+    ) -> None:
+        """Write an order update; a cancel/expiry also gets a ``cancels`` row unless
+        ``cancel_row`` is False (the bot's own cancel request was journaled already)."""
         self._exec(
             "INSERT INTO order_updates(run_id, ts_ns, wall_ns, client_id, venue, ticker, status, filled_size, "
             "reason, tag, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -320,11 +328,7 @@ class Journal:
                 source,
             ),
         )
-        if update.status in (
-            OrderStatus.CANCELED,
-            OrderStatus.BEST_EFFORT_CANCELED,
-            OrderStatus.EXPIRED,
-        ):
+        if cancel_row and update.status in CANCEL_STATUSES:
             self.record_cancel(
                 run_id,
                 update.client_id,
@@ -347,11 +351,14 @@ class Journal:
         status: str = "CANCELED",
         reason: str = "",
         source: str = "exchange",
+        error: str = "",
     ) -> None:
+        """One cancel: requested by the bot (``source='bot'``, ``error`` when refused),
+        reported by the venue (expiry, venue cancel) or concluded by reconciliation."""
         self._exec(
-            "INSERT INTO cancels(run_id, ts_ns, wall_ns, client_id, venue, ticker, status, reason, source) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
-            (run_id, int(ts_ns), _now_wall(), int(client_id), venue, ticker, status, reason or "", source),
+            "INSERT INTO cancels(run_id, ts_ns, wall_ns, client_id, venue, ticker, status, reason, source, error) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run_id, int(ts_ns), _now_wall(), int(client_id), venue, ticker, status, reason or "", source, error or ""),
         )
 
     # -- account events -----------------------------------------------------
@@ -491,10 +498,14 @@ class Journal:
             ),
         )
 
-    def record_strategy_state(self, run_id: str, strategy: str, state: Any, *, ts_ns: int, reason: str) -> None:
+    def record_strategy_state(
+        self, run_id: str, strategy: str, state: Any = None, *, ts_ns: int, reason: str, state_json: str | None = None
+    ) -> None:
+        """Write a strategy's ``get_state()`` (pass ``state_json`` already encoded when
+        the state object may change before this runs on the writer thread)."""
         self._exec(
             "INSERT INTO strategy_state(run_id, ts_ns, strategy, reason, state_json) VALUES (?,?,?,?,?)",
-            (run_id, int(ts_ns), strategy, reason, dumps_state(state)),
+            (run_id, int(ts_ns), strategy, reason, state_json if state_json is not None else dumps_state(state)),
         )
 
     # -- checkpoints ------------------------------------------------------------
@@ -515,27 +526,36 @@ class Journal:
         events_processed: int,
         last_event_ns: int,
         client_id_high: int,
-        state: Mapping[str, Any],
+        events_read: int = 0,
+        state: Mapping[str, Any] | None = None,
         reason: str = "",
+        state_json: str | None = None,
     ) -> int:
-        """Write a checkpoint (the high-water marks are read inside the same transaction)."""
+        """Write a checkpoint (the high-water marks are read inside the same transaction).
+
+        Pass ``state_json`` (from :func:`~plugins.journal.codec.dumps_state`) when the
+        state was captured on another thread: live objects may change before this runs.
+        """
+        if state_json is None:
+            state_json = dumps_state(dict(state or {}))
         own = not self._in_tx
         if own:
             self.begin()
         try:
             hw = self.high_water()
             cur = self.conn.execute(
-                "INSERT INTO checkpoints(run_id, ts_ns, wall_ns, events_processed, last_event_ns, client_id_high, "
-                "high_water_json, state_json, reason) VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO checkpoints(run_id, ts_ns, wall_ns, events_processed, events_read, last_event_ns, "
+                "client_id_high, high_water_json, state_json, reason) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     int(ts_ns),
                     _now_wall(),
                     int(events_processed),
+                    int(events_read),
                     int(last_event_ns),
                     int(client_id_high),
                     json.dumps(hw, sort_keys=True),
-                    dumps_state(dict(state)),
+                    state_json,
                     reason,
                 ),
             )
@@ -556,6 +576,7 @@ class Journal:
             run_id=row["run_id"],
             ts_ns=row["ts_ns"],
             events_processed=row["events_processed"],
+            events_read=row["events_read"],
             last_event_ns=row["last_event_ns"],
             client_id_high=row["client_id_high"],
             high_water=json.loads(row["high_water_json"]),
