@@ -1,0 +1,25 @@
+"""The paper exchange plugin (``--exchange paper``): a dYdX v4 simulator on real market data.
+
+Registered through the same hook a third-party exchange plugin uses::
+
+    @hookimpl
+    def register_exchanges(register):
+        register(PaperExchange)
+
+Configure it in ``[exchange.paper]`` (keys and defaults: :mod:`exchanges.paper.config`);
+what it simulates and how (order rules, L2/queue/bar fill models, fee tiers, hourly
+funding, liquidation, isolated margin): :mod:`exchanges.paper.exchange`.
+"""
+
+from __future__ import annotations
+
+from core.hookspecs import hookimpl
+from exchanges.paper.config import DYDX_STANDARD_TIERS, FeeTier, PaperConfig
+from exchanges.paper.exchange import LIQUIDATION_CLIENT_ID, PaperExchange
+
+__all__ = ["PaperExchange", "PaperConfig", "FeeTier", "DYDX_STANDARD_TIERS", "LIQUIDATION_CLIENT_ID"]
+
+
+@hookimpl
+def register_exchanges(register):
+    register(PaperExchange)
