@@ -88,6 +88,9 @@ class JournalSession:
         self.checkpoint_ns = int(Decimal(str(interval)) * NS)
         self.checkpoints = 0
         self.cancel_requested: set[int] = set()
+        #: every client id in the journal (filled at reconciliation, grown by each intent):
+        #: updates of other orders are journaled with source 'foreign'
+        self.known_ids: set[int] = set()
         self.resume: dict | None = None  # set by reconcile() on a paper resume
         self.flatten_pending: list = []
         self.reconcile_summary = ""
@@ -326,6 +329,7 @@ async def on_order_submit(bot, order):
         if s is None:
             return
     venue, _ = s.venue_of(order.ticker, order.venue)
+    s.known_ids.add(int(order.client_id))
     await s.writer.call(
         Journal.record_intent,
         bot.run_id,
@@ -357,7 +361,8 @@ def on_order_update(bot, update):
     requested = update.client_id in s.cancel_requested
     if update.status.is_terminal:
         s.cancel_requested.discard(update.client_id)
-    s.post(Journal.record_update, update, venue=venue, cancel_row=not requested)
+    source = "exchange" if update.client_id in s.known_ids else "foreign"
+    s.post(Journal.record_update, update, venue=venue, cancel_row=not requested, source=source)
 
 
 @hookimpl

@@ -114,7 +114,7 @@ class ReconcileReport:
             + f", booked {len(self.booked_fills)} fills, {len(self.foreign)} foreign orders left alone"
         )
         if self.unknown:
-            desc = ", ".join(f"{t} {s:+}" for t, s in sorted(self.unknown.items()))
+            desc = ", ".join(f"{t} {_signed(s)}" for t, s in sorted(self.unknown.items()))
             parts.append(f"positions: {self.policy} ({desc})")
         else:
             parts.append(f"positions: {self.policy} (none unknown)")
@@ -122,6 +122,11 @@ class ReconcileReport:
             parts.append("journal positions absent on the exchange: " + ", ".join(sorted(self.gone)))
         parts.append("strategy state restored" if self.strategy_restored else "no strategy state to restore")
         return "; ".join(parts)
+
+
+def _signed(d: Decimal) -> str:
+    """``+0.5`` / ``-1.25``: a signed size without trailing zeros."""
+    return f"{d.normalize():+f}"
 
 
 def _qualify(bot: Any, venue: str, ticker: str) -> str:
@@ -164,6 +169,7 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
     # 1. client ids -----------------------------------------------------------
     ids = await w.call(lambda j: j.all_client_ids())
     bot.client_ids.reserve(ids)
+    session.known_ids.update(ids)
     rep.reserved_ids = len(ids)
     previous_runs = await w.call(lambda j: [r["run_id"] for r in j.runs() if r["run_id"] != bot.run_id])
     rep.new_journal = not previous_runs
@@ -317,7 +323,8 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         if rep.unknown:
             if rep.policy == "refuse":
                 desc = "; ".join(
-                    f"{t}: exchange {_size(bot, t)} vs journal {_size(bot, t) - d} (unexplained {d:+})"
+                    f"{t}: exchange {_size(bot, t).normalize():f} vs journal {(_size(bot, t) - d).normalize():f}"
+                    f" (unexplained {_signed(d)})"
                     for t, d in sorted(rep.unknown.items())
                 )
                 raise UnknownPositionsError(

@@ -718,8 +718,8 @@ class Journal:
         """Problems found in the journal (empty list: consistent).
 
         Checks: SQLite integrity; every result, update, cancel and fill refers to
-        a journaled intent (fills of liquidations and reconciliation-adopted
-        positions excepted, client id 0); fills agree with their intent's
+        a journaled intent (rows with ``source='foreign'`` — orders someone else
+        placed on the account — and fills of liquidations or client id 0 excepted); fills agree with their intent's
         ticker and side and never exceed its size; no client id appears twice.
         """
         problems: list[str] = []
@@ -734,7 +734,8 @@ class Journal:
         for r in dup:
             problems.append(f"client id {r['client_id']} journaled {r['c']} times")
         for table in ("order_results", "order_updates", "cancels"):
-            for r in self.conn.execute(f"SELECT seq, client_id FROM {table} WHERE voided=0"):
+            where = "" if table == "order_results" else " AND source != 'foreign'"
+            for r in self.conn.execute(f"SELECT seq, client_id FROM {table} WHERE voided=0{where}"):
                 cid = int(r["client_id"])
                 if cid not in all_ids:
                     problems.append(f"{table} seq {r['seq']}: client id {cid} has no intent")
