@@ -225,6 +225,9 @@ class Scores:
     standard deviation of log returns, long average), ``funding_rate_1h`` (float
     per-hour rate or None), ``samples`` (price samples taken), ``mode``
     (``"ticks"`` or ``"bars"``).
+
+    ``strategy_composite`` / :attr:`composite`: set by a composite-scoring strategy
+    (the sniper), not by the engine; see :attr:`composite`.
     """
 
     momentum: float = 50.0
@@ -247,6 +250,22 @@ class Scores:
     funding_rate_1h: float | None = None
     samples: int = 0
     mode: str = ""
+    strategy_composite: float | None = None
+
+    @property
+    def composite(self) -> float:
+        """The deciding strategy's 0-100 conviction for this market (e.g. the sniper's
+        direction-aware weighted composite), read by score-aware position sizers.
+
+        The engine does not compute it (weights and direction are a strategy's business):
+        a strategy sets ``strategy_composite``. Until one does, reading ``composite``
+        raises AttributeError, so ``hasattr(scores, "composite")`` and
+        ``getattr(scores, "composite", None)`` both mean "no conviction known".
+        """
+        value = self.strategy_composite
+        if value is None:
+            raise AttributeError("composite: no strategy has scored this market yet")
+        return value
 
     def as_dict(self) -> dict:
         """All fields as a plain dict (JSON-ready)."""
