@@ -1,0 +1,322 @@
+"""Node (gRPC) access through the official ``NodeClient``, kept off the event loop.
+
+dydx-v4-client 1.1.5's ``NodeClient`` methods are ``async def`` but call
+*synchronous* gRPC stubs (a slow node blocks whatever loop awaits them). Every node
+call therefore runs on ONE dedicated worker thread with its own event loop
+(:class:`NodeGateway`); the bot's loop awaits the result through a future. One
+worker also serializes every broadcast, which stateful orders need anyway.
+
+- **Sequence.** The client's sequence manager (an extra account query before every
+  broadcast, and "account sequence mismatch" on back-to-back stateful orders because
+  committed state lags checkState) is switched off; the wallet's sequence is tracked
+  locally: read once at connect, +1 after every accepted stateful tx (long-term and
+  conditional places and cancels; short-term txs neither check nor consume it,
+  chain ``app/ante``). On "account sequence mismatch" the sequence is resynced (from
+  the expected value in the log, else an account query) and the tx is retried ONCE.
+- **CheckTx.** ``broadcast_message`` returns the response and does not raise when
+  ``tx_response.code != 0``; :class:`TxResult` carries code and raw log and the caller
+  turns a nonzero code into a rejection.
+- **Budget and breaker.** A token bucket (``grpc_rate_per_s``; a caller waits at most
+  ``grpc_max_wait_s``, else :class:`RateBudgetExceeded`) and a circuit breaker
+  (``breaker_failures`` consecutive transport failures open it for
+  ``breaker_cooldown_s``; :class:`NodeUnavailable` while open). Every gRPC call has a
+  deadline of ``grpc_timeout_s`` (a channel interceptor), so a hung node cannot wedge
+  the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from typing import Any, Callable, Coroutine
+
+import attrs
+from loguru import logger
+
+from core.errors import ExchangeError, SecretError, TemporaryExchangeError
+from exchanges.dydx.config import USDC_DENOM, DydxSettings
+from exchanges.dydx.limits import CircuitBreaker, TokenBucket
+from exchanges.dydx.secrets import Secret, key_pair_from
+
+_SEQ_RX = re.compile(r"expected (\d+)")
+
+
+class NodeUnavailable(TemporaryExchangeError):
+    """The node circuit breaker is open: nothing is sent until its cool-down ends."""
+
+
+class RateBudgetExceeded(TemporaryExchangeError):
+    """The gRPC call budget is used up for longer than ``grpc_max_wait_s``."""
+
+
+@attrs.frozen
+class TxResult:
+    """What CheckTx said about one broadcast: ``code`` 0 is accepted."""
+
+    code: int
+    raw_log: str = ""
+    txhash: str = ""
+    codespace: str = ""
+    sequence_resynced: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+def _deadline_interceptor(timeout_s: float):
+    import grpc
+
+    class _Deadline(grpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            if client_call_details.timeout is None:
+                client_call_details = _Details(client_call_details, timeout_s)
+            return continuation(client_call_details, request)
+
+    class _Details(grpc.ClientCallDetails):
+        def __init__(self, base, timeout):
+            self.method = base.method
+            self.timeout = timeout
+            self.metadata = base.metadata
+            self.credentials = base.credentials
+            self.wait_for_ready = getattr(base, "wait_for_ready", None)
+            self.compression = getattr(base, "compression", None)
+
+    return _Deadline()
+
+
+class _Worker:
+    """A thread running its own event loop; coroutines submitted to it run there."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def run(self, coro: Coroutine, timeout: float) -> Any:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        except asyncio.TimeoutError:
+            fut.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class NodeGateway:
+    """Signed transactions and chain queries for one wallet, on a worker thread.
+
+    :param settings: endpoints, budget, breaker and timeout settings.
+    :param secret: the mnemonic (:class:`~exchanges.dydx.secrets.Secret`).
+    :param monotonic: time source of the budget and the breaker (tests).
+    """
+
+    def __init__(self, settings: DydxSettings, secret: Secret, *, monotonic: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self._secret = secret
+        self.bucket = TokenBucket(settings.grpc_rate_per_s, max(1.0, settings.grpc_rate_per_s), monotonic)
+        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s, name="dYdX node",
+                                      monotonic=monotonic)
+        self._worker: _Worker | None = None
+        self._node: Any = None
+        self._wallet: Any = None
+        self.address: str | None = None
+        self.account_number: int | None = None
+        self._stateful_lock = asyncio.Lock()
+        self.stats = {"calls": 0, "failures": 0, "rejected": 0, "sequence_resyncs": 0, "budget_refused": 0,
+                      "breaker_refused": 0}
+
+    def __repr__(self) -> str:
+        return f"NodeGateway({self.settings.endpoints.node}, address={self.address})"
+
+    @property
+    def sequence(self) -> int | None:
+        return None if self._wallet is None else self._wallet.sequence
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self, address: str | None = None) -> str:
+        """Open the channel, derive the key, read account number and sequence.
+
+        :returns: the wallet's ``dydx1...`` address.
+        :raises SecretError: when ``address`` is given and the mnemonic derives another one.
+        :raises TemporaryExchangeError: when the node cannot be reached.
+        """
+        e = self.settings.endpoints
+        if not e.node:
+            raise ExchangeError(f"dYdX {self.settings.network}: no node address configured (dydx.node)")
+        self._worker = _Worker("dydx-node")
+        secret = self._secret
+
+        async def setup():
+            import grpc
+            from dydx_v4_client.network import NodeConfig
+            from dydx_v4_client.node.client import NodeClient
+            from dydx_v4_client.wallet import Wallet
+
+            if e.node_secure:
+                channel = grpc.secure_channel(e.node, grpc.ssl_channel_credentials())
+            else:
+                channel = grpc.insecure_channel(e.node)
+            channel = grpc.intercept_channel(channel, _deadline_interceptor(self.settings.grpc_timeout_s))
+            cfg = NodeConfig(e.chain_id, e.chaintoken_denom, USDC_DENOM, channel)
+            node = await NodeClient.connect(cfg)
+            node.sequence_manager = None  # sequence tracked here (see module docstring)
+            wallet = Wallet(key_pair_from(secret), 0, 0)  # SecretError without the words on failure
+            derived = wallet.address
+            if address and address != derived:
+                return node, wallet, derived, None
+            account = await node.get_account(derived)
+            wallet.account_number = account.account_number
+            wallet.sequence = account.sequence
+            return node, wallet, derived, account
+
+        try:
+            node, wallet, derived, account = await self._worker.run(setup(), self.settings.grpc_timeout_s + 5)
+        except SecretError:
+            self._worker.stop()
+            self._worker = None
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as one line
+            self._worker.stop()
+            self._worker = None
+            raise TemporaryExchangeError(f"dYdX node {e.node} unreachable: {_grpc_text(exc)}") from None
+        if account is None:
+            self._worker.stop()
+            self._worker = None
+            raise SecretError(f"the mnemonic derives address {derived}, but dydx.address is {address}")
+        self._node, self._wallet = node, wallet
+        self.address = derived
+        self.account_number = wallet.account_number
+        logger.info(f"dYdX node {e.node}: account {derived} #{wallet.account_number}, sequence {wallet.sequence}")
+        return derived
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            w, self._worker = self._worker, None
+            await asyncio.get_running_loop().run_in_executor(None, w.stop)
+        self._node = self._wallet = None
+
+    # ------------------------------------------------------------------ calls
+
+    async def _call(self, job: Callable[[], Coroutine], what: str) -> Any:
+        if self._worker is None or self._node is None:
+            raise TemporaryExchangeError(f"dYdX node not connected ({what})")
+        if not self.breaker.allow():
+            self.stats["breaker_refused"] += 1
+            raise NodeUnavailable(self.breaker.reason or "circuit_open: dYdX node")
+        if not await self.bucket.acquire(self.settings.grpc_max_wait_s):
+            self.breaker.cancel_trial()
+            self.stats["budget_refused"] += 1
+            raise RateBudgetExceeded(
+                f"gRPC budget of {self.settings.grpc_rate_per_s:g} calls/s exhausted for more than "
+                f"{self.settings.grpc_max_wait_s:g}s; {what} not sent"
+            )
+        self.stats["calls"] += 1
+        try:
+            result = await self._worker.run(job(), self.settings.grpc_timeout_s * 2 + 5)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - transport failure: breaker + temporary error
+            self.stats["failures"] += 1
+            text = _grpc_text(exc)
+            self.breaker.record_failure(text)
+            raise TemporaryExchangeError(f"dYdX node {what} failed: {text}") from None
+        self.breaker.record_success()
+        return result
+
+    async def latest_height(self) -> int:
+        node = self._node
+
+        async def job():
+            return int(await node.latest_block_height())
+
+        return await self._call(job, "height query")
+
+    async def broadcast(self, make_msg: Callable[[Any, Any], Coroutine], *, stateful: bool, what: str) -> TxResult:
+        """Sign and broadcast one message; ``make_msg(node, wallet)`` is the client call.
+
+        Stateful txs are serialized and consume the local sequence; a sequence mismatch
+        resyncs it and retries once.
+        """
+        if stateful:
+            async with self._stateful_lock:
+                return await self._broadcast(make_msg, stateful, what)
+        return await self._broadcast(make_msg, stateful, what)
+
+    async def _broadcast(self, make_msg, stateful: bool, what: str) -> TxResult:
+        node, wallet, address = self._node, self._wallet, self.address
+        stats = self.stats
+
+        async def job():
+            resynced = False
+            for attempt in (0, 1):
+                resp = await make_msg(node, wallet)
+                tx = resp.tx_response
+                if tx.code == 0:
+                    if stateful:
+                        wallet.sequence += 1
+                    return TxResult(0, tx.raw_log, tx.txhash, tx.codespace, resynced)
+                if "sequence mismatch" in tx.raw_log and attempt == 0:
+                    m = _SEQ_RX.search(tx.raw_log)
+                    if m:
+                        wallet.sequence = int(m.group(1))
+                    else:
+                        wallet.sequence = (await node.get_account(address)).sequence
+                    stats["sequence_resyncs"] += 1
+                    resynced = True
+                    continue
+                return TxResult(int(tx.code), tx.raw_log, tx.txhash, tx.codespace, resynced)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        result = await self._call(job, what)
+        if not result.ok:
+            stats["rejected"] += 1
+        return result
+
+    # ------------------------------------------------------------------ messages
+
+    async def place_order(self, order: Any, *, stateful: bool) -> TxResult:
+        return await self.broadcast(lambda node, wallet: node.place_order(wallet, order), stateful=stateful,
+                                    what=f"place order {order.order_id.client_id}")
+
+    async def cancel_order(self, order_id: Any, *, good_til_block: int | None = None,
+                           good_til_block_time: int | None = None) -> TxResult:
+        stateful = good_til_block_time is not None
+        return await self.broadcast(
+            lambda node, wallet: node.cancel_order(wallet, order_id, good_til_block=good_til_block,
+                                                   good_til_block_time=good_til_block_time),
+            stateful=stateful, what=f"cancel order {order_id.client_id}",
+        )
+
+    async def batch_cancel(self, subaccount_id: Any, batches: list, good_til_block: int) -> TxResult:
+        return await self.broadcast(
+            lambda node, wallet: node.batch_cancel_orders(wallet, subaccount_id, batches, good_til_block),
+            stateful=False, what=f"batch cancel of {sum(len(b.client_ids) for b in batches)} order(s)",
+        )
+
+
+def _grpc_text(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None)
+    if callable(code) and callable(details):
+        try:
+            return f"{code().name}: {details()}"
+        except Exception:  # noqa: BLE001
+            pass
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,154 @@
+"""The wallet secret: a mnemonic that never reaches a log, a repr, an exception or the journal.
+
+The mnemonic comes from an environment variable (``DYDX_MNEMONIC`` by default, the
+name is the ``mnemonic_env`` setting) or from a file readable only by its owner
+(``mnemonic_file``; group/other permission bits must be 0, else the load is refused
+with the reason and the ``chmod`` command that fixes it).
+
+It is wrapped in :class:`Secret`, whose ``repr``/``str``/``format`` are ``***`` and
+which refuses to be pickled; the value is registered with :mod:`core.logs` so
+that any accidental inclusion in a log line is redacted as well. Only
+:meth:`Secret.reveal` returns the words, and only the key derivation calls it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from core.errors import SecretError
+
+_VALID_WORD_COUNTS = (12, 15, 18, 21, 24)
+
+
+class Secret:
+    """A string that prints as ``***``.
+
+    >>> s = Secret("correct horse")
+    >>> str(s), repr(s), f"{s}"
+    ('***', '***', '***')
+    """
+
+    __slots__ = ("__value",)
+
+    def __init__(self, value: str):
+        self.__value = value
+
+    def reveal(self) -> str:
+        """The secret itself; pass it straight to key derivation, never to a log."""
+        return self.__value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self.__value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.__value == self.__value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", len(self.__value)))
+
+    def __reduce__(self):
+        raise TypeError("a Secret cannot be pickled or copied out of the process")
+
+    def __copy__(self) -> "Secret":
+        return self
+
+    def __deepcopy__(self, memo) -> "Secret":
+        return self
+
+
+def _register(value: str) -> None:
+    try:
+        from core.logs import register_secret
+    except ImportError:  # pragma: no cover - core.logs is part of the framework
+        return
+    register_secret(value)
+    for word in value.split():
+        if len(word) >= 6:
+            register_secret(word)
+
+
+def _check_words(text: str, source: str) -> Secret:
+    words = text.split()
+    if len(words) not in _VALID_WORD_COUNTS:
+        raise SecretError(
+            f"{source}: expected a BIP-39 mnemonic of 12/15/18/21/24 words, found {len(words)} word(s)"
+        )
+    value = " ".join(words)
+    _register(value)
+    return Secret(value)
+
+
+def check_private_file(path: Path) -> None:
+    """Refuse a secret file that is not a regular file owned by us with mode ``0o600``-like.
+
+    :raises SecretError: naming the path, the reason and the fix.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SecretError(f"mnemonic file {path} does not exist") from None
+    except OSError as exc:
+        raise SecretError(f"mnemonic file {path} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SecretError(f"mnemonic file {path} is not a regular file")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise SecretError(f"mnemonic file {path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise SecretError(
+            f"mnemonic file {path} is readable or writable by group/others (mode {mode:#o}); "
+            f"refusing to use it. Fix: chmod 600 {path}"
+        )
+
+
+def load_mnemonic(env_name: str = "DYDX_MNEMONIC", file: Path | str | None = None) -> Secret:
+    """Load the mnemonic from ``$env_name``, else from ``file``.
+
+    :raises SecretError: nothing configured, an unsafe file, or not a mnemonic (the
+        message never contains the words).
+    """
+    value = os.environ.get(env_name) if env_name else None
+    if value and value.strip():
+        return _check_words(value, f"environment variable {env_name}")
+    if file is not None:
+        path = Path(file).expanduser()
+        check_private_file(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SecretError(f"mnemonic file {path} cannot be read: {type(exc).__name__}") from None
+        return _check_words(text, f"mnemonic file {path}")
+    raise SecretError(
+        f"no dYdX mnemonic: set the environment variable {env_name or 'DYDX_MNEMONIC'} or "
+        f"dydx.mnemonic_file (a file with mode 600); market data alone needs no key"
+    )
+
+
+def key_pair_from(secret: Secret):
+    """Derive the secp256k1 key pair (dydx_v4_client ``KeyPair``) from ``secret``.
+
+    Errors from the BIP-39/BIP-44 library are replaced by one that cannot carry the
+    words (raised outside the ``except`` block, so no chained context leaks either).
+    """
+    from dydx_v4_client.key_pair import KeyPair
+
+    failure = None
+    try:
+        pair = KeyPair.from_mnemonic(secret.reveal())
+    except Exception as exc:  # noqa: BLE001 - any library error is replaced
+        failure = type(exc).__name__
+    if failure is not None:
+        raise SecretError(
+            f"the dYdX mnemonic was rejected by BIP-39 validation ({failure}): check the words and their order"
+        )
+    return pair
