@@ -58,6 +58,7 @@ from exchanges.replay.lineio import LineFile
 
 WAITING = "waiting for book snapshot"
 _CACHE_MAX = 1 << 18
+_EXP_MAX = 30  # |decimal exponent| of a sane price or size (rejects "1e999999999")
 _BUFFER_MAX = 10_000  # pre-snapshot diffs kept per market
 _WAIT_SNAPSHOT, _WAIT_FIRST, _SYNCED = 0, 1, 2
 _BUY, _SELL = Side.BUY, Side.SELL
@@ -179,6 +180,8 @@ class BinanceRecording:
             raise _Bad(f"price {s!r} is not a number") from None
         if not d.is_finite() or d <= 0:
             raise _Bad(f"price {s!r} must be finite and positive")
+        if not -_EXP_MAX <= d.adjusted() <= _EXP_MAX:
+            raise _Bad(f"price {s!r} is out of range")
         if len(self._prices) >= _CACHE_MAX:
             self._prices.clear()
         self._prices[s] = d
@@ -193,6 +196,8 @@ class BinanceRecording:
             raise _Bad(f"size {s!r} is not a number") from None
         if not d.is_finite() or d < 0:
             raise _Bad(f"size {s!r} must be finite and not negative")
+        if d and not -_EXP_MAX <= d.adjusted() <= _EXP_MAX:
+            raise _Bad(f"size {s!r} is out of range")
         if not d:  # count deletes on the raw line (compact and spaced JSON)
             for pat in (b'","' + s.encode() + b'"]', b'", "' + s.encode() + b'"]'):
                 if pat not in self._zero_patterns:

@@ -41,7 +41,9 @@ from exchanges.replay import funding as funding_fmt
 from exchanges.replay import samples
 from exchanges.replay.lineio import LineFile
 from exchanges.replay.markets import MARKETS_FILE, known_tickers, load_markets
-from exchanges.replay.symbols import SymbolMapper, normalize_ticker
+from exchanges.replay.symbols import SymbolMapper, normalize_ticker, split_venue
+
+_monotonic = time.monotonic  # pacing clock (wall time: speed is "N x real time")
 
 _SAMPLES = {
     "sample": samples.binance_l2_files,
@@ -83,6 +85,25 @@ class ReplayParams:
     bar_interval_s: int | None = param(None, "bar length in seconds; default: the step between the first two rows")
     bar_timestamp: str = param("open", "what a bar file's time column means: 'open' or 'close'", _bar_ts)
     markets_file: str = param("", "dYdX market metadata (indexer /v4/perpetualMarkets shape); empty = the built-in file")
+    venue_files: dict = param(
+        attrs.Factory(dict),
+        "files of other venues, {venue = [files]}: their events carry 'venue:TICKER'. A qualified ticker of a "
+        "venue without files mirrors the primary files' market data",
+    )
+
+
+def _venue_files(raw) -> dict[str, list[str]]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"feed replay: parameter venue_files: expected a table {{venue = [files]}}, got {raw!r}")
+    out: dict[str, list[str]] = {}
+    for venue, names in raw.items():
+        v = str(venue).strip().lower()
+        if isinstance(names, (str, Path)):
+            names = [names]
+        if not v or not isinstance(names, (list, tuple)):
+            raise ConfigError(f"feed replay: parameter venue_files: expected venue = [files], got {venue!r} = {names!r}")
+        out[v] = [str(n) for n in names]
+    return out
 
 
 def resolve_files(names) -> list[Path]:
@@ -155,36 +176,53 @@ class ReplayFeed(BaseFeed):
             raise ConfigError("feed replay: no files to replay")
         self.files = files
         self.funding_paths = resolve_files(p.funding_files)
-        self.kinds = [(f, sniff(f)) for f in files] + [(f, "funding") for f in self.funding_paths]
+        #: (path, kind, venue): venue None for the primary venue's files
+        self.inputs: list[tuple[Path, str, str | None]] = [(f, sniff(f), None) for f in files]
+        for venue, names in _venue_files(p.venue_files).items():
+            self.inputs.extend((f, sniff(f), venue) for f in resolve_files(names))
         for f in self.funding_paths:
             if sniff(f) != "funding":
                 raise DataError(f"{f}: is not a funding CSV (expected columns {', '.join(funding_fmt.REQUIRED)})")
+            self.inputs.append((f, "funding", None))
+        self.kinds = [(f, k) for f, k, _ in self.inputs]
+        self._venues_with_files = {v for _, k, v in self.inputs if v is not None and k != "funding"}
 
         requested = list(p.tickers) or list(getattr(context, "tickers", None) or ())
-        self.requested = [normalize_ticker(t) for t in requested]
+        self.requested = list(dict.fromkeys(normalize_ticker(t) for t in requested))
         known = known_tickers(self.markets_path)
         for t in self.requested:
-            if t not in known:
-                raise ConfigError(f"unknown ticker {t!r} (known: {', '.join(known)})")
+            base = split_venue(t)[1]
+            if base not in known:
+                raise ConfigError(f"unknown ticker {base!r} (known: {', '.join(known)})")
         present = self._present_tickers()
         if self.requested:
             has_dydx = any(k == "dydx" for _, k in self.kinds)
-            missing = [t for t in self.requested if t not in present]
+            missing = [t for t in self.requested if self._source_key(t) not in present]
             if missing and not has_dydx:
+                found = sorted(t if v is None else f"{v}:{t}" for v, t in present)
                 raise ConfigError(
-                    f"ticker {missing[0]!r} has no data in the replay files (found: {', '.join(sorted(present)) or 'none'})"
+                    f"ticker {missing[0]!r} has no data in the replay files (found: {', '.join(found) or 'none'})"
                 )
             self.tickers = list(self.requested)
         else:
-            self.tickers = sorted(present)
+            self.tickers = sorted(t if v is None else f"{v}:{t}" for v, t in present)
             for t in self.tickers:
-                if t not in known:
+                base = split_venue(t)[1]
+                if base not in known:
                     raise ConfigError(
-                        f"unknown ticker {t!r} (known: {', '.join(known)}); choose tickers or add it to the market metadata"
+                        f"unknown ticker {base!r} (known: {', '.join(known)}); choose tickers or add it to the market metadata"
                     )
         self._wanted = set(self.tickers)
+        # qualified tickers of venues without their own files mirror the primary files' data
+        self._mirror: dict[str, list[str]] = {}
+        for t in self.tickers:
+            v, base = split_venue(t)
+            if v is not None and v not in self._venues_with_files:
+                self._mirror.setdefault(base, []).append(t)
+        self._wanted_plain = {t for t in self.tickers if ":" not in t} | set(self._mirror)
         ctx_markets = getattr(context, "markets", None) or {}
-        self._markets = load_markets(self.tickers, self.markets_path)
+        bases = load_markets(sorted({split_venue(t)[1] for t in self.tickers}), self.markets_path)
+        self._markets = {t: bases[split_venue(t)[1]] for t in self.tickers}
         for t in self.tickers:
             m = ctx_markets.get(t) if isinstance(ctx_markets, Mapping) else None
             if isinstance(m, Market):
@@ -196,35 +234,56 @@ class ReplayFeed(BaseFeed):
 
     # -- tickers ----------------------------------------------------------------
 
-    def _present_tickers(self) -> set[str]:
-        found: set[str] = set()
-        for path, kind in self.kinds:
+    def _source_key(self, ticker: str) -> tuple[str | None, str]:
+        """Where a requested ticker's market data comes from: (venue with files or None, base ticker)."""
+        v, base = split_venue(ticker)
+        return (v if v in self._venues_with_files else None), base
+
+    def _present_tickers(self) -> set[tuple[str | None, str]]:
+        found: set[tuple[str | None, str]] = set()
+        for path, kind, venue in self.inputs:
             if kind == "binance":
                 syms = binance_fmt.sniff_symbols(LineFile(path).head(1 << 20))
                 if not syms:
                     syms = [path.name.split("_")[0]]
-                found.update(self.mapper(s) for s in syms)
+                found.update((venue, self.mapper(s)) for s in syms)
             elif kind == "bars":
-                src = bars_fmt.BarFile(path, self._select, self.params.bar_interval_s, self.params.bar_timestamp)
-                found.update(self.mapper(s) for s in src.symbols())
+                src = bars_fmt.BarFile(path, lambda s: None, self.params.bar_interval_s, self.params.bar_timestamp)
+                found.update((venue, self.mapper(s)) for s in src.symbols())
             elif kind == "dydx":
-                found.update(dydx_fmt.sniff_tickers(LineFile(path).head(1 << 20)))
+                found.update((venue, t) for t in dydx_fmt.sniff_tickers(LineFile(path).head(1 << 20)))
         return found
 
-    def _select(self, symbol: str) -> str | None:
-        """Venue symbol -> dYdX ticker when it is replayed, else None."""
-        ticker = self.mapper(symbol)
-        if ticker in self._wanted:
-            return ticker
-        if not self.requested and symbol not in self._warned:
-            self._warned.add(symbol)
-            logger.warning(
-                "replay: {} ({}) first appears after the start of its file and is not replayed; "
-                "name it in tickers to include it",
-                symbol,
-                ticker,
-            )
-        return None
+    def _selector(self, venue: str | None):
+        """Venue symbol -> the ticker its events carry when it is replayed, else None."""
+        wanted = self._wanted_plain if venue is None else self._wanted
+        prefix = "" if venue is None else f"{venue}:"
+
+        def select(symbol: str) -> str | None:
+            ticker = prefix + self.mapper(symbol)
+            if ticker in wanted:
+                return ticker
+            if not self.requested and symbol not in self._warned:
+                self._warned.add(symbol)
+                logger.warning(
+                    "replay: {} ({}) first appears after the start of its file and is not replayed; "
+                    "name it in tickers to include it",
+                    symbol,
+                    ticker,
+                )
+            return None
+
+        return select
+
+    def _route_funding(self, venue: str, coin: str) -> list[str]:
+        """Tickers a funding row of ``venue`` for ``coin`` is replayed to."""
+        base = self.mapper(coin)
+        out = []
+        if venue == self.params.funding_venue.strip().lower() and base in self._wanted:
+            out.append(base)
+        if f"{venue}:{base}" in self._wanted:
+            out.append(f"{venue}:{base}")
+        return out
 
     # -- BaseFeed -----------------------------------------------------------------
 
@@ -235,20 +294,35 @@ class ReplayFeed(BaseFeed):
     def _open_sources(self) -> list:
         p = self.params
         sources = []
-        for path, kind in self.kinds:
+        for path, kind, venue in self.inputs:
             if kind == "binance":
-                sources.append(binance_fmt.BinanceRecording(path, self._select, p.on_gap))
+                sources.append(binance_fmt.BinanceRecording(path, self._selector(venue), p.on_gap))
             elif kind == "bars":
-                sources.append(bars_fmt.BarFile(path, self._select, p.bar_interval_s, p.bar_timestamp))
+                sources.append(bars_fmt.BarFile(path, self._selector(venue), p.bar_interval_s, p.bar_timestamp))
             elif kind == "funding":
-                sources.append(funding_fmt.FundingFile(path, self._select_coin, p.funding_venue))
+                sources.append(funding_fmt.FundingFile(path, self._route_funding))
             elif kind == "dydx":
-                sources.append(dydx_fmt.DydxRecording(path, list(self.tickers), self.markets()))
+                tickers = [t for t in self.tickers if self._source_key(t)[0] == venue]
+                sources.append(dydx_fmt.DydxRecording(path, [split_venue(t)[1] for t in tickers], self.markets()))
+            sources[-1].venue = venue
         return sources
 
-    def _select_coin(self, coin: str) -> str | None:
-        ticker = self.mapper(coin)
-        return ticker if ticker in self._wanted else None
+    def _mirrored(self, it):
+        """Copy primary-file events to the qualified tickers that mirror them (see ``venue_files``)."""
+        mirror = self._mirror
+        keep = self._wanted
+        evolve = attrs.evolve
+        for ts, batch in it:
+            out = []
+            for ev in batch:
+                targets = mirror.get(ev.ticker)
+                if targets is None:
+                    out.append(ev)
+                    continue
+                if ev.ticker in keep:
+                    out.append(ev)
+                out.extend(evolve(ev, ticker=q) for q in targets)
+            yield ts, out
 
     async def start(self) -> None:
         if not self.sources:
@@ -279,12 +353,10 @@ class ReplayFeed(BaseFeed):
         return merge_sorted(iters)
 
     def _sync_iter(self, src):
-        if isinstance(src, dydx_fmt.DydxRecording):
-            it = src.batches()
-            if hasattr(it, "__anext__"):
-                raise ConfigError(f"{src.path}: its reader is asynchronous; use ReplayFeed.batches()")
-            return ((b[0].ts_ns, b) for b in it if b)
-        return src.events()
+        it = self._any_iter(src)
+        if hasattr(it, "__anext__"):
+            raise ConfigError(f"{src.path}: its reader is asynchronous; use ReplayFeed.batches()")
+        return it
 
     async def batches(self) -> AsyncIterator[list]:
         """Event batches in time order: first one MarketInfo per market, then one batch per raw message."""
@@ -297,7 +369,6 @@ class ReplayFeed(BaseFeed):
         first = True
         wall0 = data0 = 0
         n = 0
-        loop = asyncio.get_running_loop()
         while True:
             if sync:
                 item = next(merged, None)
@@ -309,9 +380,9 @@ class ReplayFeed(BaseFeed):
             if first:
                 first = False
                 yield [MarketInfo(t, ts, m) for t, m in self._markets.items()]
-                wall0, data0 = loop.time(), ts
+                wall0, data0 = _monotonic(), ts
             if speed > 0:
-                delay = wall0 + (ts - data0) / 1e9 / speed - loop.time()
+                delay = wall0 + (ts - data0) / 1e9 / speed - _monotonic()
                 if delay > 0.0005:
                     await asyncio.sleep(delay)
             else:
@@ -325,9 +396,15 @@ class ReplayFeed(BaseFeed):
         if isinstance(src, dydx_fmt.DydxRecording):
             it = src.batches()
             if hasattr(it, "__anext__"):
+                if self._mirror and src.venue is None:
+                    raise ConfigError(f"{src.path}: mirroring a dYdX recording to qualified tickers is not supported")
                 return _tag_async(it)
-            return ((b[0].ts_ns, b) for b in it if b)
-        return src.events()
+            it = ((b[0].ts_ns, b) for b in it if b)
+        else:
+            it = src.events()
+        if self._mirror and src.venue is None and src.kind != "funding":
+            it = self._mirrored(it)
+        return it
 
     def progress(self) -> tuple[int, int] | None:
         """(compressed bytes read, total bytes) over all files."""

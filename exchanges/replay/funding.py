@@ -13,8 +13,9 @@ were partly UTC+3). ``rate`` is the venue's rate per ``interval_h`` hours
 ``settlement_hour_utc`` when the file has it, else ``ts_utc`` as written
 (Binance's settlement times carry a few ms, e.g. ``16:00:00.002Z``).
 
-Only rows of one venue (``funding_venue``, default ``binance``) are replayed;
-``coin`` maps to the dYdX ticker (``BTC`` -> ``BTC-USD``). Rows are sorted by
+Rows of one venue (the feed's ``funding_venue``, default ``binance``) are replayed
+to the unqualified tickers (``coin`` ``BTC`` -> ``BTC-USD``), rows of another venue
+V to ``"V:BTC-USD"`` when that qualified ticker is replayed. Rows are sorted by
 time after filtering (the files are small), so the file needs no particular order.
 """
 
@@ -44,18 +45,19 @@ def looks_like(head: bytes) -> bool:
 class FundingFile:
     """One funding CSV as event batches (all settlements of one instant in one batch).
 
-    :param select: coin -> dYdX ticker or None to skip.
-    :param venue: the venue whose rows are replayed.
+    :param route: ``(venue, coin) -> [tickers]``: the tickers a row is replayed to
+        (empty: skip the row). The replay feed routes rows of ``funding_venue`` to
+        unqualified tickers and rows of venue V to ``"V:TICKER"`` when that is replayed.
     """
 
     kind = "funding"
 
-    def __init__(self, path: str | Path, select: Callable[[str], str | None], venue: str = "binance"):
+    def __init__(self, path: str | Path, route: Callable[[str, str], list[str]]):
         self.file = LineFile(path)
         self.path = self.file.path
-        self.select = select
-        self.venue = venue.strip().lower()
+        self.route = route
         self.stats = {"funding_rates": 0}
+        self.venues: set[str] = set()
 
     @property
     def bytes_read(self) -> int:
@@ -65,49 +67,37 @@ class FundingFile:
     def size(self) -> int:
         return self.file.size
 
-    def symbols(self) -> list[str]:
-        """Coins of the chosen venue in the file (reads the whole file: funding files are small)."""
-        return sorted({coin for _, coin, _, _ in self._rows(select_all=True)})
-
-    def _rows(self, select_all: bool = False):
+    def _rows(self):
         path = self.path
         header = None
-        venues = set()
+        lineno = 0
         for chunk in self.file.chunks():
             text = b"\n".join(chunk).decode(errors="replace")
             for row in csv.reader(io.StringIO(text)):
+                lineno += 1
                 if header is None:
                     header = [c.strip().lower() for c in row]
                     missing = [c for c in REQUIRED if c not in header]
                     if missing:
                         raise DataError(f"{path}: funding file lacks column {missing[0]!r} (header {header})")
                     ix = {c: header.index(c) for c in header}
-                    lineno = 1
                     continue
-                lineno += 1
                 if not row:
                     continue
                 if len(row) != len(header):
                     raise DataError(f"{path}:{lineno}: expected {len(header)} columns, got {len(row)}")
                 venue = row[ix["venue"]].strip().lower()
-                venues.add(venue)
-                if venue != self.venue:
-                    continue
-                coin = row[ix["coin"]].strip()
-                yield lineno, coin, row, ix
+                self.venues.add(venue)
+                yield lineno, venue, row[ix["coin"]].strip(), row, ix
         if header is None:
             raise DataError(f"{path}: empty funding file")
-        if not select_all and self.venue not in venues:
-            raise DataError(
-                f"{path}: no funding rows for venue {self.venue!r} (venues in the file: {', '.join(sorted(venues))})"
-            )
 
     def events(self) -> Iterator[tuple[int, list]]:
         """Yield ``(ts_ns, [FundingRate, ...])`` in time order."""
         out = []
-        for lineno, coin, row, ix in self._rows():
-            ticker = self.select(coin)
-            if ticker is None:
+        for lineno, venue, coin, row, ix in self._rows():
+            tickers = self.route(venue, coin)
+            if not tickers:
                 continue
             where = f"{self.path}:{lineno}"
             tcol = "settlement_hour_utc" if "settlement_hour_utc" in ix and row[ix["settlement_hour_utc"]] else "ts_utc"
@@ -124,13 +114,22 @@ class FundingFile:
                 raise DataError(f"{where}: rate {raw_rate!r} must be finite")
             raw_ih = row[ix["interval_h"]].strip()
             try:
-                interval_h = int(Decimal(raw_ih))
-            except (InvalidOperation, ValueError):
+                ih = Decimal(raw_ih)
+            except InvalidOperation:
                 raise DataError(f"{where}: interval_h {raw_ih!r} is not a number of hours") from None
-            if interval_h <= 0 or Decimal(raw_ih) != interval_h:
+            if not ih.is_finite() or ih <= 0 or ih != ih.to_integral_value():
                 raise DataError(f"{where}: interval_h {raw_ih!r} must be a positive whole number of hours")
-            out.append((ts, lineno, FundingRate(ticker, ts, rate / interval_h, True, interval_h)))
+            interval_h = int(ih)
+            rate_1h = rate / interval_h
+            for t in tickers:
+                out.append((ts, lineno, FundingRate(t, ts, rate_1h, True, interval_h)))
+        if not out:
+            raise DataError(
+                f"{self.path}: no funding rows for the replayed tickers and venue (venues in the file: "
+                f"{', '.join(sorted(self.venues)) or 'none'}; choose one with funding_venue)"
+            )
         out.sort(key=lambda x: (x[0], x[1]))
+        self.stats["funding_rates"] = len(out)
         batch: list = []
         cur = None
         for ts, _, ev in out:
@@ -141,4 +140,3 @@ class FundingFile:
             batch.append(ev)
         if batch:
             yield cur, batch
-        self.stats["funding_rates"] = len(out)

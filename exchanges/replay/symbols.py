@@ -18,9 +18,27 @@ _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD")
 _TICKER_RE = re.compile(r"^[A-Z0-9]+-USD$")
 
 
+def split_venue(ticker: str) -> tuple[str | None, str]:
+    """``"binance:BTC-USD"`` -> ``("binance", "BTC-USD")``; ``"BTC-USD"`` -> ``(None, "BTC-USD")``."""
+    if ":" in ticker:
+        venue, t = ticker.split(":", 1)
+        return venue, t
+    return None, ticker
+
+
 def normalize_ticker(value: str) -> str:
-    """``"btc"``/``"BTC"``/``"btc-usd"`` -> ``"BTC-USD"`` (what a user types for ``--ticker``)."""
-    v = str(value).strip().upper()
+    """``"btc"``/``"BTC"``/``"btc-usd"`` -> ``"BTC-USD"`` (what a user types for ``--ticker``).
+
+    A venue-qualified ticker keeps its venue, lower-cased: ``"Binance:btc"`` -> ``"binance:BTC-USD"``.
+    """
+    text = str(value).strip()
+    if ":" in text:
+        venue, rest = text.split(":", 1)
+        venue = venue.strip().lower()
+        if not venue or not venue.replace("_", "").isalnum():
+            raise ConfigError(f"ticker: bad venue in {value!r}")
+        return f"{venue}:{normalize_ticker(rest)}"
+    v = text.upper()
     if not v:
         raise ConfigError("ticker: empty ticker")
     if "-" not in v:
