@@ -526,3 +526,22 @@ def test_real_bar_only_data_is_scored_in_bar_mode():
         assert sc.mode == "bars" and sc.warm and not sc.book_known
         assert_bounded(sc)
         assert max(seen[t]) - min(seen[t]) > 20
+
+
+def test_composite_is_only_known_once_a_strategy_set_it():
+    sc = Scores()
+    assert not hasattr(sc, "composite")
+    assert getattr(sc, "composite", None) is None
+    sc.strategy_composite = 71.5
+    assert sc.composite == 71.5
+    assert sc.as_dict()["strategy_composite"] == 71.5
+
+
+def test_other_events_are_ignored_safely():
+    from core.model import FeedStatus, MarketInfo
+
+    state, engine = make_state(), SignalEngine()
+    feed(state, engine, FeedStatus("BTC-USD", T0, healthy=False, reason="waiting for book snapshot"))
+    feed(state, engine, MarketInfo("BTC-USD", T0, Market("BTC-USD", 0, "0.01", "0.001")))
+    feed(state, engine, OraclePrice("BTC-USD", T0, D("100")))
+    assert state.scores is None or (not state.scores.warm and state.scores.funding == 50.0)
