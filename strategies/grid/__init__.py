@@ -1,0 +1,30 @@
+"""The grid strategy plugin (seed 002's take-profit grid and a classic range grid).
+
+Run it on the embedded real 5-minute bars (paper exchange)::
+
+    python runbot.py --exchange paper --strategy grid --ticker BTC \\
+        --param take_profit_pct=0.2 --param grid_step_pct=0.1 --param max_orders=10 \\
+        --param wait_time_s=300 --param order_notional=200
+
+    python runbot.py --exchange paper --strategy grid --ticker ETH \\
+        --param mode=range --param lower_price=2200 --param upper_price=2600 \\
+        --param levels=9 --param spacing=geometric --param order_notional=200
+
+The end-of-run summary prints the grid cycles completed and the profit per cycle
+(gross and net of fees). How it works: :mod:`strategies.grid.strategy`.
+
+This package is shaped like a third-party plugin: it imports only from ``perpbot``
+and registers through the same hook.
+"""
+
+from perpbot import hookimpl
+
+from strategies.grid.levels import Spacing, grid_levels
+from strategies.grid.strategy import Direction, GridParams, GridStrategy, Mode
+
+__all__ = ["GridStrategy", "GridParams", "Mode", "Direction", "Spacing", "grid_levels", "register_strategies"]
+
+
+@hookimpl
+def register_strategies(register):
+    register(GridStrategy)
