@@ -332,7 +332,7 @@ class PaperExchange(BaseExchangeClient):
             self._active.discard(ticker)
 
     def _schedule(self) -> None:
-        nxt = self._next_hour_ns
+        nxt = self._next_hour_ns + 1  # the hour is processed at the first event strictly after it
         if self._funding_due:
             nxt = min(nxt, self._funding_due[0][1])
         if self._pending:
@@ -805,6 +805,9 @@ class PaperExchange(BaseExchangeClient):
             if t not in self._pos_tickers:
                 self._pos_tickers.add(t)
                 self._active.add(t)
+                m = self._mark(t)
+                if m is not None:
+                    self._marks[t] = m
         else:
             self._recompute_pos_ticker(t)
 
@@ -1012,7 +1015,9 @@ class PaperExchange(BaseExchangeClient):
     def _timed_work(self, ts: int) -> None:
         if not self._next_hour_ns:
             self._next_hour_ns = ts - ts % HOUR_NS + HOUR_NS
-        while ts >= self._next_hour_ns:
+        # The boundary H is taken at the first event strictly after H, so every event stamped
+        # exactly H (a bar closing at H, a rate settled at H) is part of the state at H.
+        while ts > self._next_hour_ns:
             self._funding_boundary(self._next_hour_ns)
             self._next_hour_ns += HOUR_NS
         while self._funding_due and ts >= self._funding_due[0][1]:
@@ -1183,11 +1188,13 @@ class PaperExchange(BaseExchangeClient):
     # ------------------------------------------------------------------
 
     def _funding_boundary(self, hour_ns: int) -> None:
+        """Snapshot the open positions and their marks as of the hour (the marks seen before
+        the current event, which is the first one after the hour)."""
         snap = []
         for sub in self.subs.values():
             for t, p in sub.portfolio.positions.items():
                 if p.size:
-                    mark = self._mark(t) or p.entry_price
+                    mark = self._marks.get(t) or self._mark(t) or p.entry_price
                     snap.append((sub.number, t, p.size, mark))
         if snap:
             self._funding_due.append([hour_ns, hour_ns + self.cfg.funding_grace_s * NS, snap])
