@@ -23,9 +23,11 @@ _ID_RE = re.compile(rb'"id"\s*:\s*"([A-Z0-9]+-USD)"')
 
 def looks_like(head: bytes) -> bool:
     """True for JSON lines that mention dYdX indexer channels (``v4_*``) or say they are dYdX."""
-    first = head.lstrip()[:1]
-    if first != b"{":
+    start = head.lstrip()
+    if start[:1] != b"{":
         return False
+    if start.startswith(b'{"recv_ns"'):  # the recorder's line shape: {"recv_ns": ..., "msg": {...}}
+        return True
     probe = head[:16384]
     return b'"v4_' in probe or b"dydx" in probe.lower()
 

@@ -271,6 +271,27 @@ async def test_dydx_recording_is_delegated_to_the_plugins_reader(tmp_path, monke
     assert [type(b[0]) for b in batches] == [MarketInfo, Quote, FeedStatus]
 
 
+DYDX_WS = Path(__file__).resolve().parents[4] / "shared" / "data" / "dydx_v4" / "nautilus_py" / "websocket"
+
+
+@pytest.mark.skipif(not DYDX_WS.is_dir(), reason="real dYdX indexer payloads not available (../shared/data absent)")
+async def test_real_dydx_recording_replays_through_the_dydx_plugin(tmp_path):
+    recording = pytest.importorskip("exchanges.dydx.recording")
+    import json
+
+    path = tmp_path / "rec.jsonl.gz"
+    rec = recording.Recorder(path)
+    for i, name in enumerate(("v4_orderbook_snapshot.json", "v4_trades.json")):
+        rec.write_raw(json.dumps(json.loads((DYDX_WS / name).read_text())), 1_721_848_355_000_000_000 + i)
+    rec.close()
+    assert sniff(path) == "dydx"
+    feed = ReplayFeed({"files": [str(path)]}, ctx("ETH-USD"))
+    events = [e for b in await collect(feed) for e in b]
+    assert type(events[0]) is MarketInfo and events[0].ticker == "ETH-USD"
+    kinds = {type(e).__name__ for e in events}
+    assert "BookSnapshot" in kinds and "Trade" in kinds
+
+
 def test_samples_paths_and_missing_sample(tmp_path, monkeypatch):
     assert all(p.is_file() for p in samples.binance_l2_files())
     assert samples.bars_file().name.endswith(".csv.gz") and samples.funding_file().is_file()
