@@ -15,7 +15,8 @@ What is written, and when (hooks of :mod:`core.hookspecs`):
   best-effort cancels also go to ``cancels``); after a fill, the position of
   that market;
 - ``on_fill`` / ``on_decision``: the strategy's ``get_state()`` when it changed;
-- ``on_equity_snapshot``: account balance per venue (with PnL columns) and mark prices;
+- ``on_equity_snapshot``, and at decisions 12 times per snapshot interval: account
+  balance per venue (with PnL columns) and mark prices;
 - ``on_checkpoint`` (every ``checkpoint_interval_s`` of clock time, at a batch
   boundary): a checkpoint (:mod:`plugins.journal.state`);
 - ``on_order_cancel``: the bot's cancel request and its answer;
@@ -86,6 +87,12 @@ class JournalSession:
         self.last_strategy_state: str | None = None
         interval = getattr(bot.config, "checkpoint_interval_s", None) or bot.config.snapshot_interval_s
         self.checkpoint_ns = int(Decimal(str(interval)) * NS)
+        #: equity and mark prices are also sampled at decisions, 12 times per snapshot interval
+        #: (at most once per decision interval), so reports have a usable curve
+        snap_ns = int(Decimal(str(bot.config.snapshot_interval_s)) * NS)
+        self.sample_ns = max(int(Decimal(str(bot.config.decision_interval_s)) * NS), snap_ns // 12, 1)
+        self.next_sample_ns = 0
+        self.last_sample_ns: int | None = None
         self.checkpoints = 0
         self.cancel_requested: set[int] = set()
         #: every client id in the journal (filled at reconciliation, grown by each intent):
@@ -160,6 +167,10 @@ class JournalSession:
 
     def snapshot_account(self, bot: Any, ts_ns: int) -> None:
         """Balance per venue (with PnL columns from the bot's portfolio) and mark prices."""
+        if self.last_sample_ns == ts_ns:
+            return
+        self.last_sample_ns = ts_ns
+        self.next_sample_ns = ts_ns + self.sample_ns
         for venue, pf in getattr(bot, "portfolios", {}).items():
             try:
                 bal = bot.balance(venue)
@@ -215,6 +226,7 @@ def _ensure(bot: Any) -> JournalSession | None:
                     "feed": cfg.feed,
                     "decision_interval_s": str(cfg.decision_interval_s),
                     "snapshot_interval_s": str(cfg.snapshot_interval_s),
+                    "equity_sample_s": str(Decimal(s.sample_ns) / NS),
                     "max_events": cfg.max_events,
                     "strategy_params": {k: str(v) for k, v in cfg.strategy_params().items()},
                     "sizer": cfg.sizer,
@@ -446,6 +458,9 @@ def on_decision(bot, strategy, result):
     if s is None or s.stopped:
         return
     s.save_strategy_state(bot, "decision")
+    now = bot.clock.now_ns()
+    if now >= s.next_sample_ns:
+        s.snapshot_account(bot, now)
 
 
 @hookimpl
