@@ -78,12 +78,20 @@ def price_to_subticks(market: Market, price: Decimal, side: Side) -> int:
     return s
 
 
+def plain(d: Decimal) -> Decimal:
+    """The same value without trailing zeros and without an exponent (``0.0010000`` -> ``0.001``)."""
+    n = d.normalize()
+    return n.quantize(Decimal(1)) if n.as_tuple().exponent > 0 else n
+
+
 def subticks_to_price(market: Market, subticks: int) -> Decimal:
-    return margin.subticks_to_price(subticks, market.atomic_resolution, market.quantum_conversion_exponent)
+    """USD price of ``subticks`` (exact, no trailing zeros)."""
+    return plain(margin.subticks_to_price(subticks, market.atomic_resolution, market.quantum_conversion_exponent))
 
 
 def quantums_to_size(market: Market, quantums: int) -> Decimal:
-    return margin.quantums_to_size(quantums, market.atomic_resolution)
+    """Base units of ``quantums`` (exact, no trailing zeros)."""
+    return plain(margin.quantums_to_size(quantums, market.atomic_resolution))
 
 
 @attrs.frozen

@@ -164,21 +164,25 @@ class Recorder:
         return f"{self.lines} messages, {size} bytes compressed in {len(self.parts)} file(s): {self.parts[0]}"
 
 
-def iter_recording(path: Path | str) -> Iterator[tuple[int, Any, Path, int]]:
+def iter_recording(path: Path | str, progress: list | None = None) -> Iterator[tuple[int, Any, Path, int]]:
     """Yield ``(recv_ns, msg_or_raw_text, part, line_no)`` over all parts.
 
     ``msg`` is a dict for JSON frames, a ``str`` for frames that were not valid JSON.
+    ``progress``, when given, is a one-item list updated with the compressed bytes read.
 
     :raises DataError: for a line that is not a recording line (naming file and line).
     """
     parts = recording_parts(path)
     if not parts:
         raise DataError(f"recording {path}: file not found")
+    done_before = 0
     for part in parts:
         line_no = 0
         try:
-            with gzip.open(part, "rb") as fh:
+            with open(part, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
                 for line in fh:
+                    if progress is not None and line_no % 256 == 0:
+                        progress[0] = done_before + raw.tell()
                     line_no += 1
                     if not line.strip():
                         continue
@@ -200,6 +204,9 @@ def iter_recording(path: Path | str) -> Iterator[tuple[int, Any, Path, int]]:
             logger.warning(f"recording {part}: truncated after line {line_no} ({type(exc).__name__}); rest ignored")
         except gzip.BadGzipFile as exc:
             raise DataError(f"recording {part}: not a gzip file ({exc})") from None
+        done_before += part.stat().st_size
+        if progress is not None:
+            progress[0] = done_before
 
 
 def is_dydx_recording(path: Path | str) -> bool:
@@ -232,6 +239,8 @@ class RecordingReader:
         if not self.parts:
             raise DataError(f"recording {self.path}: file not found")
         self.lines = 0
+        self.total_bytes = sum(p.stat().st_size for p in self.parts)
+        self._progress = [0]
 
     def markets(self) -> dict[str, Market]:
         """Market parameters: the given ones, updated from the first recorded markets snapshot."""
@@ -251,7 +260,7 @@ class RecordingReader:
         parser = self.parser
         first = True
         n = 0
-        for recv_ns, msg, part, line_no in iter_recording(self.path):
+        for recv_ns, msg, part, line_no in iter_recording(self.path, self._progress):
             if first:
                 first = False
                 start = parser.start_events(recv_ns)
@@ -266,9 +275,9 @@ class RecordingReader:
             if n % 2000 == 0:
                 await asyncio.sleep(0)
 
-    def progress(self) -> tuple[int, int] | None:
-        """Lines read so far and None for the total (unknown without a full pass)."""
-        return None
+    def progress(self) -> tuple[int, int]:
+        """``(compressed bytes read, total compressed bytes)`` over all parts."""
+        return (self._progress[0], self.total_bytes)
 
     def stats(self) -> dict:
         return dict(self.parser.stats)

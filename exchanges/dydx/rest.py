@@ -28,6 +28,10 @@ from exchanges.dydx.config import DydxSettings
 from exchanges.dydx.limits import SlidingWindowLimiter, backoff_delay
 
 
+class NotFound(ExchangeError):
+    """The indexer answered 404 (unknown subaccount, order or market)."""
+
+
 def _is_temporary(exc: BaseException) -> bool:
     if isinstance(exc, httpx.HTTPStatusError):
         code = exc.response.status_code
@@ -85,6 +89,8 @@ class IndexerRest:
             except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
                 if not _is_temporary(exc):
                     self.failures += 1
+                    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 404:
+                        raise NotFound(f"dYdX indexer {what}: {_describe(exc)}") from None
                     raise ExchangeError(f"dYdX indexer {what}: {_describe(exc)}") from None
                 if attempt >= s.rest_retries:
                     self.failures += 1
@@ -141,7 +147,12 @@ class IndexerRest:
     # -- account -------------------------------------------------------------
 
     async def subaccount(self, address: str, number: int) -> dict:
-        data = await self.call(f"subaccount {address}/{number}", self.client.account.get_subaccount, address, number)
+        """The subaccount, or ``{}`` when the indexer does not know it yet (never funded: 404)."""
+        try:
+            data = await self.call(f"subaccount {address}/{number}", self.client.account.get_subaccount,
+                                   address, number)
+        except NotFound:
+            return {}
         return dict(data.get("subaccount") or {})
 
     async def orders(self, address: str, number: int, *, status: str | None = None, limit: int | None = None,
