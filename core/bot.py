@@ -46,6 +46,7 @@ from core.model import (
     ZERO,
     BookDelta,
     BookSnapshot,
+    FeedStatus,
     Fill,
     FundingPayment,
     Liquidation,
@@ -211,8 +212,9 @@ class TradingBot:
         self.orders: dict[int, OrderRequest] = {}  # every order this run sent (client id -> request)
         self.client_ids = ClientIdAllocator()
         self.risk_log: deque[RiskDecision] = deque(maxlen=200)
-        #: market events by the benchmark's definition: each price-level entry of a book message,
-        #: each trade, each quote, each other event (architecture.md, Benchmarks)
+        #: market events applied, by the benchmark's definition: each price-level entry of a depth
+        #: update, each trade, each quote (and each bar, oracle price, funding rate); snapshots,
+        #: market info and feed status are not counted (architecture.md, Benchmarks)
         self.events_processed = 0
         #: feed events (batch items) read, the unit of ``resume_from_event`` and ``max_events``
         self.events_read = 0
@@ -256,11 +258,10 @@ class TradingBot:
     # ------------------------------------------------------------------
 
     def _make_signal_engines(self) -> dict:
-        try:
-            from core import signals  # noqa: PLC0415  (core module, optional while building)
-        except ImportError:
-            return {}
-        return {t: signals.SignalEngine() for t in self.states}
+        from core import signals
+
+        config = parse_params(signals.SignalConfig, self.config.signals, "signals")
+        return {t: signals.SignalEngine(config) for t in self.states}
 
     def _venue_and_ticker(self, qualified: str) -> tuple[str, str]:
         venue, t = split_ticker(qualified)
@@ -438,8 +439,8 @@ class TradingBot:
         try:
             await self.start()
             self._running = True
-            if not self.resumed:
-                self.start_ns = self.clock.now_ns()
+            if not self.resumed and not self.clock.simulated:
+                self.start_ns = self.clock.now_ns()  # replays take the first event's time
             self.strategy.on_start(self.market_data())
             await self._loop()
         finally:
@@ -460,7 +461,7 @@ class TradingBot:
         stop = self._stop
         progress = self._start_progress()
         batches = 0
-        book_types = (BookDelta, BookSnapshot)
+        not_counted = (BookSnapshot, MarketInfo, FeedStatus)
         async for batch in self.feed.batches():
             if warmup:
                 warmup = self._warm_up(batch, warmup)
@@ -470,9 +471,10 @@ class TradingBot:
             counted = 0
             for ev in batch:
                 ts = ev.ts_ns
-                if type(ev) in book_types:
+                et = type(ev)
+                if et is BookDelta:
                     counted += len(ev.bids) + len(ev.asks)
-                else:
+                elif et not in not_counted:
                     counted += 1
                 if simulated:
                     if ts < resume_from:
@@ -483,6 +485,8 @@ class TradingBot:
                 st = states.get(ticker)
                 if st is None:
                     continue
+                if not self.start_ns:
+                    self.start_ns = ts
                 st.apply(ev)
                 eng = engines.get(ticker)
                 if eng is not None:
@@ -531,7 +535,10 @@ class TradingBot:
         self._warm_rest = batch[remaining:]
         counted = 0
         for ev in take:
-            counted += len(ev.bids) + len(ev.asks) if type(ev) in (BookDelta, BookSnapshot) else 1
+            et = type(ev)
+            counted += len(ev.bids) + len(ev.asks) if et is BookDelta else (0 if et in (BookSnapshot, MarketInfo, FeedStatus) else 1)
+            if not self.start_ns:
+                self.start_ns = ev.ts_ns
             if self.clock.simulated:
                 self.clock.advance_to(ev.ts_ns)
             st = self.states.get(ev.ticker)
@@ -813,8 +820,9 @@ class TradingBot:
             pos = self.portfolios[venue].positions.get(ticker)
             st = self.states[qualified]
             score = None
-            if st.scores is not None and hasattr(st.scores, "composite"):
-                score = Decimal(str(round(st.scores.composite, 4)))
+            composite = getattr(st.scores, "composite", None) if st.scores is not None else None
+            if composite is not None:
+                score = Decimal(str(round(composite, 4)))
             try:
                 sizing = self.sizer.size(
                     intent,

@@ -14,6 +14,7 @@ Layout of a config file (``runbot.py init`` writes a commented one)::
     [strategy.<name>]           # the strategy's parameters
     [sizer]  name = "..."  and [sizer.<name>] its parameters
     [risk]   policies = [...]  and [risk.<policy>] their parameters
+    [signals]                   # signal engine settings (half-lives, sampling, scales)
 
 CLI flags override the file. Every error is a one-line
 :class:`~core.errors.ConfigError` naming the key and the value.
@@ -152,6 +153,7 @@ class BotConfig:
     strategies: dict = attrs.Factory(dict)  # strategy name -> params
     sizers: dict = attrs.Factory(dict)  # sizer name -> params
     risk: dict = attrs.Factory(dict)  # policy name -> params
+    signals: dict = attrs.Factory(dict)  # core.signals.SignalConfig fields
     verbose: bool = False
 
     # -- accessors -----------------------------------------------------------
@@ -207,7 +209,7 @@ _BOT_KEYS = {
     "close_on_stop",
     "verbose",
 }
-_TOP_KEYS = {"bot", "venues", "feed", "exchange", "strategy", "sizer", "risk"}
+_TOP_KEYS = {"bot", "venues", "feed", "exchange", "strategy", "sizer", "risk", "signals"}
 
 
 def _table(value: Any, key: str) -> dict:
@@ -282,6 +284,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotC
     if "policies" in risk:
         kw["risk_policies"] = tuple(str(p) for p in _as_list(risk.pop("policies"), "risk.policies"))
     kw["risk"] = {k: _table(v, f"[risk.{k}]") for k, v in risk.items()}
+    kw["signals"] = _table(data.get("signals"), "[signals]")
     return BotConfig(**kw)
 
 
@@ -330,6 +333,8 @@ def config_to_mapping(cfg: BotConfig) -> dict:
     out["strategy"] = copy.deepcopy(cfg.strategies)
     out["sizer"] = {"name": cfg.sizer, **copy.deepcopy(cfg.sizers)}
     out["risk"] = {"policies": list(cfg.risk_policies), **copy.deepcopy(cfg.risk)}
+    if cfg.signals:
+        out["signals"] = copy.deepcopy(cfg.signals)
     return _toml_ready(out)
 
 

@@ -91,4 +91,7 @@ def default_config_text(pm) -> str:
     parts.append("\n[risk]\n" + _line("policies", available, "risk policies, checked in this order"))
     for name, cls in sorted(reg.risk_policies.items()):
         parts.append(_plugin_section(f"risk.{name}", cls, cls.description or f"risk policy {name}"))
+    from core.signals import SignalConfig
+
+    parts.append(_plugin_section("signals", type("S", (), {"Params": SignalConfig}), "signal engine: 0-100 scores per market"))
     return "".join(parts)

@@ -212,8 +212,24 @@ class PluginManager:
         return self.pm.hook
 
     def register_commands(self, cli) -> None:
-        """Let plugins add CLI subcommands."""
-        self.pm.hook.register_commands(cli=cli)
+        """Let plugins add CLI subcommands.
+
+        Each plugin's commands are built on a scratch Typer app first, so a plugin
+        whose command cannot be built fails with a PluginError naming it instead of
+        breaking the whole command line.
+        """
+        import typer
+        import typer.main
+
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            scratch = typer.Typer()
+            try:
+                impl.function(scratch)
+                if scratch.registered_commands:
+                    typer.main.get_command(scratch)
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r}: its commands are invalid: {type(exc).__name__}: {exc}") from exc
+            cli.registered_commands.extend(scratch.registered_commands)
 
     def listing(self) -> list[dict]:
         """One row per plugin: name, version, built-in?, hooks, and what it registered."""

@@ -98,8 +98,14 @@ class RunSummary:
     feed_stats: dict = attrs.Factory(dict)
 
     @property
+    def events_read(self) -> int:
+        """Market events the feed read (its own count when it keeps one, e.g. including level
+        entries of depth messages dropped before the book snapshot), else the events applied."""
+        return int(self.feed_stats.get("events") or self.events)
+
+    @property
     def events_per_second(self) -> float:
-        return self.events / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        return self.events_read / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     @property
     def funding_net(self) -> Decimal:
@@ -139,7 +145,8 @@ class RunSummary:
             f"max drawdown      {_usd(self.max_drawdown):>14} USD  ({self.max_drawdown_frac * 100:.3f}%, {self.max_drawdown_duration_s:.0f} s)",
             f"decisions {self.decisions}, orders sent {self.orders_sent}, rejected {self.orders_rejected},"
             f" risk actions {self.risk_actions}, strategy errors {self.strategy_errors}",
-            f"events processed  {self.events:,} in {self.wall_seconds:.2f} s ({self.events_per_second:,.0f} events/s)",
+            f"events processed  {self.events_read:,} in {self.wall_seconds:.2f} s ({self.events_per_second:,.0f} events/s)"
+            + (f"; {self.events:,} applied" if self.events != self.events_read else ""),
         ]
         if self.strategy_lines:
             lines += ["", *self.strategy_lines]
@@ -150,4 +157,5 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
         d["events_per_second"] = self.events_per_second
+        d["events_read"] = self.events_read
         return d

@@ -21,8 +21,11 @@ S = 10**9
 
 
 def counted(evs):
-    """Events by the benchmark's definition: each book level entry, each trade or quote."""
-    return sum(len(e.bids) + len(e.asks) if hasattr(e, "bids") else 1 for e in evs)
+    """Events by the benchmark's definition: each depth-update level entry, each trade or quote;
+    snapshots are not events."""
+    from core.model import BookDelta, BookSnapshot
+
+    return sum(len(e.bids) + len(e.asks) if type(e) is BookDelta else (0 if type(e) is BookSnapshot else 1) for e in evs)
 
 
 def events(n=10, ticker="BTC-USD", start=T0, step=S, mid=D("60000")):
@@ -72,7 +75,7 @@ def test_strategy_order_is_executed_and_fill_booked(tmp_path):
     assert ScriptedStrategy.fills and ScriptedStrategy.fills[0].size == D("0.0123")
     assert summary.markets[0].fills == 1
     assert summary.fees == (D("0.0123") * D("60000.5") * D("0.0005")).quantize(D("0.000001"))
-    assert summary.events == counted(events()) == 10 + 1 + 9
+    assert summary.events == counted(events()) == 1 + 9  # oracle + trades; the snapshot is not an event
 
 
 def test_size_below_minimum_is_rejected_not_raised(tmp_path):
@@ -227,5 +230,5 @@ def test_client_ids_are_unique_and_reserved():
 def test_max_events_stops_early(tmp_path):
     bot = make_bot(tmp_path, events(30), max_events=5)
     summary = run(bot)
-    # max_events counts feed events: snapshot (10 levels), oracle, 3 trades
-    assert bot.events_read == 5 and summary.events == 10 + 1 + 3 and "max events" in summary.stop_reason
+    # max_events counts feed events: snapshot, oracle, 3 trades
+    assert bot.events_read == 5 and summary.events == 1 + 3 and "max events" in summary.stop_reason
