@@ -73,9 +73,11 @@ is held in one subaccount only, so a child never holds a second market (chain
 ``x/subaccounts/keeper/isolated_subaccount.go``). Marks are the oracle price when the
 feed has one, else the mid (:meth:`core.state.MarketState.mark_price`).
 
-Funding (hourly, at the top of each hour of clock time): the open positions are
-snapshotted at the first event at/after the hour, and settled at the first event
-``funding_grace_s`` later with, per market, the settled rate for that hour if the feed
+Funding (hourly, at the top of each hour of clock time): the open positions and their
+marks are snapshotted as of the hour (at the first event strictly after it, so that
+everything stamped exactly on the hour, such as a bar closing at the hour, is included),
+and settled at the first event ``funding_grace_s`` after the hour with, per market, the
+settled rate for that hour if the feed
 has delivered one (``FundingRate(settled=True)``; a venue with ``interval_h > 1``
 applies its latest settled rate to every hour of its interval), else the running
 prediction (``MarketState.funding_rate_1h``); payment per position
@@ -737,7 +739,7 @@ class PaperExchange(BaseExchangeClient):
         """Fill ``o`` as taker against the book up to ``limit``. Returns a stop reason or None."""
         is_ask = o.side is Side.BUY
         levels = book.asks if is_ask else book.bids
-        for price, avail in list(self._levels(o, book, limit)):
+        for price, avail in self._levels(o, book, limit):
             qty = min(o.remaining, avail)
             done, stop = self._fill(o, sub, price, qty, False, ts)
             if done:
@@ -850,7 +852,7 @@ class PaperExchange(BaseExchangeClient):
             opp = book.asks if buy else book.bids
             stop = None
             filled_any = False
-            for price, avail in list(self._levels(o, book, o.price)):
+            for price, avail in self._levels(o, book, o.price):
                 if price == o.price and queue and o.queue_ahead > 0:
                     break
                 done, stop = self._fill(o, sub, o.price, min(o.remaining, avail), True, ts)
@@ -1005,7 +1007,13 @@ class PaperExchange(BaseExchangeClient):
         if ticker in self._conditionals:
             self._check_triggers(ticker, ts)
         if ticker in self._pos_tickers and (
-            st is None or st.oracle_price is None or t is OraclePrice or t is MarketInfo
+            st is None
+            or (t is OraclePrice or t is MarketInfo)
+            or (
+                st.oracle_price is None
+                # without an oracle the mark is the book's mid: only book events move it
+                and (t is BookDelta or t is BookSnapshot or not (st.book.bids and st.book.asks))
+            )
         ):
             mark = self._mark(ticker)
             if mark is not None and mark != self._marks.get(ticker):
