@@ -656,7 +656,7 @@ class PaperExchange(BaseExchangeClient):
         cur = self._risk_of(risks, t, sub, fallback_price=avg)
         signed = qty if o.side is Side.BUY else -qty
         chk = check_order_initial_margin(sub.portfolio.collateral, risks, cur, signed, avg, fee)
-        if chk.accepted:
+        if chk.accepted and not sub.isolated:
             return ""
         if not sub.isolated:
             return (
@@ -664,8 +664,29 @@ class PaperExchange(BaseExchangeClient):
                 f"{_fmt(chk.required)} USD, available {_fmt(chk.available)} USD equity after the order "
                 f"(short by {_fmt(chk.shortfall)} USD)"
             )
-        # isolated child: the parent funds what the child needs (+ rounding dust)
-        need = ceil_to(chk.shortfall, QUOTE_QUANTUM) + Decimal("0.00001")
+        return self._fund_child(o, sub, qty, avg, chk.shortfall)
+
+    def _fund_child(self, o: SimOrder, sub: Subaccount, qty: Decimal, avg: Decimal, shortfall: Decimal) -> str:
+        """Transfer from the parent what the child needs to be initially collateralized
+        after the order, also when the position is valued at the order's own price (so a
+        resting order far from the mark is funded with its initial margin). Returns '' or a reason."""
+        t = o.ticker
+        risks = self._position_risks(sub)
+        cur = self._risk_of(risks, t, sub, fallback_price=avg)
+        at_price = PositionRisk.from_market(self._market(t), cur.size, avg)
+        others = [r for r in risks if r is not cur]
+        signed = qty if o.side is Side.BUY else -qty
+        reduces = cur.size and (signed > 0) != (cur.size > 0) and qty <= abs(cur.size)
+        if not reduces:
+            fee = self.fees.fee(avg * qty, False, self._now())
+            chk = check_order_initial_margin(
+                sub.portfolio.collateral, others, at_price, signed, avg, fee, allow_undercollateralized_risk_reduction=False
+            )
+            shortfall = max(shortfall, chk.shortfall)
+        if not shortfall:
+            return ""
+        # the parent funds what the child needs (+ rounding dust)
+        need = ceil_to(shortfall, QUOTE_QUANTUM) + Decimal("0.00001")
         parent = self.subs[0]
         prisk = account_risk(parent.portfolio.collateral, self._position_risks(parent))
         if prisk.free_collateral < need:
@@ -973,6 +994,7 @@ class PaperExchange(BaseExchangeClient):
                 self._index_remove(o)
                 o.triggered = True
                 o.stage = PENDING
+                o.arrive_ns = max(o.arrive_ns, ts)  # acts from now on (bar fills never look back)
                 o.reason = f"triggered at {px}"
                 self._execute(o, ts)
         self._refresh_active(ticker)

@@ -364,3 +364,30 @@ async def test_export_import_resumes_the_same_state(make_harness):
     assert len(b.fills()) == 2
     assert (await b.ex.get_balance()) == (await a.ex.get_balance())
     assert b.ex.export_state() == a.ex.export_state()
+
+
+def test_isolated_resting_order_far_below_the_mark_is_funded_with_its_margin(make_harness):
+    hh = make_harness({"collateral": "1000", "maker_fee": "0", "taker_fee": "0"})
+    hh.book(bids=[("99", "100")], asks=[("100", "100")])
+    hh.oracle("100")
+    res = hh.order("buy", "10", order_type=OrderType.LIMIT, price=D(80), margin_mode=MarginMode.ISOLATED)
+    assert res.success and res.status is OrderStatus.OPEN
+    child = hh.ex.subs[128]
+    assert D(40) <= child.portfolio.collateral <= D("40.001")  # 10 * 80 * 5%
+    hh.oracle("80")
+    hh.trade("79", "10", "sell")
+    assert hh.fills(res.client_id) and hh.fills(res.client_id)[0].size == D(10)
+    assert hh.ex.subs[128].size("BTC-USD") == D(10)
+    # cancel of a funded order that never filled returns the money
+    res2 = hh.order("sell", "1", ticker="BTC-USD", order_type=OrderType.LIMIT, price=D(200), margin_mode=MarginMode.ISOLATED)
+    assert res2.success  # routed to the child that holds BTC-USD
+
+
+async def test_isolated_cancel_returns_the_transfer(make_harness):
+    hh = make_harness({"collateral": "1000"})
+    hh.book(bids=[("99", "100")], asks=[("100", "100")])
+    hh.oracle("100")
+    res = hh.order("buy", "10", order_type=OrderType.LIMIT, price=D(80), margin_mode=MarginMode.ISOLATED)
+    assert hh.ex.portfolio.collateral < D(1000)
+    await hh.ex.cancel_order(res.client_id, "BTC-USD")
+    assert hh.ex.portfolio.collateral == D(1000) and hh.ex.subs[128].portfolio.collateral == 0
