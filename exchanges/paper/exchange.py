@@ -159,6 +159,7 @@ LIQUIDATION_CLIENT_ID = -1
 #: child subaccount numbers step (parent 0 -> children 128, 256, ...; docs isolated-positions.md)
 CHILD_STEP = 128
 STATE_VERSION = 1
+EXPORTED_FILLS = 1000
 _SLACK_PER_POSITION = Decimal("0.000003")  # chain rounding of NC/MMR per position, USD
 
 
@@ -1368,7 +1369,9 @@ class PaperExchange(BaseExchangeClient):
             "funding_warned": sorted(self._funding_warned),
             "funding_payments": [_funding_to_dict(p) for p in self.funding_payments],
             "liquidations": [_liquidation_to_dict(x) for x in self.liquidations],
-            "fills": [_fill_to_dict(f) for f in self._fills],
+            # the latest fills only: a resumed run continues from this state, and the journal
+            # already holds every fill before it
+            "fills": [_fill_to_dict(f) for f in list(self._fills)[-EXPORTED_FILLS:]],
             "fill_seq": self._fill_seq,
             "rejections": self.rejections,
         }

@@ -21,7 +21,7 @@ from core.model import Fill, Liquidation, Liquidity, MarginMode, OrderStatus, Or
 from exchanges.paper.config import DYDX_STANDARD_TIERS, PaperConfig
 from exchanges.paper.fees import FeeSchedule, fee_amount
 
-from conftest import D, T0, Harness, make_market
+from paper_harness import D, T0, Harness, make_market
 
 HOUR = 3600 * 1_000_000_000
 

@@ -10,7 +10,7 @@ import pytest
 from core.model import Fill, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from exchanges.paper import PaperExchange
 
-from conftest import D, Harness
+from paper_harness import D, Harness
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

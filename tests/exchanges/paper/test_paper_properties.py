@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from core.margin import account_risk
 from core.model import Fill, OrderType, Side
 
-from conftest import D, Harness
+from paper_harness import D, Harness
 
 TAKER = D("0.0005")
 MAKER = D("0.0002")

@@ -32,7 +32,7 @@ from core.margin import (
 )
 from core.model import Bar, Fill, FundingRate, Liquidation, OrderType, Side
 
-from conftest import D, Harness
+from paper_harness import D, Harness
 
 replay = pytest.importorskip("exchanges.replay.feed", reason="the replay feed package is not installed")
 
