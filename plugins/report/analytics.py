@@ -710,15 +710,18 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
     rep.drawdown_series = decimate(rep.drawdown_series, max_points)
     voided = src.query(
         "rows superseded by a resumed run (voided, excluded)",
-        f"SELECT 'fills' AS t, COUNT(*) AS n FROM fills WHERE voided = 1 AND run_id IN ({ph}) "
-        f"UNION ALL SELECT 'order_intents', COUNT(*) FROM order_intents WHERE voided = 1 AND run_id IN ({ph})",
-        ids + ids,
+        " UNION ALL ".join(
+            f"SELECT '{t}' AS t, COUNT(*) AS n FROM {t} WHERE voided = 1 AND run_id IN ({ph})"
+            for t in ("fills", "order_intents", "equity_snapshots")
+        ),
+        ids * 3,
     )
     nv = {r["t"]: r["n"] for r in voided}
     if any(nv.values()):
         rep.notes.append(
-            f"{nv.get('fills', 0)} fills and {nv.get('order_intents', 0)} order intents were written after a "
-            "checkpoint by a run that was then killed; the resumed run replaced them (voided rows, excluded)"
+            f"{nv.get('fills', 0)} fills, {nv.get('order_intents', 0)} order intents and "
+            f"{nv.get('equity_snapshots', 0)} equity snapshots were written after a checkpoint by a run that "
+            "was then killed; the resumed run replaced them (voided rows, excluded)"
         )
     rep.sources = src.used
     return rep
