@@ -445,23 +445,24 @@ def merge_sorted(iters: list) -> Iterator[tuple[int, list]]:
         return
     heap = []
     for i, it in enumerate(iters):
-        for ts, b in it:
-            heap.append((ts, i, b, it))
+        for item in it:
+            heap.append((item[0], i, item, it))
             break
     heapq.heapify(heap)
     heappop, heappush = heapq.heappop, heapq.heappush
     while heap:
-        ts, i, b, it = heappop(heap)
-        yield ts, b
+        _, i, item, it = heappop(heap)
+        yield item
         if not heap:
             yield from it
             return
         bound, bi = heap[0][0], heap[0][1]
-        for ts2, b2 in it:
-            if ts2 > bound or (ts2 == bound and i > bi):
-                heappush(heap, (ts2, i, b2, it))
+        for item in it:
+            ts = item[0]
+            if ts > bound or (ts == bound and i > bi):
+                heappush(heap, (ts, i, item, it))
                 break
-            yield ts2, b2
+            yield item
 
 
 async def _tag_async(it):

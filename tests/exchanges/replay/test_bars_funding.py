@@ -200,3 +200,23 @@ async def test_bars_and_funding_merge_in_time_order():
     assert kinds.count(Bar) == 10_369 and kinds.count(FundingRate) == 111
     # a funding settlement at 00:00 sorts before the bar that closes at 00:05
     assert kinds[1] is FundingRate and kinds[2] is FundingRate and kinds[3] is Bar
+
+
+def test_funding_rows_are_routed_per_venue():
+    feed = ReplayFeed(
+        {"files": ["sample:bars"], "funding_files": ["sample:funding"]},
+        SimpleNamespace(tickers=("BTC", "hyperliquid:BTC")),
+    )
+    rates = [e for _, b in feed.iter_batches() for e in b if type(e) is FundingRate]
+    binance = [e for e in rates if e.ticker == "BTC-USD"]
+    hyper = [e for e in rates if e.ticker == "hyperliquid:BTC-USD"]
+    assert len(binance) == 111 and {e.interval_h for e in binance} == {8}
+    assert len(hyper) == 881 and {e.interval_h for e in hyper} == {1}
+    # 2024-01-31T16:00:00.000Z,hyperliquid,BTC,1,-3.025e-06: an hourly rate is already per hour
+    assert hyper[0].rate_1h == Decimal("-3.025e-06")
+    other = ReplayFeed(
+        {"files": ["sample:bars"], "funding_files": ["sample:funding"], "funding_venue": "hyperliquid"},
+        SimpleNamespace(tickers=("ETH",)),
+    )
+    rates = [e for _, b in other.iter_batches() for e in b if type(e) is FundingRate]
+    assert len(rates) == 881 and {e.ticker for e in rates} == {"ETH-USD"}
