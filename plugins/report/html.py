@@ -31,6 +31,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bot
 .card .v{font-size:19px;font-weight:600;margin-top:2px}
 .pos{color:#17803d} .neg{color:#c0392b}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde3e9;font-size:13px}
+table.kv td:first-child{width:38%;white-space:normal} table.kv td{white-space:normal}
 th,td{padding:5px 8px;border-bottom:1px solid #edf0f3;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left} th{background:#f0f3f6;font-weight:600}
 td.l,th.l{text-align:left;white-space:normal}
@@ -73,9 +74,9 @@ def cls(v: Any) -> str:
         return ""
 
 
-def exact(v: Any, shown: str) -> str:
-    """A figure with its exact value on hover."""
-    return f'<span title="exact: {ESC(str(v))}" class="{cls(v)}">{ESC(shown)}</span>'
+def exact(v: Any, shown: str, *, colour: bool = True) -> str:
+    """A figure with its exact value on hover (green/red by sign when ``colour``)."""
+    return f'<span title="exact: {ESC(str(v))}" class="{cls(v) if colour else ""}">{ESC(shown)}</span>'
 
 
 def when(ts_ns: int | None) -> str:
@@ -233,12 +234,12 @@ def svg_chart(
 # ---------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+def _table(headers: list[str], rows: list[list[str]], left: int = 1, kv: bool = False) -> str:
     head = "".join(f'<th class="{"l" if i < left else ""}">{ESC(h)}</th>' for i, h in enumerate(headers))
     body = "".join(
         "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>" for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table{' class=kv' if kv else ''}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _card(k: str, v: str) -> str:
@@ -252,7 +253,7 @@ def _breakdown_rows(items) -> list[list[str]]:
             [
                 ESC(key),
                 str(b.fills),
-                exact(b.volume, usd(b.volume)),
+                exact(b.volume, usd(b.volume), colour=False),
                 exact(b.realized, signed_usd(b.realized)),
                 exact(b.unrealized, signed_usd(b.unrealized)),
                 exact(-b.fees, signed_usd(-b.fees)),
@@ -260,7 +261,7 @@ def _breakdown_rows(items) -> list[list[str]]:
                 exact(b.net, signed_usd(b.net)),
                 str(b.trades),
                 pct(b.win_rate, 1).lstrip("+") if b.win_rate is not None else "n/a",
-                exact(b.position, f"{b.position.normalize():f}") if b.position else "0",
+                exact(b.position, f"{b.position.normalize():f}", colour=False) if b.position else "0",
             ]
         )
     return rows
@@ -292,10 +293,10 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
         _card("return", exact(rep.total_return, pct(rep.total_return, 3))),
         _card("Sharpe (ann.)", exact(rep.sharpe, num(rep.sharpe))),
         _card("Sortino (ann.)", exact(rep.sortino, num(rep.sortino))),
-        _card("max drawdown", exact(rep.max_drawdown, f"{usd(rep.max_drawdown)} ({rep.max_drawdown_frac * 100:.2f}%)")),
+        _card("max drawdown", exact(rep.max_drawdown, f"{usd(rep.max_drawdown)} ({rep.max_drawdown_frac * 100:.2f}%)", colour=False)),
         _card("win rate", exact(rep.win_rate, "n/a" if rep.win_rate is None else f"{rep.win_rate * 100:.1f}% of {len(closed)}")),
         _card("average trade (USD)", exact(rep.average_trade, signed_usd(rep.average_trade))),
-        _card("final equity (USD)", exact(rep.end_equity, usd(rep.end_equity))),
+        _card("final equity (USD)", exact(rep.end_equity, usd(rep.end_equity), colour=False)),
     ]
     parts.append("<div class='cards'>" + "".join(cards) + "</div>")
 
@@ -308,10 +309,14 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
         ["liquidation fees", exact(-rep.liquidation_fees, signed_usd(-rep.liquidation_fees))],
         ["funding (received +, paid −)", exact(rep.funding, signed_usd(rep.funding))],
         ["<b>net PnL</b>", exact(rep.net_pnl, signed_usd(rep.net_pnl))],
-        ["equity at start → end", f"{exact(rep.start_equity, usd(rep.start_equity))} → {exact(rep.end_equity, usd(rep.end_equity))}"],
+        [
+            "equity at start → end",
+            f"{exact(rep.start_equity, usd(rep.start_equity), colour=False)} → "
+            f"{exact(rep.end_equity, usd(rep.end_equity), colour=False)}",
+        ],
         ["equity change (check: equals net PnL)", exact(rep.equity_change, signed_usd(rep.equity_change))],
     ]
-    parts.append(_table(["", "USD"], pnl_rows))
+    parts.append(_table(["", "USD"], pnl_rows, kv=True))
 
     # performance
     parts.append("<h2>Performance</h2>")
@@ -322,7 +327,7 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
         ["periodicity", ESC(rep.annualisation_note or "n/a")],
         [
             "max drawdown",
-            f"{exact(rep.max_drawdown, usd(rep.max_drawdown))} USD, {rep.max_drawdown_frac * 100:.3f}% of the peak at "
+            f"{exact(rep.max_drawdown, usd(rep.max_drawdown), colour=False)} USD, {rep.max_drawdown_frac * 100:.3f}% of the peak at "
             f"{when(rep.max_drawdown_peak_ns)}; trough {when(rep.max_drawdown_trough_ns)}",
         ],
         [
@@ -335,12 +340,12 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
         ["win rate", "n/a" if rep.win_rate is None else f"{rep.win_rate * 100:.1f}%"],
         ["average trade (after fees)", exact(rep.average_trade, signed_usd(rep.average_trade))],
         ["fills", str(rep.fills)],
-        ["traded notional (USD)", exact(rep.volume, usd(rep.volume))],
+        ["traded notional (USD)", exact(rep.volume, usd(rep.volume), colour=False)],
         ["turnover (traded notional / average equity)", num(rep.turnover, 2) + "×" if rep.turnover is not None else "n/a"],
         ["time in market (snapshots with open positions)", "n/a" if rep.time_in_market is None else f"{rep.time_in_market * 100:.1f}%"],
         ["average / max gross leverage", f"{num(rep.avg_gross_leverage, 3)}× / {num(rep.max_gross_leverage, 3)}×"],
     ]
-    parts.append(_table(["", ""], perf))
+    parts.append(_table(["", ""], perf, kv=True))
 
     # charts
     parts.append("<h2>Equity and drawdown</h2>")
