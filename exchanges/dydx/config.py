@@ -37,6 +37,7 @@ subscribe_per_s         subscribe attempts per second per channel+id (2, socks l
 batched                 ask for ``channel_batch_data`` (true)
 candles                 candle resolutions to stream, e.g. ``["1MIN"]`` (none)
 resync_interval_s       periodic REST order-book resync, seconds (60)
+snapshot_timeout_s      resubscribe a book whose snapshot has not come after, seconds (15)
 reconcile_interval_s    periodic REST account reconciliation, seconds (30)
 max_queue               event batches buffered before a full resync (100000)
 grpc_rate_per_s         node call budget per second (4)
@@ -117,7 +118,7 @@ _KNOWN = {
     "address", "mnemonic_env", "mnemonic_file", "live", "rest_timeout_s", "rest_retries",
     "rest_max_requests", "rest_window_s", "retry_base_s", "retry_max_s", "ws_ping_interval_s",
     "ws_ping_timeout_s", "ws_open_timeout_s", "ws_stable_after_s", "subscribe_per_s", "batched",
-    "candles", "resync_interval_s", "reconcile_interval_s", "max_queue", "grpc_rate_per_s",
+    "candles", "resync_interval_s", "snapshot_timeout_s", "reconcile_interval_s", "max_queue", "grpc_rate_per_s",
     "grpc_max_wait_s", "grpc_timeout_s", "breaker_failures", "breaker_cooldown_s",
     "short_term_blocks", "short_term_max_s", "default_good_til_s", "market_slippage",
     "height_max_age_s", "record", "record_max_bytes",
@@ -195,6 +196,7 @@ class DydxSettings:
     batched: bool = True
     candles: tuple = ()
     resync_interval_s: float = 60.0
+    snapshot_timeout_s: float = 15.0
     reconcile_interval_s: float = 30.0
     max_queue: int = 100_000
     grpc_rate_per_s: float = 4.0
@@ -276,7 +278,7 @@ class DydxSettings:
         floats = {
             "rest_timeout_s": 0.01, "rest_window_s": 0.01, "retry_base_s": 0.0, "retry_max_s": 0.0,
             "ws_ping_interval_s": 0.01, "ws_ping_timeout_s": 0.01, "ws_open_timeout_s": 0.01,
-            "ws_stable_after_s": 0.0, "resync_interval_s": 0.01, "reconcile_interval_s": 0.01,
+            "ws_stable_after_s": 0.0, "resync_interval_s": 0.01, "snapshot_timeout_s": 0.01, "reconcile_interval_s": 0.01,
             "grpc_rate_per_s": 0.01, "grpc_max_wait_s": 0.0, "grpc_timeout_s": 0.01,
             "breaker_cooldown_s": 0.0, "short_term_max_s": 0.0, "height_max_age_s": 0.0,
         }

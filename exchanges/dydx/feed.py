@@ -12,8 +12,8 @@ decisions paused, ``FeedStatus(healthy=False, "waiting for snapshot ...")``) fro
 start and after every disconnect until its fresh snapshot; a crossed book is
 uncrossed, marked unhealthy and resynced from REST; every ``resync_interval_s`` each
 healthy book is refreshed from the REST snapshot as well (deltas received meanwhile
-are re-applied on top). A book still waiting for its snapshot 15 s after a (re)connect
-is resubscribed (throttled). The settled hourly funding rate comes from
+are re-applied on top). A book still waiting for its snapshot ``snapshot_timeout_s``
+after a (re)connect is resubscribed (throttled). The settled hourly funding rate comes from
 ``/v4/historicalFunding`` at start and shortly after every top of the hour.
 
 REST failures during resyncs are logged and retried; the market stays unhealthy,
@@ -343,7 +343,7 @@ class DydxFeed(BaseFeed):
                     if tr.state == LIVE:
                         await self._resync_one(t, "periodic")
             if self._connected_at is not None and self.conn is not None and self.conn.connected.is_set():
-                limit = max(15.0, 2 * s.ws_open_timeout_s)
+                limit = s.snapshot_timeout_s
                 for t, tr in self.parser.books.items():
                     if tr.state != STALE:
                         continue
@@ -353,7 +353,7 @@ class DydxFeed(BaseFeed):
                         self.counters["resubscribes"] += 1
                         logger.warning(f"dYdX {t}: no order-book snapshot {limit:.0f}s after subscribing; resubscribing")
                         self.conn.resubscribe(V4_ORDERBOOK, t)
-            await asyncio.sleep(min(1.0, s.resync_interval_s / 4))
+            await asyncio.sleep(min(1.0, s.resync_interval_s / 4, s.snapshot_timeout_s / 4))
 
     async def _refresh_funding(self) -> None:
         for t in self.tickers:
