@@ -50,9 +50,9 @@ def once() -> dict:
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "events": summary.events,
+        "events": summary.events_read,
         "seconds": wall,
-        "events_per_s": summary.events / wall,
+        "events_per_s": summary.events_read / wall,
         "fills": sum(m.fills for m in summary.markets),
         "peak_rss_mb": rss_mb,
     }

@@ -301,7 +301,24 @@ def load_config(path: str | os.PathLike) -> BotConfig:
             data = tomllib.load(fh, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {p}: {exc}") from None
-    return config_from_mapping(data, source=str(p))
+    cfg = config_from_mapping(data, source=str(p))
+    _resolve_feed_paths(cfg, p.resolve().parent)
+    return cfg
+
+
+def _resolve_feed_paths(cfg: BotConfig, base: Path) -> None:
+    """Relative data paths in a config file are relative to the file's directory.
+
+    Applies to feed options whose key ends in ``file``, ``files`` or ``path``.
+    """
+    for opts in cfg.feeds.values():
+        for key, value in list(opts.items()):
+            if not key.endswith(("file", "files", "path")):
+                continue
+            if isinstance(value, str):
+                opts[key] = str(base / value) if not Path(value).is_absolute() else value
+            elif isinstance(value, list):
+                opts[key] = [str(base / v) if isinstance(v, str) and not Path(v).is_absolute() else v for v in value]
 
 
 def config_to_mapping(cfg: BotConfig) -> dict:

@@ -98,3 +98,12 @@ def test_init_writes_a_config_that_loads(tmp_path):
     cfg = load_config(path)
     assert cfg.exchange == ("paper",) and cfg.strategy == "sniper"
     assert cfg.exchanges["paper"]["taker_fee"] == D("0.0005")
+
+
+def test_relative_feed_paths_resolve_against_the_config_file(tmp_path):
+    d = tmp_path / "configs"
+    d.mkdir()
+    (d / "c.toml").write_text('[feed.replay]\nfiles = ["../data/a.gz", "/abs/b.gz"]\nspeed = 2\n')
+    cfg = load_config(d / "c.toml")
+    assert cfg.feeds["replay"]["files"] == [str(d / "../data/a.gz"), "/abs/b.gz"]
+    assert cfg.feeds["replay"]["speed"] == 2
