@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import attrs
+import typer
 
 from core.errors import ConfigError, PerpbotError
 
@@ -78,7 +79,6 @@ async def record_stream(config: dict, tickers: tuple, duration: float | None, *,
 
 def register(cli) -> None:
     """Add the ``record`` command to the typer app."""
-    import typer
 
     @cli.command("record")
     def record_command(
