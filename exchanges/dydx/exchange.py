@@ -531,7 +531,7 @@ class DydxExchange(BaseExchangeClient):
         failures = 0
         while True:
             try:
-                await asyncio.wait_for(self._reconcile_now.wait(), timeout=1.0)
+                await asyncio.wait_for(self._reconcile_now.wait(), timeout=min(1.0, s.reconcile_interval_s / 2))
             except asyncio.TimeoutError:
                 pass
             now = time.monotonic()
