@@ -211,11 +211,10 @@ class BinanceRecording:
         """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)``; sizes in base units."""
         prices = self._prices
         sizes = self._sizes
-        if contract_usd is None:
-            try:
-                return tuple([(prices[p], sizes[q]) for p, q in raw])
-            except KeyError:
-                pass  # a string not seen yet: convert and validate it below
+        if contract_usd is None:  # strings seen before come from the caches; new ones are validated once
+            P = self._price
+            S = self._size
+            return tuple([(prices[p] if p in prices else P(p), sizes[q] if q in sizes else S(q)) for p, q in raw])
         out = []
         append = out.append
         for p, q in raw:
@@ -310,14 +309,10 @@ class BinanceRecording:
                                 n_filtered += 1
                                 continue
                             b, bq, a, aq = data["b"], data["B"], data["a"], data["A"]
-                            bd = prices.get(b) or self._price(b)
-                            ad = prices.get(a) or self._price(a)
-                            bqd = sizes.get(bq)
-                            if bqd is None:
-                                bqd = self._size(bq)
-                            aqd = sizes.get(aq)
-                            if aqd is None:
-                                aqd = self._size(aq)
+                            bd = prices[b] if b in prices else self._price(b)
+                            ad = prices[a] if a in prices else self._price(a)
+                            bqd = sizes[bq] if bq in sizes else self._size(bq)
+                            aqd = sizes[aq] if aq in sizes else self._size(aq)
                             cu = m.contract_usd
                             if cu is not None:
                                 bqd = bqd * cu / bd
@@ -371,11 +366,9 @@ class BinanceRecording:
                                 stats["ignored"] += 1  # insurance-fund / ADL prints are not market trades
                                 continue
                             p = data["p"]
-                            pd = prices.get(p) or self._price(p)
+                            pd = prices[p] if p in prices else self._price(p)
                             qs = data["q"]
-                            qd = sizes.get(qs)
-                            if qd is None:
-                                qd = self._size(qs)
+                            qd = sizes[qs] if qs in sizes else self._size(qs)
                             if not qd:
                                 raise _Bad(f"trade size {qs!r} must be positive")
                             if m.contract_usd is not None:
