@@ -257,6 +257,22 @@ def main_callback(
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130)
+    except OSError as exc:  # a file or network problem the code did not anticipate
+        exc.exit_code = 3
+        _fail(exc, verbose)
+    except Exception as exc:  # a bug: say so in one line; the traceback is in the log file and with --verbose
+        from loguru import logger
+
+        logger.opt(exception=exc).debug("unexpected error")
+        exc.exit_code = 70
+        typer.echo(
+            f"error: internal error {type(exc).__name__}: {exc} (please report it; --verbose shows the traceback)", err=True
+        )
+        if verbose:
+            import traceback
+
+            traceback.print_exception(exc)
+        raise typer.Exit(70)
     raise typer.Exit(code)
 
 

@@ -99,12 +99,16 @@ class OrderBook:
         self._seq += 1
         seq = self._seq
         n = 0
+        setitem = dict.__setitem__  # existing level: skip SortedDict's Python-level __setitem__
         book = self.bids
         seqs = self._bid_seq
         for price, size in bids:
             n += 1
             if size:
-                book[price] = size
+                if price in book:
+                    setitem(book, price, size)
+                else:
+                    book[price] = size
                 seqs[price] = seq
             elif price in book:
                 del book[price]
@@ -114,7 +118,10 @@ class OrderBook:
         for price, size in asks:
             n += 1
             if size:
-                book[price] = size
+                if price in book:
+                    setitem(book, price, size)
+                else:
+                    book[price] = size
                 seqs[price] = seq
             elif price in book:
                 del book[price]

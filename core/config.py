@@ -316,9 +316,15 @@ def _resolve_feed_paths(cfg: BotConfig, base: Path) -> None:
             if not key.endswith(("file", "files", "path")):
                 continue
             if isinstance(value, str):
-                opts[key] = str(base / value) if not Path(value).is_absolute() else value
+                opts[key] = _relative_to(base, value)
             elif isinstance(value, list):
-                opts[key] = [str(base / v) if isinstance(v, str) and not Path(v).is_absolute() else v for v in value]
+                opts[key] = [_relative_to(base, v) if isinstance(v, str) else v for v in value]
+
+
+def _relative_to(base: Path, value: str) -> str:
+    if not value or Path(value).is_absolute() or value.startswith("sample:"):
+        return value
+    return str(base / value)
 
 
 def config_to_mapping(cfg: BotConfig) -> dict:

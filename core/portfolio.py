@@ -6,7 +6,7 @@ plus funding; equity (net collateral) is ``Q + sum(S_i * P_i)`` at the mark
 prices (chain ``protocol/lib/margin/risk.go``). Realized PnL is tracked per
 position with the average-entry method for reporting; the identity
 
-    equity == starting collateral + realized + unrealized - fees + funding
+    equity == starting collateral + realized + unrealized - fees + funding - liquidation fees
 
 holds to Decimal's 28 significant digits (an average entry price can be a
 non-terminating quotient; collateral itself is booked exactly) and is tested.

@@ -103,7 +103,8 @@ def test_init_writes_a_config_that_loads(tmp_path):
 def test_relative_feed_paths_resolve_against_the_config_file(tmp_path):
     d = tmp_path / "configs"
     d.mkdir()
-    (d / "c.toml").write_text('[feed.replay]\nfiles = ["../data/a.gz", "/abs/b.gz"]\nspeed = 2\n')
+    (d / "c.toml").write_text('[feed.replay]\nfiles = ["../data/a.gz", "/abs/b.gz", "sample:bars"]\nmarkets_file = ""\nspeed = 2\n')
     cfg = load_config(d / "c.toml")
-    assert cfg.feeds["replay"]["files"] == [str(d / "../data/a.gz"), "/abs/b.gz"]
+    assert cfg.feeds["replay"]["files"] == [str(d / "../data/a.gz"), "/abs/b.gz", "sample:bars"]
+    assert cfg.feeds["replay"]["markets_file"] == ""
     assert cfg.feeds["replay"]["speed"] == 2
