@@ -37,12 +37,11 @@ import re
 import signal
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
-from loguru import logger
 
-from core.model import ZERO, Balance, Market, OrderRequest, Position, Side
+from core.model import ZERO, Balance, Market, OrderRequest, Position
 from core.params import in_range, param
 from core.policies import APPROVE, RiskAction, RiskDecision, RiskPolicy, RiskView
 from perpbot import hookimpl

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import enum
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
 
 import attrs
 

@@ -47,7 +47,7 @@ import os
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import attrs

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any, Mapping
 
 import attrs

@@ -11,7 +11,6 @@ import signal
 from decimal import Decimal as D
 from pathlib import Path
 
-import attrs
 import pytest
 
 from core.model import Balance, Market, OrderRequest, OrderType, Position, Side, TimeInForce
@@ -375,7 +374,7 @@ async def test_kill_switch_sigusr1(clean_kill):
 
 from core.exchange import BaseExchangeClient, ExchangeCapabilities  # noqa: E402
 from core.hookspecs import hookimpl  # noqa: E402
-from core.model import Bar, Fill, Liquidity, OrderInfo, OrderParams, OrderResult, OrderStatus, OrderUpdate  # noqa: E402
+from core.model import Bar, Fill, Liquidity, OrderParams, OrderResult, OrderStatus, OrderUpdate  # noqa: E402
 from core.portfolio import Portfolio  # noqa: E402
 from core.strategy import BaseStrategy, StrategyResult  # noqa: E402
 from core.testing import ListFeed, bot_config  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 from core.errors import ConfigError, DataError
 from core.model import Bar, FundingRate, OraclePrice
 from core.plugins import PluginManager
-from strategies.funding_arb.feed import SAMPLE_BTC_1H, SAMPLE_FUNDING, SAMPLE_PRICES, FundingReplayFeed
+from strategies.funding_arb.feed import SAMPLE_BTC_1H, SAMPLE_FUNDING, FundingReplayFeed
 
 S = 10**9
 REPO = Path(__file__).resolve().parents[3]

@@ -12,14 +12,13 @@ import os
 from decimal import Decimal as D
 from pathlib import Path
 
-import attrs
 import pytest
 
 from core.hookspecs import hookimpl
 from core.model import Bar, Fill, Liquidity, OrderInfo, OrderStatus, OrderType, OrderUpdate, Position, Side
 from core.params import parse_params
 from core.state import MarketData, MarketState
-from core.strategy import StrategyAction, StrategyContext
+from core.strategy import StrategyContext
 from core.testing import market as real_market
 from strategies.grid import GridStrategy, Spacing, grid_levels
 from strategies.grid.levels import nearest_level
@@ -429,7 +428,7 @@ def test_grid_through_the_bot_and_paper_exchange_on_real_bars(tmp_path):
     pm = PluginManager(load_entry_points=False, extra_plugins=(Obs(),),
                        default_plugins=("exchanges.paper", "strategies.grid", "plugins.sizers", "plugins.risk"))
     bot = TradingBot(cfg, pm)
-    summary = asyncio.run(bot.run())
+    asyncio.run(bot.run())
     g = bot.strategy
     assert seen and max(seen) <= 5
     assert g.stats.cycles > 0, g.summary_lines()
