@@ -53,6 +53,7 @@ from loguru import logger as _default_logger
 
 from perpbot import (
     BaseStrategy,
+    ConfigError,
     OrderParams,
     OrderType,
     Side,
@@ -233,13 +234,19 @@ class FundingArb(BaseStrategy):
         tickers = tuple(context.tickers or ())
         primary = params.ticker or next((t for t in tickers if ":" not in t), "")
         if not primary:
-            raise ValueError("funding_arb: no primary ticker (set the ticker parameter or run with --ticker BTC,binance:BTC)")
+            raise ConfigError("strategy funding_arb: no primary ticker (set the ticker parameter or run with --ticker BTC,binance:BTC)")
         venue = params.hedge_venue or next(
             (t.split(":", 1)[0] for t in tickers if ":" in t and t.split(":", 1)[1] == primary), "binance"
         )
         self.primary = primary
         self.hedge = f"{venue}:{primary}"
         self.hedge_venue = venue
+        if tickers and (self.hedge not in tickers or self.primary not in tickers):
+            missing = self.primary if self.primary not in tickers else self.hedge
+            raise ConfigError(
+                f"strategy funding_arb: leg {missing!r} is not among the run's tickers ({', '.join(tickers)}); "
+                f"run with both legs, e.g. --ticker {primary.split('-')[0]},{venue}:{primary.split('-')[0]}"
+            )
         self.legs = {self.primary: LegBook(self.primary), self.hedge: LegBook(self.hedge)}
         self.rates = {self.primary: RateEma(), self.hedge: RateEma()}
         self.state = "flat"  # flat | open | exiting

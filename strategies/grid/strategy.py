@@ -60,6 +60,7 @@ from loguru import logger as _default_logger
 
 from perpbot import (
     BaseStrategy,
+    ConfigError,
     OrderParams,
     OrderStatus,
     OrderType,
@@ -281,7 +282,9 @@ class GridStrategy(BaseStrategy):
         tickers = tuple(context.tickers or ())
         self.ticker = params.ticker or (tickers[0] if tickers else "")
         if not self.ticker:
-            raise ValueError("grid: no ticker (set the ticker parameter or run with --ticker)")
+            raise ConfigError("strategy grid: no ticker (set the ticker parameter or run with --ticker)")
+        if tickers and self.ticker not in tickers:
+            raise ConfigError(f"strategy grid: parameter ticker {self.ticker!r} is not among the run's tickers ({', '.join(tickers)})")
         self.dir = params.direction
         self.cycle = 0
         self.open: OpenOrder | None = None

@@ -124,11 +124,33 @@ async def test_market_execution_orders_are_ioc_and_exits_reduce_only():
     assert {(o.ticker, o.side, o.size, o.reduce_only) for o in res.orders} == {(P, Side.BUY, D("0.1"), True), (Hd, Side.SELL, D("0.1"), True)}
 
 
+def test_both_legs_must_be_among_the_runs_tickers():
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="leg 'binance:BTC-USD' is not among the run's tickers"):
+        FundingArb(parse_params(FundingArb.Params, {}, "s"), StrategyContext(tickers=(P,), clock=None, markets={}))
+    s = FundingArb(parse_params(FundingArb.Params, {"hedge_venue": "okx"}, "s"),
+                   StrategyContext(tickers=(P, "okx:BTC-USD"), clock=None, markets={}))
+    assert s.hedge == "okx:BTC-USD"
+
+
 async def test_warmup_and_cooldown():
     s = make(warmup_h="24")
     book = Book()
     await warm(s, book, "0.00005", "0.00001", hours=10)
     assert (await s.execute_strategy(book.md())).action is StrategyAction.NONE, "not warmed up"
+    s = make(reentry_cooldown_h="8", max_hold_h="1")
+    book = Book()
+    await warm(s, book, "0.00005", "0.00001")
+    assert (await s.execute_strategy(book.md())).orders
+    pos = {P: Position(P, D("-0.0333"), D("30000")), Hd: Position(Hd, D("0.0333"), D("30000"))}
+    await s.execute_strategy(book.md(pos, ts=book.ts + H))  # max hold: exit
+    assert s.state == "exiting"
+    t_flat = book.ts + 2 * H
+    assert (await s.execute_strategy(book.md(ts=t_flat))).action is StrategyAction.NONE and s.state == "flat"
+    res = await s.execute_strategy(book.md(ts=t_flat + 8 * H - 1))
+    assert res.action is StrategyAction.NONE and "cooling down" in res.reason
+    assert (await s.execute_strategy(book.md(ts=t_flat + 8 * H))).orders, "enters again after the cool-down"
 
 
 async def test_exit_after_max_hold():
