@@ -863,6 +863,9 @@ class KillSwitch(_Policy):
         return Path(state_dir) / "KILL" if state_dir is not None else None
 
     def install(self, loop) -> None:
+        """Called by the bot at start: a new run starts with the signal flag clear (the kill
+        FILE still halts it) and SIGUSR1 trips it."""
+        clear_kill()
         install_kill_signal(loop)
 
     def _tripped(self) -> str | None:
