@@ -164,6 +164,19 @@ class JournalSession:
             state_json=state_json,
             reason=reason,
         )
+        progress = None
+        try:
+            progress = bot.feed.progress()
+        except Exception:
+            pass
+        self.writer.post(
+            Journal.set_cursor,
+            getattr(bot.feed, "name", "") or type(bot.feed).__name__,
+            self.run_id,
+            events=getattr(bot, "events_read", bot.events_processed),
+            last_event_ns=last_event_ns,
+            position={"progress": list(progress) if progress else None, "events_processed": bot.events_processed},
+        )
 
     def snapshot_account(self, bot: Any, ts_ns: int) -> None:
         """Balance per venue (with PnL columns from the bot's portfolio) and mark prices."""

@@ -174,6 +174,8 @@ def test_a_run_journals_fills_exactly_as_the_exchange_made_them(tmp_path):
     cancels = j.conn.execute("SELECT source, status, error FROM cancels").fetchall()
     assert [(c["source"], c["status"], c["error"]) for c in cancels] == [("exchange", "CANCELED", "")]
     assert j.conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] >= 2
+    cursor = j.cursor("list")
+    assert cursor["events"] == bot.events_read == j.last_checkpoint().events_read
     assert j.verify() == []
 
 
