@@ -96,7 +96,7 @@ class BaseStrategy(abc.ABC):
     def __init__(self, params: Any, context: StrategyContext):
         self.params = params
         self.context = context
-        self.log = context.logger
+        self.log = getattr(context, "logger", None)
 
     # -- decisions ----------------------------------------------------------
 
