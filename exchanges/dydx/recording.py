@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
+import time
 import zlib
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator, Mapping
@@ -75,8 +76,8 @@ class Recorder:
 
     :param path: first part's path (parent directories are created).
     :param max_bytes: rotate after this many compressed bytes (None: one file).
-    :param flush_every: flush the gzip stream every this many lines (a crash loses at
-        most that many; the reader tolerates a missing trailer).
+    :param flush_every: flush the gzip stream every this many lines or every second (a
+        crash loses at most that much; the reader tolerates a missing trailer).
     """
 
     def __init__(self, path: Path | str, max_bytes: int | None = None, flush_every: int = 200):
@@ -91,6 +92,10 @@ class Recorder:
         self._raw = None
         self._gz = None
         self._since_flush = 0
+        self._bytes_since_flush = 0
+        self._flushed_at = time.monotonic()
+        # uncompressed bytes between size checks when rotating (JSON compresses ~5-10x)
+        self._flush_bytes = max(4096, (max_bytes or 0) // 2)
         self._open()
 
     def _open(self) -> None:
@@ -132,9 +137,12 @@ class Recorder:
         self.lines += 1
         self.bytes_in += len(line)
         self._since_flush += 1
-        if self._since_flush >= self.flush_every:
-            self.flush()
-        if self.max_bytes is not None and self._raw.tell() >= self.max_bytes:
+        self._bytes_since_flush += len(line)
+        now = time.monotonic()
+        if (self._since_flush >= self.flush_every or now - self._flushed_at >= 1.0
+                or (self.max_bytes is not None and self._bytes_since_flush >= self._flush_bytes)):
+            # zlib holds compressed output back; a sync flush makes the part's size (and a
+            # crash-safe prefix) visible at the cost of a few bytes
             self.flush()
             self._rotate_if_needed()
 
@@ -143,6 +151,8 @@ class Recorder:
             self._gz.flush(zlib.Z_SYNC_FLUSH)
             self._raw.flush()
             self._since_flush = 0
+            self._bytes_since_flush = 0
+            self._flushed_at = time.monotonic()
 
     def _close_part(self) -> None:
         if self._gz is not None:
