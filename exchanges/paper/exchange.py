@@ -128,6 +128,7 @@ from core.model import (
     BookSnapshot,
     Fill,
     FundingPayment,
+    FundingRate,
     Liquidation,
     Liquidity,
     MarginMode,
@@ -232,6 +233,7 @@ class PaperExchange(BaseExchangeClient):
         self._fills: deque[Fill] = deque(maxlen=self.cfg.fills_kept)
         self._latency_ns = self.cfg.latency_ms * 1_000_000
         self.funding_missing: set[str] = set()
+        self._settled_rates: dict = {}  # ticker -> deque of (hour_ns, rate_1h, oracle, interval_h)
         self.funding_payments: list[FundingPayment] = []
         self.liquidations: list[Liquidation] = []
         self.rejections = 0
@@ -1007,6 +1009,13 @@ class PaperExchange(BaseExchangeClient):
     def on_market_event(self, event) -> None:
         """Advance the simulation by one market event (already applied to the bot's state)."""
         ts = event.ts_ns
+        if type(event) is FundingRate and event.settled:
+            # keep settled rates by hour: the state's last_funding may already be the NEXT
+            # hour's rate when the previous hour is settled (same batch)
+            hist = self._settled_rates.get(event.ticker)
+            if hist is None:
+                hist = self._settled_rates[event.ticker] = deque(maxlen=64)
+            hist.append((ts - ts % HOUR_NS, event.rate_1h, event.oracle_price, max(1, event.interval_h)))
         if ts >= self._next_work_ns:
             self._timed_work(ts)
         ticker = event.ticker
@@ -1236,6 +1245,13 @@ class PaperExchange(BaseExchangeClient):
         The settled rate for that hour (or, for a venue with ``interval_h > 1``, its latest
         settled rate within its interval), else the running prediction, else None.
         """
+        hist = self._settled_rates.get(ticker)
+        if hist:
+            for lh, rate, oracle, interval_h in reversed(hist):
+                if lh <= hour_ns:
+                    if hour_ns - lh < interval_h * HOUR_NS:
+                        return rate, (oracle if lh == hour_ns else None), "settled"
+                    break
         st = self.context.state_of(ticker)
         if st is None:
             return None
