@@ -200,3 +200,116 @@ def test_sigkill_at_random_points_then_restart_equals_the_uninterrupted_run(tmp_
     # the journal's live rows tell the same story as the uninterrupted run's
     assert live_fills == ref_fills
     assert D(got["summary"]["final_equity"]) > 0
+
+
+# ---------------------------------------------------------------------------
+# the same against the loopback dYdX fakes (indexer REST+WS and gRPC node)
+# ---------------------------------------------------------------------------
+
+#: the dYdX address of tests.fakes.TEST_MNEMONIC (the public all-zero-entropy BIP39 vector)
+TEST_ADDRESS = "dydx19rl4cm2hmr8afy4kldpxz3fka4jguq0a4erelz"
+
+
+def _wait(pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_dydx_restart_books_fills_made_while_down_and_never_resends(tmp_path):
+    """Kill the bot trading the dYdX fakes with a resting order; fill that order while it is down;
+    restart: the fill is booked once, the grid resumes (places its take-profit), and the node never
+    receives the same order twice."""
+    fakes = pytest.importorskip("tests.fakes", reason="the loopback dYdX fakes (tests/fakes) are not available")
+    pytest.importorskip("exchanges.dydx.exchange", reason="the dYdX exchange plugin is not in this checkout")
+    import threading
+
+    log = tmp_path / "runs.log"
+    journal = tmp_path / "j.sqlite"
+    with fakes.FakeDydx() as dx:
+        ix = dx.indexer
+        ix.call_soon_threadsafe(ix.ensure_subaccount, TEST_ADDRESS, 0, "10000")
+        stop = threading.Event()
+
+        def drive():  # a live market: book updates every 100 ms drive the bot's decision cycles
+            i = 0
+            while not stop.is_set():
+                best = ix.book("BTC-USD").best_bid()
+                if best is not None:
+                    try:
+                        ix.threadsafe.push_orderbook("BTC-USD", bids=[(best, D("1.5") + D(i % 3))])
+                    except Exception:
+                        pass
+                i += 1
+                time.sleep(0.1)
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        env = dict(os.environ, DYDX_MNEMONIC=fakes.TEST_MNEMONIC)
+        args = [
+            sys.executable, str(CLI), "--exchange", "dydx", "--network", "custom",
+            "--indexer-rest", dx.rest_url, "--indexer-ws", dx.ws_url, "--node", dx.node_url,
+            "--strategy", "grid", "--ticker", "BTC", "--journal", str(journal), "--state-dir", str(tmp_path),
+            "--decision-interval", "0.2", "--no-report",
+        ]
+
+        def ours():
+            return [k for k in list(dx.bridge.resting) if k[0] == TEST_ADDRESS]
+
+        try:
+            with log.open("ab") as out:
+                first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            try:
+                _wait(lambda: ours() or first.poll() is not None, 90, "the grid's first resting order on the fake node")
+                assert first.poll() is None, f"the bot exited early; see {log}:\n{log.read_text()[-3000:]}"
+            finally:
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=30)
+            resting = ours()
+            assert len(resting) == 1
+            chain_id = resting[0][2]
+            # while the bot is down, another trader takes the resting order (a MAKER fill)
+            ix.call_soon_threadsafe(dx.bridge.fill_resting, TEST_ADDRESS, chain_id)
+            _wait(lambda: not ours(), 10, "the fill of the resting order")
+
+            with log.open("ab") as out:
+                second = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            try:
+                _wait(lambda: len(dx.node.placed_orders()) >= 2 or second.poll() is not None, 90,
+                      "the grid's take-profit order after the restart")
+                time.sleep(1.0)  # a few more decision cycles: nothing may be re-sent
+            finally:
+                if second.poll() is None:
+                    second.send_signal(signal.SIGTERM)
+                second.wait(timeout=60)
+            assert second.returncode == 0, f"see {log}:\n{log.read_text()[-3000:]}"
+        finally:
+            stop.set()
+            driver.join(timeout=5)
+        placed = [o.order_id.client_id for o in dx.node.placed_orders()]
+
+    assert len(placed) == len(set(placed)) >= 2, f"an order reached the node twice: {placed}"
+    j = Journal.open(journal, readonly=True)
+    try:
+        runs = j.runs()
+        assert [r["status"] for r in runs] == ["crashed", "stopped"]
+        line = runs[1]["reconcile_summary"]
+        assert "1 vanished (1 of them filled)" in line and "booked 1 fills" in line, line
+        assert "positions: refuse (none unknown)" in line  # the journal explains the venue's position
+        (fill,) = [r for r in j.fills() if r["source"] == "reconcile"]
+        opened = j.intents()[0]
+        assert (fill["client_id"], fill["side"], fill["size"]) == (opened["client_id"], "BUY", opened["size"])
+        statuses = {(r["client_id"], r["status"], r["source"]) for r in j.conn.execute("SELECT * FROM order_updates")}
+        assert (opened["client_id"], "FILLED", "reconcile") in statuses
+        # the grid resumed from its state: its take-profit for the fill made while it was down
+        intents = j.intents(include_voided=True)
+        assert [(r["side"], r["tag"]) for r in intents[:2]] == [("BUY", "grid-open"), ("SELL", "grid-close")]
+        assert sum(1 for r in intents if r["tag"] == "grid-close") == 1  # one take-profit per fill
+        assert D(intents[1]["size"]) == D(opened["size"])
+        ids = [r["client_id"] for r in intents]
+        assert len(ids) == len(set(ids))
+        assert j.verify() == []
+    finally:
+        j.close()
