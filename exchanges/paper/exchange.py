@@ -1383,8 +1383,10 @@ class PaperExchange(BaseExchangeClient):
             "funding_due": [[h, s, [[n, t, str(z), str(m)] for n, t, z, m in snap]] for h, s, snap in self._funding_due],
             "funding_missing": sorted(self.funding_missing),
             "funding_warned": sorted(self._funding_warned),
-            "funding_payments": [_funding_to_dict(p) for p in self.funding_payments],
-            "liquidations": [_liquidation_to_dict(x) for x in self.liquidations],
+            # the latest only, like fills: the journal holds every payment and liquidation; exporting
+            # the whole history made each checkpoint O(run length)
+            "funding_payments": [_funding_to_dict(p) for p in self.funding_payments[-EXPORTED_FILLS:]],
+            "liquidations": [_liquidation_to_dict(x) for x in self.liquidations[-EXPORTED_FILLS:]],
             # the latest fills only: a resumed run continues from this state, and the journal
             # already holds every fill before it
             "fills": [_fill_to_dict(f) for f in list(self._fills)[-EXPORTED_FILLS:]],
