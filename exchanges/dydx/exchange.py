@@ -358,6 +358,7 @@ class DydxExchange(BaseExchangeClient):
             return OrderResult(False, client_id, t, info.status if info else OrderStatus.OPEN,
                                error=f"CheckTx code {tx.code}: {tx.raw_log}")
         self.counters["canceled"] += 1
+        logger.info(f"dYdX cancel of order {client_id} (dYdX id {dydx_id}) {t}: accepted (tx {tx.txhash[:12]})")
         return OrderResult(True, client_id, t, status)
 
     async def batch_cancel(self, client_ids: Iterable[int]) -> list[OrderResult]:
@@ -387,6 +388,8 @@ class DydxExchange(BaseExchangeClient):
                 error = "" if tx.ok else f"CheckTx code {tx.code}: {tx.raw_log}"
             except (RateBudgetExceeded, NodeUnavailable) as exc:
                 error = str(exc)
+            if not error:
+                logger.info(f"dYdX batch cancel of {sum(len(r) for r in short.values())} short-term order(s): accepted")
             for rows in short.values():
                 for cid, _, t in rows:
                     if error:

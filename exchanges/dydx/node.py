@@ -27,6 +27,7 @@ worker also serializes every broadcast, which stateful orders need anyway.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -41,6 +42,17 @@ from exchanges.dydx.limits import CircuitBreaker, TokenBucket
 from exchanges.dydx.secrets import Secret, key_pair_from
 
 _SEQ_RX = re.compile(r"expected (\d+)")
+
+
+class _DropLocalNetworkWarning(logging.Filter):
+    """dydx_v4_client.network builds its LOCAL network at import and warns about its own
+    ``http://localhost`` node URL; that line is noise for every user of the package."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Node URL should not contain http" not in record.getMessage()
+
+
+logging.getLogger("dydx_v4_client.network").addFilter(_DropLocalNetworkWarning())
 
 
 class NodeUnavailable(TemporaryExchangeError):
