@@ -11,10 +11,13 @@ and reconnects, paused markets with the reason).
 
 It never slows the bot: an asyncio task takes a cheap :class:`Snapshot` of the
 bot (plain values, no references into live state) at most ``hz`` times per
-second and drops it into a one-slot mailbox (the latest value wins); a
-separate thread renders whatever is newest with ``rich.live.Live``. A slow
-terminal blocks only that thread: the bot keeps running and older snapshots
-are simply overwritten.
+second and drops it into a one-slot mailbox (the latest value wins). On a
+real terminal a child process draws it with ``rich.live.Live`` (the snapshot
+is sent over a pipe only when the child asks for the next frame), so neither
+a slow terminal nor the CPU cost of drawing touches the bot's process, not
+even through the GIL. With a given console (tests, embedding) a thread draws
+instead, throttled so drawing takes at most about an eighth of the time. A
+blocked terminal stalls only the renderer; older snapshots are overwritten.
 
 :func:`build_layout` turns a snapshot into a Rich renderable and is tested
 headless (``Console(record=True)``).
@@ -510,19 +513,66 @@ def build_layout(snap: Snapshot):
 
 
 # ---------------------------------------------------------------------------
-# the live loop: snapshot task (event loop) -> latest-value slot -> render thread
+# the live loop: snapshot task (event loop) -> latest-value handoff -> renderer
 # ---------------------------------------------------------------------------
+
+
+def _render_process(conn: Any, hz: float, screen: bool) -> None:  # pragma: no cover - runs in a child process
+    """The renderer process: draws each snapshot it receives, then asks for the next one.
+
+    Ctrl-C is the parent's business (it stops the bot, which closes this pipe).
+    """
+    import signal as _signal
+
+    from rich.live import Live
+
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    period = 1.0 / hz
+    console = Console()
+    with Live(console=console, auto_refresh=False, screen=screen, transient=False,
+              redirect_stdout=False, redirect_stderr=False) as live:
+        conn.send("ready")
+        while True:
+            try:
+                snap = conn.recv()
+            except (EOFError, OSError):
+                break
+            if snap is None:
+                break
+            started = time.monotonic()
+            live.update(build_layout(snap), refresh=True)
+            rest = period - (time.monotonic() - started)
+            if rest > 0:
+                time.sleep(rest)
+            try:
+                conn.send("ready")
+            except (BrokenPipeError, OSError):
+                break
 
 
 class Dashboard:
     """Runs the dashboard of one bot.
 
-    :param console: where to draw (default: a new :class:`rich.console.Console` on stdout).
-    :param hz: at most this many snapshots and renders per second.
+    :param console: where to draw (default: the terminal, rendered by a child process).
+    :param hz: at most this many snapshots and frames per second.
     :param screen: use the terminal's alternate screen (default: when the console is a terminal).
+    :param renderer: ``"process"`` (draw in a child process: a slow terminal or the cost of
+        drawing never touch the bot's process, not even through the GIL) or ``"thread"``
+        (draw in a thread of this process; used with a given ``console``, e.g. in tests).
+        Default: ``"process"`` for the real terminal, ``"thread"`` for a given console.
     """
 
-    def __init__(self, console: Console | None = None, *, hz: float = 4.0, screen: bool | None = None):
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        hz: float = 4.0,
+        screen: bool | None = None,
+        renderer: str | None = None,
+    ):
+        self.renderer = renderer or ("thread" if console is not None else "process")
+        if self.renderer not in ("thread", "process"):
+            raise ValueError(f"renderer: expected 'thread' or 'process', got {renderer!r}")
         self.console = console or Console()
         self.hz = max(0.5, float(hz))
         self.screen = self.console.is_terminal if screen is None else screen
@@ -532,8 +582,11 @@ class Dashboard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task | None = None
+        self._proc = None
+        self._conn = None
+        self._child_ready = False
         self.published = 0  # snapshots handed over
-        self.rendered = 0  # frames drawn
+        self.rendered = 0  # frames drawn (thread) or sent to the renderer process
         self.dropped = 0  # snapshots overwritten before they were drawn
         self.errors = 0
         self._wall_start = time.perf_counter()
@@ -547,19 +600,54 @@ class Dashboard:
                 self.dropped += 1
             self._slot = snap
         self.published += 1
-        self._wake.set()
+        if self.renderer == "thread":
+            self._wake.set()
+        else:
+            self._pump()
 
     def _take(self) -> Snapshot | None:
         with self._lock:
             snap, self._slot = self._slot, None
         return snap
 
+    def _pump(self) -> None:
+        """Process renderer: hand the newest snapshot over when the child asked for one."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while conn.poll():
+                if conn.recv() == "ready":
+                    self._child_ready = True
+            if self._child_ready:
+                snap = self._take()
+                if snap is not None:
+                    conn.send(snap)  # the child is waiting in recv(): the pipe has room
+                    self._child_ready = False
+                    self.rendered += 1
+        except (EOFError, OSError) as exc:
+            self._conn = None
+            self.errors += 1
+            logger.warning(f"dashboard renderer stopped: {type(exc).__name__}: {exc}")
+
     # -- lifecycle ------------------------------------------------------------
 
     def start(self, bot: Any) -> None:
         self._wall_start = time.perf_counter()
-        self._thread = threading.Thread(target=self._render_loop, name="dashboard-render", daemon=True)
-        self._thread.start()
+        if self.renderer == "thread":
+            self._thread = threading.Thread(target=self._render_loop, name="dashboard-render", daemon=True)
+            self._thread.start()
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")  # never fork a process with threads
+            parent, child = ctx.Pipe()
+            self._proc = ctx.Process(
+                target=_render_process, args=(child, self.hz, bool(self.screen)), name="perpbot-dashboard", daemon=True
+            )
+            self._proc.start()
+            child.close()
+            self._conn = parent
         self._task = asyncio.get_running_loop().create_task(self._snapshot_loop(bot), name="dashboard-snapshots")
 
     async def _snapshot_loop(self, bot: Any) -> None:
@@ -594,10 +682,10 @@ class Dashboard:
                         self.errors += 1
                         if self.errors <= 3:
                             logger.error(f"dashboard render failed: {type(exc).__name__}: {exc}")
-                    # at most hz frames per second, and drawing may take at most ~20% of the
-                    # time (the render thread shares the GIL with the bot's event loop)
+                    # at most hz frames per second, and drawing may take at most ~1/8 of the
+                    # time (this thread shares the GIL with the bot's event loop)
                     spent = time.monotonic() - started
-                    rest = max(period, 5 * spent) - spent
+                    rest = max(period, 8 * spent) - spent
                     if rest > 0:
                         self._stop.wait(rest)
                 last = self._take()
@@ -627,12 +715,48 @@ class Dashboard:
             await asyncio.to_thread(self._thread.join, timeout)
             if self._thread.is_alive():
                 logger.warning("dashboard: the terminal is not accepting output; left its thread behind")
+        if self._proc is not None:
+            await asyncio.to_thread(self._finish_process, timeout)
+
+    def _finish_process(self, timeout: float) -> None:
+        conn, proc = self._conn, self._proc
+        deadline = time.monotonic() + timeout
+        if conn is not None:
+            try:
+                # let the child draw the final frame, then tell it to exit
+                while self._slot is not None and time.monotonic() < deadline and proc.is_alive():
+                    self._pump()
+                    time.sleep(0.02)
+                while not self._child_ready and time.monotonic() < deadline and proc.is_alive():
+                    self._pump()
+                    time.sleep(0.02)
+                if self._child_ready:
+                    conn.send(None)
+            except (EOFError, OSError):
+                pass
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            logger.warning("dashboard: the renderer did not finish (terminal not accepting output); stopping it")
+            proc.terminate()
+            proc.join(1.0)
+        if conn is not None:
+            conn.close()
+        self._conn = None
 
 
 class DashboardPlugin:
     """The hooks, as an object so tests (and embedders) can pass their own console."""
 
-    def __init__(self, console: Console | None = None, *, hz: float = 4.0, screen: bool | None = None, force: bool = False):
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        hz: float = 4.0,
+        screen: bool | None = None,
+        force: bool = False,
+        renderer: str | None = None,
+    ):
+        self.renderer = renderer
         self.console = console
         self.hz = hz
         self.screen = screen
@@ -646,7 +770,7 @@ class DashboardPlugin:
             return
         if bot in self.dashboards:
             return
-        d = Dashboard(self.console, hz=self.hz, screen=self.screen)
+        d = Dashboard(self.console, hz=self.hz, screen=self.screen, renderer=self.renderer)
         self.dashboards[bot] = d
         d.start(bot)
 

@@ -280,3 +280,25 @@ def test_dashboard_handoff_keeps_only_the_newest_snapshot():
     assert d.published == 5 and d.dropped == 4
     assert d._take().decisions == 4
     assert d._take() is None
+
+
+def test_process_renderer_draws_in_a_child_and_exits_with_the_bot(tmp_path, capfd):
+    dash_plugin = DashboardPlugin(hz=20, screen=False, force=True, renderer="process")
+    yielding = YieldingDecisions()
+    seen = {}
+
+    class Probe:
+        __name__ = "probe-process"
+
+        @hookimpl(trylast=True)
+        def on_bot_stop(self, bot, summary):
+            seen["dash"] = dash_plugin.dashboards.get(bot)
+
+    bot = make_bot(tmp_path, dash_plugin, yielding, Probe(), events=oscillating_events(300))
+    asyncio.run(bot.run())
+    d = seen["dash"]
+    assert d is not None and d.renderer == "process"
+    assert d.rendered >= 1, "frames were sent to the renderer process"
+    assert d._proc is not None and not d._proc.is_alive(), "the renderer process ended with the bot"
+    out = capfd.readouterr().out
+    assert "perpbot dashboard" in out and "pingpong on jsim" in out  # the child drew on the inherited stdout
