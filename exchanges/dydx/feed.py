@@ -16,6 +16,9 @@ are re-applied on top). A book still waiting for its snapshot ``snapshot_timeout
 after a (re)connect is resubscribed (throttled). The settled hourly funding rate comes from
 ``/v4/historicalFunding`` at start and shortly after every top of the hour.
 
+When nothing arrives for a second, :meth:`DydxFeed.batches` yields an empty batch so
+the bot's clock-driven work (decisions, staleness, stop requests) still runs.
+
 REST failures during resyncs are logged and retried; the market stays unhealthy,
 never silently fresh. With ``record = "file.jsonl.gz"`` every raw message (and the
 feed's own resync/disconnect markers) is written by :class:`~exchanges.dydx.recording.Recorder`.
@@ -49,6 +52,8 @@ from exchanges.dydx.recording import Recorder
 from exchanges.dydx.rest import IndexerRest
 
 NS = 1_000_000_000
+#: an empty batch is yielded after this many seconds without data
+IDLE_TICK_S = 1.0
 _STOP = object()
 
 
@@ -117,7 +122,7 @@ class DydxFeed(BaseFeed):
         self._stopped = False
         self._connected_at: float | None = None
         self._last_resubscribe: dict[str, float] = {}
-        self.counters = {"resync_requests": 0, "resync_failures": 0, "resubscribes": 0, "queue_overflows": 0,
+        self.counters = {"queued": 0, "resync_requests": 0, "resync_failures": 0, "resubscribes": 0, "queue_overflows": 0,
                          "batches": 0, "max_queue": 0}
 
     # ------------------------------------------------------------------ contract
@@ -186,7 +191,16 @@ class DydxFeed(BaseFeed):
             await self.start()
         q = self._queue
         while True:
-            batch = await q.get()
+            try:
+                batch = q.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    batch = await asyncio.wait_for(q.get(), IDLE_TICK_S)
+                except asyncio.TimeoutError:
+                    # a quiet market still needs the bot's clock to move: decisions, staleness
+                    # checks and stop requests happen between batches
+                    yield []
+                    continue
             if batch is _STOP:
                 return
             self.counters["batches"] += 1
@@ -240,6 +254,7 @@ class DydxFeed(BaseFeed):
             return
         q = self._queue
         q.put_nowait(events)
+        self.counters["queued"] += 1
         size = q.qsize()
         if size > self.counters["max_queue"]:
             self.counters["max_queue"] = size
@@ -248,8 +263,10 @@ class DydxFeed(BaseFeed):
             self.counters["queue_overflows"] += 1
             while not q.empty():
                 q.get_nowait()
+                self.counters["queued"] -= 1
             logger.error(f"dYdX feed: {size} batches queued (consumer too slow); dropping them and resyncing")
             q.put_nowait(self.parser.on_disconnect(self.now_ns(), "event queue overflow"))
+            self.counters["queued"] += 1
             if self.conn is not None:
                 self.conn.kick("event queue overflow")
 

@@ -21,7 +21,7 @@ TICKERS = ("BTC-USD", "ETH-USD")
 
 def all_live(feed, tickers=TICKERS):
     """Every book healthy AND every event handed to the consumer (the queue is drained)."""
-    return all(feed.book_states()[t][0] == LIVE for t in tickers) and feed._queue.empty()
+    return all(feed.book_states()[t][0] == LIVE for t in tickers) and feed.counters["queued"] == feed.counters["batches"]
 
 
 def fake_levels(ix, ticker):
@@ -308,3 +308,40 @@ async def test_rest_budget_is_respected(indexer):
     for i in range(len(sent) - 5):
         assert sent[i + 5] - sent[i] >= 0.5 - 1e-3
     assert rest.limiter.waited >= 2  # the 6th and the 11th waited for the window to free up
+
+
+async def test_server_pings_are_answered_and_the_connection_stays_up(make_feed):
+    from tests.fakes import FakeIndexer
+
+    ix = FakeIndexer(batch_interval=0.02, ping_interval=0.05, ping_timeout=0.2)  # closes 1011 without a pong
+    await ix.start()
+    feed, col = await make_feed(ix, ws_ping_interval_s=0.1, ws_ping_timeout_s=0.5)
+    try:
+        await wait_until(lambda: all_live(feed), what="books live")
+        await asyncio.sleep(0.6)  # a dozen server pings and a few of ours
+        assert feed.conn.stats["connects"] == 1 and feed.conn.stats["disconnects"] == 0 and all_live(feed)
+    finally:
+        await close_feed(col)
+        await ix.stop()
+
+
+async def test_a_consumer_that_falls_behind_gets_every_book_rebuilt(indexer, tmp_path):
+    from core.clock import LiveClock
+    from exchanges.dydx.feed import DydxFeed
+    from tests.exchanges.dydx.conftest import Collector, Ctx, feed_config
+
+    feed = DydxFeed(feed_config(indexer, max_queue=10), Ctx(LiveClock(), TICKERS, tmp_path))
+    await feed.start()  # nobody consumes yet
+    await indexer.wait_for_subscription(V4_ORDERBOOK, "BTC-USD")
+    for i in range(20):
+        await indexer.push_orderbook("BTC-USD", bids=[(str(80000 + i), "1")])
+        await asyncio.sleep(0.03)  # one batched message per flush
+    await wait_until(lambda: feed.counters["queue_overflows"] >= 1, what="overflow")
+    col = Collector(feed)  # the consumer is back
+    try:
+        await wait_until(lambda: all_live(feed) and feed.conn.stats["connects"] >= 2, timeout=8, what="rebuilt")
+        st = [e for e in col.events if isinstance(e, FeedStatus) and e.ticker == "BTC-USD"]
+        assert not st[0].healthy and "queue overflow" in st[0].reason and st[-1].healthy
+        assert top(bot_books(col.events)["BTC-USD"]) == fake_levels(indexer, "BTC-USD")
+    finally:
+        await close_feed(col)

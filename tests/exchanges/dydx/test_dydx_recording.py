@@ -43,7 +43,7 @@ async def replay(path, tickers=TICKERS, markets=None):
 
 
 def live(feed):
-    return all(feed.book_states()[t][0] == LIVE for t in TICKERS) and feed._queue.empty()
+    return all(feed.book_states()[t][0] == LIVE for t in TICKERS) and feed.counters["queued"] == feed.counters["batches"]
 
 
 async def record_session(indexer, make_feed, path, min_resyncs=1, **over):
