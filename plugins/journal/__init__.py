@@ -45,18 +45,20 @@ import attrs
 from loguru import logger
 
 from core.config import split_ticker
+from core.errors import PerpbotError
 from core.hookspecs import hookimpl
 from plugins.journal.codec import dumps_state
 from plugins.journal.reconcile import UnknownPositionsError, flatten, reconcile
 from plugins.journal.schema import SCHEMA_VERSION
 from plugins.journal.state import take_checkpoint_state
 from plugins.journal.store import Checkpoint, DuplicateClientId, Journal
-from plugins.journal.writer import JournalWriter
+from plugins.journal.writer import JournalInUse, JournalWriter
 
 __all__ = [
     "Checkpoint",
     "DuplicateClientId",
     "Journal",
+    "JournalInUse",
     "JournalSession",
     "JournalWriter",
     "SCHEMA_VERSION",
@@ -258,7 +260,10 @@ def _ensure(bot: Any) -> JournalSession | None:
 
 @hookimpl
 def on_bot_start(bot):
-    s = _ensure(bot)
+    try:
+        s = _ensure(bot)
+    except PerpbotError:
+        return  # reconcile_startup (which can refuse the start) raises it again
     if s is not None:
         logger.info(f"journal: {s.path} (schema v{SCHEMA_VERSION}, run {bot.run_id})")
 

@@ -22,7 +22,9 @@ and its caller gets the exception, while the rest of the batch commits.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import os
 import queue
 import threading
 from pathlib import Path
@@ -30,9 +32,19 @@ from typing import Any, Callable
 
 from loguru import logger
 
+from core.errors import PerpbotError
 from plugins.journal.store import Journal
 
+try:  # POSIX advisory locks; elsewhere the journal is not guarded against a second bot
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 _STOP = object()
+
+
+class JournalInUse(PerpbotError):
+    """Another running bot holds this journal: one journal per bot instance."""
 
 
 class JournalWriter:
@@ -53,17 +65,57 @@ class JournalWriter:
         self.last_error: str = ""
         self.written = 0
         self.closed = False
+        self._lock_fd: int | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> "JournalWriter":
-        """Start the thread and open (create/migrate) the journal; raises what opening raised."""
+        """Lock the journal for this process, start the thread and open (create/migrate) the file.
+
+        :raises JournalInUse: another running bot holds the journal (its pid is named).
+        :raises DataError: the file cannot be opened as a journal.
+        """
         if self._thread is not None:
             return self
+        self._lock()
         self._thread = threading.Thread(target=self._run, name=f"journal-writer:{self.path.name}", daemon=True)
         self._thread.start()
-        self._opened.result(timeout=timeout)
+        try:
+            self._opened.result(timeout=timeout)
+        except BaseException:
+            self._unlock()
+            raise
+        atexit.register(self.close)  # an interpreter exit without on_bot_stop still commits what is queued
         return self
+
+    def _lock(self) -> None:
+        """An exclusive advisory lock on ``<journal>.lock`` (released by the OS if the process dies)."""
+        if fcntl is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise JournalInUse(
+                f"journal {self.path} is in use by another running bot (pid {holder}); "
+                "give this bot its own --journal (one journal per bot instance)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                os.close(self._lock_fd)  # closing the descriptor releases the flock
+            finally:
+                self._lock_fd = None
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, close the file and stop the thread (idempotent)."""
@@ -72,6 +124,11 @@ class JournalWriter:
         self.closed = True
         self._q.put(_STOP)
         self._thread.join(timeout=timeout)
+        self._unlock()
+        try:
+            atexit.unregister(self.close)
+        except Exception:  # pragma: no cover
+            pass
 
     # -- submission ----------------------------------------------------------
 

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -363,30 +364,55 @@ WRITER = textwrap.dedent(
     from plugins.journal.store import Journal
 
     j = Journal(sys.argv[1])
-    batch = int(sys.argv[2])
+    batch, pause = int(sys.argv[2]), sys.argv[3] == "pause"
+    j.conn.execute("PRAGMA cache_size=8")  # tiny page cache: open transactions spill into the WAL
     n = 0
     while True:
         j.begin()
         for i in range(batch):
             n += 1
             j.record_fill("kill", Fill(n, "BTC-USD", Side.BUY, Decimal("60000.1"), Decimal("0.001"),
-                          Decimal("0.03"), Liquidity.TAKER, n, fill_id=str(n)), venue="paper")
+                          Decimal("0.03"), Liquidity.TAKER, n, fill_id=str(n), tag="x" * 200), venue="paper")
             if i == batch // 2:
                 print("mid", n, flush=True)   # inside an open transaction
+                if pause:
+                    sys.stdin.readline()       # wait here, mid-transaction, to be killed
         j.commit()
         print("committed", n, flush=True)
     """
 )
 
 
-@pytest.mark.parametrize("kill_after_mid", [1, 3, 7])
-def test_sigkill_mid_transaction_leaves_a_journal_that_opens(tmp_path, kill_after_mid):
+def _spawn_writer(tmp_path, mode, batch=400):
     path = tmp_path / "killed.sqlite"
     script = tmp_path / "writer.py"
     script.write_text(WRITER.format(repo=str(REPO)))
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(path), "400"], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), str(path), str(batch), mode],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
     )
+    return path, proc
+
+
+def _reopen_after_kill(path, committed_seen, batch=400):
+    j = Journal(path)  # opens (recovering the WAL), read-write
+    assert j.integrity_check() == "ok"
+    n = j.count("fills")
+    # whole transactions only, and at least every one the writer reported committed
+    assert n % batch == 0 and n >= committed_seen
+    if n:
+        assert [r["client_id"] for r in j.fills()] == list(range(1, n + 1))
+    j.record_fill("after", Fill(10**6, "BTC-USD", Side.SELL, D("1"), D("1"), D("0"), Liquidity.MAKER, 1), venue="paper")
+    assert j.count("fills") == n + 1
+    j.close()
+    return n
+
+
+@pytest.mark.parametrize("kill_at_mid", [1, 3])
+def test_sigkill_inside_an_open_transaction_leaves_a_journal_that_opens(tmp_path, kill_at_mid):
+    path, proc = _spawn_writer(tmp_path, "pause")
     committed = 0
     mids = 0
     try:
@@ -394,23 +420,52 @@ def test_sigkill_mid_transaction_leaves_a_journal_that_opens(tmp_path, kill_afte
             kind, n = line.split()
             if kind == "committed":
                 committed = int(n)
-            else:
-                mids += 1
-                if mids == kill_after_mid:
-                    os.kill(proc.pid, signal.SIGKILL)  # the writer is inside a transaction now
-                    break
+                continue
+            mids += 1
+            if mids == kill_at_mid:
+                assert Path(str(path) + "-wal").stat().st_size > 0  # uncommitted pages reached the WAL
+                os.kill(proc.pid, signal.SIGKILL)  # the writer sits inside its transaction
+                break
+            proc.stdin.write("\n")
+            proc.stdin.flush()
     finally:
         proc.kill()
         proc.wait(timeout=30)
         proc.stdout.close()
-    j = Journal(path)  # opens (recovering the WAL), read-write
-    assert j.integrity_check() == "ok"
-    assert j.count("fills") == committed  # every committed fill, none of the open transaction
-    if committed:
-        assert j.fills()[-1]["client_id"] == committed
-    j.record_fill("after", Fill(10**6, "BTC-USD", Side.SELL, D("1"), D("1"), D("0"), Liquidity.MAKER, 1), venue="paper")
-    assert j.count("fills") == committed + 1
-    j.close()
+        proc.stdin.close()
+    assert _reopen_after_kill(path, committed) == committed  # the open transaction left no trace
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_a_random_moment_leaves_whole_transactions(tmp_path, seed):
+    import random
+    import threading
+
+    path, proc = _spawn_writer(tmp_path, "run")
+    committed = [0]
+
+    def read():
+        for line in proc.stdout:
+            kind, n = line.split()
+            if kind == "committed":
+                committed[0] = int(n)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while committed[0] < 400 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(random.Random(seed).uniform(0.0, 0.3))
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        proc.stdout.close()
+        proc.stdin.close()
+    assert committed[0] >= 400
+    _reopen_after_kill(path, committed[0])
 
 
 # ---------------------------------------------------------------------------
@@ -442,3 +497,19 @@ def test_verify_reports_inconsistencies(tmp_path):
     assert any("client id 1: filled 0.02 > ordered 0.01" in p for p in problems)
     assert any("client id 5 has no live intent" in p for p in problems)
     assert any("order_results" in p and "client id 6 has no intent" in p for p in problems)
+
+
+def test_a_journal_serves_one_running_bot_at_a_time(tmp_path):
+    from plugins.journal import JournalInUse
+
+    holder = JournalWriter(tmp_path / "j.sqlite").start()
+    try:
+        bot = make_bot(tmp_path, events=oscillating_events(5))
+        with pytest.raises(JournalInUse, match=rf"in use by another running bot \(pid {os.getpid()}\)"):
+            asyncio.run(bot.run())
+        assert bot.exchange.acct["resting"] == {}  # nothing was traded
+    finally:
+        holder.close()
+    # once released (also when a process dies: the OS drops its lock), the next bot runs
+    summary = asyncio.run(make_bot(tmp_path, events=oscillating_events(5)).run())
+    assert summary.stop_reason == "end of data"
