@@ -574,6 +574,10 @@ class Sniper(BaseStrategy):
             "fees": {t: str(v) for t, v in self.fees.items()},
             "trip_pnl": {t: str(v) for t, v in self._trip_pnl.items()},
             "cycles": self.cycles,
+            # in-flight bookkeeping, so a resumed run decides exactly as an uninterrupted one
+            "first_ns": self._first_ns,
+            "pending": {t: list(v) for t, v in self._pending.items()},
+            "exit_reason": dict(self._exit_reason),
         }
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
@@ -590,6 +594,10 @@ class Sniper(BaseStrategy):
         self.fees = defaultdict(lambda: ZERO, {t: D(str(v)) for t, v in state.get("fees", {}).items()})
         self._trip_pnl = defaultdict(lambda: ZERO, {t: D(str(v)) for t, v in state.get("trip_pnl", {}).items()})
         self.cycles = int(state.get("cycles", 0))
+        first = state.get("first_ns")
+        self._first_ns = int(first) if first is not None else None
+        self._pending = {t: (str(v[0]), int(v[1]), str(v[2])) for t, v in state.get("pending", {}).items()}
+        self._exit_reason = {t: str(v) for t, v in state.get("exit_reason", {}).items()}
 
     def summary_lines(self) -> list[str]:
         tickers = sorted(set(self.entries_count) | set(self.exits_count) | set(self._pos))

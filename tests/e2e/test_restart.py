@@ -149,14 +149,7 @@ def _without_client_ids(value):
     return value
 
 
-SNIPER_XFAIL = pytest.mark.xfail(
-    reason="strategies/sniper get_state() does not persist _first_ns/_pending/_exit_reason, so its warm-up restarts "
-    "after a resume (/work/notes/requests-journal.md #9); remove this mark when it does",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("strategy", ["grid", pytest.param("sniper", marks=SNIPER_XFAIL)])
+@pytest.mark.parametrize("strategy", ["grid", "sniper"])
 def test_sigkill_at_random_points_then_restart_equals_the_uninterrupted_run(tmp_path, strategy):
     seed = int(os.environ.get("PERPBOT_E2E_SEED") or random.randrange(1 << 30))
     print(f"PERPBOT_E2E_SEED={seed}")
