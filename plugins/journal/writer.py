@@ -269,4 +269,5 @@ class JournalWriter:
     def _log_error(self, fn: Any, exc: BaseException) -> None:
         self.errors += 1
         self.last_error = f"{getattr(fn, '__name__', fn)}: {exc}"
-        logger.error("journal {}: write failed: {}", self.path.name, self.last_error)
+        if self.errors <= 5 or self.errors % 1000 == 0:  # a full disk must not flood the log
+            logger.error("journal {}: write failed ({} so far): {}", self.path.name, self.errors, self.last_error)
