@@ -99,9 +99,12 @@ class RunSummary:
 
     @property
     def events_read(self) -> int:
-        """Market events the feed read (its own count when it keeps one, e.g. including level
-        entries of depth messages dropped before the book snapshot), else the events applied."""
-        return int(self.feed_stats.get("events") or self.events)
+        """Market events the feed read: its own count (which includes e.g. level entries of depth
+        messages dropped before the book snapshot) when the data ran to its end; else the events
+        applied (a feed reads ahead, so its counters are not at the stopping point)."""
+        if self.stop_reason == "end of data" and self.feed_stats.get("events"):
+            return int(self.feed_stats["events"])
+        return self.events
 
     @property
     def events_per_second(self) -> float:
