@@ -40,6 +40,7 @@ from core.errors import (
 )
 from core.exchange import BaseExchangeClient, ExchangeCapabilities
 from core.model import (
+    MarginMode,
     Market,
     OrderInfo,
     OrderRequest,
@@ -242,6 +243,11 @@ class DydxExchange(BaseExchangeClient):
         self._check_connected()
         s = self.settings
         market = self._market(order.ticker)
+        if order.margin_mode is not MarginMode.CROSS:
+            raise InvalidOrder(
+                f"{order.margin_mode.value} margin is not supported by the dydx exchange client yet "
+                f"(orders go to subaccount {s.subaccount}, cross margin)", client_id=order.client_id,
+            )
         short = order.order_type is OrderType.MARKET or order.time_in_force is TimeInForce.IOC or (
             not order.order_type.is_conditional and order.good_til_s is not None
             and order.good_til_s <= s.short_term_max_s

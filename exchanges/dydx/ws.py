@@ -341,7 +341,7 @@ def acquire(settings: DydxSettings, *, clock_ns: Callable[[], int] | None = None
     loop = asyncio.get_running_loop()
     url = settings.endpoints.ws
     conn = _SHARED.get(url)
-    if conn is not None and (conn.loop is not None and conn.loop is not loop or conn.loop is not None and conn.loop.is_closed()):
+    if conn is not None and conn.loop is not None and (conn.loop is not loop or conn.loop.is_closed()):
         conn = None  # left over from another (finished) event loop
     if conn is None:
         conn = IndexerConnection(url, settings, clock_ns=clock_ns or time.time_ns)

@@ -190,6 +190,10 @@ async def test_invalid_orders_are_refused_before_anything_is_sent(h, fakes):
         await h.ex.place_order(market(31, size="0.00001"))
     with pytest.raises(InvalidOrder, match="unknown dYdX market"):
         await h.ex.place_order(market(32, ticker="NOPE-USD"))
+    from core.model import MarginMode
+
+    with pytest.raises(InvalidOrder, match="ISOLATED margin is not supported"):
+        await h.ex.place_order(market(33, margin_mode=MarginMode.ISOLATED))
     assert len(fakes.node.broadcasts) == n
 
 
