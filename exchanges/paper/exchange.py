@@ -160,7 +160,7 @@ LIQUIDATION_CLIENT_ID = -1
 #: child subaccount numbers step (parent 0 -> children 128, 256, ...; docs isolated-positions.md)
 CHILD_STEP = 128
 STATE_VERSION = 1
-EXPORTED_FILLS = 1000
+EXPORTED_FILLS = 100  # recent history only: the journal keeps every fill, payment and liquidation
 _SLACK_PER_POSITION = Decimal("0.000003")  # chain rounding of NC/MMR per position, USD
 
 

@@ -62,11 +62,32 @@ def _qualname(obj_type: type) -> str:
     return f"{obj_type.__module__}:{obj_type.__qualname__}"
 
 
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
 def _encode(value: Any) -> Any:
+    # exact-type fast paths first (checkpoints encode large states often); the general
+    # isinstance chain below handles subclasses, enums, attrs values and containers
+    t = type(value)
+    if t in _PLAIN:
+        return value  # floats are allowed in strategy state (not money)
+    if t is Decimal:
+        return {"$dec": str(value)}
+    if t is dict:
+        for k in value:
+            if type(k) is not str or k[:1] == "$":
+                return {"$map": [[_encode(k), _encode(v)] for k, v in value.items()]}
+        return {k: _encode(v) for k, v in value.items()}
+    if t is list:
+        return [_encode(v) for v in value]
+    return _encode_other(value)
+
+
+def _encode_other(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value  # allowed in strategy state (not money); JSON keeps floats as floats
+        return value
     if isinstance(value, Decimal):
         return {"$dec": str(value)}
     if isinstance(value, enum.Enum):
