@@ -414,9 +414,10 @@ class TradingBot:
                 pf.positions[t] = pos
             self.portfolios[venue] = pf
         self.portfolio = self.portfolios[self.config.primary_venue]
-        for info in await self.exchange.get_open_orders():
-            self.open_orders[info.client_id] = info
-        self.client_ids.reserve(self.open_orders)
+        # orders already open on the account are NOT adopted here: a reconciler (the journal)
+        # adopts the ones this bot placed; the ids are reserved so they are never reused
+        for ex in self.exchanges.values():
+            self.client_ids.reserve(info.client_id for info in await ex.get_open_orders())
         await self.notify("on_bot_start")
         summary = self.pm.hook.reconcile_startup(bot=self)
         summary = await await_me_maybe(summary)
@@ -1002,15 +1003,26 @@ class TradingBot:
         return await self.submit(intent, risk_exempt=True)
 
     async def cancel_all(self) -> None:
-        """Cancel every open order on every venue."""
-        for venue, ex in self.exchanges.items():
+        """Cancel every open order of this bot (its own and the ones reconciliation adopted).
+
+        Orders on the account that the bot did not place are left alone, as reconciliation
+        leaves them; a venue without per-order knowledge falls back to its own cancel-all.
+        """
+        for cid, info in list(self.open_orders.items()):
+            venue, t = self._venue_and_ticker(info.ticker)
+            ex = self.exchanges.get(info.venue or venue) or self.exchanges[venue]
             try:
-                await ex.cancel_all()
+                res = await ex.cancel_order(cid, t)
             except ExchangeError as exc:
-                logger.error(f"cancel all on {venue} failed: {exc}")
+                logger.error(f"cancel {cid} on {venue} failed: {exc}")
+                continue
+            if res.success or res.status.is_terminal:
+                self.open_orders.pop(cid, None)
+            else:
+                logger.warning(f"cancel {cid} on {venue} not confirmed: {res.error or res.status.value}")
+            await self.notify("on_order_cancel", client_id=cid, ticker=info.ticker, result=res)
         if self._pending:
             await self._drain()
-        self.open_orders.clear()
 
     # ------------------------------------------------------------------
     # shutdown

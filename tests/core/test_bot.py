@@ -232,3 +232,19 @@ def test_max_events_stops_early(tmp_path):
     summary = run(bot)
     # max_events counts feed events: snapshot, oracle, 3 trades
     assert bot.events_read == 5 and summary.events == 1 + 3 and "max events" in summary.stop_reason
+
+
+def test_shutdown_cancels_only_the_bots_own_orders(tmp_path):
+    from core.model import OrderRequest
+
+    ScriptedStrategy.SCRIPT = [
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY, OrderType.LIMIT, size=D("0.01"), price=D("59000")))
+    ]
+    bot = make_bot(tmp_path, events(5))
+    foreign = OrderRequest(77, "BTC-USD", Side.SELL, D("0.01"), OrderType.LIMIT, price=D("70000"))
+    bot.exchange.resting[77] = foreign  # placed by someone else on the same account
+    run(bot)
+    ours = bot.exchange.placed[0].client_id
+    assert bot.exchange.canceled == [ours]
+    assert 77 in bot.exchange.resting
+    assert bot.client_ids.next() != 77
