@@ -353,6 +353,8 @@ def _d(v: Decimal | None, places: int = 2, sign: bool = False) -> str:
 def _price(v: Decimal | None) -> str:
     if v is None:
         return "-"
+    if v.as_tuple().exponent < -8:  # a computed quotient (e.g. a liquidation price): 28 digits help nobody
+        v = v.quantize(Decimal("1e-8")) if abs(v) < 1 else v.quantize(Decimal("0.01"))
     return f"{v.normalize():,f}" if abs(v) < 1_000_000 else f"{v:,.0f}"
 
 

@@ -302,3 +302,13 @@ def test_process_renderer_draws_in_a_child_and_exits_with_the_bot(tmp_path, capf
     assert d._proc is not None and not d._proc.is_alive(), "the renderer process ended with the bot"
     out = capfd.readouterr().out
     assert "perpbot dashboard" in out and "pingpong on jsim" in out  # the child drew on the inherited stdout
+
+
+def test_computed_prices_are_shown_rounded():
+    from decimal import Decimal as D
+
+    from plugins.dashboard import _price
+
+    assert _price(D("670927.0632655052944908017372")) == "670,927.06"
+    assert _price(D("0.132501196791234567")) == "0.1325012"
+    assert _price(D("2679.905")) == "2,679.905"  # venue prices keep their own precision
