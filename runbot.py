@@ -81,7 +81,16 @@ def build_config(opts: dict):
 
     cfg = load_config(opts["config"]) if opts.get("config") else BotConfig()
     if opts.get("exchange"):
-        cfg.exchange = tuple(e.lower() for e in _split(opts["exchange"]))
+        venues = []
+        for item in _split(opts["exchange"]):
+            venue, _, plugin = item.partition("=")  # "binance=paper": venue binance run by the paper plugin
+            venue = venue.strip().lower()
+            if not venue or (_ and not plugin.strip()):
+                raise ConfigError(f"--exchange: expected NAME or VENUE=PLUGIN, got {item!r}")
+            if plugin.strip():
+                cfg.venues[venue] = plugin.strip().lower()
+            venues.append(venue)
+        cfg.exchange = tuple(venues)
     if opts.get("strategy"):
         cfg.strategy = opts["strategy"].strip()
     if opts.get("ticker"):
@@ -144,8 +153,14 @@ def build_config(opts: dict):
         "indexer_rest": opts.get("indexer_rest"),
         "indexer_ws": opts.get("indexer_ws"),
         "node": opts.get("node"),
+        "node_secure": opts.get("node_secure"),
+        "chain_id": opts.get("chain_id"),
     }
-    dydx = {k: v for k, v in dydx.items() if v}
+    dydx = {k: v for k, v in dydx.items() if v is not None and v != ""}
+    account = {"subaccount": opts.get("subaccount"), "address": opts.get("address"), "mnemonic_file": opts.get("mnemonic_file")}
+    account = {k: (str(v) if k == "mnemonic_file" else v) for k, v in account.items() if v is not None}
+    if account:
+        cfg.exchanges.setdefault("dydx", {}).update(account)
     if dydx:
         cfg.exchanges.setdefault("dydx", {}).update(dydx)
         cfg.feeds.setdefault("dydx", {}).update(dydx)
@@ -205,7 +220,7 @@ def run_bot(cfg) -> int:
 @app.callback()
 def main_callback(
     ctx: typer.Context,
-    exchange: Annotated[Optional[str], typer.Option("--exchange", "-e", help="Venue(s), comma-separated; first is primary: paper, dydx.", envvar="PERPBOT_EXCHANGE")] = None,
+    exchange: Annotated[Optional[str], typer.Option("--exchange", "-e", help="Venue(s), comma-separated; first is primary: paper, dydx; VENUE=PLUGIN names a venue run by a plugin (binance=paper).", envvar="PERPBOT_EXCHANGE")] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="Strategy plugin name: sniper, grid, funding_arb, ...")] = None,
     ticker: Annotated[Optional[str], typer.Option("--ticker", "-t", help="Markets, comma-separated: BTC,ETH (= BTC-USD,ETH-USD).")] = None,
     feed: Annotated[Optional[str], typer.Option(help="Market-data feed: replay (recorded files), dydx (live), auto.")] = None,
@@ -230,6 +245,11 @@ def main_callback(
     indexer_rest: Annotated[Optional[str], typer.Option(help="dYdX indexer REST URL (custom network).")] = None,
     indexer_ws: Annotated[Optional[str], typer.Option(help="dYdX indexer WebSocket URL (custom network).")] = None,
     node: Annotated[Optional[str], typer.Option(help="dYdX node gRPC address host:port (custom network).")] = None,
+    node_secure: Annotated[Optional[bool], typer.Option("--node-secure/--no-node-secure", help="TLS to the node (default: on, off for a loopback custom node).")] = None,
+    chain_id: Annotated[Optional[str], typer.Option(help="dYdX chain id (custom network).")] = None,
+    subaccount: Annotated[Optional[int], typer.Option(help="dYdX subaccount number (default 0).", min=0)] = None,
+    address: Annotated[Optional[str], typer.Option(help="dYdX address dydx1... (default: derived from the mnemonic).")] = None,
+    mnemonic_file: Annotated[Optional[Path], typer.Option(help="File holding the wallet mnemonic; must be readable by its owner only (chmod 600).")] = None,
     max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events.", min=1)] = None,
     decision_interval: Annotated[Optional[float], typer.Option(help="Seconds between strategy decisions (clock time).")] = None,
     unknown_positions: Annotated[Optional[str], typer.Option(help="Positions the journal does not know at start: adopt, flatten or refuse (default).")] = None,

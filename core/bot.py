@@ -934,7 +934,7 @@ class TradingBot:
                 f"order {req.client_id} {req.side.value} {req.size} {qualified} {req.order_type.value}"
                 + (f" @ {req.price}" if req.price is not None else "")
                 + f": {result.status.value}"
-                + (f", filled {result.filled_size} @ {result.avg_price}" if result.filled_size else "")
+                + (f", filled {result.filled_size}" + (f" @ {result.avg_price}" if result.avg_price is not None else "") if result.filled_size else "")
                 + (f" — {req.reason}" if req.reason else "")
             )
         view = None

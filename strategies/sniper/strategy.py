@@ -132,6 +132,11 @@ class _Row:
     paused: str = ""
 
 
+def _fmt_px(v: Decimal) -> str:
+    """A price for a reason text: an average entry can be a 28-digit quotient; show 8 significant digits."""
+    return f"{v:.8g}" if v.as_tuple().exponent < -6 else str(v)
+
+
 def _fmt_pct(x: Decimal) -> str:
     return f"{x * 100:+.3f}%"
 
@@ -275,12 +280,12 @@ class Sniper(BaseStrategy):
                 if ret >= p.take_profit:
                     kind = "take-profit"
                     reason = (
-                        f"take-profit: {direction} mark {mark} vs entry {entry_px} = {_fmt_pct(ret)} >= {_fmt_pct(p.take_profit)}"
+                        f"take-profit: {direction} mark {mark} vs entry {_fmt_px(entry_px)} = {_fmt_pct(ret)} >= {_fmt_pct(p.take_profit)}"
                     )
                 elif ret <= -p.stop_loss:
                     kind = "stop-loss"
                     reason = (
-                        f"stop-loss: {direction} mark {mark} vs entry {entry_px} = {_fmt_pct(ret)} <= {_fmt_pct(-p.stop_loss)}"
+                        f"stop-loss: {direction} mark {mark} vs entry {_fmt_px(entry_px)} = {_fmt_pct(ret)} <= {_fmt_pct(-p.stop_loss)}"
                     )
             sc = row.scores
             if kind is None and sc is not None:
