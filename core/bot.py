@@ -921,7 +921,9 @@ class TradingBot:
             self.orders_rejected += 1
             self.consecutive_failures += 1
             self.open_orders.pop(req.client_id, None)
-            logger.warning(f"order {req.client_id} {req.side.value} {req.size} {qualified} rejected: {result.error}")
+            logger.bind(market=qualified, client_id=req.client_id).warning(
+                f"order {req.client_id} {req.side.value} {req.size} {qualified} rejected: {result.error}"
+            )
         else:
             self.consecutive_failures = 0
             info = self.open_orders.get(req.client_id)
@@ -930,7 +932,7 @@ class TradingBot:
                     self.open_orders.pop(req.client_id, None)
                 elif info.status is OrderStatus.PENDING:
                     self.open_orders[req.client_id] = attrs.evolve(info, status=result.status)
-            logger.info(
+            logger.bind(market=qualified, client_id=req.client_id).info(
                 f"order {req.client_id} {req.side.value} {req.size} {qualified} {req.order_type.value}"
                 + (f" @ {req.price}" if req.price is not None else "")
                 + f": {result.status.value}"

@@ -20,7 +20,7 @@ _SECRETS: set[str] = set()
 
 
 def register_secret(value: str) -> None:
-    """Redact ``value`` (and each of its words, for mnemonics) from all log output."""
+    """Redact ``value`` from all log output (values shorter than 6 characters are ignored)."""
     if value and len(value) >= 6:
         _SECRETS.add(value)
 

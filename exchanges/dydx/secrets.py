@@ -72,9 +72,13 @@ def _register(value: str) -> None:
     except ImportError:  # pragma: no cover - core.logs is part of the framework
         return
     register_secret(value)
-    for word in value.split():
-        if len(word) >= 6:
-            register_secret(word)
+    words = value.split()
+    # the phrase however it is spaced, and any run of 3 consecutive words: a lone BIP-39 word
+    # (11 bits) reveals nothing, and redacting single words such as "market" or "order"
+    # would blank ordinary log text
+    register_secret(" ".join(words))
+    for i in range(len(words) - 2):
+        register_secret(" ".join(words[i : i + 3]))
 
 
 def _check_words(text: str, source: str) -> Secret:

@@ -248,3 +248,25 @@ def test_shutdown_cancels_only_the_bots_own_orders(tmp_path):
     assert bot.exchange.canceled == [ours]
     assert 77 in bot.exchange.resting
     assert bot.client_ids.next() != 77
+
+
+def test_json_log_lines_carry_run_market_and_order_id(tmp_path):
+    import json
+
+    from loguru import logger
+
+    from core.logs import configure_logging, register_secret
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01"), reason="abandon ability able about above"))]
+    bot = make_bot(tmp_path, events())
+    register_secret("abandon ability able")
+    configure_logging(log_dir=tmp_path / "logs", run_id=bot.run_id, quiet_console=True)
+    try:
+        run(bot)
+    finally:
+        logger.remove()
+    records = [json.loads(line)["record"] for line in (tmp_path / "logs" / "perpbot.jsonl").read_text().splitlines()]
+    (order,) = [r for r in records if r["message"].startswith("order ")]
+    assert order["extra"]["run_id"] == bot.run_id
+    assert order["extra"]["market"] == "BTC-USD" and order["extra"]["client_id"] == bot.exchange.placed[0].client_id
+    assert "abandon ability able" not in order["message"] and "*** about above" in order["message"]
