@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Optional
@@ -77,7 +76,7 @@ def _split(value: str | None) -> list[str]:
 
 def build_config(opts: dict):
     """Merge the config file (if any) with CLI flags (flags win) into a BotConfig."""
-    from core.config import BotConfig, config_from_mapping, load_config, normalize_ticker
+    from core.config import BotConfig, load_config, normalize_ticker
 
     cfg = load_config(opts["config"]) if opts.get("config") else BotConfig()
     if opts.get("exchange"):

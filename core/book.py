@@ -196,7 +196,6 @@ class OrderBook:
     def levels(self, side, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
         """Best-first levels of one side (``n`` of them, or all)."""
         if _side_key(side) == _BID:
-            items = self.bids.items()
             keys = self.bids.keys()
             count = len(keys) if n is None else min(n, len(keys))
             return [(keys[-1 - i], self.bids[keys[-1 - i]]) for i in range(count)]

@@ -33,6 +33,7 @@ import attrs
 import tomli_w
 
 from core.errors import ConfigError
+from core.params import parse_bool, parse_decimal
 
 UNKNOWN_POSITION_POLICIES = ("adopt", "flatten", "refuse")
 DEFAULT_RISK_POLICIES = ("kill_switch", "stale_data", "circuit_breaker", "max_leverage", "liquidation_distance", "seed_thresholds")
@@ -75,26 +76,17 @@ def _as_list(value: Any, key: str) -> list:
 
 
 def _as_bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    v = str(value).strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def _as_decimal(value: Any, key: str) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ConfigError(f"{key}: expected a decimal number, got {value!r}")
     try:
-        d = Decimal(str(value).strip())
-    except Exception:
-        raise ConfigError(f"{key}: expected a decimal number, got {value!r}") from None
-    if not d.is_finite():
-        raise ConfigError(f"{key}: must be finite, got {value!r}")
-    return d
+        return parse_decimal(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def _as_int(value: Any, key: str, minimum: int | None = None) -> int:

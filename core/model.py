@@ -18,7 +18,6 @@ Units, unless a field says otherwise:
 from __future__ import annotations
 
 import enum
-import math
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Mapping
 
@@ -700,4 +699,4 @@ def is_float(value: Any) -> bool:
     return isinstance(value, float) or (isinstance(value, Decimal) and not value.is_finite())
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "math", "enum", "attrs")]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "enum", "attrs")]

@@ -25,6 +25,43 @@ import attrs
 from core.errors import ConfigError
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_bool(value: Any) -> bool:
+    """``True``/``False`` or the strings 1/0, true/false, yes/no, on/off (any case).
+
+    :raises ValueError: ``expected true or false, got <value>``.
+    """
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_decimal(value: Any) -> Decimal:
+    """A finite Decimal from a Decimal, int or numeric string (config and parameter values).
+
+    :raises ValueError: for a float (inexact), a bool, a non-number or a non-finite value.
+    """
+    if isinstance(value, float):
+        raise ValueError(f"got float {value!r}; use a Decimal or a string (floats are inexact)")
+    if isinstance(value, bool):
+        raise ValueError(f"expected a decimal number, got {value!r}")
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"expected a decimal number, got {value!r}") from None
+    if not d.is_finite():
+        raise ValueError(f"must be finite, got {value!r}")
+    return d
+
+
 def _convert(owner: str, name: str, tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -42,26 +79,15 @@ def _convert(owner: str, name: str, tp: Any, value: Any) -> Any:
             raise ConfigError(f"{owner}: parameter {name}: expected a list, got {value!r}")
         return tuple(_convert(owner, name, inner, v) for v in items)
     if tp is Decimal:
-        if isinstance(value, bool):
-            raise ConfigError(f"{owner}: parameter {name}: expected a decimal number, got {value!r}")
-        if isinstance(value, float):
-            raise ConfigError(f"{owner}: parameter {name}: got float {value!r}; use a Decimal or string")
         try:
-            d = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-        except InvalidOperation:
-            raise ConfigError(f"{owner}: parameter {name}: expected a decimal number, got {value!r}") from None
-        if not d.is_finite():
-            raise ConfigError(f"{owner}: parameter {name}: must be finite, got {value!r}")
-        return d
+            return parse_decimal(value)
+        except ValueError as exc:
+            raise ConfigError(f"{owner}: parameter {name}: {exc}") from None
     if tp is bool:
-        if isinstance(value, bool):
-            return value
-        v = str(value).strip().lower()
-        if v in ("1", "true", "yes", "on"):
-            return True
-        if v in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{owner}: parameter {name}: expected true or false, got {value!r}")
+        try:
+            return parse_bool(value)
+        except ValueError as exc:
+            raise ConfigError(f"{owner}: parameter {name}: {exc}") from None
     if tp is int:
         if isinstance(value, bool):
             raise ConfigError(f"{owner}: parameter {name}: expected an integer, got {value!r}")

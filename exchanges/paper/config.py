@@ -44,12 +44,13 @@ to simulate a market maker with rebates (negative maker rates are allowed).
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping
 
 import attrs
 
 from core.errors import ConfigError
+from core.params import parse_bool, parse_decimal
 from core.model import MarginMode
 
 D = Decimal
@@ -97,22 +98,10 @@ BAR_FILL_MODELS = ("conservative",)
 
 
 def _dec(key: str, value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ConfigError(
-            f"exchange.paper: {key} = {value!r}: expected an exact decimal (write it as a string or TOML number)"
-        )
-    if isinstance(value, Decimal):
-        d = value
-    elif isinstance(value, (int, str)):
-        try:
-            d = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ConfigError(f"exchange.paper: {key} = {value!r}: not a number") from None
-    else:
-        raise ConfigError(f"exchange.paper: {key} = {value!r}: expected a number")
-    if not d.is_finite():
-        raise ConfigError(f"exchange.paper: {key} = {value!r}: must be finite")
-    return d
+    try:
+        return parse_decimal(value)
+    except ValueError as exc:
+        raise ConfigError(f"exchange.paper: {key} = {value!r}: {exc}") from None
 
 
 def _int(key: str, value: Any, minimum: int = 0) -> int:
@@ -125,14 +114,10 @@ def _int(key: str, value: Any, minimum: int = 0) -> int:
 
 
 def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    v = str(value).strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"exchange.paper: {key} = {value!r}: expected true or false")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ConfigError(f"exchange.paper: {key} = {value!r}: expected true or false") from None
 
 
 def _rate(key: str, value: Any) -> Decimal:

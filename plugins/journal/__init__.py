@@ -283,8 +283,9 @@ async def reconcile_startup(bot):
     try:
         rep = await reconcile(bot, s)
     except BaseException as exc:
+        reason = str(exc)  # bound now: the writer thread runs the lambda later
         await s.writer.call(
-            lambda j: j.end_run(bot.run_id, ts_ns=bot.clock.now_ns(), status="refused", stop_reason=str(exc))
+            lambda j: j.end_run(bot.run_id, ts_ns=bot.clock.now_ns(), status="refused", stop_reason=reason)
         )
         s.stopped = True
         s.close()
