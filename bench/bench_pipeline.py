@@ -25,6 +25,18 @@ TARGET_EPS = 230_000
 TARGET_RSS_MB = 150
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). ``ru_maxrss`` is not used: Linux carries it across
+    fork+exec, so a child would report its parent's high-water mark."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def once() -> dict:
     sys.path.insert(0, str(ROOT))
     from loguru import logger
@@ -48,7 +60,7 @@ def once() -> dict:
     t0 = time.perf_counter()
     summary = asyncio.run(bot.run())
     wall = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     return {
         "events": summary.events_read,
         "seconds": wall,
