@@ -467,10 +467,7 @@ class MaxLeverage(_Policy):
         if equity <= 0:
             return self.decision(RiskAction.REJECT, f"equity {_fmt(equity, 2)} USD <= 0: no leverage available")
         pt = post_trade(order, view, q)
-        other = ZERO
-        for t, p in venue_positions(view, q).items():
-            if t != q:
-                other += abs(p.size) * (view.marks.get(t) or p.entry_price)
+        other = _gross_notional_except(venue_positions(view, q), view.marks, q)
         lev_after = (other + abs(pt.after) * price) / equity
         mx = self.params.max_leverage
         if lev_after <= mx:
@@ -482,6 +479,15 @@ class MaxLeverage(_Policy):
             f"|{_fmt(pt.after)}| x {_fmt(price)} over equity {_fmt(equity, 2)} USD)"
         )
         return _reduce_or_reject(self, order, allowed, _market(view, q), why)
+
+
+def _gross_notional_except(positions, marks, ticker: str) -> Decimal:
+    """Sum of |size| x mark (entry price when unmarked) over ``positions`` other than ``ticker``, USD."""
+    total = ZERO
+    for t, p in positions.items():
+        if t != ticker and p.size:
+            total += abs(p.size) * (marks.get(t) or p.entry_price)
+    return total
 
 
 # ---------------------------------------------------------------------------
@@ -511,10 +517,7 @@ class MaxNotional(_Policy):
         if price is None:
             return self.decision(RiskAction.REJECT, f"no mark price for {q}: notional cannot be checked")
         pt = post_trade(order, view, q)
-        other = ZERO
-        for t, p in view.positions.items():
-            if t != q and p.size:
-                other += abs(p.size) * (view.marks.get(t) or p.entry_price)
+        other = _gross_notional_except(view.positions, view.marks, q)
         market_after = abs(pt.after) * price
         total_after = other + market_after
         pm, tot = self.params.per_market_usd, self.params.total_usd
