@@ -97,7 +97,7 @@ from core.model import (
     TimeInForce,
     Trade,
 )
-from core.params import NoParams, in_range, param
+from core.params import NoParams, in_range, param, parse_params
 from core.policies import (
     PositionSizer,
     RiskAction,

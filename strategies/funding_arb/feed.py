@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from perpbot import BaseFeed, Bar, DataError, FundingRate, Market, OraclePrice, param
-from core.params import parse_params
+from perpbot import parse_params
 
 D = Decimal
 NS = 1_000_000_000
