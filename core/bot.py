@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
+from core.balance import BalanceManager
 from core.clock import LiveClock, SimulatedClock
 from core.config import BotConfig, split_ticker
 from core.errors import ConfigError, ExchangeError, PerpbotError, StrategyError
@@ -414,6 +415,16 @@ class TradingBot:
                 pf.positions[t] = pos
             self.portfolios[venue] = pf
         self.portfolio = self.portfolios[self.config.primary_venue]
+        #: per venue: the exchange's own balance, cached for the sizers (seed 004)
+        self.balance_managers = {
+            venue: BalanceManager(
+                ex.get_balance,
+                self.clock,
+                ttl_s=float(self.config.balance_ttl_s),
+                large_order_usd=self.config.large_order_usd,
+            )
+            for venue, ex in self.exchanges.items()
+        }
         # orders already open on the account are NOT adopted here: a reconciler (the journal)
         # adopts the ones this bot placed; the ids are reserved so they are never reused
         for ex in self.exchanges.values():
@@ -824,23 +835,32 @@ class TradingBot:
             composite = getattr(st.scores, "composite", None) if st.scores is not None else None
             if composite is not None:
                 score = Decimal(str(round(composite, 4)))
+            manager = self.balance_managers[venue]
             try:
-                sizing = self.sizer.size(
-                    intent,
-                    SizingView(
+                def view(balance):
+                    return SizingView(
                         market=market,
                         price=ref,
-                        balance=self.balance(venue),
+                        balance=balance,
                         position=pos,
                         positions=self.portfolios[venue].open_positions(),
                         marks=self._venue_marks(venue),
                         now_ns=self.clock.now_ns(),
                         score=score,
-                    ),
-                )
+                    )
+
+                balance = await manager.get()
+                sizing = self.sizer.size(intent, view(balance))
+                if sizing.notional >= manager.large_order_usd and manager.age_s() != 0:
+                    # a large order: size again on a balance fetched just now (seed 004)
+                    sizing = self.sizer.size(intent, view(await manager.refresh()))
             except PerpbotError as exc:
                 self.orders_rejected += 1
                 logger.warning(f"sizer {self.config.sizer} refused {intent.side.value} {qualified}: {exc}")
+                return None
+            except ExchangeError as exc:
+                self.orders_rejected += 1
+                logger.error(f"{intent.side.value} {qualified} not sized: balance fetch from {venue} failed: {exc}")
                 return None
             size = market.round_size(sizing.quantity)
             if size < market.min_order_size:

@@ -117,6 +117,8 @@ class BotConfig:
     :param snapshot_interval_s: seconds between equity snapshots (journal, report).
     :param max_events: stop after this many feed events (batch items; None: run to the end of the data).
     :param live: explicit opt-in for real-money trading (dYdX mainnet).
+    :param balance_ttl_s: seconds the exchange balance used for sizing is cached (seed 004: 5-10 s).
+    :param large_order_usd: an order sized at this notional or more is re-sized on a fresh balance.
     """
 
     exchange: tuple = ("paper",)
@@ -128,6 +130,8 @@ class BotConfig:
     snapshot_interval_s: Decimal = Decimal("60")
     checkpoint_interval_s: Decimal | None = None
     unknown_positions: str = "refuse"
+    balance_ttl_s: Decimal = Decimal("5")
+    large_order_usd: Decimal = Decimal("10000")
     state_dir: Path = Path(".perpbot")
     journal_enabled: bool = True
     journal_path: Path | None = None
@@ -190,6 +194,8 @@ _BOT_KEYS = {
     "snapshot_interval_s",
     "checkpoint_interval_s",
     "unknown_positions",
+    "balance_ttl_s",
+    "large_order_usd",
     "state_dir",
     "journal",
     "journal_path",
@@ -244,6 +250,12 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotC
         if v not in UNKNOWN_POSITION_POLICIES:
             raise ConfigError(f"{source}: bot.unknown_positions: expected one of {', '.join(UNKNOWN_POSITION_POLICIES)}, got {bot['unknown_positions']!r}")
         kw["unknown_positions"] = v
+    for key in ("balance_ttl_s", "large_order_usd"):
+        if key in bot:
+            v = _as_decimal(bot[key], f"bot.{key}")
+            if v < 0:
+                raise ConfigError(f"{source}: bot.{key}: must not be negative, got {v}")
+            kw[key] = v
     for key in ("decision_interval_s", "snapshot_interval_s", "checkpoint_interval_s"):
         if key in bot:
             v = _as_decimal(bot[key], f"bot.{key}")

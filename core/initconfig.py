@@ -23,6 +23,8 @@ _BOT = [
     ("decision_interval_s", Decimal("1"), "seconds of clock time between strategy decisions"),
     ("snapshot_interval_s", Decimal("60"), "seconds between equity snapshots in the journal"),
     ("state_dir", ".perpbot", "journal, logs and reports go here"),
+    ("balance_ttl_s", Decimal("5"), "seconds the exchange balance used for sizing is cached"),
+    ("large_order_usd", Decimal("10000"), "orders of at least this notional (USD) are sized on a freshly fetched balance"),
     ("journal", True, "keep a SQLite journal (needed to resume after a restart)"),
     ("dashboard", False, "live terminal dashboard"),
     ("report", True, "write the HTML report at the end of a replay"),

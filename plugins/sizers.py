@@ -46,7 +46,7 @@ from core.model import ZERO, Market, OrderParams, Side
 from core.params import in_range, param
 from core.policies import PositionSizer, SizingResult, SizingView
 from perpbot import hookimpl
-from plugins.balance import LeverageCalculator, market_max_leverage
+from core.balance import LeverageCalculator, market_max_leverage
 
 ONE = Decimal(1)
 

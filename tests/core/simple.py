@@ -91,6 +91,7 @@ class InstantExchange(BaseExchangeClient):
         return self.portfolio.open_positions()
 
     async def get_balance(self):
+        self.balance_calls = getattr(self, "balance_calls", 0) + 1
         return self.portfolio.balance({}, 0)
 
     def best_bid_offer(self, ticker):

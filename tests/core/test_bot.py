@@ -270,3 +270,23 @@ def test_json_log_lines_carry_run_market_and_order_id(tmp_path):
     assert order["extra"]["run_id"] == bot.run_id
     assert order["extra"]["market"] == "BTC-USD" and order["extra"]["client_id"] == bot.exchange.placed[0].client_id
     assert "abandon ability able" not in order["message"] and "*** about above" in order["message"]
+
+
+def test_sizer_gets_the_cached_exchange_balance_and_a_fresh_one_for_large_orders(tmp_path):
+    ScriptedStrategy.SCRIPT = [
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),  # t=1 s: first fetch
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),  # t=2 s: small, cached balance
+    ]
+    bot = make_bot(tmp_path, events(6), sizers={"test_notional": {"notional": "500"}})
+    run(bot)
+    assert len(bot.exchange.placed) == 2
+    assert bot.balance_managers["instant"].fetches == 1  # start() reads balances directly, sizing once
+
+    ScriptedStrategy.SCRIPT = [
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),  # large and the cache is 1 s old: refetch
+    ]
+    bot = make_bot(tmp_path, events(6), sizers={"test_notional": {"notional": "20000"}}, large_order_usd=D("10000"))
+    run(bot)
+    assert len(bot.exchange.placed) == 2
+    assert bot.balance_managers["instant"].fetches == 2

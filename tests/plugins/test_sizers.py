@@ -14,7 +14,7 @@ from core.model import Balance, Market, OrderParams, Position, Side
 from core.params import parse_params
 from core.plugins import PluginManager
 from core.policies import SizingView
-from plugins.balance import BalanceManager, LeverageCalculator
+from core.balance import BalanceManager, LeverageCalculator
 from plugins.sizers import (
     SIZERS,
     ExposureSizer,

@@ -1,5 +1,9 @@
 """Balance manager (TTL cache) and leverage calculator that feed the position sizers.
 
+The bot keeps one :class:`BalanceManager` per venue over ``exchange.get_balance`` and
+sizes every order from it: the cached balance while it is fresh, and a forced fetch
+(then a second sizing) when the sized order's notional reaches ``large_order_usd``.
+
 Seed 004 ("signal execution with leverage and balance") describes three services:
 a ``BalanceManager`` that fetches and caches the account balance for 5-10 s and
 refreshes it before large trades, a ``LeverageCalculator`` (max, current and
