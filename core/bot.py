@@ -143,6 +143,28 @@ class TradingBot:
             config.feed_options(),
             FeedContext(self.clock, tuple(config.tickers), self.state_dir, options={"live": config.live}),
         )
+
+        # exchanges: built and preflighted BEFORE the feed touches the network, so
+        # configuration and credential errors come first; their market tables are filled below
+        self.exchanges: dict[str, Any] = {}
+        venue_markets: dict[str, dict] = {}
+        for venue in config.exchange:
+            cls = reg.get("exchanges", config.venue_plugin(venue))
+            prefix = "" if venue == config.primary_venue else f"{venue}:"
+            venue_markets[venue] = {}
+            ctx = ExchangeContext(
+                clock=self.clock,
+                markets=venue_markets[venue],
+                book_of=(lambda t, p=prefix: self.states[p + t].book if (p + t) in self.states else None),
+                state_of=(lambda t, p=prefix: self.states.get(p + t)),
+                state_dir=self.state_dir,
+                options={"live": config.live, "venue": venue, "replay": feed_cls.replay},
+            )
+            self.exchanges[venue] = cls(config.exchange_options(venue), ctx)
+            self.exchanges[venue].preflight()
+        self.exchange = self.exchanges[config.primary_venue]
+
+        # markets -------------------------------------------------------------
         try:
             markets = dict(self.feed.markets())
         except ValueError as exc:
@@ -154,30 +176,16 @@ class TradingBot:
         self.markets = {t: markets[t] for t in config.tickers}
         self.states: dict[str, MarketState] = {t: MarketState(m) for t, m in self.markets.items()}
         self._engines = self._make_signal_engines()
-
-        # exchanges ------------------------------------------------------------
-        self.exchanges: dict[str, Any] = {}
         self._venue_tickers: dict[str, tuple] = {}
-        for venue in config.exchange:
-            cls = reg.get("exchanges", config.venue_plugin(venue))
-            prefix = "" if venue == config.primary_venue else f"{venue}:"
-            vmarkets = {
-                split_ticker(t)[1]: m
-                for t, m in self.markets.items()
-                if (split_ticker(t)[0] or config.primary_venue) == venue
-            }
-            ctx = ExchangeContext(
-                clock=self.clock,
-                markets=vmarkets,
-                book_of=(lambda t, p=prefix: self.states[p + t].book if (p + t) in self.states else None),
-                state_of=(lambda t, p=prefix: self.states.get(p + t)),
-                state_dir=self.state_dir,
-                options={"live": config.live, "venue": venue, "replay": feed_cls.replay},
+        for venue, vmarkets in venue_markets.items():
+            vmarkets.update(
+                {
+                    split_ticker(t)[1]: m
+                    for t, m in self.markets.items()
+                    if (split_ticker(t)[0] or config.primary_venue) == venue
+                }
             )
-            options = config.exchange_options(venue)
-            self.exchanges[venue] = cls(options, ctx)
             self._venue_tickers[venue] = tuple(vmarkets)
-        self.exchange = self.exchanges[config.primary_venue]
         self._consumers: dict[str, Any] = {}  # qualified ticker -> simulating exchange
         for venue, ex in self.exchanges.items():
             if ex.capabilities().consumes_market_data:

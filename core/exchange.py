@@ -95,6 +95,12 @@ class BaseExchangeClient(abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------
 
+    def preflight(self) -> None:
+        """Check configuration and credentials WITHOUT network access; raise a
+        :class:`~core.errors.ConfigError` (e.g. a missing wallet, a secret file readable by
+        others, mainnet without the ``--live`` opt-in). The bot calls it before any feed
+        or exchange touches the network, so such errors are reported first. Default: nothing."""
+
     @abc.abstractmethod
     async def connect(self) -> None:
         """Open connections and load account state. Raise on failure; do not half-connect."""

@@ -126,13 +126,19 @@ class DydxExchange(BaseExchangeClient):
         clock = getattr(self.context, "clock", None)
         return clock.now_ns() if clock is not None else time.time_ns()
 
-    async def connect(self) -> None:
+    def preflight(self) -> None:
+        """Mainnet needs the explicit live opt-in, and the wallet must be loadable (no network)."""
         s = self.settings
         if s.is_mainnet and not s.live:
             raise LiveTradingNotConfirmed(
                 "dYdX mainnet trading moves real money: pass --live (or set dydx.live = true) to confirm, "
                 "or use --network testnet / --exchange paper"
             )
+        load_mnemonic(s.mnemonic_env, s.mnemonic_file)
+
+    async def connect(self) -> None:
+        s = self.settings
+        self.preflight()
         secret = load_mnemonic(s.mnemonic_env, s.mnemonic_file)
         logger.info(f"dYdX exchange: {s.describe()}")
         try:

@@ -132,3 +132,26 @@ def test_init_writes_a_config_the_bot_runs_with(tmp_path):
     res = runbot("--config", str(path), "--feed", "replay", "--max-events", "20000", "--state-dir", str(tmp_path), "--no-report")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "max events 20000 reached" in res.stdout
+
+
+MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+
+
+def test_dydx_credentials_and_live_opt_in_are_checked_before_any_network(tmp_path, monkeypatch):
+    monkeypatch.delenv("DYDX_MNEMONIC", raising=False)
+    base = ["--exchange", "dydx", "--strategy", "sniper", "--ticker", "BTC", "--state-dir", str(tmp_path)]
+    res = runbot(*base, "--network", "testnet")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "error: no dYdX mnemonic" in res.stderr
+
+    secret = tmp_path / "mnemonic"
+    secret.write_text(MNEMONIC + "\n")
+    secret.chmod(0o644)
+    res = runbot(*base, "--network", "testnet", "--mnemonic-file", str(secret))
+    assert res.returncode != 0 and f"chmod 600 {secret}" in res.stderr
+    assert MNEMONIC not in res.stderr + res.stdout
+
+    secret.chmod(0o600)
+    res = runbot(*base, "--network", "mainnet", "--mnemonic-file", str(secret))
+    assert res.returncode != 0 and "pass --live" in res.stderr
+    assert MNEMONIC not in res.stderr + res.stdout
