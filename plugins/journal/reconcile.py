@@ -95,6 +95,7 @@ class ReconcileReport:
     reserved_ids: int = 0
     fresh: bool = False
     new_journal: bool = False
+    finished_from: str = ""
 
     def line(self) -> str:
         parts = []
@@ -105,6 +106,8 @@ class ReconcileReport:
                 f"resumed paper run {self.resumed_from} from its checkpoint at feed event {self.resume_event}"
                 + (f" ({self.voided} later rows voided)" if self.voided else "")
             )
+        elif self.finished_from:
+            parts.append(f"previous replay {self.finished_from} ran to the end of its data: new run (--fresh implied)")
         elif self.fresh:
             parts.append("fresh start (journaled state ignored)")
         parts.append(f"reserved {self.reserved_ids} client ids")
@@ -179,6 +182,13 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
     exchanges = dict(bot.exchanges)
     simulated = all(ex.capabilities().simulated for ex in exchanges.values())
     resumed_state = None
+    if simulated and cp is not None and not rep.fresh:
+        # a replay that ran to the end of its data has nothing left to resume: the same
+        # command again is a new run (its rows stay in the journal; its client ids stay reserved)
+        stop = await w.call(lambda j: {r["run_id"]: r["stop_reason"] for r in j.runs()}.get(cp.run_id))
+        if stop == "end of data":
+            rep.fresh = True
+            rep.finished_from = cp.run_id
     if (
         simulated
         and cp is not None

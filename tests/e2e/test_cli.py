@@ -155,3 +155,19 @@ def test_dydx_credentials_and_live_opt_in_are_checked_before_any_network(tmp_pat
     res = runbot(*base, "--network", "mainnet", "--mnemonic-file", str(secret))
     assert res.returncode != 0 and "pass --live" in res.stderr
     assert MNEMONIC not in res.stderr + res.stdout
+
+
+def test_running_a_finished_replay_again_starts_a_new_run(tmp_path):
+    import gzip
+
+    rows = gzip.open(BARS, "rt").read().splitlines()[:400]  # 33 h of real 5-minute bars
+    data = tmp_path / "bars.csv"
+    data.write_text("\n".join(rows) + "\n")
+    args = ["--exchange", "paper", "--strategy", "sniper", "--ticker", "BTC,ETH", "--data", str(data),
+            "--journal", str(tmp_path / "j.sqlite"), "--state-dir", str(tmp_path), "--no-report", "-p", "warmup_s=3600"]
+    first = runbot(*args)
+    second = runbot(*args)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
+    assert "ran to the end of its data: new run" in second.stderr
+    decisions = [re.search(r"decisions (\d+)", r.stdout).group(1) for r in (first, second)]
+    assert decisions[0] == decisions[1] != "0"
