@@ -418,7 +418,12 @@ class MarketInfo(MarketEvent):
 
 @attrs.frozen(slots=True)
 class FeedStatus(MarketEvent):
-    """Feed health for a market: ``healthy`` False pauses decisions for it, ``reason`` says why."""
+    """Feed health for a market: ``healthy`` False pauses decisions for it, ``reason`` says why.
+
+    An unhealthy status also marks the market's book as not ready: decisions stay paused
+    ("no book snapshot yet") until the feed sends a fresh :class:`BookSnapshot`, even after a
+    healthy status. Feeds therefore resync the book (snapshot) after every unhealthy spell.
+    """
 
     healthy: bool = True
     reason: str = ""

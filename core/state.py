@@ -177,8 +177,9 @@ class MarketState:
             if ev.healthy:
                 self.feed_unhealthy = None
             else:
+                # the book cannot be trusted again until the feed sends a fresh snapshot
                 self.feed_unhealthy = ev.reason or "feed reported unhealthy"
-                self.book_ready = False if "snapshot" in ev.reason else self.book_ready
+                self.book_ready = False
 
     # -- derived ------------------------------------------------------------
 

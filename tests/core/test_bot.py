@@ -290,3 +290,19 @@ def test_sizer_gets_the_cached_exchange_balance_and_a_fresh_one_for_large_orders
     run(bot)
     assert len(bot.exchange.placed) == 2
     assert bot.balance_managers["instant"].fetches == 2
+
+
+def test_an_unhealthy_spell_pauses_until_a_fresh_snapshot(tmp_path):
+    from core.testing import book_events
+
+    evs = events(3)
+    evs += [FeedStatus("BTC-USD", T0 + 4 * S, healthy=False, reason="reconnecting")]
+    evs += [FeedStatus("BTC-USD", T0 + 5 * S, healthy=True)]
+    evs += [Trade("BTC-USD", T0 + 6 * S, D("60000"), D("0.01"), Side.BUY)]  # healthy, but no snapshot yet
+    evs += book_events("BTC-USD", T0 + 7 * S, D("60010"))
+    evs += [Trade("BTC-USD", T0 + 8 * S, D("60010"), D("0.01"), Side.BUY)]
+    bot = make_bot(tmp_path, evs)
+    run(bot)
+    by_time = {md.ts_ns: md for md in ScriptedStrategy.seen}
+    assert by_time[T0 + 6 * S].paused == {"BTC-USD": "no book snapshot yet"}
+    assert by_time[T0 + 8 * S].tradable == ("BTC-USD",)
