@@ -403,41 +403,11 @@ def _find(dirs, pattern):
     return []
 
 
-def _orjson_events(ticker: str, path: Path):
-    """Fallback parser (only when exchanges.replay is not installed)."""
-    import orjson
-
-    def lv(raw):
-        return tuple((D(p), D(q)) for p, q in raw)
-
-    snap = None
-    with gzip.open(path, "rb") as fh:
-        for line in fh:
-            sp = line.index(b" ")
-            ts = int(line[:sp])
-            msg = orjson.loads(line[sp + 1 :])
-            data = msg.get("data")
-            if data is None:
-                snap = msg["lastUpdateId"]
-                yield BookSnapshot(ticker, ts, lv(msg["bids"]), lv(msg["asks"]))
-            elif data.get("e") == "depthUpdate":
-                if snap is not None and data["u"] >= snap:
-                    yield BookDelta(ticker, ts, lv(data["b"]), lv(data["a"]))
-            elif data.get("e") == "trade":
-                yield Trade(ticker, ts, D(data["p"]), D(data["q"]), Side.SELL if data["m"] else Side.BUY)
-            elif data.get("e") == "bookTicker":
-                yield Quote(ticker, ts, D(data["b"]), D(data["B"]), D(data["a"]), D(data["A"]))
-
-
 def binance_sample_events():
     files = _find(SAMPLE_DIRS, "*usdt_20240808.gz")
     if len(files) < 2:
         pytest.skip("the Binance USD-M L2 sample (examples/data/binance_usdm) is not present")
-    try:
-        from exchanges.replay.binance import BinanceRecording
-    except ImportError:
-        streams = [_orjson_events(TICKERS[f.name.split("_")[0].upper()], f) for f in files]
-        return heapq.merge(*streams, key=lambda e: e.ts_ns)
+    from exchanges.replay.binance import BinanceRecording
 
     def per_file(f):
         rec = BinanceRecording(f, TICKERS.get)

@@ -177,45 +177,12 @@ def binance_sample_events() -> Iterator:
     files = sample_files()
     if not files:
         pytest.skip("the Binance USD-M L2 sample (examples/data/binance_usdm) is not present")
-    try:
-        from exchanges.replay.binance import BinanceRecording
-    except ImportError:  # a build without the replay plugin: a minimal parser
-        per_file = _orjson_events
-    else:
+    from exchanges.replay.binance import BinanceRecording
 
-        def per_file(f):
-            for _, batch in BinanceRecording(f, SAMPLE_TICKERS.get).events():
-                yield from batch
+    def per_file(f):
+        for _, batch in BinanceRecording(f, SAMPLE_TICKERS.get).events():
+            yield from batch
 
     return heapq.merge(*(per_file(f) for f in files), key=lambda e: e.ts_ns)
 
 
-def _orjson_events(path: Path) -> Iterator:
-    import gzip
-
-    import orjson
-
-    from core.model import BookDelta, Quote, Trade
-
-    ticker = SAMPLE_TICKERS[path.name.split("_")[0].upper()]
-
-    def lv(raw):
-        return tuple((D(p), D(q)) for p, q in raw)
-
-    snap = None
-    with gzip.open(path, "rb") as fh:
-        for line in fh:
-            sp = line.index(b" ")
-            ts = int(line[:sp])
-            msg = orjson.loads(line[sp + 1 :])
-            data = msg.get("data")
-            if data is None:
-                snap = msg["lastUpdateId"]
-                yield BookSnapshot(ticker, ts, lv(msg["bids"]), lv(msg["asks"]))
-            elif data.get("e") == "depthUpdate":
-                if snap is not None and data["u"] >= snap:
-                    yield BookDelta(ticker, ts, lv(data["b"]), lv(data["a"]))
-            elif data.get("e") == "trade":
-                yield Trade(ticker, ts, D(data["p"]), D(data["q"]), Side.SELL if data["m"] else Side.BUY)
-            elif data.get("e") == "bookTicker":
-                yield Quote(ticker, ts, D(data["b"]), D(data["B"]), D(data["a"]), D(data["A"]))
