@@ -113,6 +113,11 @@ class JournalSession:
         v, t = split_ticker(ticker)
         return (venue or v or self.primary), t
 
+    def on_venue(self, event):
+        """``(venue, event)`` with the event's ticker unqualified (``binance:BTC-USD`` -> ``BTC-USD``)."""
+        venue, t = self.venue_of(event.ticker, event.venue or None)
+        return venue, (event if t == event.ticker else attrs.evolve(event, ticker=t))
+
     def post(self, fn, *args, **kwargs) -> None:
         self.writer.post(fn, self.run_id, *args, **kwargs)
 
@@ -386,9 +391,7 @@ def on_order_update(bot, update):
     s = session_of(bot)
     if s is None or s.stopped:
         return
-    venue, t = s.venue_of(update.ticker, update.venue or None)
-    if t != update.ticker:
-        update = attrs.evolve(update, ticker=t)
+    venue, update = s.on_venue(update)
     requested = update.client_id in s.cancel_requested
     if update.status.is_terminal:
         s.cancel_requested.discard(update.client_id)
@@ -427,14 +430,13 @@ def on_fill(bot, fill):
     s = session_of(bot)
     if s is None or s.stopped:
         return
-    venue, t = s.venue_of(fill.ticker, fill.venue or None)
-    if t != fill.ticker:
-        fill = attrs.evolve(fill, ticker=t)
+    venue, fill = s.on_venue(fill)
     s.post(Journal.record_fill, fill, venue=venue)
     pf = getattr(bot, "portfolios", {}).get(venue)
+    t = fill.ticker
     if pf is not None and t in pf.positions:
         mark = None
-        st = bot.states.get(fill.ticker if venue == s.primary else f"{venue}:{t}")
+        st = bot.states.get(t if venue == s.primary else f"{venue}:{t}")
         if st is not None:
             mark = st.mark_price()
         s.post(Journal.record_position, pf.positions[t], ts_ns=fill.ts_ns, venue=venue, mark=mark, reason="fill")
@@ -446,9 +448,7 @@ def on_funding_payment(bot, payment):
     s = session_of(bot)
     if s is None or s.stopped:
         return
-    venue, t = s.venue_of(payment.ticker, payment.venue or None)
-    if t != payment.ticker:
-        payment = attrs.evolve(payment, ticker=t)
+    venue, payment = s.on_venue(payment)
     s.post(Journal.record_funding, payment, venue=venue)
 
 
@@ -457,9 +457,7 @@ def on_liquidation(bot, liquidation):
     s = session_of(bot)
     if s is None or s.stopped:
         return
-    venue, t = s.venue_of(liquidation.ticker, liquidation.venue or None)
-    if t != liquidation.ticker:
-        liquidation = attrs.evolve(liquidation, ticker=t)
+    venue, liquidation = s.on_venue(liquidation)
     s.post(Journal.record_liquidation, liquidation, venue=venue)
 
 

@@ -167,6 +167,8 @@ def test_a_run_journals_fills_exactly_as_the_exchange_made_them(tmp_path):
     last = j.conn.execute("SELECT equity FROM equity_snapshots ORDER BY seq DESC LIMIT 1").fetchone()
     assert D(last["equity"]) == summary.final_equity
     # position snapshots after fills and strategy state on change
+    after_fills = j.conn.execute("SELECT COUNT(*) FROM positions WHERE reason='fill'").fetchone()[0]
+    assert after_fills == j.count("fills") > 0  # one position snapshot per fill
     pos = j.conn.execute("SELECT size FROM positions WHERE reason='stop'").fetchall()
     assert [D(p["size"]) for p in pos] == [bot.portfolio.positions["BTC-USD"].size]
     state, _row = j.latest_strategy_state("pingpong")
