@@ -4,11 +4,11 @@ Run ``python bench/bench_book.py`` from the repository root.
 
 - **book**: the Binance USD-M BTCUSDT + ETHUSDT recording (``examples/data/binance_usdm``)
   is parsed once into the feed's own events (Decimal ``(price, size)`` tuples); then only
-  applying them to :class:`core.book.OrderBook` is timed: one ``apply_snapshot`` per market
+  applying them to :class:`perpbot.core.book.OrderBook` is timed: one ``apply_snapshot`` per market
   and every ``apply_delta``, in the recording's merged time order. Figure: level entries
   applied per second (each price level of a depth diff, update or delete), median of 5
   runs, against the target of at least 1M level entries/s (architecture.md, Benchmarks).
-- **parse**: :class:`exchanges.replay.feed.ReplayFeed` alone (gunzip, JSON decode, Decimal
+- **parse**: :class:`perpbot.exchanges.replay.feed.ReplayFeed` alone (gunzip, JSON decode, Decimal
   conversion, validation, sync checks, event objects, merge of the two files), no consumer.
   Figure: events per second with the benchmark's unit (level entries + trades + quotes,
   1,027,653 for the sample), median of 3 runs.
@@ -27,9 +27,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.book import OrderBook  # noqa: E402
-from core.model import BookDelta, BookSnapshot  # noqa: E402
-from exchanges.replay.feed import ReplayFeed  # noqa: E402
+from perpbot.core.book import OrderBook  # noqa: E402
+from perpbot.core.model import BookDelta, BookSnapshot  # noqa: E402
+from perpbot.exchanges.replay.feed import ReplayFeed  # noqa: E402
 
 TARGET_BOOK_LEVELS_PER_S = 1_000_000
 BOOK_RUNS = 5
@@ -110,7 +110,7 @@ def main() -> int:
     r = run()
     ok = r["book_level_entries_per_s"] >= r["book_target_per_s"]
     print(
-        f"book alone (core.book.OrderBook, BTC+ETH sample): {r['book_level_entries']:,} level entries, "
+        f"book alone (perpbot.core.book.OrderBook, BTC+ETH sample): {r['book_level_entries']:,} level entries, "
         f"median {r['book_seconds']:.3f} s of {BOOK_RUNS} -> {r['book_level_entries_per_s']:,.0f} level entries/s "
         f"(target >= {r['book_target_per_s']:,}: {'OK' if ok else 'BELOW TARGET'})"
     )

@@ -5,11 +5,11 @@ account with 50 cross-margin positions (BTC/ETH/SOL/DOGE-style parameters, longs
 and shorts, some OI-scaled) and reports the median wall time of:
 
 - ``compute``: total IMR, total MMR, equity and free collateral
-  (:func:`core.margin.account_risk`) plus all 50 liquidation prices
-  (:func:`core.margin.liquidation_prices`) from already-built positions. This is
+  (:func:`perpbot.core.margin.account_risk`) plus all 50 liquidation prices
+  (:func:`perpbot.core.margin.liquidation_prices`) from already-built positions. This is
   the figure compared with the target (under 50 us; seed limit 25 ms).
 - ``reprice+compute``: the same after re-marking all 50 positions to new oracle
-  prices (building 50 new :class:`core.margin.PositionRisk` values, which is where
+  prices (building 50 new :class:`perpbot.core.margin.PositionRisk` values, which is where
   the per-position chain rounding happens), i.e. the cost per oracle update.
 
 ``run()`` returns the figures as a dict for a bench runner.
@@ -27,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.margin import PositionRisk, account_risk, liquidation_prices, total_initial_margin  # noqa: E402
+from perpbot.core.margin import PositionRisk, account_risk, liquidation_prices, total_initial_margin  # noqa: E402
 
 TARGET_US = 50.0
 SEED_LIMIT_MS = 25.0

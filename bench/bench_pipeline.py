@@ -42,9 +42,9 @@ def once() -> dict:
     from loguru import logger
 
     logger.remove()  # logging is bypassed, as in the reference figures
-    from core.bot import TradingBot
-    from core.config import BotConfig
-    from core.plugins import PluginManager
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.config import BotConfig
+    from perpbot.core.plugins import PluginManager
 
     cfg = BotConfig(
         exchange=("paper",),

@@ -7,7 +7,7 @@ sizes every order from it: the cached balance while it is fresh, and a forced fe
 Seed 004 ("signal execution with leverage and balance") describes three services:
 a ``BalanceManager`` that fetches and caches the account balance for 5-10 s and
 refreshes it before large trades, a ``LeverageCalculator`` (max, current and
-available leverage), and the ``PositionSizer`` (see :mod:`plugins.sizers`).
+available leverage), and the ``PositionSizer`` (see :mod:`perpbot.plugins.sizers`).
 
 Units: USD for balances and notionals, ``x`` (times equity) for leverage.
 
@@ -34,7 +34,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import attrs
 from loguru import logger
 
-from core.model import ZERO, Balance, Market, Position
+from perpbot.core.model import ZERO, Balance, Market, Position
 
 NS = 1_000_000_000
 
@@ -68,7 +68,7 @@ class BalanceManager:
     """Fetch the account balance and cache it for ``ttl_s`` seconds of clock time.
 
     :param fetch: ``async () -> Balance`` (e.g. ``exchange.get_balance``).
-    :param clock: the injected :class:`~core.clock.Clock` (``now_ns()``).
+    :param clock: the injected :class:`~perpbot.core.clock.Clock` (``now_ns()``).
     :param ttl_s: cache lifetime in seconds (seed 004: 5-10 s; default 5).
     :param large_order_usd: orders with at least this notional (USD) force a fresh
         fetch (:meth:`for_order`): "always fresh check before large trades" (seed 004).
@@ -178,11 +178,11 @@ class LeverageInfo:
 
 def market_max_leverage(market: Market) -> Decimal:
     """A market's maximum leverage ``1 / IMF`` (x), with the OI-scaled IMF when the market
-    has open-interest caps (``core.margin.adjusted_initial_margin_fraction``)."""
+    has open-interest caps (``perpbot.core.margin.adjusted_initial_margin_fraction``)."""
     imf = market.initial_margin_fraction
     if market.open_interest_upper_cap > 0 and market.oracle_price:
         try:
-            from core import margin
+            from perpbot.core import margin
 
             imf = margin.adjusted_initial_margin_fraction(
                 imf,
@@ -230,7 +230,7 @@ class LeverageCalculator:
     ) -> LeverageInfo:
         """Leverage figures of the account.
 
-        :param balance: the venue's :class:`~core.model.Balance` (USD).
+        :param balance: the venue's :class:`~perpbot.core.model.Balance` (USD).
         :param positions: open positions by ticker; each is valued at ``marks[ticker]``
             (falling back to its entry price).
         :param markets: market parameters by ticker, for each position's MMF.

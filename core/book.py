@@ -24,7 +24,7 @@ from typing import Iterable
 
 from sortedcontainers import SortedDict
 
-from core.model import ZERO, Side
+from perpbot.core.model import ZERO, Side
 
 _BID = "bid"
 _ASK = "ask"

@@ -4,21 +4,21 @@ It loads the feed, the exchange client(s), the strategy, the position sizer and
 the risk chain through the plugin registry (no ``if strategy == "grid"``
 anywhere), then runs one loop:
 
-1. each market event is applied to that market's :class:`~core.state.MarketState`
+1. each market event is applied to that market's :class:`~perpbot.core.state.MarketState`
    and signal engine, and handed to simulating exchange clients (hot path:
    plain method calls, no hooks, no logging);
 2. account events the exchanges emit (order updates, fills, funding,
    liquidations) are booked into the portfolio, shown to the strategy and
    broadcast to observer hooks;
 3. every ``decision_interval_s`` of clock time, the risk chain checks the
-   account, then the strategy decides on a :class:`~core.state.MarketData`
+   account, then the strategy decides on a :class:`~perpbot.core.state.MarketData`
    view; intents are sized, checked by every risk policy, announced
    (``on_order_submit``: the journal records intent first) and sent.
 
 Shutdown (end of data, Ctrl-C, SIGTERM, HALT) cancels open orders, lets
 observers flush state (``on_bot_stop``) and returns a
-:class:`~core.report.RunSummary`. Replay drives a :class:`~core.clock.SimulatedClock`
-from the data, live trading a :class:`~core.clock.LiveClock`; a strategy cannot
+:class:`~perpbot.core.report.RunSummary`. Replay drives a :class:`~perpbot.core.clock.SimulatedClock`
+from the data, live trading a :class:`~perpbot.core.clock.LiveClock`; a strategy cannot
 tell them apart.
 """
 
@@ -38,12 +38,12 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from core.balance import BalanceManager
-from core.clock import LiveClock, SimulatedClock
-from core.config import BotConfig, split_ticker
-from core.errors import ConfigError, ExchangeError, PerpbotError, StrategyError
-from core.exchange import ExchangeContext
-from core.model import (
+from perpbot.core.balance import BalanceManager
+from perpbot.core.clock import LiveClock, SimulatedClock
+from perpbot.core.config import BotConfig, split_ticker
+from perpbot.core.errors import ConfigError, ExchangeError, PerpbotError, StrategyError
+from perpbot.core.exchange import ExchangeContext
+from perpbot.core.model import (
     ZERO,
     BookDelta,
     BookSnapshot,
@@ -62,12 +62,12 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.params import parse_params
-from core.policies import RiskAction, RiskDecision, RiskView, SizingView
-from core.portfolio import Portfolio
-from core.report import DrawdownTracker, MarketLine, RunSummary
-from core.state import MarketData, MarketState
-from core.strategy import StrategyContext, StrategyResult
+from perpbot.core.params import parse_params
+from perpbot.core.policies import RiskAction, RiskDecision, RiskView, SizingView
+from perpbot.core.portfolio import Portfolio
+from perpbot.core.report import DrawdownTracker, MarketLine, RunSummary
+from perpbot.core.state import MarketData, MarketState
+from perpbot.core.strategy import StrategyContext, StrategyResult
 
 NS = 1_000_000_000
 MAX_CLIENT_ID = 2**32 - 1
@@ -123,8 +123,8 @@ async def await_me_maybe(value: Any) -> Any:
 class TradingBot:
     """Strategy-agnostic supervisor.
 
-    :param config: the validated :class:`~core.config.BotConfig`.
-    :param plugin_manager: a loaded :class:`~core.plugins.PluginManager`.
+    :param config: the validated :class:`~perpbot.core.config.BotConfig`.
+    :param plugin_manager: a loaded :class:`~perpbot.core.plugins.PluginManager`.
     :raises ConfigError: unknown exchange, strategy, feed, ticker, sizer, risk
         policy, or invalid parameters (one line naming the thing and the value).
     """
@@ -267,7 +267,7 @@ class TradingBot:
     # ------------------------------------------------------------------
 
     def _make_signal_engines(self) -> dict:
-        from core import signals
+        from perpbot.core import signals
 
         config = parse_params(signals.SignalConfig, self.config.signals, "signals")
         return {t: signals.SignalEngine(config) for t in self.states}
@@ -452,7 +452,7 @@ class TradingBot:
     async def run(self) -> RunSummary:
         """Run until the data ends, a stop is requested or a risk policy halts.
 
-        :returns: the :class:`~core.report.RunSummary`.
+        :returns: the :class:`~perpbot.core.report.RunSummary`.
         """
         self._wall_start = time.perf_counter()
         installed = self._install_signals()
@@ -823,7 +823,7 @@ class TradingBot:
     async def submit(self, intent: OrderParams, md: MarketData | None = None, *, risk_exempt: bool = False) -> OrderResult | None:
         """Size, risk-check, announce and send one order intent.
 
-        :returns: the exchange's :class:`~core.model.OrderResult`, or None when the
+        :returns: the exchange's :class:`~perpbot.core.model.OrderResult`, or None when the
             sizer or the risk chain dropped the order (with a logged reason).
         """
         qualified = intent.ticker if intent.venue is None else self._qualify(intent.venue, split_ticker(intent.ticker)[1])

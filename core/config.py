@@ -17,7 +17,7 @@ Layout of a config file (``runbot.py init`` writes a commented one)::
     [signals]                   # signal engine settings (half-lives, sampling, scales)
 
 CLI flags override the file. Every error is a one-line
-:class:`~core.errors.ConfigError` naming the key and the value.
+:class:`~perpbot.core.errors.ConfigError` naming the key and the value.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any, Mapping
 import attrs
 import tomli_w
 
-from core.errors import ConfigError
-from core.params import parse_bool, parse_decimal
+from perpbot.core.errors import ConfigError
+from perpbot.core.params import parse_bool, parse_decimal
 
 UNKNOWN_POSITION_POLICIES = ("adopt", "flatten", "refuse")
 DEFAULT_RISK_POLICIES = ("kill_switch", "stale_data", "circuit_breaker", "max_leverage", "liquidation_distance", "seed_thresholds")
@@ -149,7 +149,7 @@ class BotConfig:
     strategies: dict = attrs.Factory(dict)  # strategy name -> params
     sizers: dict = attrs.Factory(dict)  # sizer name -> params
     risk: dict = attrs.Factory(dict)  # policy name -> params
-    signals: dict = attrs.Factory(dict)  # core.signals.SignalConfig fields
+    signals: dict = attrs.Factory(dict)  # perpbot.core.signals.SignalConfig fields
     verbose: bool = False
 
     # -- accessors -----------------------------------------------------------

@@ -5,8 +5,8 @@ An exchange plugin registers a :class:`BaseExchangeClient` subclass through the
 contract, so the paper simulator and dYdX v4 are interchangeable.
 
 Events flow back through the sink the bot installs with :meth:`set_event_sink`:
-:class:`~core.model.OrderUpdate`, :class:`~core.model.Fill`,
-:class:`~core.model.FundingPayment` and :class:`~core.model.Liquidation`.
+:class:`~perpbot.core.model.OrderUpdate`, :class:`~perpbot.core.model.Fill`,
+:class:`~perpbot.core.model.FundingPayment` and :class:`~perpbot.core.model.Liquidation`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import attrs
 
-from core.model import (
+from perpbot.core.model import (
     Balance,
     Market,
     MarketEvent,
@@ -63,8 +63,8 @@ class BaseExchangeClient(abc.ABC):
 
     All methods that touch the network are ``async`` and must never block the
     event loop (run blocking SDK calls in a thread). Errors:
-    :class:`~core.errors.OrderRejected` for a refused order (never a silent
-    success), :class:`~core.errors.TemporaryExchangeError` for retryable
+    :class:`~perpbot.core.errors.OrderRejected` for a refused order (never a silent
+    success), :class:`~perpbot.core.errors.TemporaryExchangeError` for retryable
     failures.
     """
 
@@ -97,7 +97,7 @@ class BaseExchangeClient(abc.ABC):
 
     def preflight(self) -> None:
         """Check configuration and credentials WITHOUT network access; raise a
-        :class:`~core.errors.ConfigError` (e.g. a missing wallet, a secret file readable by
+        :class:`~perpbot.core.errors.ConfigError` (e.g. a missing wallet, a secret file readable by
         others, mainnet without the ``--live`` opt-in). The bot calls it before any feed
         or exchange touches the network, so such errors are reported first. Default: nothing."""
 
@@ -114,7 +114,7 @@ class BaseExchangeClient(abc.ABC):
     @abc.abstractmethod
     async def place_order(self, order: OrderRequest) -> OrderResult:
         """Place ``order``. Returns ``OrderResult(success=False, error=...)`` when the venue
-        rejects it; raises :class:`~core.errors.TemporaryExchangeError` when the request
+        rejects it; raises :class:`~perpbot.core.errors.TemporaryExchangeError` when the request
         could not be delivered."""
 
     @abc.abstractmethod

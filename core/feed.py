@@ -1,7 +1,7 @@
 """The market-data feed contract.
 
 A feed turns raw venue messages (a live WebSocket, a recording, a history
-file) into normalized :mod:`core.model` events. Feeds are registered through
+file) into normalized :mod:`perpbot.core.model` events. Feeds are registered through
 the ``register_feeds`` hook and chosen by name (``--feed``).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from typing import Any, AsyncIterator, ClassVar, Mapping
 
-from core.model import Market
+from perpbot.core.model import Market
 
 
 class BaseFeed(abc.ABC):
@@ -21,7 +21,7 @@ class BaseFeed(abc.ABC):
     ``markets`` (known market parameters). A feed yields *batches* (lists) of
     events in timestamp order; a batch is what one raw message produced.
 
-    Errors: :class:`~core.errors.DataError` for missing or malformed data
+    Errors: :class:`~perpbot.core.errors.DataError` for missing or malformed data
     (naming the file and line), never a silent skip of bad data.
     """
 

@@ -6,7 +6,7 @@ hooks grow by adding arguments, never by ``**kwargs``.
 
 Registration hooks run once when the plugin manager loads; each receives a
 ``register`` callback that validates at once (unique name, right base class,
-parameter schema) and raises :class:`~core.errors.PluginError` naming the
+parameter schema) and raises :class:`~perpbot.core.errors.PluginError` naming the
 plugin otherwise.
 
 Observer hooks are called by the bot with keyword arguments. They may be plain
@@ -38,7 +38,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def register_exchanges(register):
     """Register exchange clients.
 
-    :param register: ``register(cls)`` with a :class:`core.exchange.BaseExchangeClient`
+    :param register: ``register(cls)`` with a :class:`perpbot.core.exchange.BaseExchangeClient`
         subclass that sets a unique ``name``.
     """
 
@@ -47,7 +47,7 @@ def register_exchanges(register):
 def register_strategies(register):
     """Register strategies.
 
-    :param register: ``register(cls)`` with a :class:`core.strategy.BaseStrategy`
+    :param register: ``register(cls)`` with a :class:`perpbot.core.strategy.BaseStrategy`
         subclass that sets a unique ``name`` and optionally ``Params``.
     """
 
@@ -56,7 +56,7 @@ def register_strategies(register):
 def register_risk_policies(register):
     """Register risk policies (links of the risk chain).
 
-    :param register: ``register(cls)`` with a :class:`core.policies.RiskPolicy` subclass.
+    :param register: ``register(cls)`` with a :class:`perpbot.core.policies.RiskPolicy` subclass.
     """
 
 
@@ -64,7 +64,7 @@ def register_risk_policies(register):
 def register_position_sizers(register):
     """Register position sizers.
 
-    :param register: ``register(cls)`` with a :class:`core.policies.PositionSizer` subclass.
+    :param register: ``register(cls)`` with a :class:`perpbot.core.policies.PositionSizer` subclass.
     """
 
 
@@ -72,7 +72,7 @@ def register_position_sizers(register):
 def register_feeds(register):
     """Register market-data feeds.
 
-    :param register: ``register(cls)`` with a :class:`core.feed.BaseFeed` subclass.
+    :param register: ``register(cls)`` with a :class:`perpbot.core.feed.BaseFeed` subclass.
     """
 
 
@@ -93,7 +93,7 @@ def register_commands(cli):
 def on_bot_start(bot):
     """The bot connected its exchanges and loaded markets; no strategy has run yet.
 
-    :param bot: the :class:`core.bot.TradingBot`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
     """
 
 
@@ -102,9 +102,9 @@ def reconcile_startup(bot):
     """Reconcile persisted state with the exchange before any strategy runs.
 
     Stops at first non-None result. Return a short text summary of what was
-    reconciled (or raise :class:`~core.errors.PerpbotError` to refuse to start).
+    reconciled (or raise :class:`~perpbot.core.errors.PerpbotError` to refuse to start).
 
-    :param bot: the :class:`core.bot.TradingBot`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
     """
 
 
@@ -112,8 +112,8 @@ def reconcile_startup(bot):
 def on_bot_stop(bot, summary):
     """The bot stopped (normal end, Ctrl-C, SIGTERM or HALT); orders were canceled.
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param summary: the end-of-run :class:`core.report.RunSummary`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param summary: the end-of-run :class:`perpbot.core.report.RunSummary`.
     """
 
 
@@ -128,8 +128,8 @@ def on_order_submit(bot, order):
 
     A raising implementation blocks the order.
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param order: the :class:`core.model.OrderRequest` (client id assigned).
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param order: the :class:`perpbot.core.model.OrderRequest` (client id assigned).
     """
 
 
@@ -137,9 +137,9 @@ def on_order_submit(bot, order):
 def on_order_result(bot, order, result):
     """The exchange answered a placement.
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param order: the :class:`core.model.OrderRequest`.
-    :param result: the :class:`core.model.OrderResult`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param order: the :class:`perpbot.core.model.OrderRequest`.
+    :param result: the :class:`perpbot.core.model.OrderResult`.
     """
 
 
@@ -147,10 +147,10 @@ def on_order_result(bot, order, result):
 def on_order_cancel(bot, client_id, ticker, result):
     """The bot asked the exchange to cancel an order and got an answer.
 
-    :param bot: the :class:`core.bot.TradingBot`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
     :param client_id: our client id.
     :param ticker: the (qualified) ticker.
-    :param result: the :class:`core.model.OrderResult` of the cancel.
+    :param result: the :class:`perpbot.core.model.OrderResult` of the cancel.
     """
 
 
@@ -158,8 +158,8 @@ def on_order_cancel(bot, client_id, ticker, result):
 def on_order_update(bot, update):
     """An order changed state.
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param update: the :class:`core.model.OrderUpdate`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param update: the :class:`perpbot.core.model.OrderUpdate`.
     """
 
 
@@ -167,8 +167,8 @@ def on_order_update(bot, update):
 def on_fill(bot, fill):
     """One of our orders filled (after the portfolio booked it).
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param fill: the :class:`core.model.Fill`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param fill: the :class:`perpbot.core.model.Fill`.
     """
 
 
@@ -176,8 +176,8 @@ def on_fill(bot, fill):
 def on_funding_payment(bot, payment):
     """Funding was paid or received on a position.
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param payment: the :class:`core.model.FundingPayment` (amount USD, + received).
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param payment: the :class:`perpbot.core.model.FundingPayment` (amount USD, + received).
     """
 
 
@@ -185,8 +185,8 @@ def on_funding_payment(bot, payment):
 def on_liquidation(bot, liquidation):
     """A position was liquidated.
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param liquidation: the :class:`core.model.Liquidation`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param liquidation: the :class:`perpbot.core.model.Liquidation`.
     """
 
 
@@ -194,8 +194,8 @@ def on_liquidation(bot, liquidation):
 def on_risk_action(bot, decision):
     """A risk policy did not approve (REDUCE, REJECT, CLOSE_WORST, CLOSE_ALL or HALT).
 
-    :param bot: the :class:`core.bot.TradingBot`.
-    :param decision: the :class:`core.policies.RiskDecision` with its reason.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param decision: the :class:`perpbot.core.policies.RiskDecision` with its reason.
     """
 
 
@@ -203,9 +203,9 @@ def on_risk_action(bot, decision):
 def on_decision(bot, strategy, result):
     """A strategy finished a decision cycle.
 
-    :param bot: the :class:`core.bot.TradingBot`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
     :param strategy: the strategy instance.
-    :param result: its :class:`core.strategy.StrategyResult`.
+    :param result: its :class:`perpbot.core.strategy.StrategyResult`.
     """
 
 
@@ -216,7 +216,7 @@ def on_checkpoint(bot):
     Fired every ``checkpoint_interval_s`` of clock time (default: the snapshot interval),
     never per event. Journals save resumable state here.
 
-    :param bot: the :class:`core.bot.TradingBot` (see ``export_state``).
+    :param bot: the :class:`perpbot.core.bot.TradingBot` (see ``export_state``).
     """
 
 
@@ -224,7 +224,7 @@ def on_checkpoint(bot):
 def on_equity_snapshot(bot, ts_ns, balance):
     """Periodic account snapshot (every ``snapshot_interval_s`` of clock time).
 
-    :param bot: the :class:`core.bot.TradingBot`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
     :param ts_ns: time, ns since the epoch.
-    :param balance: the :class:`core.model.Balance`.
+    :param balance: the :class:`perpbot.core.model.Balance`.
     """

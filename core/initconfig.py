@@ -12,8 +12,8 @@ from typing import Any
 
 import tomli_w
 
-from core.config import DEFAULT_RISK_POLICIES
-from core.params import describe_params
+from perpbot.core.config import DEFAULT_RISK_POLICIES
+from perpbot.core.params import describe_params
 
 _BOT = [
     ("exchange", ["paper"], "venues, the first is the primary: paper (simulator) or dydx (live; add --live for mainnet)"),
@@ -93,7 +93,7 @@ def default_config_text(pm) -> str:
     parts.append("\n[risk]\n" + _line("policies", available, "risk policies, checked in this order"))
     for name, cls in sorted(reg.risk_policies.items()):
         parts.append(_plugin_section(f"risk.{name}", cls, cls.description or f"risk policy {name}"))
-    from core.signals import SignalConfig
+    from perpbot.core.signals import SignalConfig
 
     parts.append(_plugin_section("signals", type("S", (), {"Params": SignalConfig}), "signal engine: 0-100 scores per market"))
     return "".join(parts)

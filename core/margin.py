@@ -908,7 +908,7 @@ class PositionRisk:
 
     @classmethod
     def from_market(cls, market: Any, size: Decimal, oracle_price: Decimal | None = None) -> PositionRisk:
-        """Build from any object with the ``core.model.Market`` attribute names.
+        """Build from any object with the ``perpbot.core.model.Market`` attribute names.
 
         Reads ``initial_margin_fraction``, ``maintenance_margin_fraction``, ``oracle_price``
         (unless given), ``open_interest``, ``open_interest_lower_cap``,

@@ -3,7 +3,7 @@
 A plugin declares its parameters as an ``attrs`` class whose fields carry a
 type annotation, a default (or none: required) and ``metadata={"help": ...}``.
 :func:`parse_params` turns a raw mapping (TOML table, ``--param k=v`` strings)
-into an instance, with a one-line :class:`~core.errors.ConfigError` naming the
+into an instance, with a one-line :class:`~perpbot.core.errors.ConfigError` naming the
 owner, the field and the bad value.
 
 Supported field types: ``Decimal``, ``int``, ``bool``, ``str``, ``tuple[str, ...]``,
@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from core.errors import ConfigError
+from perpbot.core.errors import ConfigError
 
 
 _TRUE = ("1", "true", "yes", "on")

@@ -25,22 +25,22 @@ from typing import Any, Callable
 import attrs
 import pluggy
 
-from core import hookspecs
-from core.errors import PluginError
+from perpbot.core import hookspecs
+from perpbot.core.errors import PluginError
 
 #: Built-in plugins, registered through the same hooks as third-party ones.
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "exchanges.paper",
-    "exchanges.dydx",
-    "exchanges.replay",
-    "strategies.sniper",
-    "strategies.grid",
-    "strategies.funding_arb",
-    "plugins.sizers",
-    "plugins.risk",
-    "plugins.journal",
-    "plugins.dashboard",
-    "plugins.report",
+    "perpbot.exchanges.paper",
+    "perpbot.exchanges.dydx",
+    "perpbot.exchanges.replay",
+    "perpbot.strategies.sniper",
+    "perpbot.strategies.grid",
+    "perpbot.strategies.funding_arb",
+    "perpbot.plugins.sizers",
+    "perpbot.plugins.risk",
+    "perpbot.plugins.journal",
+    "perpbot.plugins.dashboard",
+    "perpbot.plugins.report",
 )
 
 
@@ -67,7 +67,7 @@ class Registry:
         table = getattr(self, kind)
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
-            from core.errors import ConfigError
+            from perpbot.core.errors import ConfigError
 
             raise ConfigError(f"unknown {_LABELS[kind]} {name!r} (available: {known})")
         return table[name]
@@ -82,11 +82,11 @@ _LABELS = {
 }
 
 _BASES = {
-    "exchanges": ("core.exchange", "BaseExchangeClient"),
-    "strategies": ("core.strategy", "BaseStrategy"),
-    "risk_policies": ("core.policies", "RiskPolicy"),
-    "position_sizers": ("core.policies", "PositionSizer"),
-    "feeds": ("core.feed", "BaseFeed"),
+    "exchanges": ("perpbot.core.exchange", "BaseExchangeClient"),
+    "strategies": ("perpbot.core.strategy", "BaseStrategy"),
+    "risk_policies": ("perpbot.core.policies", "RiskPolicy"),
+    "position_sizers": ("perpbot.core.policies", "PositionSizer"),
+    "feeds": ("perpbot.core.feed", "BaseFeed"),
 }
 
 
@@ -124,7 +124,7 @@ class PluginManager:
         except pluggy.PluginValidationError as exc:
             name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
             hooks = ", ".join(sorted(h for h in dir(exc.plugin) if h.startswith(("register_", "on_", "reconcile_"))))
-            raise PluginError(f"plugin {name!r} implements an unknown hook (has: {hooks}); check the name against core.hookspecs") from None
+            raise PluginError(f"plugin {name!r} implements an unknown hook (has: {hooks}); check the name against perpbot.core.hookspecs") from None
         self._collect()
 
     # -- loading -----------------------------------------------------------
@@ -156,7 +156,7 @@ class PluginManager:
             raise PluginError(f"plugin {name!r} could not be registered: {exc}") from None
         if builtin:
             self.builtin.add(name)
-            from core import __version__
+            from perpbot.core import __version__
 
             self.versions.setdefault(name, __version__)
 
@@ -251,35 +251,3 @@ class PluginManager:
                 }
             )
         return rows
-
-
-_TOP_LEVEL = ("core", "plugins", "exchanges", "strategies")
-
-
-def check_installation() -> None:
-    """Fail clearly when another distribution shadows one of perpbot's top-level packages.
-
-    perpbot installs the generic top-level names ``core``, ``plugins``,
-    ``exchanges`` and ``strategies`` (the project's fixed layout). If another
-    installed package provides one of them, imports would silently mix code;
-    this check compares where each resolves with where ``core`` lives.
-
-    :raises PluginError: naming the package and both locations.
-    """
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    for name in _TOP_LEVEL:
-        spec = importlib.util.find_spec(name)
-        if spec is None:
-            continue
-        locations = list(spec.submodule_search_locations or [])
-        if not locations and spec.origin:
-            locations = [str(Path(spec.origin).parent)]
-        for loc in locations:
-            if Path(loc).resolve().parent != root:
-                raise PluginError(
-                    f"top-level package {name!r} resolves to {loc}, not to perpbot's {root / name}: "
-                    "another distribution shadows it; install perpbot in its own virtual environment"
-                )

@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Mapping
 
 import attrs
 
-from core.model import Balance, Market, OrderParams, OrderRequest, Position
-from core.params import NoParams
+from perpbot.core.model import Balance, Market, OrderParams, OrderRequest, Position
+from perpbot.core.params import NoParams
 
 
 class RiskAction(enum.Enum):
@@ -61,7 +61,7 @@ APPROVE = RiskDecision()
 class RiskView:
     """What the bot shows risk policies: account, positions, marks and health.
 
-    :param balance: current :class:`~core.model.Balance` (USD).
+    :param balance: current :class:`~perpbot.core.model.Balance` (USD).
     :param positions: open positions by ticker.
     :param marks: mark price per ticker (oracle where known, else mid), USD.
     :param markets: market parameters by ticker.
@@ -86,7 +86,7 @@ class RiskView:
     last_activity_ns: int = 0
     open_orders: int = 0
     circuit_open: Mapping[str, str] = attrs.Factory(dict)
-    state: Any = None  # per-market states (core.state.MarketState) for signal-aware policies
+    state: Any = None  # per-market states (perpbot.core.state.MarketState) for signal-aware policies
     total_equity: Decimal = Decimal(0)  # sum over venues, USD (start/peak/day equities are totals too)
     balances: Mapping[str, Balance] = attrs.Factory(dict)  # per venue
 
@@ -144,7 +144,7 @@ class PositionSizer(abc.ABC):
     """Contract for a position sizer. Constructed as ``cls(params, context)``.
 
     :meth:`size` returns a quantity floored to the market's step size, or raises
-    :class:`~core.errors.InsufficientBalance` / :class:`~core.errors.InsufficientLeverage`
+    :class:`~perpbot.core.errors.InsufficientBalance` / :class:`~perpbot.core.errors.InsufficientLeverage`
     with required and available amounts.
     """
 

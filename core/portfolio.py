@@ -23,7 +23,7 @@ from typing import Mapping
 
 import attrs
 
-from core.model import ZERO, Balance, Fill, FundingPayment, Market, Position
+from perpbot.core.model import ZERO, Balance, Fill, FundingPayment, Market, Position
 
 
 @attrs.define

@@ -1,7 +1,7 @@
 """Continuous 0-100 signal scores per market, updated on every event in O(1).
 
 One :class:`SignalEngine` per market. The bot calls
-:meth:`SignalEngine.on_event` with the market's :class:`~core.state.MarketState`
+:meth:`SignalEngine.on_event` with the market's :class:`~perpbot.core.state.MarketState`
 right after ``state.apply(ev)``, for EVERY event; the engine keeps
 ``state.scores`` (a :class:`Scores`, created on first use) current. Scores are
 plain ``float`` values (they are not money); prices and sizes are converted
@@ -24,7 +24,7 @@ since the last update, every average is one of:
 Sampling (why this is cheap). Tick data arrives far faster than it carries
 information: the Binance sample has 120k quotes and 13k depth messages in six
 minutes. The engine therefore does only O(1) bookkeeping per event (a type
-check, a timestamp compare, and for a :class:`~core.model.Trade` one
+check, a timestamp compare, and for a :class:`~perpbot.core.model.Trade` one
 Decimal addition of its size; Decimal-to-float conversions cost ~250 ns each, so
 they happen only per sample) and does the real work on a grid of
 event time:
@@ -42,7 +42,7 @@ averages. Price source, first available of: the L2 book mid (once a snapshot
 arrived and the book is not crossed), the venue's quote mid, the last trade
 price, the oracle price.
 
-Bar-only data (a feed of :class:`~core.model.Bar` events and no ticks): every
+Bar-only data (a feed of :class:`~perpbot.core.model.Bar` events and no ticks): every
 bar is one sample (its close, its volume, ``dt`` from the bar close times).
 Because one sample per bar is far coarser than one per second, each half-life
 is floored at a number of bar intervals (``*_bars`` fields of
@@ -113,8 +113,8 @@ from typing import Any
 
 import attrs
 
-from core.model import Bar, BookDelta, BookSnapshot, FundingRate, MarketInfo, Quote, Trade
-from core.params import param
+from perpbot.core.model import Bar, BookDelta, BookSnapshot, FundingRate, MarketInfo, Quote, Trade
+from perpbot.core.params import param
 
 __all__ = ["Scores", "SignalConfig", "SignalEngine", "squash", "ratio_score"]
 
@@ -212,7 +212,7 @@ class SignalConfig:
 
 @attrs.define(slots=True, eq=False)
 class Scores:
-    """One market's scores, each a float in [0, 100] (see :mod:`core.signals` for formulas).
+    """One market's scores, each a float in [0, 100] (see :mod:`perpbot.core.signals` for formulas).
 
     Signed scores are centred on 50: ``momentum*`` (> 50 up-trend), ``orderbook``
     (> 50 bid-heavy) and ``funding`` (attractiveness for a LONG: > 50 longs are

@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from core.book import OrderBook
-from core.model import (
+from perpbot.core.book import OrderBook
+from perpbot.core.model import (
     ZERO,
     Bar,
     BookDelta,
@@ -136,7 +136,7 @@ class MarketState:
         self.book_ready = False  # a snapshot (or a bar feed) has arrived
         self.bar_feed = False
         self.crossed_count = 0
-        self.scores = None  # set by the signal engine (core.signals.Scores)
+        self.scores = None  # set by the signal engine (perpbot.core.signals.Scores)
 
     # -- event application ------------------------------------------------
 
@@ -229,9 +229,9 @@ class MarketData:
     :param ts_ns: decision time (clock).
     :param markets: :class:`MarketState` by ticker (do not mutate).
     :param tradable: tickers whose data is fresh; others are in ``paused`` with a reason.
-    :param positions: open positions by ticker (:class:`~core.model.Position`).
-    :param open_orders: this bot's open orders (:class:`~core.model.OrderInfo`) by client id.
-    :param balance: account :class:`~core.model.Balance` (USD).
+    :param positions: open positions by ticker (:class:`~perpbot.core.model.Position`).
+    :param open_orders: this bot's open orders (:class:`~perpbot.core.model.OrderInfo`) by client id.
+    :param balance: account :class:`~perpbot.core.model.Balance` (USD).
     :param marks: mark price per ticker, USD.
     :param venues: per-venue views for multi-venue strategies: name -> MarketData-like dict.
     """

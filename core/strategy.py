@@ -2,7 +2,7 @@
 
 A strategy plugin registers a :class:`BaseStrategy` subclass with the
 ``register_strategies`` hook. The bot calls :meth:`~BaseStrategy.should_execute`
-then :meth:`~BaseStrategy.execute_strategy` with a :class:`~core.state.MarketData`
+then :meth:`~BaseStrategy.execute_strategy` with a :class:`~perpbot.core.state.MarketData`
 view once per decision cycle, and routes the returned
 :class:`StrategyResult` through the position sizer and the risk chain.
 
@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Mapping
 
 import attrs
 
-from core.model import Fill, OrderParams, OrderUpdate
-from core.params import NoParams, describe_params
+from perpbot.core.model import Fill, OrderParams, OrderUpdate
+from perpbot.core.params import NoParams, describe_params
 
 
 class StrategyAction(enum.Enum):
@@ -85,7 +85,7 @@ class BaseStrategy(abc.ABC):
     """Contract for a strategy.
 
     Subclasses set ``name``, optionally ``Params`` (an attrs class, see
-    :mod:`core.params`) and implement the two decision methods. The bot builds
+    :mod:`perpbot.core.params`) and implement the two decision methods. The bot builds
     them as ``cls(params: Params, context: StrategyContext)``.
     """
 

@@ -3,9 +3,9 @@
 Installed as a pytest plugin (entry point ``pytest11: perpbot``), so a
 strategy package's tests get the same fixtures the built-ins use:
 
-- ``real_markets``: BTC-USD and ETH-USD :class:`~core.model.Market` objects with
+- ``real_markets``: BTC-USD and ETH-USD :class:`~perpbot.core.model.Market` objects with
   real dYdX mainnet parameters (indexer ``/v4/perpetualMarkets``, 2025).
-- ``make_market_data``: build a :class:`~core.state.MarketData` view from
+- ``make_market_data``: build a :class:`~perpbot.core.state.MarketData` view from
   prices, scores and positions, to unit-test a strategy's decisions.
 - ``run_replay``: run a strategy through the real bot, paper exchange and replay
   feed on the embedded real data sample; returns ``(bot, summary)``.
@@ -23,10 +23,10 @@ from typing import Any, Iterable, Mapping
 
 import pytest
 
-from core.config import BotConfig, normalize_ticker
-from core.feed import BaseFeed
-from core.model import Balance, BookSnapshot, Market, OraclePrice, Position
-from core.state import MarketData, MarketState
+from perpbot.core.config import BotConfig, normalize_ticker
+from perpbot.core.feed import BaseFeed
+from perpbot.core.model import Balance, BookSnapshot, Market, OraclePrice, Position
+from perpbot.core.state import MarketData, MarketState
 
 D = Decimal
 
@@ -107,7 +107,7 @@ def make_market_data(
     """A :class:`MarketData` with a one-level book at each price and optional scores.
 
     ``scores`` maps ticker -> {"momentum": 80, ...}; they are set on a
-    ``core.signals.Scores`` when that module exists, else on a simple namespace.
+    ``perpbot.core.signals.Scores`` when that module exists, else on a simple namespace.
     """
     states = {}
     for t, px in prices.items():
@@ -134,7 +134,7 @@ def make_market_data(
 
 def _scores(values: Mapping[str, float]):
     try:
-        from core.signals import Scores
+        from perpbot.core.signals import Scores
 
         s = Scores()
         for k, v in values.items():
@@ -153,8 +153,8 @@ def sample_dir() -> Path:
 
 async def run_bot_async(config: BotConfig, extra_plugins: Iterable[Any] = ()):
     """Build and run a TradingBot; returns ``(bot, summary)``."""
-    from core.bot import TradingBot
-    from core.plugins import PluginManager
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.plugins import PluginManager
 
     pm = PluginManager(load_entry_points=True, extra_plugins=tuple(extra_plugins))
     bot = TradingBot(config, pm)

@@ -3,7 +3,7 @@
 What it shows (seed 000, layer 8): markets with price, spread, the 0-100 scores
 (momentum, volume, volatility, orderbook, funding), the strategy's composite
 and rank; positions with size, entry, mark, unrealized PnL, liquidation price
-and distance (``core.margin.liquidation_price``, cross margin); the account
+and distance (``perpbot.core.margin.liquidation_price``, cross margin); the account
 (equity, collateral, free collateral, margin usage, leverage, PnL split);
 funding next/last per market; open orders; risk state and the last risk
 actions with their reasons; feed health (connected, last message age, resyncs
@@ -41,7 +41,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from core.hookspecs import hookimpl
+from perpbot.core.hookspecs import hookimpl
 
 NS = 1_000_000_000
 ZERO = Decimal(0)
@@ -150,7 +150,7 @@ def _liquidation(bot: Any, venue: str, ticker: str, pos: Any, mark: Decimal | No
     if mark is None or equity is None or not pos.size:
         return None, None
     try:
-        from core import margin  # noqa: PLC0415 (optional core module)
+        from perpbot.core import margin  # noqa: PLC0415 (optional core module)
     except ImportError:
         return None, None
     markets = getattr(bot, "markets", {})

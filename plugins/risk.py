@@ -1,10 +1,10 @@
 """Built-in risk policies: the links of the bot's risk chain.
 
-Configure the chain with ``[risk] policies = [...]`` (default, from core.config:
+Configure the chain with ``[risk] policies = [...]`` (default, from perpbot.core.config:
 kill_switch, stale_data, circuit_breaker, max_leverage, liquidation_distance,
 seed_thresholds) and each policy's thresholds with ``[risk.<name>]``.
 
-Every policy returns a :class:`~core.policies.RiskDecision` with an action, a
+Every policy returns a :class:`~perpbot.core.policies.RiskDecision` with an action, a
 reason with the numbers, and ``policy=<name>``:
 
 - ``check_order`` (before each order): NONE (approve), REDUCE (``size`` = the
@@ -20,7 +20,7 @@ keeps positions and stops the bot. Those closing orders bypass the chain
 shrink exposure (reduce-only, or opposite to the position and no larger than it).
 
 Tickers: orders reach ``check_order`` with the venue's own ticker and ``venue`` set;
-positions, marks, markets and staleness in the :class:`~core.policies.RiskView` are
+positions, marks, markets and staleness in the :class:`~perpbot.core.policies.RiskView` are
 keyed by qualified ticker ("binance:BTC-USD" for a non-primary venue). The policies
 map one to the other with the bot's ``config.primary_venue`` (when the context is
 the bot).
@@ -41,13 +41,13 @@ from typing import Any
 
 import attrs
 
-from core.model import ZERO, Balance, Market, OrderRequest, Position
-from core.params import in_range, param
-from core.policies import APPROVE, RiskAction, RiskDecision, RiskPolicy, RiskView
+from perpbot.core.model import ZERO, Balance, Market, OrderRequest, Position
+from perpbot.core.params import in_range, param
+from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, RiskPolicy, RiskView
 from perpbot import hookimpl
 
 try:  # exact dYdX margin math (core/margin.py) when present
-    from core import margin as _margin
+    from perpbot.core import margin as _margin
 except ImportError:  # pragma: no cover - the module ships with core
     _margin = None
 
@@ -547,7 +547,7 @@ class LiquidationDistanceParams:
 
 
 def _mmr(size: Decimal, price: Decimal, market: Market | None) -> Decimal:
-    """Maintenance margin of a position, USD (chain rounding via core.margin when present)."""
+    """Maintenance margin of a position, USD (chain rounding via perpbot.core.margin when present)."""
     if market is None or not size:
         return ZERO
     if _margin is not None:
@@ -562,10 +562,10 @@ def _mmr(size: Decimal, price: Decimal, market: Market | None) -> Decimal:
 
 def liquidation_price(equity: Decimal, size: Decimal, price: Decimal, mmf: Decimal, mmr_other: Decimal) -> Decimal | None:
     """Cross liquidation price ``(E - s*P - MMR_other) / (|s|*MMF - s)`` (USD) or None;
-    ``core.margin.liquidation_price`` when present (docs ``concepts/trading/liquidations.mdx``)."""
+    ``perpbot.core.margin.liquidation_price`` when present (docs ``concepts/trading/liquidations.mdx``)."""
     if _margin is not None:
         return _margin.liquidation_price(equity, size, price, mmf, mmr_other)
-    den = abs(size) * mmf - size  # pragma: no cover - fallback without core.margin
+    den = abs(size) * mmf - size  # pragma: no cover - fallback without perpbot.core.margin
     if not den:
         return None
     r = (equity - size * price - mmr_other) / den
@@ -578,7 +578,7 @@ class LiquidationDistance(_Policy):
 
     After the order (filled at its limit price, else at the mark ``P``; fees ignored):
     ``E' = E + s*q*(P - fill)``, position ``S'``, and
-    ``p_liq = (E' - S'*P - MMR_other) / (|S'|*MMF - S')`` (``core.margin.liquidation_price``;
+    ``p_liq = (E' - S'*P - MMR_other) / (|S'|*MMF - S')`` (``perpbot.core.margin.liquidation_price``;
     ``MMR_other``: the venue's other positions' maintenance margins). The order passes when
     there is no liquidation price or ``|P - p_liq| / P >= min_distance``; otherwise REDUCE
     to the largest size (binary search over steps) that keeps the distance, or REJECT.

@@ -3,12 +3,12 @@ volatility target and fractional Kelly.
 
 The bot asks the configured sizer (``[sizer] name = "..."``; default
 ``fixed_notional``) for the size of every intent whose ``size`` is None. Every
-sizer here returns a :class:`~core.policies.SizingResult` whose ``quantity`` is in
+sizer here returns a :class:`~perpbot.core.policies.SizingResult` whose ``quantity`` is in
 base units, floored to the market's step size, and whose ``reason`` says which
 limit bound it. A quantity below the minimum order size is returned as 0 with the
 reason (the bot skips the order; a size is never silently raised to the minimum),
 or, with ``below_min = "raise"``, raised as
-:class:`~core.errors.InsufficientBalance` / :class:`~core.errors.InsufficientLeverage`
+:class:`~perpbot.core.errors.InsufficientBalance` / :class:`~perpbot.core.errors.InsufficientLeverage`
 carrying ``required`` and ``available``.
 
 Limits every sizer applies (``LimitParams``), for risk-increasing orders:
@@ -21,7 +21,7 @@ Limits every sizer applies (``LimitParams``), for risk-increasing orders:
 - ``min_order_size`` <= quantity <= ``max_order_size`` (base units; the minimum
   defaults to the market's, one step);
 - a risk-increasing order with no free collateral raises
-  :class:`~core.errors.InsufficientBalance` (seed 004: "if available_balance <= 0:
+  :class:`~perpbot.core.errors.InsufficientBalance` (seed 004: "if available_balance <= 0:
   Insufficient balance").
 
 ``S`` is the current signed position (base units), ``q`` the order quantity, ``P``
@@ -29,7 +29,7 @@ the reference price (USD), ``T_other`` the notional of the other positions at th
 marks (USD). Reduce-only intents are sized to at most the position and skip the
 leverage limits (they shrink exposure).
 
-Sizers receive a :class:`~core.policies.SizingView` and, as ``context``, the bot
+Sizers receive a :class:`~perpbot.core.policies.SizingView` and, as ``context``, the bot
 (``volatility_target`` reads bars from ``context.states`` when the view carries no
 volatility).
 """
@@ -41,12 +41,12 @@ from decimal import ROUND_FLOOR, Decimal
 
 import attrs
 
-from core.errors import DataError, InsufficientBalance, InsufficientLeverage
-from core.model import ZERO, Market, OrderParams, Side
-from core.params import in_range, param
-from core.policies import PositionSizer, SizingResult, SizingView
+from perpbot.core.errors import DataError, InsufficientBalance, InsufficientLeverage
+from perpbot.core.model import ZERO, Market, OrderParams, Side
+from perpbot.core.params import in_range, param
+from perpbot.core.policies import PositionSizer, SizingResult, SizingView
 from perpbot import hookimpl
-from core.balance import LeverageCalculator, market_max_leverage
+from perpbot.core.balance import LeverageCalculator, market_max_leverage
 
 ONE = Decimal(1)
 

@@ -1,4 +1,4 @@
-"""Shared fixtures. Plugin-author fixtures come from core.testing (pytest11 entry point)."""
+"""Shared fixtures. Plugin-author fixtures come from perpbot.core.testing (pytest11 entry point)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
-from core import hookspecs
-from core.config import load_config
+from perpbot.core import hookspecs
+from perpbot.core.config import load_config
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -1,41 +1,85 @@
-"""core/ must not import exchanges/, strategies/ or plugins/ (architecture.md)."""
+"""perpbot.core must not import perpbot.exchanges, perpbot.strategies or perpbot.plugins (architecture.md).
+
+Imports are read with :mod:`ast`; absolute names are checked under the ``perpbot.``
+prefix (and the pre-namespace bare names, so an old-style import cannot sneak back),
+and relative imports are resolved against the module's own package.
+"""
 
 import ast
 from pathlib import Path
 
 FORBIDDEN = ("exchanges", "strategies", "plugins")
-CORE = Path(__file__).resolve().parents[1] / "core"
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "core"
 
 
-def _imports(path: Path):
+def _imports(path: Path, package: str = "perpbot.core"):
+    """Yield ``(lineno, absolute module name)`` for every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.lineno, node.module
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                name = ".".join(base + ([node.module] if node.module else []))
+                yield node.lineno, name
+            elif node.module:
+                yield node.lineno, node.module
+
+
+def _forbidden(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] == "perpbot" and len(parts) > 1:
+        return parts[1] in FORBIDDEN
+    return parts[0] in FORBIDDEN
+
+
+def _offenders(root: Path) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        for lineno, name in _imports(path):
+            if _forbidden(name):
+                out.append(f"{path.relative_to(root.parent)}:{lineno} imports {name}")
+    return out
 
 
 def test_core_imports_no_plugin_packages():
-    offenders = []
-    files = sorted(CORE.rglob("*.py"))
-    assert files, "core/ has no modules"
-    for path in files:
-        for lineno, name in _imports(path):
-            if name.split(".")[0] in FORBIDDEN:
-                offenders.append(f"{path.relative_to(CORE.parent)}:{lineno} imports {name}")
+    assert list(CORE.rglob("*.py")), "core/ has no modules"
+    offenders = _offenders(CORE)
     assert not offenders, "\n".join(offenders)
 
 
-def test_layering_check_detects_a_violation(tmp_path):
-    bad = tmp_path / "bad.py"
-    bad.write_text("import os\nfrom strategies.sniper import x\n")
-    assert [n for _, n in _imports(bad) if n.split(".")[0] in FORBIDDEN] == ["strategies.sniper"]
+def test_layering_check_detects_a_planted_violation(tmp_path):
+    core = tmp_path / "core"
+    core.mkdir()
+    (core / "ok.py").write_text("import os\nfrom perpbot.core.model import Side\nfrom perpbot import hookimpl\n")
+    assert _offenders(core) == []
+    (core / "bad.py").write_text(
+        "from perpbot.strategies.sniper import x\nimport perpbot.plugins.risk\nfrom ..exchanges import paper\nfrom strategies import grid\n"
+    )
+    found = _offenders(core)
+    assert [f.split(" imports ")[1] for f in found] == [
+        "perpbot.strategies.sniper", "perpbot.plugins.risk", "perpbot.exchanges", "strategies",
+    ]
 
 
 def test_core_plugins_lists_builtins_by_dotted_name_only():
     # the built-ins are named as strings in DEFAULT_PLUGINS, never imported by core
-    from core.plugins import DEFAULT_PLUGINS
+    from perpbot.core.plugins import DEFAULT_PLUGINS
 
-    assert "exchanges.paper" in DEFAULT_PLUGINS and "strategies.sniper" in DEFAULT_PLUGINS
+    assert "perpbot.exchanges.paper" in DEFAULT_PLUGINS and "perpbot.strategies.sniper" in DEFAULT_PLUGINS
+
+
+def test_nothing_imports_the_old_top_level_names():
+    """Every module of the four packages, the CLI and the examples import through ``perpbot``."""
+    offenders = []
+    for folder in ("core", "plugins", "exchanges", "strategies", "perpbot", "examples", "tests", "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if ".ci-venv" in path.parts:
+                continue
+            for lineno, name in _imports(path):
+                if name.split(".")[0] in ("core", *FORBIDDEN, "runbot"):
+                    offenders.append(f"{path.relative_to(REPO)}:{lineno} imports {name}")
+    assert not offenders, "\n".join(offenders)

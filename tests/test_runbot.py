@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-import runbot
-from core.errors import ConfigError
+from perpbot import cli as runbot
+from perpbot.core.errors import ConfigError
 
 
 def opts(**kw):

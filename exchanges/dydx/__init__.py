@@ -2,16 +2,16 @@
 
 Registers (through the same hooks a third-party plugin uses):
 
-- feed ``dydx`` (:class:`~exchanges.dydx.feed.DydxFeed`): live public market data, no
+- feed ``dydx`` (:class:`~perpbot.exchanges.dydx.feed.DydxFeed`): live public market data, no
   keys. ``runbot.py --exchange paper --feed dydx`` paper-trades on it;
-- exchange ``dydx`` (:class:`~exchanges.dydx.exchange.DydxExchange`): real orders;
+- exchange ``dydx`` (:class:`~perpbot.exchanges.dydx.exchange.DydxExchange`): real orders;
   its default feed is ``dydx`` (the same socket carries its subaccount stream);
-- command ``record`` (:mod:`exchanges.dydx.cli`): ``runbot.py record --ticker BTC,ETH
-  --out FILE`` writes the raw stream; :class:`~exchanges.dydx.recording.RecordingReader`
+- command ``record`` (:mod:`perpbot.exchanges.dydx.cli`): ``runbot.py record --ticker BTC,ETH
+  --out FILE`` writes the raw stream; :class:`~perpbot.exchanges.dydx.recording.RecordingReader`
   replays it through the live parser.
 
 Configuration: the ``[exchange.dydx]`` / ``[feed.dydx]`` tables, every key documented in
-:mod:`exchanges.dydx.config`. The CLI's ``--network``, ``--indexer-rest``,
+:mod:`perpbot.exchanges.dydx.config`. The CLI's ``--network``, ``--indexer-rest``,
 ``--indexer-ws``, ``--node`` and ``--live`` fill them. Trading mainnet needs
 ``--live``; the mnemonic comes from ``$DYDX_MNEMONIC`` or a mode-600 file.
 
@@ -29,25 +29,25 @@ state), exchange, recording, cli.
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
+from perpbot.core.hookspecs import hookimpl
 
 
 @hookimpl
 def register_feeds(register):
-    from exchanges.dydx.feed import DydxFeed
+    from perpbot.exchanges.dydx.feed import DydxFeed
 
     register(DydxFeed)
 
 
 @hookimpl
 def register_exchanges(register):
-    from exchanges.dydx.exchange import DydxExchange
+    from perpbot.exchanges.dydx.exchange import DydxExchange
 
     register(DydxExchange)
 
 
 @hookimpl
 def register_commands(cli):
-    from exchanges.dydx.cli import register
+    from perpbot.exchanges.dydx.cli import register
 
     register(cli)

@@ -6,16 +6,16 @@ perpetualPositions?, assetPositions?, transfers?, blockHeight}``; shapes in
 ``indexer/packages/postgres/src/types/websocket-message-types.ts``) and the REST
 endpoints (``/addresses/{a}/subaccountNumber/{n}``, ``/orders``, ``/fills``,
 ``/fundingPayments``) into one view and emits, through ``emit`` (called on the event
-loop), :class:`~core.model.OrderUpdate`, :class:`~core.model.Fill` and
-:class:`~core.model.FundingPayment`.
+loop), :class:`~perpbot.core.model.OrderUpdate`, :class:`~perpbot.core.model.Fill` and
+:class:`~perpbot.core.model.FundingPayment`.
 
-- Order status (indexer names -> :class:`~core.model.OrderStatus`): OPEN (or
+- Order status (indexer names -> :class:`~perpbot.core.model.OrderStatus`): OPEN (or
   PARTIALLY_FILLED when something filled), BEST_EFFORT_OPENED -> OPEN, FILLED,
   CANCELED (EXPIRED when ``removalReason`` says so), BEST_EFFORT_CANCELED, UNTRIGGERED.
   A short-term order still open once the height passed its good-til-block is gone:
   EXPIRED (or CANCELED after a best-effort cancel).
 - dYdX client ids map back to our client ids through the
-  :class:`~exchanges.dydx.client_ids.ClientIdStore`; an order this bot did not place
+  :class:`~perpbot.exchanges.dydx.client_ids.ClientIdStore`; an order this bot did not place
   keeps its dYdX client id as ``client_id`` and the tag ``external``.
 - Fills are deduplicated by the indexer's fill id (stream and REST); fills that
   existed before :meth:`AccountState.set_baseline` are history (``get_fills_since``),
@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from loguru import logger
 
-from core.model import (
+from perpbot.core.model import (
     ZERO,
     Balance,
     Fill,
@@ -51,8 +51,8 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from exchanges.dydx.client_ids import ClientIdStore
-from exchanges.dydx.parser import D, parse_iso_ns
+from perpbot.exchanges.dydx.client_ids import ClientIdStore
+from perpbot.exchanges.dydx.parser import D, parse_iso_ns
 
 #: comlink/postgres uuid namespace (indexer ``packages/postgres/src/helpers/uuid.ts``)
 INDEXER_UUID_NAMESPACE = uuid.UUID("0f9da948-a6fb-4c45-9edc-4685c3f3317d")

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import attrs
 import typer
 
-from core.errors import ConfigError, PerpbotError
+from perpbot.core.errors import ConfigError, PerpbotError
 
 
 @attrs.define
@@ -33,8 +33,8 @@ class _Context:
 
 async def record_stream(config: dict, tickers: tuple, duration: float | None, *, stop: asyncio.Event | None = None):
     """Run the feed with ``config["record"]`` set until ``duration`` or ``stop``; returns the feed."""
-    from core.clock import LiveClock
-    from exchanges.dydx.feed import DydxFeed
+    from perpbot.core.clock import LiveClock
+    from perpbot.exchanges.dydx.feed import DydxFeed
 
     feed = DydxFeed(config, _Context(LiveClock(), tickers, Path(".")))
     stop = stop or asyncio.Event()
@@ -93,7 +93,7 @@ def register(cli) -> None:
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
     ):
         """Record the raw dYdX indexer stream (order books, trades, markets) to a gzip JSONL file."""
-        from core.config import normalize_ticker
+        from perpbot.core.config import normalize_ticker
 
         try:
             tickers = tuple(normalize_ticker(t) for t in ticker.split(",") if t.strip())

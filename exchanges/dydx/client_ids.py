@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.errors import ConfigError
+from perpbot.core.errors import ConfigError
 
 MAX_CLIENT_ID = 2**32 - 1
 _TERMINAL = {"FILLED", "CANCELED", "EXPIRED", "REJECTED"}

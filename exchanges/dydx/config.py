@@ -64,7 +64,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from core.errors import ConfigError
+from perpbot.core.errors import ConfigError
 
 MAINNET_CHAIN_ID = "dydx-mainnet-1"
 TESTNET_CHAIN_ID = "dydx-testnet-4"

@@ -1,20 +1,20 @@
 """The ``dydx`` exchange client: orders signed and sent to a dYdX v4 node, account state
 from the indexer's subaccount stream.
 
-- Orders: :mod:`exchanges.dydx.orders` validates and converts (exact Decimal ->
+- Orders: :mod:`perpbot.exchanges.dydx.orders` validates and converts (exact Decimal ->
   quantums/subticks, the chain's rules, short-term/long-term/conditional), the proto
   is built here with a dYdX client id from the persistent
-  :class:`~exchanges.dydx.client_ids.ClientIdStore` (written before sending: an order is
-  never sent twice, ids survive a restart), and :class:`~exchanges.dydx.node.NodeGateway`
+  :class:`~perpbot.exchanges.dydx.client_ids.ClientIdStore` (written before sending: an order is
+  never sent twice, ids survive a restart), and :class:`~perpbot.exchanges.dydx.node.NodeGateway`
   signs and broadcasts on its worker thread (local sequence for stateful orders, gRPC
   budget, circuit breaker).
 - A CheckTx failure is ``OrderResult(success=False, error=<chain log>)``; a refusal by the
   budget or the open breaker is a failed result too (nothing was sent); a transport
-  failure raises :class:`~core.errors.TemporaryExchangeError` (the order's fate is
+  failure raises :class:`~perpbot.core.errors.TemporaryExchangeError` (the order's fate is
   unknown until the stream or the next reconciliation tells).
 - Account: ``v4_subaccounts`` and ``v4_block_height`` are subscribed on the SAME
-  WebSocket as the market data (:func:`exchanges.dydx.ws.acquire`), folded by
-  :class:`~exchanges.dydx.account.AccountState`, and reconciled with REST at connect,
+  WebSocket as the market data (:func:`perpbot.exchanges.dydx.ws.acquire`), folded by
+  :class:`~perpbot.exchanges.dydx.account.AccountState`, and reconciled with REST at connect,
   after every reconnect and every ``reconcile_interval_s``.
 - ``circuit_open``: the breaker's reason (``"circuit_open: ..."``) while it is open,
   else None; the bot shows it to the risk chain.
@@ -32,14 +32,14 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 from loguru import logger
 
-from core.errors import (
+from perpbot.core.errors import (
     ExchangeError,
     InvalidOrder,
     LiveTradingNotConfirmed,
     TemporaryExchangeError,
 )
-from core.exchange import BaseExchangeClient, ExchangeCapabilities
-from core.model import (
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities
+from perpbot.core.model import (
     MarginMode,
     Market,
     OrderInfo,
@@ -51,21 +51,21 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from exchanges.dydx import ws as ws_mod
-from exchanges.dydx.account import AccountState, order_uuid
-from exchanges.dydx.client_ids import ClientIdStore
-from exchanges.dydx.config import DydxSettings
-from exchanges.dydx.feed import markets_from_payload
-from exchanges.dydx.node import NodeGateway, NodeUnavailable, RateBudgetExceeded
-from exchanges.dydx.orders import (
+from perpbot.exchanges.dydx import ws as ws_mod
+from perpbot.exchanges.dydx.account import AccountState, order_uuid
+from perpbot.exchanges.dydx.client_ids import ClientIdStore
+from perpbot.exchanges.dydx.config import DydxSettings
+from perpbot.exchanges.dydx.feed import markets_from_payload
+from perpbot.exchanges.dydx.node import NodeGateway, NodeUnavailable, RateBudgetExceeded
+from perpbot.exchanges.dydx.orders import (
     SHORT_TERM,
     build_order_proto,
     order_id_proto,
     plan_order,
 )
-from exchanges.dydx.parser import V4_BLOCK_HEIGHT, V4_SUBACCOUNTS
-from exchanges.dydx.rest import IndexerRest
-from exchanges.dydx.secrets import load_mnemonic
+from perpbot.exchanges.dydx.parser import V4_BLOCK_HEIGHT, V4_SUBACCOUNTS
+from perpbot.exchanges.dydx.rest import IndexerRest
+from perpbot.exchanges.dydx.secrets import load_mnemonic
 
 NS = 1_000_000_000
 
@@ -73,7 +73,7 @@ NS = 1_000_000_000
 class DydxExchange(BaseExchangeClient):
     """dYdX v4 exchange client (see the module docstring).
 
-    Config: the ``[exchange.dydx]`` table (:mod:`exchanges.dydx.config`); the bot's
+    Config: the ``[exchange.dydx]`` table (:mod:`perpbot.exchanges.dydx.config`); the bot's
     ``--live`` arrives in ``context.options["live"]``.
     """
 
@@ -331,7 +331,7 @@ class DydxExchange(BaseExchangeClient):
             return None
         gtbt = 0
         if row.get("goodTilBlockTime"):
-            from exchanges.dydx.parser import parse_iso_ns
+            from perpbot.exchanges.dydx.parser import parse_iso_ns
 
             gtbt = parse_iso_ns(str(row["goodTilBlockTime"])) // NS
         return (int(row["clientId"]), int(row["clobPairId"]), int(row.get("orderFlags") or 0),

@@ -1,12 +1,12 @@
 """The ``dydx`` feed: live dYdX v4 market data, no keys needed.
 
-All markets and channels share ONE WebSocket (:mod:`exchanges.dydx.ws`):
+All markets and channels share ONE WebSocket (:mod:`perpbot.exchanges.dydx.ws`):
 ``v4_markets`` (oracle prices, next funding rate, open interest, IMF/MMF changes; no
 ``id``), ``v4_orderbook`` and ``v4_trades`` per ticker, ``v4_candles`` for the
 resolutions in ``candles``. The dYdX exchange client adds ``v4_subaccounts`` and
 ``v4_block_height`` to the same socket.
 
-Messages become :mod:`core.model` events through :class:`~exchanges.dydx.parser.DydxParser`
+Messages become :mod:`perpbot.core.model` events through :class:`~perpbot.exchanges.dydx.parser.DydxParser`
 (the same parser replays recordings). Book health: every book is stale (its market's
 decisions paused, ``FeedStatus(healthy=False, "waiting for snapshot ...")``) from the
 start and after every disconnect until its fresh snapshot; a crossed book is
@@ -21,7 +21,7 @@ the bot's clock-driven work (decisions, staleness, stop requests) still runs.
 
 REST failures during resyncs are logged and retried; the market stays unhealthy,
 never silently fresh. With ``record = "file.jsonl.gz"`` every raw message (and the
-feed's own resync/disconnect markers) is written by :class:`~exchanges.dydx.recording.Recorder`.
+feed's own resync/disconnect markers) is written by :class:`~perpbot.exchanges.dydx.recording.Recorder`.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from typing import Any, AsyncIterator, Mapping
 
 from loguru import logger
 
-from core.errors import TemporaryExchangeError
-from core.feed import BaseFeed
-from core.model import Market
-from exchanges.dydx import ws as ws_mod
-from exchanges.dydx.config import DydxSettings
-from exchanges.dydx.limits import backoff_delay
-from exchanges.dydx.parser import (
+from perpbot.core.errors import TemporaryExchangeError
+from perpbot.core.feed import BaseFeed
+from perpbot.core.model import Market
+from perpbot.exchanges.dydx import ws as ws_mod
+from perpbot.exchanges.dydx.config import DydxSettings
+from perpbot.exchanges.dydx.limits import backoff_delay
+from perpbot.exchanges.dydx.parser import (
     LIVE,
     STALE,
     V4_CANDLES,
@@ -48,8 +48,8 @@ from exchanges.dydx.parser import (
     V4_TRADES,
     DydxParser,
 )
-from exchanges.dydx.recording import Recorder
-from exchanges.dydx.rest import IndexerRest
+from perpbot.exchanges.dydx.recording import Recorder
+from perpbot.exchanges.dydx.rest import IndexerRest
 
 NS = 1_000_000_000
 #: an empty batch is yielded after this many seconds without data
@@ -155,7 +155,7 @@ class DydxFeed(BaseFeed):
             self._markets.update(markets_from_payload(self._raw_markets))
         missing = [t for t in self.tickers if t not in self._raw_markets]
         if missing:
-            from core.errors import ConfigError
+            from perpbot.core.errors import ConfigError
 
             raise ConfigError(f"unknown dYdX market {missing[0]!r} on {s.network} ({len(self._raw_markets)} markets)")
         if s.record is not None:

@@ -36,10 +36,10 @@ from typing import Any, Callable, Coroutine
 import attrs
 from loguru import logger
 
-from core.errors import ExchangeError, SecretError, TemporaryExchangeError
-from exchanges.dydx.config import USDC_DENOM, DydxSettings
-from exchanges.dydx.limits import CircuitBreaker, TokenBucket
-from exchanges.dydx.secrets import Secret, key_pair_from
+from perpbot.core.errors import ExchangeError, SecretError, TemporaryExchangeError
+from perpbot.exchanges.dydx.config import USDC_DENOM, DydxSettings
+from perpbot.exchanges.dydx.limits import CircuitBreaker, TokenBucket
+from perpbot.exchanges.dydx.secrets import Secret, key_pair_from
 
 _SEQ_RX = re.compile(r"expected (\d+)")
 
@@ -132,7 +132,7 @@ class NodeGateway:
     """Signed transactions and chain queries for one wallet, on a worker thread.
 
     :param settings: endpoints, budget, breaker and timeout settings.
-    :param secret: the mnemonic (:class:`~exchanges.dydx.secrets.Secret`).
+    :param secret: the mnemonic (:class:`~perpbot.exchanges.dydx.secrets.Secret`).
     :param monotonic: time source of the budget and the breaker (tests).
     """
 

@@ -1,6 +1,6 @@
 """Order requests -> dYdX ``Order`` protos, with exact Decimal conversions and the chain's rules.
 
-Conversions use :mod:`core.margin` (integers, no floats) on the market's own
+Conversions use :mod:`perpbot.core.margin` (integers, no floats) on the market's own
 parameters (chain ``protocol/x/clob/types/quantums.go``):
 
 - ``quantums = size * 10^-atomicResolution``, floored to a multiple of
@@ -38,9 +38,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import attrs
 
-from core import margin
-from core.errors import InvalidOrder
-from core.model import Market, OrderRequest, OrderType, Side, TimeInForce
+from perpbot.core import margin
+from perpbot.core.errors import InvalidOrder
+from perpbot.core.model import Market, OrderRequest, OrderType, Side, TimeInForce
 
 SHORT_TERM = 0
 CONDITIONAL = 32

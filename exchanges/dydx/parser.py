@@ -1,7 +1,7 @@
-"""Raw dYdX indexer messages -> normalized :mod:`core.model` events, with book health.
+"""Raw dYdX indexer messages -> normalized :mod:`perpbot.core.model` events, with book health.
 
-ONE parser serves the live feed (:class:`exchanges.dydx.feed.DydxFeed`) and the
-recording reader (:class:`exchanges.dydx.recording.RecordingReader`), so a replay of a
+ONE parser serves the live feed (:class:`perpbot.exchanges.dydx.feed.DydxFeed`) and the
+recording reader (:class:`perpbot.exchanges.dydx.recording.RecordingReader`), so a replay of a
 recording produces exactly the events (and book states) the live feed produced.
 
 Input: the indexer's WebSocket messages (chain ``indexer/services/socks``; shapes in
@@ -31,7 +31,7 @@ Book rules (docs ``interaction/data/watch-orderbook.mdx``; vulcan ``handlers/han
 - updates carry ABSOLUTE level sizes; ``"0"`` deletes; a delete of an unknown level is
   ignored; ``channel_batch_data`` contents are a list applied in order;
 - a **crossed** book (best bid >= best ask) is uncrossed at once with
-  :meth:`core.book.OrderBook.uncross` (the more recently updated level wins, then the
+  :meth:`perpbot.core.book.OrderBook.uncross` (the more recently updated level wins, then the
   larger size), the full corrected book is emitted as a ``BookSnapshot``, the market is
   marked unhealthy (``"crossed book ..."``) and a REST resync is requested; it turns
   healthy again when the REST snapshot has been applied and the book is not crossed.
@@ -51,8 +51,8 @@ from typing import Any, Iterable, Mapping
 import orjson
 from loguru import logger
 
-from core.book import OrderBook
-from core.model import (
+from perpbot.core.book import OrderBook
+from perpbot.core.model import (
     Bar,
     BookDelta,
     BookSnapshot,
@@ -64,7 +64,7 @@ from core.model import (
     Side,
     Trade,
 )
-from exchanges.dydx.config import CANDLE_RESOLUTIONS
+from perpbot.exchanges.dydx.config import CANDLE_RESOLUTIONS
 
 V4_ORDERBOOK = "v4_orderbook"
 V4_TRADES = "v4_trades"
@@ -153,7 +153,7 @@ class DydxParser:
     """Stateful translator of indexer messages into event batches.
 
     :param tickers: markets to emit events for (None: every market seen).
-    :param markets: known :class:`~core.model.Market` parameters (refreshed by ``v4_markets``).
+    :param markets: known :class:`~perpbot.core.model.Market` parameters (refreshed by ``v4_markets``).
     :param max_pending: level entries kept per book while stale/resyncing; beyond it the
         kept deltas are dropped and a REST resync follows the snapshot.
     """
@@ -310,7 +310,7 @@ class DydxParser:
                     self.height = int(h)
             return []
         if ch in (V4_SUBACCOUNTS, V4_PARENT_SUBACCOUNTS):
-            return []  # account state: exchanges.dydx.account
+            return []  # account state: perpbot.exchanges.dydx.account
         self.stats["unknown_channel"] += 1
         self._warn_once(f"ch:{ch}", f"dYdX indexer message on unknown channel {ch!r} ignored (counted)")
         return []

@@ -8,7 +8,7 @@ File format: gzip-compressed JSON lines, one per received message::
 frame exactly as the indexer sent it (written byte for byte, not re-encoded). A frame
 that is not valid JSON is kept as ``{"recv_ns": ..., "raw": "<text>"}``. The feed's
 own ``perpbot_*`` pseudo-messages (disconnects, REST snapshots used for resyncs,
-historical funding; see :mod:`exchanges.dydx.parser`) are recorded in line, so a
+historical funding; see :mod:`perpbot.exchanges.dydx.parser`) are recorded in line, so a
 replay rebuilds the same books the live feed had.
 
 Rotation: with ``max_bytes``, a part is closed once its compressed size reaches the
@@ -33,9 +33,9 @@ from typing import Any, AsyncIterator, Iterable, Iterator, Mapping
 import orjson
 from loguru import logger
 
-from core.errors import DataError
-from core.model import Market
-from exchanges.dydx.parser import DydxParser
+from perpbot.core.errors import DataError
+from perpbot.core.model import Market
+from perpbot.exchanges.dydx.parser import DydxParser
 
 _SUFFIXES = (".jsonl.gz", ".json.gz", ".gz")
 
@@ -231,7 +231,7 @@ def is_dydx_recording(path: Path | str) -> bool:
 
 
 class RecordingReader:
-    """Replays a recording through :class:`~exchanges.dydx.parser.DydxParser` (the live parser).
+    """Replays a recording through :class:`~perpbot.exchanges.dydx.parser.DydxParser` (the live parser).
 
     :param path: the recording (first part; rotated parts are found next to it).
     :param tickers: dYdX tickers to emit events for (None: every market in the file).

@@ -4,12 +4,12 @@ Every call goes through :meth:`IndexerRest.call`:
 
 - ``IndexerClient(host, api_timeout=rest_timeout_s)``: the client's default timeout of
   ``3_000`` is passed to httpx as SECONDS, so an explicit value is always given;
-- a client-side :class:`~exchanges.dydx.limits.SlidingWindowLimiter` of
+- a client-side :class:`~perpbot.exchanges.dydx.limits.SlidingWindowLimiter` of
   ``rest_max_requests`` per ``rest_window_s`` (indexer: 100 requests / 10 s per IP);
 - temporary failures (timeouts, connection errors, HTTP 429 and 5xx) are retried
   ``rest_retries`` times with exponential backoff and jitter (a ``Retry-After``
-  header is honoured), then raised as :class:`~core.errors.TemporaryExchangeError`;
-- other HTTP errors (400, 404) raise :class:`~core.errors.ExchangeError` at once with
+  header is honoured), then raised as :class:`~perpbot.core.errors.TemporaryExchangeError`;
+- other HTTP errors (400, 404) raise :class:`~perpbot.core.errors.ExchangeError` at once with
   the indexer's message. Nothing is swallowed.
 
 The client's methods are ``async`` (httpx.AsyncClient), so they run on the event loop.
@@ -23,9 +23,9 @@ from typing import Any, Awaitable, Callable
 import httpx
 from loguru import logger
 
-from core.errors import ExchangeError, TemporaryExchangeError
-from exchanges.dydx.config import DydxSettings
-from exchanges.dydx.limits import SlidingWindowLimiter, backoff_delay
+from perpbot.core.errors import ExchangeError, TemporaryExchangeError
+from perpbot.exchanges.dydx.config import DydxSettings
+from perpbot.exchanges.dydx.limits import SlidingWindowLimiter, backoff_delay
 
 
 class NotFound(ExchangeError):

@@ -6,7 +6,7 @@ name is the ``mnemonic_env`` setting) or from a file readable only by its owner
 with the reason and the ``chmod`` command that fixes it).
 
 It is wrapped in :class:`Secret`, whose ``repr``/``str``/``format`` are ``***`` and
-which refuses to be pickled; the value is registered with :mod:`core.logs` so
+which refuses to be pickled; the value is registered with :mod:`perpbot.core.logs` so
 that any accidental inclusion in a log line is redacted as well. Only
 :meth:`Secret.reveal` returns the words, and only the key derivation calls it.
 """
@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from core.errors import SecretError
+from perpbot.core.errors import SecretError
 
 _VALID_WORD_COUNTS = (12, 15, 18, 21, 24)
 
@@ -68,8 +68,8 @@ class Secret:
 
 def _register(value: str) -> None:
     try:
-        from core.logs import register_secret
-    except ImportError:  # pragma: no cover - core.logs is part of the framework
+        from perpbot.core.logs import register_secret
+    except ImportError:  # pragma: no cover - perpbot.core.logs is part of the framework
         return
     register_secret(value)
     words = value.split()

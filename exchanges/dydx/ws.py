@@ -21,7 +21,7 @@ dydx-v4-client 1.1.5, ``indexer/socket/websocket.py``):
   indexer ignores app-level ``{"type":"ping"}``).
 
 The REST API and the node still go through the official client
-(:mod:`exchanges.dydx.rest`, :mod:`exchanges.dydx.node`).
+(:mod:`perpbot.exchanges.dydx.rest`, :mod:`perpbot.exchanges.dydx.node`).
 
 Behaviour: reconnect with exponential backoff and jitter (reset once a connection
 stayed up ``ws_stable_after_s``); after every (re)connect every subscription is sent
@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 import orjson
 from loguru import logger
 
-from exchanges.dydx.config import DydxSettings
-from exchanges.dydx.limits import backoff_delay
+from perpbot.exchanges.dydx.config import DydxSettings
+from perpbot.exchanges.dydx.limits import backoff_delay
 
 MessageListener = Callable[[Any, Any, int], None]  # (msg dict | None, raw frame, recv_ns)
 StateListener = Callable[[str, str, int], None]  # ("connected" | "disconnected", detail, recv_ns)

@@ -6,16 +6,16 @@ Registered through the same hook a third-party exchange plugin uses::
     def register_exchanges(register):
         register(PaperExchange)
 
-Configure it in ``[exchange.paper]`` (keys and defaults: :mod:`exchanges.paper.config`);
+Configure it in ``[exchange.paper]`` (keys and defaults: :mod:`perpbot.exchanges.paper.config`);
 what it simulates and how (order rules, L2/queue/bar fill models, fee tiers, hourly
-funding, liquidation, isolated margin): :mod:`exchanges.paper.exchange`.
+funding, liquidation, isolated margin): :mod:`perpbot.exchanges.paper.exchange`.
 """
 
 from __future__ import annotations
 
-from core.hookspecs import hookimpl
-from exchanges.paper.config import DYDX_STANDARD_TIERS, FeeTier, PaperConfig
-from exchanges.paper.exchange import LIQUIDATION_CLIENT_ID, PaperExchange
+from perpbot.core.hookspecs import hookimpl
+from perpbot.exchanges.paper.config import DYDX_STANDARD_TIERS, FeeTier, PaperConfig
+from perpbot.exchanges.paper.exchange import LIQUIDATION_CLIENT_ID, PaperExchange
 
 __all__ = ["PaperExchange", "PaperConfig", "FeeTier", "DYDX_STANDARD_TIERS", "LIQUIDATION_CLIENT_ID"]
 

@@ -2,7 +2,7 @@
 
 Every key is optional. Numbers are exact decimals (TOML floats are read as
 Decimal by the config loader; strings are accepted; a Python ``float`` is refused).
-A bad value raises a one-line :class:`~core.errors.ConfigError` naming the key
+A bad value raises a one-line :class:`~perpbot.core.errors.ConfigError` naming the key
 and the value.
 
 =========================  ===========  =====================================================
@@ -49,9 +49,9 @@ from typing import Any, Mapping
 
 import attrs
 
-from core.errors import ConfigError
-from core.params import parse_bool, parse_decimal
-from core.model import MarginMode
+from perpbot.core.errors import ConfigError
+from perpbot.core.params import parse_bool, parse_decimal
+from perpbot.core.model import MarginMode
 
 D = Decimal
 
@@ -157,7 +157,7 @@ def _fee_tiers(value: Any) -> tuple[FeeTier, ...]:
 
 @attrs.frozen
 class PaperConfig:
-    """Validated settings of :class:`~exchanges.paper.exchange.PaperExchange` (see module docs)."""
+    """Validated settings of :class:`~perpbot.exchanges.paper.exchange.PaperExchange` (see module docs)."""
 
     collateral: Decimal = D("10000")
     fee_tiers: tuple = DYDX_STANDARD_TIERS

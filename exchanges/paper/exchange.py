@@ -2,7 +2,7 @@
 
 The same engine runs backtests (replayed data, simulated clock) and paper trading
 (live data, wall clock). It executes against the bot's live L2 book, follows the
-chain's order rules, margin math (:mod:`core.margin`), fees, hourly funding and
+chain's order rules, margin math (:mod:`perpbot.core.margin`), fees, hourly funding and
 liquidations, and reports everything as account events (``OrderUpdate``,
 ``Fill``, ``FundingPayment``, ``Liquidation``) through :meth:`emit`, synchronously
 inside :meth:`on_market_event` or :meth:`place_order`.
@@ -19,7 +19,7 @@ memclob), checked when the order is placed:
   position is rejected, and one larger than the position is cut to the position size;
   a post-only order that would cross is rejected; a risk-increasing order is rejected
   when the account would not be initially collateralized after it fills (numbers in the
-  reason; :func:`core.margin.check_order_initial_margin`, the chain's rule including the
+  reason; :func:`perpbot.core.margin.check_order_initial_margin`, the chain's rule including the
   exception for risk-reducing fills of an under-collateralized account).
 
 A venue-style rejection never raises: :meth:`place_order` returns
@@ -59,7 +59,7 @@ its feed delivers bars; ``Bar.ts_ns`` is the close time):
   when the high is strictly above. Touching the price is not a fill. Bars that started
   before the order arrived never fill it.
 
-Fees: tiers by 30-day rolling notional volume (:mod:`exchanges.paper.fees`), maker
+Fees: tiers by 30-day rolling notional volume (:mod:`perpbot.exchanges.paper.fees`), maker
 rebates possible, ``fee = notional * rate`` rounded up to 1e-6 USD (chain rounding).
 
 Margin: cross positions live in subaccount 0; an order with ``margin_mode=ISOLATED``
@@ -71,7 +71,7 @@ its fee and any fill price above the mark); when the child is flat with no live
 orders its collateral goes back to the parent (what dYdX's front end does). A market
 is held in one subaccount only, so a child never holds a second market (chain
 ``x/subaccounts/keeper/isolated_subaccount.go``). Marks are the oracle price when the
-feed has one, else the mid (:meth:`core.state.MarketState.mark_price`).
+feed has one, else the mid (:meth:`perpbot.core.state.MarketState.mark_price`).
 
 Funding (hourly, at the top of each hour of clock time): the open positions and their
 marks are snapshotted as of the hour (at the first event strictly after it, so that
@@ -81,7 +81,7 @@ settled rate for that hour if the feed
 has delivered one (``FundingRate(settled=True)``; a venue with ``interval_h > 1``
 applies its latest settled rate to every hour of its interval), else the running
 prediction (``MarketState.funding_rate_1h``); payment per position
-``core.margin.funding_payment`` = ``-size * oracle * rate_1h``, floored per subaccount
+``perpbot.core.margin.funding_payment`` = ``-size * oracle * rate_1h``, floored per subaccount
 to 1e-6 USD like the chain's settlement. A market with an open position and no funding
 data at all is NOT assumed to pay zero: it is logged once and listed in
 :attr:`PaperExchange.funding_missing`.
@@ -91,9 +91,9 @@ holding it is checked with the strict chain rule (``TMMR > 0 and NC < TMMR``); a
 exact bound skips the full check while the mark stays far from liquidation. A
 liquidatable subaccount's positions are closed one by one (largest maintenance margin
 first) until it is no longer liquidatable, each at the chain's fillable price
-(:func:`core.margin.liquidation_fill_price`, rounded to the tick like the chain's
+(:func:`perpbot.core.margin.liquidation_fill_price`, rounded to the tick like the chain's
 liquidation order: up for a long, down for a short) with the insurance-fund fee
-(:func:`core.margin.liquidation_fee`; negative when the fund covers a bankruptcy).
+(:func:`perpbot.core.margin.liquidation_fee`; negative when the fund covers a bankruptcy).
 Each emits ``Fill(liquidation=True, fee=0)`` and ``Liquidation(fee=...)``: the bot
 books the fee from the ``Liquidation`` (``Portfolio.charge(..., liquidation_fee=True)``).
 The whole position is closed at once (the chain may liquidate in parts per block).
@@ -108,8 +108,8 @@ from typing import Any, Mapping
 import attrs
 from loguru import logger
 
-from core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext
-from core.margin import (
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext
+from perpbot.core.margin import (
     PositionRisk,
     account_risk,
     bankruptcy_quote,
@@ -120,7 +120,7 @@ from core.margin import (
     liquidation_fill_price,
     liquidation_prices,
 )
-from core.model import (
+from perpbot.core.model import (
     ZERO,
     Balance,
     Bar,
@@ -148,10 +148,10 @@ from core.model import (
     floor_to,
     is_multiple,
 )
-from core.portfolio import MarketStats, Portfolio
-from exchanges.paper.config import PaperConfig
-from exchanges.paper.fees import QUOTE_QUANTUM, FeeSchedule
-from exchanges.paper.orders import BAR_TAKER, DONE, PENDING, RESTING, UNTRIGGERED, SimOrder
+from perpbot.core.portfolio import MarketStats, Portfolio
+from perpbot.exchanges.paper.config import PaperConfig
+from perpbot.exchanges.paper.fees import QUOTE_QUANTUM, FeeSchedule
+from perpbot.exchanges.paper.orders import BAR_TAKER, DONE, PENDING, RESTING, UNTRIGGERED, SimOrder
 
 NS = 1_000_000_000
 HOUR_NS = 3600 * NS
@@ -165,7 +165,7 @@ _SLACK_PER_POSITION = Decimal("0.000003")  # chain rounding of NC/MMR per positi
 
 
 class Subaccount:
-    """One dYdX subaccount: its USDC balance and positions (a :class:`core.portfolio.Portfolio`).
+    """One dYdX subaccount: its USDC balance and positions (a :class:`perpbot.core.portfolio.Portfolio`).
 
     :param number: 0 for the cross-margin parent; 128, 256, ... for isolated children.
     :param ticker: the one market an isolated child holds.
@@ -196,8 +196,8 @@ class PaperExchange(BaseExchangeClient):
     """dYdX v4 simulator: chain order rules, exact margin, fees, funding, liquidation.
 
     Constructed by the bot as ``PaperExchange(config, context)`` with the
-    ``[exchange.paper]`` table (see :mod:`exchanges.paper.config`). Exposes, for the
-    run summary and tests: :attr:`liquidations` (list of :class:`~core.model.Liquidation`),
+    ``[exchange.paper]`` table (see :mod:`perpbot.exchanges.paper.config`). Exposes, for the
+    run summary and tests: :attr:`liquidations` (list of :class:`~perpbot.core.model.Liquidation`),
     :attr:`funding_payments`, :attr:`funding_missing` (markets whose data had no funding
     rate while a position was open) and :meth:`liquidation_price`.
     """

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from decimal import ROUND_CEILING, Decimal
 
-from exchanges.paper.config import FeeTier
+from perpbot.exchanges.paper.config import FeeTier
 
 QUOTE_QUANTUM = Decimal("0.000001")
 HOUR_NS = 3600 * 1_000_000_000

@@ -14,7 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from core.model import (
+from perpbot.core.model import (
     ZERO,
     MarginMode,
     OrderInfo,

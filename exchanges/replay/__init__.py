@@ -1,13 +1,13 @@
 """Built-in plugin: the ``replay`` feed (real recorded market data, merged by time).
 
-It registers :class:`~exchanges.replay.feed.ReplayFeed` through ``register_feeds``,
+It registers :class:`~perpbot.exchanges.replay.feed.ReplayFeed` through ``register_feeds``,
 the same hook a third-party feed plugin uses. Formats, config keys and the
-embedded samples: see :mod:`exchanges.replay.feed` and :mod:`exchanges.replay.samples`.
+embedded samples: see :mod:`perpbot.exchanges.replay.feed` and :mod:`perpbot.exchanges.replay.samples`.
 """
 
 from perpbot import hookimpl
 
-from exchanges.replay.feed import ReplayFeed, ReplayParams
+from perpbot.exchanges.replay.feed import ReplayFeed, ReplayParams
 
 __all__ = ["ReplayFeed", "ReplayParams", "register_feeds"]
 

@@ -1,4 +1,4 @@
-"""OHLCV bar files (CSV, CSV.gz, Parquet) -> :class:`~core.model.Bar` events.
+"""OHLCV bar files (CSV, CSV.gz, Parquet) -> :class:`~perpbot.core.model.Bar` events.
 
 Two layouts are recognised from the header:
 
@@ -18,7 +18,7 @@ UTC). They are bar OPEN times (Binance/ccxt convention; ``bar_timestamp =
 
 Validation: prices finite and positive, volume finite and not negative,
 ``low <= open, close <= high``, times strictly increasing: anything else is a
-:class:`~core.errors.DataError` naming file, line and value. A symbol whose
+:class:`~perpbot.core.errors.DataError` naming file, line and value. A symbol whose
 five cells are all empty in a merged row has no bar at that time (counted as
 ``missing_bars``); a partly empty bar is an error.
 
@@ -33,11 +33,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.errors import ConfigError, DataError
-from core.model import Bar
+from perpbot.core.errors import ConfigError, DataError
+from perpbot.core.model import Bar
 
-from exchanges.replay.lineio import LineFile
-from exchanges.replay.timeparse import epoch_ns
+from perpbot.exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.timeparse import epoch_ns
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 _TIME_COLS = ("timestamp", "time", "ts", "datetime", "date", "open_time")

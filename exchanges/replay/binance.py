@@ -26,7 +26,7 @@ arrive before the snapshot are buffered; on the snapshot, buffered diffs with
 ``U <= lastUpdateId <= u``; after that each diff's ``pu`` must equal the
 previous diff's ``u``. Spot recordings (no ``pu``) use the spot rule
 (``U <= lastUpdateId+1 <= u``, then ``U == previous u + 1``). A broken chain is
-a gap: a :class:`~core.errors.DataError` naming the file, the line and the ids,
+a gap: a :class:`~perpbot.core.errors.DataError` naming the file, the line and the ids,
 or with ``on_gap="resync"`` a ``FeedStatus(healthy=False)`` and a wait for the
 next snapshot line. Until a market's book is synced the reader emits
 ``FeedStatus(healthy=False, reason="waiting for book snapshot")``, and
@@ -51,10 +51,10 @@ from typing import Callable, Iterator
 import orjson
 from loguru import logger
 
-from core.errors import DataError
-from core.model import BookDelta, BookSnapshot, FeedStatus, Quote, Side, Trade
+from perpbot.core.errors import DataError
+from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, Quote, Side, Trade
 
-from exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.lineio import LineFile
 
 WAITING = "waiting for book snapshot"
 _CACHE_MAX = 1 << 18

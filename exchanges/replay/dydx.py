@@ -1,7 +1,7 @@
 """dYdX indexer recordings (gzip JSONL written by ``runbot.py record``), replayed by the dYdX plugin's parser.
 
 The replay feed only recognises such a file and hands it to
-``exchanges.dydx.recording.RecordingReader(path, tickers, markets)``, imported
+``perpbot.exchanges.dydx.recording.RecordingReader(path, tickers, markets)``, imported
 lazily, so a recording is parsed by exactly the code that parses the live
 WebSocket. ``RecordingReader.batches()`` may be a plain or an async iterator
 of event batches (lists of normalized events in time order).
@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from perpbot.core.errors import ConfigError
 
-from exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.lineio import LineFile
 
 _ID_RE = re.compile(rb'"id"\s*:\s*"([A-Z0-9]+-USD)"')
 
@@ -50,17 +50,17 @@ class DydxRecording:
         self.file = LineFile(path)
         self.path = self.file.path
         try:
-            module = importlib.import_module("exchanges.dydx.recording")
+            module = importlib.import_module("perpbot.exchanges.dydx.recording")
         except ModuleNotFoundError as exc:
-            if exc.name in ("exchanges", "exchanges.dydx", "exchanges.dydx.recording"):
+            if exc.name in ("exchanges", "perpbot.exchanges.dydx", "perpbot.exchanges.dydx.recording"):
                 raise ConfigError(
                     f"{self.path}: is a dYdX indexer recording, but the dYdX plugin's recording reader "
-                    "(exchanges.dydx.recording) is not installed"
+                    "(perpbot.exchanges.dydx.recording) is not installed"
                 ) from None
             raise
         reader_cls = getattr(module, "RecordingReader", None)
         if reader_cls is None:
-            raise ConfigError(f"{self.path}: exchanges.dydx.recording has no RecordingReader")
+            raise ConfigError(f"{self.path}: perpbot.exchanges.dydx.recording has no RecordingReader")
         self.reader = reader_cls(self.path, tickers, markets)
         self.stats: dict = {}
 

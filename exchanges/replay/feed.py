@@ -29,19 +29,19 @@ from typing import Any, AsyncIterator, Iterator, Mapping
 import attrs
 from loguru import logger
 
-from core.errors import ConfigError, DataError
-from core.feed import BaseFeed
-from core.model import Market, MarketInfo
-from core.params import in_range, param, parse_params
+from perpbot.core.errors import ConfigError, DataError
+from perpbot.core.feed import BaseFeed
+from perpbot.core.model import Market, MarketInfo
+from perpbot.core.params import in_range, param, parse_params
 
-from exchanges.replay import bars as bars_fmt
-from exchanges.replay import binance as binance_fmt
-from exchanges.replay import dydx as dydx_fmt
-from exchanges.replay import funding as funding_fmt
-from exchanges.replay import samples
-from exchanges.replay.lineio import LineFile
-from exchanges.replay.markets import MARKETS_FILE, known_tickers, load_markets
-from exchanges.replay.symbols import SymbolMapper, normalize_ticker, split_venue
+from perpbot.exchanges.replay import bars as bars_fmt
+from perpbot.exchanges.replay import binance as binance_fmt
+from perpbot.exchanges.replay import dydx as dydx_fmt
+from perpbot.exchanges.replay import funding as funding_fmt
+from perpbot.exchanges.replay import samples
+from perpbot.exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.markets import MARKETS_FILE, known_tickers, load_markets
+from perpbot.exchanges.replay.symbols import SymbolMapper, normalize_ticker, split_venue
 
 _monotonic = time.monotonic  # pacing clock (wall time: speed is "N x real time")
 

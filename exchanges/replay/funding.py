@@ -1,4 +1,4 @@
-"""Historical funding-rate CSV (long format) -> settled :class:`~core.model.FundingRate` events.
+"""Historical funding-rate CSV (long format) -> settled :class:`~perpbot.core.model.FundingRate` events.
 
 The format is the project's derived funding files
 (``../shared/data/funding/derived/*.csv.gz``), one settlement per row::
@@ -27,11 +27,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.errors import DataError
-from core.model import FundingRate
+from perpbot.core.errors import DataError
+from perpbot.core.model import FundingRate
 
-from exchanges.replay.lineio import LineFile
-from exchanges.replay.timeparse import epoch_ns
+from perpbot.exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.timeparse import epoch_ns
 
 REQUIRED = ("ts_utc", "venue", "coin", "interval_h", "rate")
 

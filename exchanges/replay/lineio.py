@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from core.errors import DataError
+from perpbot.core.errors import DataError
 
 CHUNK = 1 << 18
 GZIP_MAGIC = b"\x1f\x8b"

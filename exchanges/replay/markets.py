@@ -6,8 +6,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from core.errors import ConfigError, DataError
-from core.model import Market
+from perpbot.core.errors import ConfigError, DataError
+from perpbot.core.model import Market
 
 MARKETS_FILE = Path(__file__).resolve().with_name("dydx_markets.json")
 

@@ -8,17 +8,19 @@
 - :func:`funding_file`: Binance 8-hour and Hyperliquid 1-hour funding for BTC and ETH
   over the bars' period (MIT, derived from PietroC21/Crypto-PerpetualFutures).
 
-The samples live in a source checkout, next to the packages; an installed wheel
-does not carry them, which is what the errors say.
+The samples live in a source checkout in ``examples/data``; an installed wheel carries
+the same files as ``perpbot/data``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import DataError
+from perpbot.core.errors import DataError
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "examples" / "data"
+_CHECKOUT_DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
+_WHEEL_DATA = Path(__file__).resolve().parents[2] / "data"  # perpbot/exchanges/replay -> perpbot/data
+DATA_DIR = _CHECKOUT_DATA if _CHECKOUT_DATA.is_dir() else _WHEEL_DATA
 
 BINANCE_L2 = ("binance_usdm/btcusdt_20240808.gz", "binance_usdm/ethusdt_20240808.gz")
 BARS = "bars/merged_ohlcv_df_BTC-ETH_2024-02-01_to_2024-03-08.csv.gz"
@@ -26,11 +28,13 @@ FUNDING = "funding/funding_binance8h_hyperliquid1h_BTC-ETH_2024-02-01_to_2024-03
 
 
 def data_dir() -> Path:
-    """``examples/data`` of this checkout."""
+    """The embedded samples: ``examples/data`` of a checkout, or ``perpbot/data`` of a wheel.
+
+    :raises DataError: when neither exists (a damaged installation).
+    """
     if not DATA_DIR.is_dir():
         raise DataError(
-            f"embedded sample data not found at {DATA_DIR}: run from a clone of the repository "
-            "(the samples are not part of an installed package) or pass files explicitly"
+            f"embedded sample data not found at {DATA_DIR}: reinstall perpbot, or pass data files explicitly (--data)"
         )
     return DATA_DIR
 

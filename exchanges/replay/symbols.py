@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from core.errors import ConfigError
+from perpbot.core.errors import ConfigError
 
 # Longest first, so "USDT" wins over "USD".
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD")

@@ -4,7 +4,7 @@ On by default (``bot.config.journal_enabled``; ``--no-journal`` turns it off).
 One file per bot instance: ``bot.config.resolved_journal_path()`` (``--journal
 PATH``; default ``<state_dir>/journal-<strategy>-<venue>.sqlite``).
 
-What is written, and when (hooks of :mod:`core.hookspecs`):
+What is written, and when (hooks of :mod:`perpbot.core.hookspecs`):
 
 - ``on_order_submit``: the order intent, committed (and fsynced, for real
   venues; a committed WAL transaction already survives a killed process, which
@@ -18,17 +18,17 @@ What is written, and when (hooks of :mod:`core.hookspecs`):
 - ``on_equity_snapshot``, and at decisions 12 times per snapshot interval: account
   balance per venue (with PnL columns) and mark prices;
 - ``on_checkpoint`` (every ``checkpoint_interval_s`` of clock time, at a batch
-  boundary): a checkpoint (:mod:`plugins.journal.state`);
+  boundary): a checkpoint (:mod:`perpbot.plugins.journal.state`);
 - ``on_order_cancel``: the bot's cancel request and its answer;
 - ``on_bot_stop``: final balance, positions, strategy state and checkpoint;
   the run row gets its end time, stop reason and summary.
 
 ``reconcile_startup`` reconciles the journal with the exchanges before any
-strategy runs (:mod:`plugins.journal.reconcile`) and returns its one-line summary.
+strategy runs (:mod:`perpbot.plugins.journal.reconcile`) and returns its one-line summary.
 
-Writes happen on a dedicated thread (:mod:`plugins.journal.writer`): the event
+Writes happen on a dedicated thread (:mod:`perpbot.plugins.journal.writer`): the event
 loop never waits on the disk except for the intent commit, which must finish
-before the order goes out. Schema and migrations: :mod:`plugins.journal.schema`.
+before the order goes out. Schema and migrations: :mod:`perpbot.plugins.journal.schema`.
 Other plugins reach the journal with :func:`session_of` (e.g. the report
 plugin flushes it at stop before reading it).
 """
@@ -44,15 +44,15 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from core.config import split_ticker
-from core.errors import PerpbotError
-from core.hookspecs import hookimpl
-from plugins.journal.codec import dumps_state
-from plugins.journal.reconcile import UnknownPositionsError, flatten, reconcile
-from plugins.journal.schema import SCHEMA_VERSION
-from plugins.journal.state import take_checkpoint_state
-from plugins.journal.store import Checkpoint, DuplicateClientId, Journal
-from plugins.journal.writer import JournalInUse, JournalWriter
+from perpbot.core.config import split_ticker
+from perpbot.core.errors import PerpbotError
+from perpbot.core.hookspecs import hookimpl
+from perpbot.plugins.journal.codec import dumps_state
+from perpbot.plugins.journal.reconcile import UnknownPositionsError, flatten, reconcile
+from perpbot.plugins.journal.schema import SCHEMA_VERSION
+from perpbot.plugins.journal.state import take_checkpoint_state
+from perpbot.plugins.journal.store import Checkpoint, DuplicateClientId, Journal
+from perpbot.plugins.journal.writer import JournalInUse, JournalWriter
 
 __all__ = [
     "Checkpoint",
@@ -74,7 +74,7 @@ _SESSIONS: "weakref.WeakKeyDictionary[Any, JournalSession]" = weakref.WeakKeyDic
 class JournalSession:
     """The journal of one running bot: its writer thread and bookkeeping.
 
-    :param bot: the :class:`core.bot.TradingBot`.
+    :param bot: the :class:`perpbot.core.bot.TradingBot`.
     :param path: the journal file.
     """
 

@@ -13,9 +13,8 @@ types JSON would lose:
 - enums -> ``{"$enum": "module:Qualname", "v": value}``;
 - attrs instances -> ``{"$attrs": "module:Qualname", "v": {field: value}}``;
 
-Enum and attrs classes are only re-imported from perpbot's own packages
-(``core``, ``exchanges``, ``strategies``, ``plugins``) or a module a plugin
-registered; anything else is refused, so a journal cannot make perpbot import
+Enum and attrs classes are only re-imported from perpbot's own modules (names that
+start with ``perpbot.``); anything else is refused, so a journal cannot make perpbot import
 arbitrary code.
 """
 
@@ -29,9 +28,9 @@ from typing import Any
 
 import attrs
 
-from core.errors import DataError
+from perpbot.core.errors import DataError
 
-_TRUSTED_PREFIXES = ("core.", "exchanges.", "strategies.", "plugins.", "perpbot")
+_TRUSTED_PREFIX = "perpbot."  # exactly perpbot's own modules (not perpbot_anything)
 
 
 def dec(value: Decimal) -> str:
@@ -114,20 +113,12 @@ def _encode_other(value: Any) -> Any:
 
 def _resolve(name: str) -> Any:
     module, _, qual = name.partition(":")
-    if not (module.startswith(_TRUSTED_PREFIXES) or module in _EXTRA_TRUSTED):
+    if not module.startswith(_TRUSTED_PREFIX):
         raise DataError(f"journal state names a type from an untrusted module: {name}")
     obj: Any = importlib.import_module(module)
     for part in qual.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-_EXTRA_TRUSTED: set[str] = set()
-
-
-def trust_module(module: str) -> None:
-    """Allow state blobs to re-create enums/attrs values defined in ``module`` (third-party plugins)."""
-    _EXTRA_TRUSTED.add(module)
 
 
 def _decode(value: Any) -> Any:

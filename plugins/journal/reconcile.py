@@ -28,7 +28,7 @@ and before any strategy decision. In order:
    we opened; an exchange position they do not explain is *unknown* and the
    ``unknown_positions`` policy applies: ``adopt`` (keep it), ``flatten``
    (reduce-only market order for the unexplained size, before the first
-   decision) or ``refuse`` (raise :class:`~core.errors.PerpbotError` listing them).
+   decision) or ``refuse`` (raise :class:`~perpbot.core.errors.PerpbotError` listing them).
 6. **Strategy state**: ``strategy.restore_state()`` with the checkpoint's state
    (paper resume) or the latest journaled state (live); then the strategy is
    told about vanished orders and fills booked while down.
@@ -46,12 +46,12 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from core.config import split_ticker
-from core.errors import ConfigError, PerpbotError
-from core.model import ZERO, OrderParams, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
-from core.portfolio import Portfolio
-from plugins.journal.state import restore_bot_runtime, restore_portfolio
-from plugins.journal.store import Journal, row_to_fill
+from perpbot.core.config import split_ticker
+from perpbot.core.errors import ConfigError, PerpbotError
+from perpbot.core.model import ZERO, OrderParams, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from perpbot.core.portfolio import Portfolio
+from perpbot.plugins.journal.state import restore_bot_runtime, restore_portfolio
+from perpbot.plugins.journal.store import Journal, row_to_fill
 
 POLICIES = ("adopt", "flatten", "refuse")
 

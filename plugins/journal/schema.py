@@ -40,7 +40,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from core.errors import DataError
+from perpbot.core.errors import DataError
 
 #: the version this code writes
 SCHEMA_VERSION = 2

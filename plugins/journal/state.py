@@ -1,7 +1,7 @@
 """What a checkpoint holds, and how it is taken from / put back into a running bot.
 
 A checkpoint is a moment at which the bot has fully processed ``events_processed``
-market events. Its state blob (tagged JSON, :mod:`plugins.journal.codec`) holds:
+market events. Its state blob (tagged JSON, :mod:`perpbot.plugins.journal.codec`) holds:
 
 - ``bot``: ``bot.export_state()``: the supervisor's runtime counters (next
   decision/snapshot/checkpoint times, equity reference points, drawdown
@@ -16,7 +16,7 @@ market events. Its state blob (tagged JSON, :mod:`plugins.journal.codec`) holds:
   which already contains them).
 
 Resuming a paper run puts all of that back, so the run continues as if it had
-never stopped (see :mod:`plugins.journal.reconcile`).
+never stopped (see :mod:`perpbot.plugins.journal.reconcile`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ DRAWDOWN_ATTRS = ("peak", "max_dd", "max_dd_frac", "peak_ns", "dd_start_ns", "ma
 
 
 def portfolio_state(pf: Any) -> dict:
-    """Everything a :class:`core.portfolio.Portfolio` booked (market parameters excluded)."""
+    """Everything a :class:`perpbot.core.portfolio.Portfolio` booked (market parameters excluded)."""
     return {k: v for k, v in vars(pf).items() if k != "markets"}
 
 

@@ -2,7 +2,7 @@
 
 :class:`Journal` is the synchronous store: one connection, used from one
 thread. The bot never calls it on the event loop directly; it goes through
-:class:`plugins.journal.writer.JournalWriter`, which owns a Journal on its own
+:class:`perpbot.plugins.journal.writer.JournalWriter`, which owns a Journal on its own
 thread. Reports, tests and reconciliation's reads may open a Journal directly
 (``Journal.open(path, readonly=True)``).
 
@@ -24,8 +24,8 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
-from core.errors import DataError, PerpbotError
-from core.model import (
+from perpbot.core.errors import DataError, PerpbotError
+from perpbot.core.model import (
     ZERO,
     Balance,
     Fill,
@@ -43,8 +43,8 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from plugins.journal.codec import dec, dumps_state, enum_value, loads_state, opt_dec, parse_dec
-from plugins.journal.schema import LEDGER_TABLES, SCHEMA_VERSION, migrate, schema_version
+from perpbot.plugins.journal.codec import dec, dumps_state, enum_value, loads_state, opt_dec, parse_dec
+from perpbot.plugins.journal.schema import LEDGER_TABLES, SCHEMA_VERSION, migrate, schema_version
 
 TERMINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_terminal)
 CANCEL_STATUSES = (OrderStatus.CANCELED, OrderStatus.BEST_EFFORT_CANCELED, OrderStatus.EXPIRED)
@@ -533,7 +533,7 @@ class Journal:
     ) -> int:
         """Write a checkpoint (the high-water marks are read inside the same transaction).
 
-        Pass ``state_json`` (from :func:`~plugins.journal.codec.dumps_state`) when the
+        Pass ``state_json`` (from :func:`~perpbot.plugins.journal.codec.dumps_state`) when the
         state was captured on another thread: live objects may change before this runs.
         """
         if state_json is None:

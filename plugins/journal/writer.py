@@ -1,7 +1,7 @@
 """The journal's writer thread: SQLite off the event loop, in order, in batches.
 
 The bot's hooks run on the event loop, which must never wait on a disk. A
-:class:`JournalWriter` owns one :class:`~plugins.journal.store.Journal` on a
+:class:`JournalWriter` owns one :class:`~perpbot.plugins.journal.store.Journal` on a
 dedicated thread and executes submitted operations in submission order:
 
 - :meth:`JournalWriter.post` enqueues a write and returns at once (fills,
@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from core.errors import PerpbotError
-from plugins.journal.store import Journal
+from perpbot.core.errors import PerpbotError
+from perpbot.plugins.journal.store import Journal
 
 try:  # POSIX advisory locks; elsewhere the journal is not guarded against a second bot
     import fcntl

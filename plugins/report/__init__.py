@@ -11,7 +11,7 @@ to the run summary.
 Every figure comes from journal rows: the report's "Sources" section lists each
 SQL query with its parameters and row count. Definitions (PnL split, Sharpe and
 Sortino periodicity and annualisation, drawdown duration, trades, exposure,
-turnover) are in :mod:`plugins.report.analytics`.
+turnover) are in :mod:`perpbot.plugins.report.analytics`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import attrs
 import typer
 from loguru import logger
 
-from core.errors import PerpbotError
-from core.hookspecs import hookimpl
-from plugins.report.analytics import Report, build_report
-from plugins.report.html import render_html
+from perpbot.core.errors import PerpbotError
+from perpbot.core.hookspecs import hookimpl
+from perpbot.plugins.report.analytics import Report, build_report
+from perpbot.plugins.report.html import render_html
 
 __all__ = ["ReportFiles", "build_report", "render_html", "write_report", "render_png"]
 
@@ -166,7 +166,7 @@ async def on_bot_stop(bot, summary):
         return
     if not getattr(bot.clock, "simulated", False):
         return  # live runs: use `runbot.py report JOURNAL`
-    from plugins.journal import session_of
+    from perpbot.plugins.journal import session_of
 
     s = session_of(bot)
     path = s.path if s is not None else cfg.resolved_journal_path()

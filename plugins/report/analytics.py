@@ -60,8 +60,8 @@ from typing import Any, Iterable
 
 import attrs
 
-from core.errors import DataError
-from plugins.journal.store import Journal
+from perpbot.core.errors import DataError
+from perpbot.plugins.journal.store import Journal
 
 ZERO = Decimal(0)
 NS = 1_000_000_000

@@ -1,6 +1,6 @@
 """The self-contained HTML report: inline CSS and inline SVG charts, no scripts, no CDN.
 
-:func:`render_html` turns a :class:`~plugins.report.analytics.Report` into one
+:func:`render_html` turns a :class:`~perpbot.plugins.report.analytics.Report` into one
 HTML document that opens offline in any browser. Charts are SVG drawn here
 (:func:`svg_chart`): equity with the drawdown below it, and one price chart per
 market with the fills marked (entries as triangles pointing in the trade's
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
-from plugins.report.analytics import NS, Report
+from perpbot.plugins.report.analytics import NS, Report
 
 ESC = html.escape
 

@@ -4,12 +4,12 @@ Delta-neutral across two venues: long the perpetual whose funding is cheaper, sh
 one whose funding is richer, equal notional; enter when the expected funding edge over
 the holding horizon beats fees, slippage (both legs, in and out) and a safety margin;
 exit when the spread closes or flips or after a maximum holding time; rebalance when the
-legs drift apart. Formulas: :mod:`strategies.funding_arb.strategy`.
+legs drift apart. Formulas: :mod:`perpbot.strategies.funding_arb.strategy`.
 
 The legs are ``BTC-USD`` (primary venue) and ``binance:BTC-USD`` (the qualified-ticker
 convention; the bot routes each order to its venue). Replay it on the embedded real
 sample (dYdX v3 hourly vs Binance 8-hourly funding, Binance spot/perp prices, 2023 Q4)
-with the ``funding_replay`` feed (:mod:`strategies.funding_arb.feed`), two paper venues::
+with the ``funding_replay`` feed (:mod:`perpbot.strategies.funding_arb.feed`), two paper venues::
 
     # perpbot.toml
     [bot]
@@ -33,8 +33,8 @@ This package is shaped like a third-party plugin: it registers through the same 
 
 from perpbot import hookimpl
 
-from strategies.funding_arb.feed import FundingReplayFeed, FundingReplayParams
-from strategies.funding_arb.strategy import FundingArb, FundingArbParams
+from perpbot.strategies.funding_arb.feed import FundingReplayFeed, FundingReplayParams
+from perpbot.strategies.funding_arb.strategy import FundingArb, FundingArbParams
 
 __all__ = ["FundingArb", "FundingArbParams", "FundingReplayFeed", "FundingReplayParams", "register_strategies", "register_feeds"]
 

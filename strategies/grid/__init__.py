@@ -11,7 +11,7 @@ Run it on the embedded real 5-minute bars (paper exchange)::
         --param levels=9 --param spacing=geometric --param order_notional=200
 
 The end-of-run summary prints the grid cycles completed and the profit per cycle
-(gross and net of fees). How it works: :mod:`strategies.grid.strategy`.
+(gross and net of fees). How it works: :mod:`perpbot.strategies.grid.strategy`.
 
 This package is shaped like a third-party plugin: it imports only from ``perpbot``
 and registers through the same hook.
@@ -19,8 +19,8 @@ and registers through the same hook.
 
 from perpbot import hookimpl
 
-from strategies.grid.levels import Spacing, grid_levels
-from strategies.grid.strategy import Direction, GridParams, GridStrategy, Mode
+from perpbot.strategies.grid.levels import Spacing, grid_levels
+from perpbot.strategies.grid.strategy import Direction, GridParams, GridStrategy, Mode
 
 __all__ = ["GridStrategy", "GridParams", "Mode", "Direction", "Spacing", "grid_levels", "register_strategies"]
 

@@ -25,7 +25,7 @@ Mode ``take_profit`` (seed 002, "the take-profit grid", exactly as the seed desc
    close orders keep working.
 
 Mode ``range``: ``levels`` prices between ``lower_price`` and ``upper_price``
-(arithmetic or geometric spacing, :mod:`strategies.grid.levels`). At the first decision,
+(arithmetic or geometric spacing, :mod:`perpbot.strategies.grid.levels`). At the first decision,
 levels below mid get a buy, levels above a sell, and the level nearest mid stays empty.
 When level ``i``'s order fills, it is replaced by the opposite order one step away (a buy
 at ``i`` -> a sell at ``i+1``; a sell at ``i`` -> a buy at ``i-1``), so one level is always
@@ -72,7 +72,7 @@ from perpbot import (
     param,
 )
 
-from strategies.grid.levels import Spacing, grid_levels, nearest_level
+from perpbot.strategies.grid.levels import Spacing, grid_levels, nearest_level
 
 D = Decimal
 ZERO = D(0)

@@ -2,11 +2,11 @@
 
 Every decision cycle it scores each tradable market with a weighted,
 direction-aware composite of the 0-100 signal scores (momentum, volume,
-volatility, order book, funding; see :mod:`core.signals`), exits positions on
+volatility, order book, funding; see :mod:`perpbot.core.signals`), exits positions on
 take-profit, stop-loss or score decay, and enters the best markets above the
 entry threshold (top-N, per-market cool-down, no stacking of correlated
 same-direction positions). It logs a ranked score table each cycle so a trader
-sees why it acted. Details and formulas: :mod:`strategies.sniper.strategy`.
+sees why it acted. Details and formulas: :mod:`perpbot.strategies.sniper.strategy`.
 
 Run it::
 
@@ -19,7 +19,7 @@ This package is shaped like a third-party plugin: it imports only from
 
 from perpbot import hookimpl
 
-from strategies.sniper.strategy import Sniper, SniperParams
+from perpbot.strategies.sniper.strategy import Sniper, SniperParams
 
 __all__ = ["Sniper", "SniperParams", "register_strategies"]
 

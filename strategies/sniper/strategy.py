@@ -1,7 +1,7 @@
 """The multi-market sniper: rank markets by a weighted, direction-aware composite of their
 0-100 scores, hold the best few, exit on take-profit, stop-loss or score decay.
 
-Composite (floats, 0-100). With the five scores of :mod:`core.signals`
+Composite (floats, 0-100). With the five scores of :mod:`perpbot.core.signals`
 (momentum m, volume v, volatility x, orderbook o, funding f — funding being the
 attractiveness for a LONG) and weights ``w`` normalised to sum to 1::
 
@@ -53,7 +53,7 @@ from perpbot import (
     param,
 )
 
-from strategies.sniper.correlation import bar_return_correlation
+from perpbot.strategies.sniper.correlation import bar_return_correlation
 
 D = Decimal
 NS = 1_000_000_000

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import attrs
 
-from core.exchange import BaseExchangeClient, ExchangeCapabilities
-from core.hookspecs import hookimpl
-from core.model import (
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import (
     Balance,
     Fill,
     Liquidity,
@@ -23,10 +23,10 @@ from core.model import (
     OrderUpdate,
     Side,
 )
-from core.policies import PositionSizer, SizingResult
-from core.portfolio import Portfolio
-from core.strategy import BaseStrategy, StrategyResult
-from core.testing import ListFeed
+from perpbot.core.policies import PositionSizer, SizingResult
+from perpbot.core.portfolio import Portfolio
+from perpbot.core.strategy import BaseStrategy, StrategyResult
+from perpbot.core.testing import ListFeed
 
 D = Decimal
 

@@ -3,10 +3,10 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.book import OrderBook
-from core.model import Fill, FundingPayment, Liquidity, Side
-from core.portfolio import Portfolio
-from core.testing import market
+from perpbot.core.book import OrderBook
+from perpbot.core.model import Fill, FundingPayment, Liquidity, Side
+from perpbot.core.portfolio import Portfolio
+from perpbot.core.testing import market
 
 
 def test_book_snapshot_delta_and_unknown_delete():

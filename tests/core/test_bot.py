@@ -6,14 +6,14 @@ from decimal import Decimal as D
 import attrs
 import pytest
 
-from core.bot import ClientIdAllocator, TradingBot
-from core.errors import ConfigError
-from core.hookspecs import hookimpl
-from core.model import FeedStatus, OrderParams, OrderType, Side, Trade
-from core.plugins import PluginManager
-from core.policies import RiskAction, RiskDecision, RiskPolicy
-from core.strategy import StrategyResult
-from core.testing import book_events, bot_config
+from perpbot.core.bot import ClientIdAllocator, TradingBot
+from perpbot.core.errors import ConfigError
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import FeedStatus, OrderParams, OrderType, Side, Trade
+from perpbot.core.plugins import PluginManager
+from perpbot.core.policies import RiskAction, RiskDecision, RiskPolicy
+from perpbot.core.strategy import StrategyResult
+from perpbot.core.testing import book_events, bot_config
 from tests.core.simple import ScriptedStrategy, TestPlugin
 
 T0 = 1_723_161_255 * 10**9
@@ -23,7 +23,7 @@ S = 10**9
 def counted(evs):
     """Events by the benchmark's definition: each depth-update level entry, each trade or quote;
     snapshots are not events."""
-    from core.model import BookDelta, BookSnapshot
+    from perpbot.core.model import BookDelta, BookSnapshot
 
     return sum(len(e.bids) + len(e.asks) if type(e) is BookDelta else (0 if type(e) is BookSnapshot else 1) for e in evs)
 
@@ -235,7 +235,7 @@ def test_max_events_stops_early(tmp_path):
 
 
 def test_shutdown_cancels_only_the_bots_own_orders(tmp_path):
-    from core.model import OrderRequest
+    from perpbot.core.model import OrderRequest
 
     ScriptedStrategy.SCRIPT = [
         StrategyResult.place(OrderParams("BTC-USD", Side.BUY, OrderType.LIMIT, size=D("0.01"), price=D("59000")))
@@ -255,7 +255,7 @@ def test_json_log_lines_carry_run_market_and_order_id(tmp_path):
 
     from loguru import logger
 
-    from core.logs import configure_logging, register_secret
+    from perpbot.core.logs import configure_logging, register_secret
 
     ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01"), reason="abandon ability able about above"))]
     bot = make_bot(tmp_path, events())
@@ -293,7 +293,7 @@ def test_sizer_gets_the_cached_exchange_balance_and_a_fresh_one_for_large_orders
 
 
 def test_an_unhealthy_spell_pauses_until_a_fresh_snapshot(tmp_path):
-    from core.testing import book_events
+    from perpbot.core.testing import book_events
 
     evs = events(3)
     evs += [FeedStatus("BTC-USD", T0 + 4 * S, healthy=False, reason="reconnecting")]

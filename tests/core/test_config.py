@@ -2,7 +2,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.config import (
+from perpbot.core.config import (
     BotConfig,
     config_from_mapping,
     config_to_mapping,
@@ -11,7 +11,7 @@ from core.config import (
     normalize_ticker,
     split_ticker,
 )
-from core.errors import ConfigError
+from perpbot.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -88,8 +88,8 @@ def test_journal_path_default_names_strategy_and_venue():
 
 
 def test_init_writes_a_config_that_loads(tmp_path):
-    from core.initconfig import default_config_text
-    from core.plugins import PluginManager
+    from perpbot.core.initconfig import default_config_text
+    from perpbot.core.plugins import PluginManager
 
     text = default_config_text(PluginManager(load_entry_points=False))
     assert text.count("# ") > 20  # commented

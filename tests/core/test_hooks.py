@@ -6,10 +6,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from core import hookspecs
-from core.hookspecs import hookimpl
-from core.model import OrderParams, Side
-from core.strategy import StrategyResult
+from perpbot.core import hookspecs
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import OrderParams, Side
+from perpbot.core.strategy import StrategyResult
 from tests.core.simple import ScriptedStrategy, TestPlugin
 from tests.core.test_bot import counted, events, make_bot
 
@@ -160,7 +160,7 @@ def test_hook_on_equity_snapshot(recorded):
 
 
 def test_hook_on_funding_payment(tmp_path):
-    from core.model import FundingPayment
+    from perpbot.core.model import FundingPayment
 
     got = []
 
@@ -186,7 +186,7 @@ def test_hook_on_funding_payment(tmp_path):
 
 
 def test_hook_on_liquidation(tmp_path):
-    from core.model import Liquidation
+    from perpbot.core.model import Liquidation
 
     got = []
 
@@ -225,7 +225,7 @@ def test_hook_on_risk_action(tmp_path):
 
 
 def _registration_test(kind):
-    from core.plugins import PluginManager
+    from perpbot.core.plugins import PluginManager
 
     pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(),), default_plugins=())
     return getattr(pm.registry, kind)
@@ -244,7 +244,7 @@ def test_hook_register_feeds():
 
 
 def test_hook_register_risk_policies():
-    from core.plugins import PluginManager
+    from perpbot.core.plugins import PluginManager
     from tests.core.test_bot import RiskPlugin
 
     pm = PluginManager(load_entry_points=False, extra_plugins=(RiskPlugin(),), default_plugins=())
@@ -258,7 +258,7 @@ def test_hook_register_position_sizers():
 def test_hook_register_commands():
     import typer
 
-    from core.plugins import PluginManager
+    from perpbot.core.plugins import PluginManager
 
     class Cmd:
         __name__ = "cmd"
@@ -278,7 +278,7 @@ def test_hook_register_commands():
 
 
 def test_hook_on_order_cancel(tmp_path):
-    from core.model import OrderType
+    from perpbot.core.model import OrderType
 
     got = []
 
@@ -308,7 +308,7 @@ def test_hook_on_order_cancel(tmp_path):
 
 
 def test_hook_on_checkpoint(tmp_path):
-    from core.testing import bot_config  # noqa: F401
+    from perpbot.core.testing import bot_config  # noqa: F401
 
     got = []
 

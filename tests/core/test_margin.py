@@ -1,4 +1,4 @@
-"""Tests for core.margin: exact dYdX v4 margin, liquidation and funding math.
+"""Tests for perpbot.core.margin: exact dYdX v4 margin, liquidation and funding math.
 
 Market parameters are dYdX's (chain genesis / indexer ``/v4/perpetualMarkets``):
 BTC-USD AR -10, QCE -9, stepBaseQuantums 1e6, subticksPerTick 1e5, IMF/MMF 0.05/0.03
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core import margin as m
-from core.margin import (
+from perpbot.core import margin as m
+from perpbot.core.margin import (
     EXACT,
     ROUND_CEILING,
     ROUND_DOWN,

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.model import Market, OrderParams, OrderType, Side, to_decimal
-from core.params import param, parse_params
-from core.testing import market
-from core.errors import ConfigError
+from perpbot.core.model import Market, OrderParams, OrderType, Side, to_decimal
+from perpbot.core.params import param, parse_params
+from perpbot.core.testing import market
+from perpbot.core.errors import ConfigError
 
 
 def test_float_money_is_a_type_error():

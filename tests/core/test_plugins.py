@@ -1,9 +1,9 @@
 import pytest
 
-from core.errors import PluginError
-from core.hookspecs import hookimpl
-from core.plugins import PluginManager
-from core.strategy import BaseStrategy
+from perpbot.core.errors import PluginError
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.plugins import PluginManager
+from perpbot.core.strategy import BaseStrategy
 from tests.core.simple import ScriptedStrategy, TestPlugin
 
 
@@ -98,13 +98,13 @@ def test_builtins_load_from_default_plugins():
 
 
 def test_disable_switch(monkeypatch):
-    monkeypatch.setenv("PERPBOT_DISABLE_PLUGINS", "strategies.sniper")
+    monkeypatch.setenv("PERPBOT_DISABLE_PLUGINS", "perpbot.strategies.sniper")
     m = PluginManager(load_entry_points=False)
     assert "sniper" not in m.registry.strategies
 
 
 def test_registry_get_unknown_is_one_line_config_error():
-    from core.errors import ConfigError
+    from perpbot.core.errors import ConfigError
 
     m = pm(TestPlugin())
     with pytest.raises(ConfigError, match="unknown strategy 'nope' \\(available: scripted\\)"):

@@ -1,4 +1,4 @@
-"""core.signals: each score moves the right way, stays in [0, 100], O(1) memory, bar mode, real data."""
+"""perpbot.core.signals: each score moves the right way, stays in [0, 100], O(1) memory, bar mode, real data."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import core.signals as signals
-from core.model import Bar, BookDelta, BookSnapshot, FundingRate, Market, OraclePrice, Quote, Side, Trade
-from core.signals import Scores, SignalConfig, SignalEngine, ratio_score, squash
-from core.state import MarketState
+import perpbot.core.signals as signals
+from perpbot.core.model import Bar, BookDelta, BookSnapshot, FundingRate, Market, OraclePrice, Quote, Side, Trade
+from perpbot.core.signals import Scores, SignalConfig, SignalEngine, ratio_score, squash
+from perpbot.core.state import MarketState
 
 D = Decimal
 NS = 1_000_000_000
@@ -407,7 +407,7 @@ def binance_sample_events():
     files = _find(SAMPLE_DIRS, "*usdt_20240808.gz")
     if len(files) < 2:
         pytest.skip("the Binance USD-M L2 sample (examples/data/binance_usdm) is not present")
-    from exchanges.replay.binance import BinanceRecording
+    from perpbot.exchanges.replay.binance import BinanceRecording
 
     def per_file(f):
         rec = BinanceRecording(f, TICKERS.get)
@@ -457,7 +457,7 @@ def test_real_binance_l2_sample_scores_are_warm_bounded_and_differ_between_marke
 
 def _bar_events(path: Path):
     try:
-        from exchanges.replay.bars import BarFile
+        from perpbot.exchanges.replay.bars import BarFile
     except ImportError:
         BarFile = None
     select = {"BTC": "BTC-USD", "ETH": "ETH-USD"}
@@ -508,7 +508,7 @@ def test_composite_is_only_known_once_a_strategy_set_it():
 
 
 def test_other_events_are_ignored_safely():
-    from core.model import FeedStatus, MarketInfo
+    from perpbot.core.model import FeedStatus, MarketInfo
 
     state, engine = make_state(), SignalEngine()
     feed(state, engine, FeedStatus("BTC-USD", T0, healthy=False, reason="waiting for book snapshot"))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.journal import Journal
+from perpbot.plugins.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = REPO / "runbot.py"
@@ -216,7 +216,7 @@ def test_dydx_restart_books_fills_made_while_down_and_never_resends(tmp_path):
     restart: the fill is booked once, the grid resumes (places its take-profit), and the node never
     receives the same order twice."""
     fakes = pytest.importorskip("tests.fakes", reason="the loopback dYdX fakes (tests/fakes) are not available")
-    pytest.importorskip("exchanges.dydx.exchange", reason="the dYdX exchange plugin is not in this checkout")
+    pytest.importorskip("perpbot.exchanges.dydx.exchange", reason="the dYdX exchange plugin is not in this checkout")
     import threading
 
     log = tmp_path / "runs.log"

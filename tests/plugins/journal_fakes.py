@@ -22,10 +22,10 @@ from decimal import Decimal
 
 import attrs
 
-from core.errors import ExchangeError
-from core.exchange import BaseExchangeClient, ExchangeCapabilities
-from core.hookspecs import hookimpl
-from core.model import (
+from perpbot.core.errors import ExchangeError
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import (
     Fill,
     Liquidity,
     OrderInfo,
@@ -37,11 +37,11 @@ from core.model import (
     Side,
     Trade,
 )
-from core.params import param
-from core.policies import PositionSizer, SizingResult
-from core.portfolio import Portfolio
-from core.strategy import BaseStrategy, StrategyResult
-from core.testing import ListFeed, book_events
+from perpbot.core.params import param
+from perpbot.core.policies import PositionSizer, SizingResult
+from perpbot.core.portfolio import Portfolio
+from perpbot.core.strategy import BaseStrategy, StrategyResult
+from perpbot.core.testing import ListFeed, book_events
 
 D = Decimal
 T0 = 1_723_161_255 * 10**9
@@ -174,7 +174,7 @@ class SimExchange(_Matching):
         }
 
     def import_state(self, state):
-        from plugins.journal.state import restore_portfolio
+        from perpbot.plugins.journal.state import restore_portfolio
 
         restore_portfolio(self.acct["portfolio"], state["portfolio"])
         self.acct["resting"] = dict(state["resting"])

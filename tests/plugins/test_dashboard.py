@@ -9,14 +9,14 @@ from decimal import Decimal as D
 
 from rich.console import Console
 
-from core.bot import TradingBot
-from core.hookspecs import hookimpl
-from core.model import OrderParams, OrderType, Side
-from core.plugins import PluginManager
-from core.policies import RiskAction, RiskDecision
-from core.strategy import StrategyResult
-from core.testing import bot_config
-from plugins.dashboard import (
+from perpbot.core.bot import TradingBot
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import OrderParams, OrderType, Side
+from perpbot.core.plugins import PluginManager
+from perpbot.core.policies import RiskAction, RiskDecision
+from perpbot.core.strategy import StrategyResult
+from perpbot.core.testing import bot_config
+from perpbot.plugins.dashboard import (
     Dashboard,
     DashboardPlugin,
     MarketRow,
@@ -180,8 +180,8 @@ def test_snapshot_copies_the_bots_state(tmp_path):
     (p,) = snap.positions
     assert p.size == D("0.05") and p.entry == D("60000.5") and p.mark == D("60000")
     assert p.unrealized == D("0.05") * (D("60000") - D("60000.5"))
-    # liquidation price from core.margin with the account's equity: equity + s*(p - P) = |s|*p*MMF
-    from core import margin
+    # liquidation price from perpbot.core.margin with the account's equity: equity + s*(p - P) = |s|*p*MMF
+    from perpbot.core import margin
 
     eq = bot.balance().equity
     expected = margin.liquidation_price(eq, D("0.05"), D("60000"), bot.markets["BTC-USD"].maintenance_margin_fraction)
@@ -307,7 +307,7 @@ def test_process_renderer_draws_in_a_child_and_exits_with_the_bot(tmp_path, capf
 def test_computed_prices_are_shown_rounded():
     from decimal import Decimal as D
 
-    from plugins.dashboard import _price
+    from perpbot.plugins.dashboard import _price
 
     assert _price(D("670927.0632655052944908017372")) == "670,927.06"
     assert _price(D("0.132501196791234567")) == "0.1325012"

@@ -1,6 +1,6 @@
 """The journal: intent before send, exact Decimal storage, migrations, crash safety, consistency.
 
-Bots here run the real :class:`core.bot.TradingBot` with the journal plugin on an
+Bots here run the real :class:`perpbot.core.bot.TradingBot` with the journal plugin on an
 in-memory feed and the deterministic exchanges of ``journal_fakes``.
 """
 
@@ -22,15 +22,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
-from core.bot import ClientIdAllocator, TradingBot
-from core.errors import DataError
-from core.hookspecs import hookimpl
-from core.model import Fill, Liquidity, OrderRequest, OrderResult, OrderStatus, OrderType, Side
-from core.plugins import PluginManager
-from core.testing import bot_config
-from plugins.journal import DuplicateClientId, Journal, JournalWriter, session_of
-from plugins.journal.codec import dumps_state, loads_state
-from plugins.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
+from perpbot.core.bot import ClientIdAllocator, TradingBot
+from perpbot.core.errors import DataError
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import Fill, Liquidity, OrderRequest, OrderResult, OrderStatus, OrderType, Side
+from perpbot.core.plugins import PluginManager
+from perpbot.core.testing import bot_config
+from perpbot.plugins.journal import DuplicateClientId, Journal, JournalWriter, session_of
+from perpbot.plugins.journal.codec import dumps_state, loads_state
+from perpbot.plugins.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 from tests.plugins.journal_fakes import JournalTestPlugin, oscillating_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def make_bot(tmp_path, *extra, events=None, exchange="jsim", journal="j.sqlite",
     pm = PluginManager(
         load_entry_points=False,
         extra_plugins=(JournalTestPlugin(), *extra),
-        default_plugins=("plugins.journal",),
+        default_plugins=("perpbot.plugins.journal",),
     )
     base = dict(
         exchange=(exchange,),
@@ -245,7 +245,7 @@ def test_decimals_round_trip_exactly(tmp_path_factory, price, size, fee):
 
 
 def test_state_codec_round_trips_types_json_would_lose():
-    from core.model import OrderInfo, OrderStatus, Position
+    from perpbot.core.model import OrderInfo, OrderStatus, Position
 
     state = {
         "cash": D("1.10"),
@@ -330,7 +330,7 @@ def test_a_failing_migration_step_leaves_the_previous_version(tmp_path, monkeypa
     _v1_journal(path)
     broken = dict(MIGRATIONS)
     broken[2] = MIGRATIONS[2][:3] + ["THIS IS NOT SQL"]
-    monkeypatch.setattr("plugins.journal.schema.MIGRATIONS", broken)
+    monkeypatch.setattr("perpbot.plugins.journal.schema.MIGRATIONS", broken)
     with pytest.raises(DataError, match="cannot open journal"):
         Journal(path)
     conn = sqlite3.connect(path)
@@ -363,8 +363,8 @@ WRITER = textwrap.dedent(
     import sys
     from decimal import Decimal
     sys.path.insert(0, {repo!r})
-    from core.model import Fill, Liquidity, Side
-    from plugins.journal.store import Journal
+    from perpbot.core.model import Fill, Liquidity, Side
+    from perpbot.plugins.journal.store import Journal
 
     j = Journal(sys.argv[1])
     batch, pause = int(sys.argv[2]), sys.argv[3] == "pause"
@@ -503,7 +503,7 @@ def test_verify_reports_inconsistencies(tmp_path):
 
 
 def test_a_journal_serves_one_running_bot_at_a_time(tmp_path):
-    from plugins.journal import JournalInUse
+    from perpbot.plugins.journal import JournalInUse
 
     holder = JournalWriter(tmp_path / "j.sqlite").start()
     try:

@@ -13,12 +13,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.bot import TradingBot
-from core.hookspecs import hookimpl
-from core.model import Fill, Liquidity, Side, Trade
-from core.plugins import PluginManager
-from core.testing import book_events, bot_config
-from plugins.journal import Journal, UnknownPositionsError, session_of
+from perpbot.core.bot import TradingBot
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import Fill, Liquidity, Side, Trade
+from perpbot.core.plugins import PluginManager
+from perpbot.core.testing import book_events, bot_config
+from perpbot.plugins.journal import Journal, UnknownPositionsError, session_of
 from tests.plugins import journal_fakes
 from tests.plugins.journal_fakes import ACCOUNTS, JournalTestPlugin, PingPong, oscillating_events
 
@@ -74,7 +74,7 @@ def _clean():
 
 
 def make_bot(tmp_path, events, *extra, exchange="jsim", journal="j.sqlite", strategy="pingpong", **cfg):
-    pm = PluginManager(load_entry_points=False, extra_plugins=(Plugin(), *extra), default_plugins=("plugins.journal",))
+    pm = PluginManager(load_entry_points=False, extra_plugins=(Plugin(), *extra), default_plugins=("perpbot.plugins.journal",))
     base = dict(
         exchange=(exchange,),
         strategy=strategy,

@@ -16,14 +16,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from core.bot import TradingBot
-from core.hookspecs import hookimpl
-from core.model import FundingPayment, Liquidation
-from core.plugins import PluginManager
-from core.testing import bot_config
-from plugins.journal import Journal, session_of
-from plugins.report import build_report, register_commands, render_html, write_report
-from plugins.report.analytics import decimate, drawdowns, resample
+from perpbot.core.bot import TradingBot
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import FundingPayment, Liquidation
+from perpbot.core.plugins import PluginManager
+from perpbot.core.testing import bot_config
+from perpbot.plugins.journal import Journal, session_of
+from perpbot.plugins.report import build_report, register_commands, render_html, write_report
+from perpbot.plugins.report.analytics import decimate, drawdowns, resample
 from tests.plugins.journal_fakes import JournalTestPlugin, oscillating_events
 
 NS = 10**9
@@ -50,7 +50,7 @@ def make_bot(tmp_path, *extra, journal="j.sqlite", events=None, **cfg):
     pm = PluginManager(
         load_entry_points=False,
         extra_plugins=(JournalTestPlugin(), *extra),
-        default_plugins=("plugins.journal", "plugins.report"),
+        default_plugins=("perpbot.plugins.journal", "perpbot.plugins.report"),
     )
     base = dict(
         exchange=("jsim",),

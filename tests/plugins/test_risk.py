@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from core.model import Balance, Market, OrderRequest, OrderType, Position, Side, TimeInForce
-from core.params import parse_params
-from core.plugins import PluginManager
-from core.policies import RiskAction, RiskView
-from plugins import risk
-from plugins.risk import (
+from perpbot.core.model import Balance, Market, OrderRequest, OrderType, Position, Side, TimeInForce
+from perpbot.core.params import parse_params
+from perpbot.core.plugins import PluginManager
+from perpbot.core.policies import RiskAction, RiskView
+from perpbot.plugins import risk
+from perpbot.plugins.risk import (
     CircuitBreaker,
     DailyLoss,
     KillSwitch,
@@ -64,13 +64,13 @@ def make(cls, **params):
 
 
 def test_all_policies_register_and_the_default_chain_exists():
-    pm = PluginManager(load_entry_points=False, default_plugins=("plugins.risk",))
+    pm = PluginManager(load_entry_points=False, default_plugins=("perpbot.plugins.risk",))
     names = set(pm.registry.risk_policies)
     assert names == {
         "seed_thresholds", "max_leverage", "max_notional", "liquidation_distance",
         "stale_data", "circuit_breaker", "daily_loss", "kill_switch",
     }
-    from core.config import DEFAULT_RISK_POLICIES
+    from perpbot.core.config import DEFAULT_RISK_POLICIES
 
     assert set(DEFAULT_RISK_POLICIES) <= names
 
@@ -231,7 +231,7 @@ def test_liquidation_distance_uses_the_dydx_formula_and_reduces():
     assert d.action is RiskAction.REDUCE and d.size < 1
     assert "2061.86" in d.reason
     # the reduced size keeps the distance
-    from core.margin import liquidation_price
+    from perpbot.core.margin import liquidation_price
 
     pl = liquidation_price(D("1000"), d.size, D("3000"), D("0.03"))
     assert (D("3000") - pl) / D("3000") >= D("0.32")
@@ -372,12 +372,12 @@ async def test_kill_switch_sigusr1(clean_kill):
 
 # -- the -15% policy flattens everything with reduce-only orders (real bot, real prices) ----------
 
-from core.exchange import BaseExchangeClient, ExchangeCapabilities  # noqa: E402
-from core.hookspecs import hookimpl  # noqa: E402
-from core.model import Bar, Fill, Liquidity, OrderParams, OrderResult, OrderStatus, OrderUpdate  # noqa: E402
-from core.portfolio import Portfolio  # noqa: E402
-from core.strategy import BaseStrategy, StrategyResult  # noqa: E402
-from core.testing import ListFeed, bot_config  # noqa: E402
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities  # noqa: E402
+from perpbot.core.hookspecs import hookimpl  # noqa: E402
+from perpbot.core.model import Bar, Fill, Liquidity, OrderParams, OrderResult, OrderStatus, OrderUpdate  # noqa: E402
+from perpbot.core.portfolio import Portfolio  # noqa: E402
+from perpbot.core.strategy import BaseStrategy, StrategyResult  # noqa: E402
+from perpbot.core.testing import ListFeed, bot_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BARS = "merged_ohlcv_df_BTC-ETH_2024-02-01_to_2024-03-08.csv.gz"
@@ -492,7 +492,7 @@ class Plugin:
 
 
 def run_two_shorts(tmp_path, params=None):
-    from core.bot import TradingBot
+    from perpbot.core.bot import TradingBot
 
     Plugin.decisions = []
     cfg = bot_config(
@@ -506,7 +506,7 @@ def run_two_shorts(tmp_path, params=None):
         risk={"seed_thresholds": dict(params or {})},
         decision_interval_s=300,
     )
-    pm = PluginManager(load_entry_points=False, extra_plugins=(Plugin(),), default_plugins=("plugins.risk", "plugins.sizers"))
+    pm = PluginManager(load_entry_points=False, extra_plugins=(Plugin(),), default_plugins=("perpbot.plugins.risk", "perpbot.plugins.sizers"))
     bot = TradingBot(cfg, pm)
     asyncio.run(bot.run())
     return bot

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import InsufficientBalance, InsufficientLeverage
-from core.model import Balance, Market, OrderParams, Position, Side
-from core.params import parse_params
-from core.plugins import PluginManager
-from core.policies import SizingView
-from core.balance import BalanceManager, LeverageCalculator
-from plugins.sizers import (
+from perpbot.core.errors import InsufficientBalance, InsufficientLeverage
+from perpbot.core.model import Balance, Market, OrderParams, Position, Side
+from perpbot.core.params import parse_params
+from perpbot.core.plugins import PluginManager
+from perpbot.core.policies import SizingView
+from perpbot.core.balance import BalanceManager, LeverageCalculator
+from perpbot.plugins.sizers import (
     SIZERS,
     ExposureSizer,
     FixedNotionalSizer,
@@ -59,9 +59,9 @@ def buy(ticker="BTC-USD", **kw):
 
 
 def test_all_sizers_register_through_the_hook():
-    pm = PluginManager(load_entry_points=False, default_plugins=("plugins.sizers",))
+    pm = PluginManager(load_entry_points=False, default_plugins=("perpbot.plugins.sizers",))
     assert set(pm.registry.position_sizers) == {"fixed_quantity", "fixed_notional", "exposure", "volatility_target", "kelly"}
-    assert pm.registry.owners[("position_sizers", "fixed_notional")] == "plugins.sizers"
+    assert pm.registry.owners[("position_sizers", "fixed_notional")] == "perpbot.plugins.sizers"
 
 
 def test_fixed_notional_default_is_1000_usd_floored_to_step():

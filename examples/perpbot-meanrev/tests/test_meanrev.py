@@ -1,4 +1,4 @@
-"""Tests for the example plugin, using perpbot's own pytest fixtures (core.testing)."""
+"""Tests for the example plugin, using perpbot's own pytest fixtures (the pytest plugin perpbot installs)."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.model import Bar, Position
+from perpbot import Bar, Position
 from perpbot_meanrev import MeanReversion, MeanRevParams
 
 
@@ -34,8 +34,8 @@ async def test_exits_at_the_average(make_market_data):
 
 
 def test_bad_parameter_is_rejected():
-    from core.errors import ConfigError
-    from core.params import parse_params
+    from perpbot import ConfigError
+    from perpbot import parse_params
 
     with pytest.raises(ConfigError, match="lookback"):
         parse_params(MeanRevParams, {"lookback": "1"}, "strategy meanrev")

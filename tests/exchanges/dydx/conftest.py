@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.clock import LiveClock  # noqa: E402
-from core.model import Market  # noqa: E402
+from perpbot.core.clock import LiveClock  # noqa: E402
+from perpbot.core.model import Market  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "dydx_v4"
 MARKETS_JSON = ROOT / "exchanges" / "replay" / "dydx_markets.json"
@@ -138,7 +138,7 @@ def make_feed(tmp_path):
     made = []
 
     async def make(ix, tickers=("BTC-USD", "ETH-USD"), **over):
-        from exchanges.dydx.feed import DydxFeed
+        from perpbot.exchanges.dydx.feed import DydxFeed
 
         feed = DydxFeed(feed_config(ix, **over), Ctx(LiveClock(), tuple(tickers), tmp_path))
         await feed.start()
@@ -153,7 +153,7 @@ def make_feed(tmp_path):
 @pytest.fixture(autouse=True)
 def _fresh_ws_registry():
     """Every test starts without a shared connection left over from another test."""
-    from exchanges.dydx import ws
+    from perpbot.exchanges.dydx import ws
 
     ws._SHARED.clear()
     yield

@@ -14,11 +14,11 @@ MNEMONIC = " ".join(["abandon"] * 11 + ["about"])
 
 
 def test_bot_trades_dydx_on_the_fakes(tmp_path, monkeypatch):
-    from core.bot import TradingBot
-    from core.config import BotConfig
-    from core.model import OrderParams, OrderType, Side
-    from core.plugins import PluginManager
-    from exchanges.dydx.secrets import Secret, key_pair_from
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.config import BotConfig
+    from perpbot.core.model import OrderParams, OrderType, Side
+    from perpbot.core.plugins import PluginManager
+    from perpbot.exchanges.dydx.secrets import Secret, key_pair_from
     from tests.fakes import FakeDydx
 
     monkeypatch.setenv("DYDX_MNEMONIC", MNEMONIC)

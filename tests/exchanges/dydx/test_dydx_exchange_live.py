@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import LiveClock
-from core.errors import InvalidOrder, TemporaryExchangeError
-from core.exchange import ExchangeContext
-from core.model import (
+from perpbot.core.clock import LiveClock
+from perpbot.core.errors import InvalidOrder, TemporaryExchangeError
+from perpbot.core.exchange import ExchangeContext
+from perpbot.core.model import (
     Fill,
     FundingPayment,
     Liquidity,
@@ -25,8 +25,8 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.state import MarketState
-from exchanges.dydx.parser import V4_BLOCK_HEIGHT, V4_SUBACCOUNTS
+from perpbot.core.state import MarketState
+from perpbot.exchanges.dydx.parser import V4_BLOCK_HEIGHT, V4_SUBACCOUNTS
 from tests.exchanges.dydx.conftest import FAST, Ctx, wait_until
 
 D = Decimal
@@ -45,8 +45,8 @@ class Harness:
         self.states: dict = {}
 
     async def start(self, exchange_only=False):
-        from exchanges.dydx.exchange import DydxExchange
-        from exchanges.dydx.feed import DydxFeed
+        from perpbot.exchanges.dydx.exchange import DydxExchange
+        from perpbot.exchanges.dydx.feed import DydxFeed
 
         self.feed = DydxFeed(self.cfg, Ctx(LiveClock(), self.tickers, self.state_dir))
         await self.feed.start()  # loads the markets without blocking the loop the fakes run on
@@ -190,7 +190,7 @@ async def test_invalid_orders_are_refused_before_anything_is_sent(h, fakes):
         await h.ex.place_order(market(31, size="0.00001"))
     with pytest.raises(InvalidOrder, match="unknown dYdX market"):
         await h.ex.place_order(market(32, ticker="NOPE-USD"))
-    from core.model import MarginMode
+    from perpbot.core.model import MarginMode
 
     with pytest.raises(InvalidOrder, match="ISOLATED margin is not supported"):
         await h.ex.place_order(market(33, margin_mode=MarginMode.ISOLATED))

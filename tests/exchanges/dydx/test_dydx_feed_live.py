@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from core.book import OrderBook
-from core.errors import ExchangeError, TemporaryExchangeError
-from core.model import BookDelta, BookSnapshot, FeedStatus, FundingRate, MarketInfo, OraclePrice, Trade
-from exchanges.dydx.parser import LIVE, V4_MARKETS, V4_ORDERBOOK, V4_TRADES
+from perpbot.core.book import OrderBook
+from perpbot.core.errors import ExchangeError, TemporaryExchangeError
+from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, FundingRate, MarketInfo, OraclePrice, Trade
+from perpbot.exchanges.dydx.parser import LIVE, V4_MARKETS, V4_ORDERBOOK, V4_TRADES
 from tests.exchanges.dydx.conftest import FAST, wait_until
 
 D = Decimal
@@ -259,8 +259,8 @@ async def test_disconnect_storm_ends_with_one_connection_everything_restored(ind
 
 
 def rest_for(ix, **over):
-    from exchanges.dydx.config import DydxSettings
-    from exchanges.dydx.rest import IndexerRest
+    from perpbot.exchanges.dydx.config import DydxSettings
+    from perpbot.exchanges.dydx.rest import IndexerRest
 
     cfg = {"network": "custom", "indexer_rest": ix.rest_url, "indexer_ws": ix.ws_url, **FAST, **over}
     return IndexerRest(DydxSettings.from_config(cfg))
@@ -326,8 +326,8 @@ async def test_server_pings_are_answered_and_the_connection_stays_up(make_feed):
 
 
 async def test_a_consumer_that_falls_behind_gets_every_book_rebuilt(indexer, tmp_path):
-    from core.clock import LiveClock
-    from exchanges.dydx.feed import DydxFeed
+    from perpbot.core.clock import LiveClock
+    from perpbot.exchanges.dydx.feed import DydxFeed
     from tests.exchanges.dydx.conftest import Collector, Ctx, feed_config
 
     feed = DydxFeed(feed_config(indexer, max_queue=10), Ctx(LiveClock(), TICKERS, tmp_path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from exchanges.dydx.limits import CircuitBreaker, SlidingWindowLimiter, TokenBucket, backoff_delay
+from perpbot.exchanges.dydx.limits import CircuitBreaker, SlidingWindowLimiter, TokenBucket, backoff_delay
 
 
 class FakeTime:

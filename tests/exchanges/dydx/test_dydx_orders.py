@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import InvalidOrder
-from core.model import OrderRequest, OrderType, Side, TimeInForce
-from exchanges.dydx.orders import (
+from perpbot.core.errors import InvalidOrder
+from perpbot.core.model import OrderRequest, OrderType, Side, TimeInForce
+from perpbot.exchanges.dydx.orders import (
     CONDITIONAL,
     LONG_TERM,
     SHORT_TERM,
@@ -130,7 +130,7 @@ def test_client_rounds_sells_down_we_round_them_up(real_markets, market_of):
     side=st.sampled_from([Side.BUY, Side.SELL]),
 )
 def test_conversion_properties(ticker, size, price, side):
-    from core.model import Market
+    from perpbot.core.model import Market
 
     m = Market.from_indexer(_MARKETS[ticker])
     try:
@@ -145,7 +145,7 @@ def test_conversion_properties(ticker, size, price, side):
     except InvalidOrder:
         assert side is Side.BUY and price < m.tick_size
         return
-    from exchanges.dydx.orders import subticks_to_price
+    from perpbot.exchanges.dydx.orders import subticks_to_price
 
     px = subticks_to_price(m, s)
     assert s % m.subticks_per_tick == 0

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.book import OrderBook
-from core.model import (
+from perpbot.core.book import OrderBook
+from perpbot.core.model import (
     Bar,
     BookDelta,
     BookSnapshot,
@@ -20,8 +20,8 @@ from core.model import (
     Side,
     Trade,
 )
-from core.state import MarketState
-from exchanges.dydx.parser import LIVE, REFRESH, RESYNC, STALE, DydxParser, parse_iso_ns
+from perpbot.core.state import MarketState
+from perpbot.exchanges.dydx.parser import LIVE, REFRESH, RESYNC, STALE, DydxParser, parse_iso_ns
 from tests.exchanges.dydx.conftest import load_shared, shared
 
 D = Decimal
@@ -194,7 +194,7 @@ def test_periodic_refresh_stays_healthy_and_failed_rest_keeps_crossed_unhealthy(
 
 
 def test_market_state_never_decides_on_a_stale_book(market_of):
-    """Events through core.state.MarketState: stale or crossed -> stale_reason says why."""
+    """Events through perpbot.core.state.MarketState: stale or crossed -> stale_reason says why."""
     st = MarketState(market_of("BTC-USD"))
     p = DydxParser(["BTC-USD"])
     for e in p.start_events(1):

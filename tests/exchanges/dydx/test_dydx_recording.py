@@ -13,11 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core.book import OrderBook
-from core.errors import DataError
-from core.model import BookDelta, BookSnapshot, FeedStatus, Trade
-from exchanges.dydx.parser import LIVE
-from exchanges.dydx.recording import Recorder, RecordingReader, is_dydx_recording, iter_recording, recording_parts
+from perpbot.core.book import OrderBook
+from perpbot.core.errors import DataError
+from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, Trade
+from perpbot.exchanges.dydx.parser import LIVE
+from perpbot.exchanges.dydx.recording import Recorder, RecordingReader, is_dydx_recording, iter_recording, recording_parts
 from tests.exchanges.dydx.conftest import wait_until
 
 D = Decimal
@@ -154,7 +154,7 @@ def test_replay_feed_sniffs_and_plays_a_recording(tmp_path):
     rec.write_raw(b'{"type":"channel_data","channel":"v4_orderbook","id":"BTC-USD","message_id":2,'
                   b'"contents":{"asks":[["101","0"],["102","3"]]}}', 20)
     rec.close()
-    from exchanges.replay import dydx as dydx_fmt
+    from perpbot.exchanges.replay import dydx as dydx_fmt
 
     head = gzip.open(path).read(200)
     assert dydx_fmt.looks_like(head)
@@ -170,7 +170,7 @@ def test_record_command_against_the_fake(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from exchanges.dydx.cli import register
+    from perpbot.exchanges.dydx.cli import register
     from tests.fakes import FakeIndexer
 
     app = typer.Typer()

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from loguru import logger
 
-from core.errors import ConfigError, LiveTradingNotConfirmed, SecretError
-from exchanges.dydx.config import MAINNET_CHAIN_ID, TESTNET_CHAIN_ID, DydxSettings
-from exchanges.dydx.secrets import Secret, key_pair_from, load_mnemonic
+from perpbot.core.errors import ConfigError, LiveTradingNotConfirmed, SecretError
+from perpbot.exchanges.dydx.config import MAINNET_CHAIN_ID, TESTNET_CHAIN_ID, DydxSettings
+from perpbot.exchanges.dydx.secrets import Secret, key_pair_from, load_mnemonic
 
 # The public BIP-39 test vector (all-zero entropy): NOT a real key.
 MNEMONIC = " ".join(["abandon"] * 11 + ["about"])
@@ -170,9 +170,9 @@ def test_key_derivation_matches_the_client():
 
 
 async def test_mainnet_trading_requires_live(tmp_path, monkeypatch):
-    from core.exchange import ExchangeContext
-    from core.clock import LiveClock
-    from exchanges.dydx.exchange import DydxExchange
+    from perpbot.core.exchange import ExchangeContext
+    from perpbot.core.clock import LiveClock
+    from perpbot.exchanges.dydx.exchange import DydxExchange
 
     monkeypatch.setenv("DYDX_MNEMONIC", MNEMONIC2)
     ex = DydxExchange({"network": "mainnet"}, ExchangeContext(LiveClock(), {}, state_dir=tmp_path))
@@ -190,10 +190,10 @@ async def test_mnemonic_never_reaches_logs_reprs_or_errors(fakes, tmp_path, monk
     """Connect for real (key derivation, signing), fail on purpose, and search every output."""
     import logging
 
-    from core.clock import LiveClock
-    from core.exchange import ExchangeContext
-    from core.model import OrderRequest, OrderType, Side
-    from exchanges.dydx.exchange import DydxExchange
+    from perpbot.core.clock import LiveClock
+    from perpbot.core.exchange import ExchangeContext
+    from perpbot.core.model import OrderRequest, OrderType, Side
+    from perpbot.exchanges.dydx.exchange import DydxExchange
 
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", backtrace=True, diagnose=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from core.clock import SimulatedClock
-from core.exchange import ExchangeContext
-from core.model import (
+from perpbot.core.clock import SimulatedClock
+from perpbot.core.exchange import ExchangeContext
+from perpbot.core.model import (
     Bar,
     BookDelta,
     BookSnapshot,
@@ -23,8 +23,8 @@ from core.model import (
     Side,
     Trade,
 )
-from core.state import MarketState
-from exchanges.paper import PaperExchange
+from perpbot.core.state import MarketState
+from perpbot.exchanges.paper import PaperExchange
 
 D = Decimal
 T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14 22:13:20 UTC

@@ -7,8 +7,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import pytest
 
-from core.errors import ConfigError
-from core.margin import (
+from perpbot.core.errors import ConfigError
+from perpbot.core.margin import (
     PositionRisk,
     account_risk,
     bankruptcy_quote,
@@ -17,9 +17,9 @@ from core.margin import (
     liquidation_fill_price,
     liquidation_price,
 )
-from core.model import Fill, Liquidation, Liquidity, MarginMode, OrderStatus, OrderType, Side
-from exchanges.paper.config import DYDX_STANDARD_TIERS, PaperConfig
-from exchanges.paper.fees import FeeSchedule, fee_amount
+from perpbot.core.model import Fill, Liquidation, Liquidity, MarginMode, OrderStatus, OrderType, Side
+from perpbot.exchanges.paper.config import DYDX_STANDARD_TIERS, PaperConfig
+from perpbot.exchanges.paper.fees import FeeSchedule, fee_amount
 
 from paper_harness import D, T0, Harness, make_market
 

@@ -2,9 +2,9 @@
 
 from decimal import Decimal as D
 
-from core.model import Bar, FundingRate, OrderRequest, OrderType, Side
-from core.state import MarketState
-from core.testing import market
+from perpbot.core.model import Bar, FundingRate, OrderRequest, OrderType, Side
+from perpbot.core.state import MarketState
+from perpbot.core.testing import market
 
 HOUR = 3600 * 10**9
 T0 = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR
@@ -26,8 +26,8 @@ class Ctx:
 
 
 async def test_each_hour_is_paid_with_its_own_settled_rate():
-    from core.clock import SimulatedClock
-    from exchanges.paper import PaperExchange
+    from perpbot.core.clock import SimulatedClock
+    from perpbot.exchanges.paper import PaperExchange
 
     clock = SimulatedClock(T0)
     st = MarketState(market("BTC-USD"))

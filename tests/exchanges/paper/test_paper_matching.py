@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.model import Fill, Liquidity, OrderStatus, OrderType, Side, TimeInForce
-from exchanges.paper import PaperExchange
+from perpbot.core.model import Fill, Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from perpbot.exchanges.paper import PaperExchange
 
 from paper_harness import D, Harness
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def test_registered_as_paper_through_the_hook():
-    from core.plugins import PluginManager
+    from perpbot.core.plugins import PluginManager
 
     pm = PluginManager(load_entry_points=False)
     assert pm.registry.exchanges["paper"] is PaperExchange

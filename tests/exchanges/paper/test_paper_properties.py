@@ -8,8 +8,8 @@ from decimal import ROUND_CEILING, Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.margin import account_risk
-from core.model import Fill, OrderType, Side
+from perpbot.core.margin import account_risk
+from perpbot.core.model import Fill, OrderType, Side
 
 from paper_harness import D, Harness
 
@@ -77,7 +77,7 @@ def test_fills_never_leave_the_account_below_initial_margin(steps, collateral):
     eq = ex.balance().equity
     marks = {"BTC-USD": ex._mark("BTC-USD")}
     assert pf.equity(marks) - eq <= D("0.000001") * 2  # chain truncation of the position value
-    # (core.portfolio keeps a 28-digit average entry price, so this identity holds to ~1e-25)
+    # (perpbot.core.portfolio keeps a 28-digit average entry price, so this identity holds to ~1e-25)
     ident = pf.starting_collateral + pf.realized_pnl + pf.unrealized_pnl(marks) - pf.fees_paid + pf.funding_net - pf.liquidation_fees
     assert abs(ident - pf.equity(marks)) < D("1e-18")
     assert checked or not hh.fills()

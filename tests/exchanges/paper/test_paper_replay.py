@@ -3,7 +3,7 @@
 - Binance USD-M BTCUSDT L2 (2024-08-08 23:54-24:00 UTC, MIT, nkaz001/hftbacktest): a
   leveraged long opened near the 6 minutes' high is liquidated when the real mid falls
   through its liquidation price; the fill price and the insurance-fund fee are
-  recomputed independently with core.margin.
+  recomputed independently with perpbot.core.margin.
 - Binance spot BTC/ETH 5-minute bars (2024-02-01..03-08, Apache-2.0, oceanprotocol/pdr-backend)
   with Binance's real 8-hour funding rates (MIT, derived from PietroC21/Crypto-PerpetualFutures,
   UTC; per hour = rate / 8): funding is paid at every hour boundary with an open position
@@ -23,18 +23,18 @@ from types import SimpleNamespace
 import attrs
 import pytest
 
-from core.margin import (
+from perpbot.core.margin import (
     PositionRisk,
     account_risk,
     bankruptcy_quote,
     liquidation_fee,
     liquidation_fill_price,
 )
-from core.model import Bar, Fill, FundingRate, Liquidation, OrderType, Side
+from perpbot.core.model import Bar, Fill, FundingRate, Liquidation, OrderType, Side
 
 from paper_harness import D, Harness
 
-replay = pytest.importorskip("exchanges.replay.feed", reason="the replay feed package is not installed")
+replay = pytest.importorskip("perpbot.exchanges.replay.feed", reason="the replay feed package is not installed")
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
 REPO_SAMPLES = Path(__file__).resolve().parents[3] / "examples" / "data"
@@ -199,7 +199,7 @@ def test_funding_accrues_hourly_over_weeks_of_bars_with_real_rates():
         assert [p.ts_ns for p in pays] == hours
         for hour, p in zip(hours, pays):
             r = rate_at(t, hour)
-            exact = -size * closes[t][hour] * r  # core.margin.funding_payment, by hand
+            exact = -size * closes[t][hour] * r  # perpbot.core.margin.funding_payment, by hand
             assert p.rate_1h == r and p.oracle_price == closes[t][hour] and p.size == size
             floor = exact.quantize(q, rounding=ROUND_FLOOR)
             assert p.amount in (floor, floor + q)

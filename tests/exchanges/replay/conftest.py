@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from core.book import OrderBook
-from core.model import BookDelta, BookSnapshot, Trade
-from exchanges.replay.feed import ReplayFeed
-from exchanges.replay.lineio import LineFile
-from exchanges.replay.samples import binance_l2_files
+from perpbot.core.book import OrderBook
+from perpbot.core.model import BookDelta, BookSnapshot, Trade
+from perpbot.exchanges.replay.feed import ReplayFeed
+from perpbot.exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.samples import binance_l2_files
 
 
 def venue_bbo_by_update_id(path):

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.errors import DataError
-from core.model import Bar, FundingRate, MarketInfo
-from exchanges.replay.bars import BarFile
-from exchanges.replay.feed import ReplayFeed
-from exchanges.replay.funding import FundingFile
-from exchanges.replay.samples import bars_file, funding_file
+from perpbot.core.errors import DataError
+from perpbot.core.model import Bar, FundingRate, MarketInfo
+from perpbot.exchanges.replay.bars import BarFile
+from perpbot.exchanges.replay.feed import ReplayFeed
+from perpbot.exchanges.replay.funding import FundingFile
+from perpbot.exchanges.replay.samples import bars_file, funding_file
 
 FEB1 = 1_706_745_600_000_000_000  # 2024-02-01T00:00:00Z in ns
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core.book import OrderBook
-from core.errors import DataError
-from core.model import BookDelta, BookSnapshot, FeedStatus, Quote, Side, Trade
-from exchanges.replay.binance import BinanceRecording
-from exchanges.replay.samples import binance_l2_files
+from perpbot.core.book import OrderBook
+from perpbot.core.errors import DataError
+from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, Quote, Side, Trade
+from perpbot.exchanges.replay.binance import BinanceRecording
+from perpbot.exchanges.replay.samples import binance_l2_files
 
 SNAPSHOT_LINE = 55
 COINM = Path(__file__).resolve().parents[4] / "shared" / "data" / "tick_l2" / "hftbacktest_binance" / "binance_coinm"

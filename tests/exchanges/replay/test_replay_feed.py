@@ -12,13 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.errors import ConfigError, DataError
-from core.model import BookDelta, FeedStatus, MarketInfo, Quote, Trade
-from core.plugins import PluginManager
-from exchanges.replay import samples
-from exchanges.replay.feed import ReplayFeed, merge_sorted, sniff
-from exchanges.replay.markets import load_markets
-from exchanges.replay.symbols import SymbolMapper, normalize_ticker
+from perpbot.core.errors import ConfigError, DataError
+from perpbot.core.model import BookDelta, FeedStatus, MarketInfo, Quote, Trade
+from perpbot.core.plugins import PluginManager
+from perpbot.exchanges.replay import samples
+from perpbot.exchanges.replay.feed import ReplayFeed, merge_sorted, sniff
+from perpbot.exchanges.replay.markets import load_markets
+from perpbot.exchanges.replay.symbols import SymbolMapper, normalize_ticker
 
 
 def ctx(*tickers):
@@ -49,10 +49,10 @@ async def collect(feed):
 
 
 def test_registered_through_the_plugin_hook():
-    pm = PluginManager(load_entry_points=False, default_plugins=("exchanges.replay",))
+    pm = PluginManager(load_entry_points=False, default_plugins=("perpbot.exchanges.replay",))
     cls = pm.registry.get("feeds", "replay")
     assert cls is ReplayFeed and cls.replay is True
-    row = next(r for r in pm.listing() if r["name"] == "exchanges.replay")
+    row = next(r for r in pm.listing() if r["name"] == "perpbot.exchanges.replay")
     assert "feed:replay" in row["registers"]
 
 
@@ -170,7 +170,7 @@ async def test_qualified_tickers_mirror_or_use_their_venue_files(small_pair):
 
 
 async def test_speed_paces_at_a_multiple_of_real_time(small_pair, monkeypatch):
-    from exchanges.replay import feed as feed_mod
+    from perpbot.exchanges.replay import feed as feed_mod
 
     now = [1000.0]
     delays = []
@@ -244,9 +244,9 @@ def dydx_recording(tmp_path: Path) -> Path:
 def test_dydx_recording_without_the_reader_module(tmp_path, monkeypatch):
     p = dydx_recording(tmp_path)
     assert sniff(p) == "dydx"
-    monkeypatch.setitem(sys.modules, "exchanges.dydx.recording", None)  # as if the dYdX plugin were absent
+    monkeypatch.setitem(sys.modules, "perpbot.exchanges.dydx.recording", None)  # as if the dYdX plugin were absent
     feed = ReplayFeed({"files": [str(p)]}, ctx("BTC-USD"))
-    with pytest.raises(ConfigError, match=rf"{p}: is a dYdX indexer recording, but .*exchanges.dydx.recording"):
+    with pytest.raises(ConfigError, match=rf"{p}: is a dYdX indexer recording, but .*perpbot.exchanges.dydx.recording"):
         list(feed.iter_batches())
 
 
@@ -262,9 +262,9 @@ async def test_dydx_recording_is_delegated_to_the_plugins_reader(tmp_path, monke
             yield [Quote("BTC-USD", 5, Decimal(1), Decimal(1), Decimal(2), Decimal(1))]
             yield [FeedStatus("BTC-USD", 7, True, "")]
 
-    fake = types.ModuleType("exchanges.dydx.recording")
+    fake = types.ModuleType("perpbot.exchanges.dydx.recording")
     fake.RecordingReader = RecordingReader
-    monkeypatch.setitem(sys.modules, "exchanges.dydx.recording", fake)
+    monkeypatch.setitem(sys.modules, "perpbot.exchanges.dydx.recording", fake)
     feed = ReplayFeed({"files": [str(p)]}, ctx("BTC-USD"))
     batches = await collect(feed)
     assert calls == {"path": p, "tickers": ["BTC-USD"], "markets": ["BTC-USD"]}
@@ -276,7 +276,7 @@ DYDX_WS = Path(__file__).resolve().parents[4] / "shared" / "data" / "dydx_v4" / 
 
 @pytest.mark.skipif(not DYDX_WS.is_dir(), reason="real dYdX indexer payloads not available (../shared/data absent)")
 async def test_real_dydx_recording_replays_through_the_dydx_plugin(tmp_path):
-    recording = pytest.importorskip("exchanges.dydx.recording")
+    recording = pytest.importorskip("perpbot.exchanges.dydx.recording")
     import json
 
     path = tmp_path / "rec.jsonl.gz"

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from core.model import FeedStatus, Side
+from perpbot.core.model import FeedStatus, Side
 
 
 def test_counts_match_the_benchmark_definition(sample_run):

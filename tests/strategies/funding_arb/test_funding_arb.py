@@ -11,13 +11,13 @@ from decimal import Decimal as D
 import attrs
 import pytest
 
-from core.model import Bar, Fill, FundingPayment, FundingRate, Liquidity, Market, OrderInfo, OrderStatus, OrderType, Position, Side
-from core.params import parse_params
-from core.state import MarketData, MarketState
-from core.strategy import StrategyAction, StrategyContext
-from strategies.funding_arb import FundingArb
-from strategies.funding_arb.feed import MARKETS, SAMPLE_BTC_1H, SAMPLE_FUNDING, FundingReplayFeed
-from strategies.funding_arb.strategy import LegBook
+from perpbot.core.model import Bar, Fill, FundingPayment, FundingRate, Liquidity, Market, OrderInfo, OrderStatus, OrderType, Position, Side
+from perpbot.core.params import parse_params
+from perpbot.core.state import MarketData, MarketState
+from perpbot.core.strategy import StrategyAction, StrategyContext
+from perpbot.strategies.funding_arb import FundingArb
+from perpbot.strategies.funding_arb.feed import MARKETS, SAMPLE_BTC_1H, SAMPLE_FUNDING, FundingReplayFeed
+from perpbot.strategies.funding_arb.strategy import LegBook
 
 S = 10**9
 H = 3600 * S
@@ -125,7 +125,7 @@ async def test_market_execution_orders_are_ioc_and_exits_reduce_only():
 
 
 def test_both_legs_must_be_among_the_runs_tickers():
-    from core.errors import ConfigError
+    from perpbot.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="leg 'binance:BTC-USD' is not among the run's tickers"):
         FundingArb(parse_params(FundingArb.Params, {}, "s"), StrategyContext(tickers=(P,), clock=None, markets={}))
@@ -364,10 +364,10 @@ async def test_replay_on_real_funding_legs_stay_within_tolerance_and_funding_is_
 
 
 def test_funding_arb_through_the_bot_with_two_paper_venues(tmp_path, hourly_feed):
-    pytest.importorskip("exchanges.paper")
-    from core.bot import TradingBot
-    from core.plugins import PluginManager
-    from core.testing import bot_config
+    pytest.importorskip("perpbot.exchanges.paper")
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.plugins import PluginManager
+    from perpbot.core.testing import bot_config
 
     cfg = bot_config(
         exchange=("paper", "binance"),
@@ -380,7 +380,7 @@ def test_funding_arb_through_the_bot_with_two_paper_venues(tmp_path, hourly_feed
         decision_interval_s=D(3600),
         strategies={"funding_arb": {"notional_usd": "5000"}},
     )
-    pm = PluginManager(load_entry_points=False, default_plugins=("exchanges.paper", "strategies.funding_arb", "plugins.sizers", "plugins.risk"))
+    pm = PluginManager(load_entry_points=False, default_plugins=("perpbot.exchanges.paper", "perpbot.strategies.funding_arb", "perpbot.plugins.sizers", "perpbot.plugins.risk"))
     bot = TradingBot(cfg, pm)
     asyncio.run(bot.run())
     s = bot.strategy

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError, DataError
-from core.model import Bar, FundingRate, OraclePrice
-from core.plugins import PluginManager
-from strategies.funding_arb.feed import SAMPLE_BTC_1H, SAMPLE_FUNDING, FundingReplayFeed
+from perpbot.core.errors import ConfigError, DataError
+from perpbot.core.model import Bar, FundingRate, OraclePrice
+from perpbot.core.plugins import PluginManager
+from perpbot.strategies.funding_arb.feed import SAMPLE_BTC_1H, SAMPLE_FUNDING, FundingReplayFeed
 
 S = 10**9
 REPO = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ def load(tickers=("BTC-USD", "binance:BTC-USD"), **cfg):
 
 
 def test_registered_as_a_feed_plugin():
-    pm = PluginManager(load_entry_points=False, default_plugins=("strategies.funding_arb",))
+    pm = PluginManager(load_entry_points=False, default_plugins=("perpbot.strategies.funding_arb",))
     assert pm.registry.feeds["funding_replay"] is FundingReplayFeed
     assert "funding_arb" in pm.registry.strategies
     assert FundingReplayFeed.replay is True

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from core.hookspecs import hookimpl
-from core.model import Bar, Fill, Liquidity, OrderInfo, OrderStatus, OrderType, OrderUpdate, Position, Side
-from core.params import parse_params
-from core.state import MarketData, MarketState
-from core.strategy import StrategyContext
-from core.testing import market as real_market
-from strategies.grid import GridStrategy, Spacing, grid_levels
-from strategies.grid.levels import nearest_level
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import Bar, Fill, Liquidity, OrderInfo, OrderStatus, OrderType, OrderUpdate, Position, Side
+from perpbot.core.params import parse_params
+from perpbot.core.state import MarketData, MarketState
+from perpbot.core.strategy import StrategyContext
+from perpbot.core.testing import market as real_market
+from perpbot.strategies.grid import GridStrategy, Spacing, grid_levels
+from perpbot.strategies.grid.levels import nearest_level
 
 S = 10**9
 REPO = Path(__file__).resolve().parents[3]
@@ -187,7 +187,7 @@ def test_seed_wait_time_depends_on_order_density():
     assert g.wait_time_over(now + 11 * S)
 
     def with_closes(n):
-        from strategies.grid.strategy import CloseOrder
+        from perpbot.strategies.grid.strategy import CloseOrder
 
         g.closes = {i: CloseOrder(D(1), D(1), D(1), D(0), 0, 0, cid=i) for i in range(n)}
 
@@ -204,7 +204,7 @@ def test_seed_wait_time_depends_on_order_density():
 
 
 def test_seed_grid_step_condition_long_and_short():
-    from strategies.grid.strategy import CloseOrder
+    from perpbot.strategies.grid.strategy import CloseOrder
 
     g = make(take_profit_pct="0.1", grid_step_pct="0.06")
     g.closes = {1: CloseOrder(D("50100"), D("0.01"), D("50050"), D(0), 0, 0, cid=1)}
@@ -231,7 +231,7 @@ def test_levels_arithmetic_and_geometric():
 
 
 def test_range_params_are_validated():
-    from core.errors import ConfigError
+    from perpbot.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="lower_price"):
         parse_params(GridStrategy.Params, {"mode": "range"}, "strategy grid")
@@ -379,7 +379,7 @@ async def test_range_restart_adopts_live_level_orders(with_state):
 
 def test_state_is_json_and_roundtrips():
     g = make()
-    from strategies.grid.strategy import CloseOrder
+    from perpbot.strategies.grid.strategy import CloseOrder
 
     g.closes = {7: CloseOrder(D("50100"), D("0.01"), D("50000"), D("0.05"), 5, 1, cid=7, filled=D("0.004"))}
     g.uncovered = [(D("0.002"), D("49900"), D("0.01"))]
@@ -396,10 +396,10 @@ def test_state_is_json_and_roundtrips():
 
 
 def test_grid_through_the_bot_and_paper_exchange_on_real_bars(tmp_path):
-    pytest.importorskip("exchanges.paper")
-    from core.bot import TradingBot
-    from core.plugins import PluginManager
-    from core.testing import ListFeed, bot_config
+    pytest.importorskip("perpbot.exchanges.paper")
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.plugins import PluginManager
+    from perpbot.core.testing import ListFeed, bot_config
 
     seen = []
 
@@ -426,7 +426,7 @@ def test_grid_through_the_bot_and_paper_exchange_on_real_bars(tmp_path):
         decision_interval_s=300,
     )
     pm = PluginManager(load_entry_points=False, extra_plugins=(Obs(),),
-                       default_plugins=("exchanges.paper", "strategies.grid", "plugins.sizers", "plugins.risk"))
+                       default_plugins=("perpbot.exchanges.paper", "perpbot.strategies.grid", "perpbot.plugins.sizers", "perpbot.plugins.risk"))
     bot = TradingBot(cfg, pm)
     asyncio.run(bot.run())
     g = bot.strategy

@@ -7,7 +7,7 @@ without running the bot.
 - ``Scene``: a small world of markets with scores, marks, bars, positions and
   open orders; ``scene.market_data(ts_ns)`` builds the view for one cycle.
 - ``scores(...)``, ``long_scores(level)``, ``short_scores(level)``: hand-set
-  :class:`~core.signals.Scores` (warm; 50 unless given).
+  :class:`~perpbot.core.signals.Scores` (warm; 50 unless given).
 - ``make_sniper(**params)``: a Sniper with parsed, validated params and a
   context like the bot's.
 - ``decide(strategy, md)``: run ``should_execute``/``execute_strategy`` once.
@@ -27,12 +27,12 @@ import pytest
 
 from loguru import logger
 
-from core.model import Bar, BookSnapshot, Fill, Liquidity, Market, OrderInfo, OrderStatus, OrderType, Position, Side
-from core.params import parse_params
-from core.signals import Scores
-from core.state import MarketData, MarketState
-from core.strategy import StrategyContext
-from core.testing import REAL_MARKET_PARAMS, market
+from perpbot.core.model import Bar, BookSnapshot, Fill, Liquidity, Market, OrderInfo, OrderStatus, OrderType, Position, Side
+from perpbot.core.params import parse_params
+from perpbot.core.signals import Scores
+from perpbot.core.state import MarketData, MarketState
+from perpbot.core.strategy import StrategyContext
+from perpbot.core.testing import REAL_MARKET_PARAMS, market
 
 D = Decimal
 NS = 1_000_000_000
@@ -133,7 +133,7 @@ def decide(strategy, md):
 
 def make_sniper(**params):
     """A Sniper with parsed, validated params (``warmup_s`` 0 unless given) and a bot-like context."""
-    from strategies.sniper import Sniper, SniperParams
+    from perpbot.strategies.sniper import Sniper, SniperParams
 
     p = parse_params(SniperParams, {"warmup_s": "0", **params}, "strategy sniper")
     ctx = StrategyContext(tickers=(), clock=None, markets={}, logger=logger.bind(strategy="sniper"))
@@ -169,7 +169,7 @@ def sample_files() -> list[Path]:
 def binance_sample_events() -> Iterator:
     """Every event of the embedded Binance sample, both markets merged on the receive clock.
 
-    Parsed with ``exchanges.replay`` (the project's replay parser); skips the test
+    Parsed with ``perpbot.exchanges.replay`` (the project's replay parser); skips the test
     when the sample is absent.
     """
     import heapq
@@ -177,7 +177,7 @@ def binance_sample_events() -> Iterator:
     files = sample_files()
     if not files:
         pytest.skip("the Binance USD-M L2 sample (examples/data/binance_usdm) is not present")
-    from exchanges.replay.binance import BinanceRecording
+    from perpbot.exchanges.replay.binance import BinanceRecording
 
     def per_file(f):
         for _, batch in BinanceRecording(f, SAMPLE_TICKERS.get).events():

@@ -1,4 +1,4 @@
-"""strategies.sniper.correlation: Pearson on bar log returns, matched by bar close time."""
+"""perpbot.strategies.sniper.correlation: Pearson on bar log returns, matched by bar close time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sniper_testkit import Scene
-from strategies.sniper.correlation import bar_return_correlation, pearson
+from perpbot.strategies.sniper.correlation import bar_return_correlation, pearson
 
 R = [0.001, -0.002, 0.0015, 0.003, -0.001, -0.0025, 0.002, 0.0005, -0.0015, 0.001]
 

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from core.model import Balance, Fill, Liquidity, Position, Side, TimeInForce
-from core.signals import SignalEngine
-from core.state import MarketData, MarketState
-from core.testing import market
+from perpbot.core.model import Balance, Fill, Liquidity, Position, Side, TimeInForce
+from perpbot.core.signals import SignalEngine
+from perpbot.core.state import MarketData, MarketState
+from perpbot.core.testing import market
 from sniper_testkit import NS, binance_sample_events, make_sniper
 
 D = Decimal
@@ -114,12 +114,12 @@ def test_sniper_respects_a_single_slot_and_long_only_on_the_sample():
 
 
 def test_sniper_through_the_bot_and_paper_exchange(tmp_path):
-    from core.plugins import PluginManager
+    from perpbot.core.plugins import PluginManager
 
     pm = PluginManager(load_entry_points=False)
     if "paper" not in pm.registry.exchanges or "replay" not in pm.registry.feeds:
         pytest.skip("the paper exchange or the replay feed plugin is not in this build yet")
-    from core.testing import bot_config, run_bot_async
+    from perpbot.core.testing import bot_config, run_bot_async
 
     config = bot_config(
         exchange=("paper",), strategy="sniper", tickers=("BTC-USD", "ETH-USD"), feed="replay",

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import ConfigError
-from core.model import OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
-from core.params import parse_params
-from core.plugins import PluginManager
+from perpbot.core.errors import ConfigError
+from perpbot.core.model import OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from perpbot.core.params import parse_params
+from perpbot.core.plugins import PluginManager
 from sniper_testkit import NS, T0, decide, fill_for, long_scores, open_order, scores, short_scores
 
 D = Decimal
@@ -27,15 +27,15 @@ def orders_of(result):
 
 
 def test_registered_through_the_plugin_hook():
-    from strategies.sniper import Sniper
+    from perpbot.strategies.sniper import Sniper
 
-    pm = PluginManager(load_entry_points=False, default_plugins=("strategies.sniper",))
+    pm = PluginManager(load_entry_points=False, default_plugins=("perpbot.strategies.sniper",))
     assert pm.registry.strategies["sniper"] is Sniper
-    assert pm.registry.owners[("strategies", "sniper")] == "strategies.sniper"
+    assert pm.registry.owners[("strategies", "sniper")] == "perpbot.strategies.sniper"
 
 
 def test_every_parameter_has_a_default_and_help():
-    from strategies.sniper import Sniper
+    from perpbot.strategies.sniper import Sniper
 
     described = Sniper.describe_parameters()
     assert Sniper.get_required_parameters() == []
@@ -62,7 +62,7 @@ def test_every_parameter_has_a_default_and_help():
     ],
 )
 def test_bad_parameters_fail_with_the_field_named(raw, field):
-    from strategies.sniper import SniperParams
+    from perpbot.strategies.sniper import SniperParams
 
     with pytest.raises(ConfigError, match=field):
         parse_params(SniperParams, raw, "strategy sniper")
@@ -318,7 +318,7 @@ def test_exits_come_before_entries_and_free_no_slot_until_filled(scene, make_sni
 
 
 def _entry_like(ticker, side):
-    from core.model import OrderParams
+    from perpbot.core.model import OrderParams
 
     return OrderParams(ticker, side, tag="sniper-entry")
 
@@ -409,7 +409,7 @@ def test_fills_feed_the_summary(scene, make_sniper):
 
 
 def test_exits_by_others_are_counted_as_outside(scene, make_sniper):
-    from core.model import OrderParams
+    from perpbot.core.model import OrderParams
 
     scene.add("BTC-USD", "60000", long_scores(70))
     s = make_sniper()

@@ -35,24 +35,23 @@ and in its ``pyproject.toml``::
     momentum = "my_strategy"
 
 ``runbot.py plugins`` then lists it and ``runbot.py --strategy momentum`` runs it.
-The pytest plugin ``core.testing`` (installed with perpbot) gives plugin tests
+The pytest plugin ``perpbot.core.testing`` (installed with perpbot) gives plugin tests
 the same fixtures the built-ins use (``run_replay``, ``sample_path``, ``make_market_data``).
 
-Hooks: see :mod:`core.hookspecs` (register_exchanges, register_strategies,
+Hooks: see :mod:`perpbot.core.hookspecs` (register_exchanges, register_strategies,
 register_risk_policies, register_position_sizers, register_feeds,
 register_commands, and the observer hooks).
 
-Packaging note: the framework's packages are installed as the top-level names
-``core``, ``plugins``, ``exchanges`` and ``strategies`` (the project's fixed
-layout). Those names are generic, so plugin code should import only from
-``perpbot``; :func:`core.plugins.check_installation` (run by the CLI) fails
-with a clear message if another distribution shadows one of them.
+Packaging: everything is installed under the one name ``perpbot``: this module (the public
+API), ``perpbot.core`` (the framework), ``perpbot.exchanges``, ``perpbot.strategies`` and
+``perpbot.plugins`` (the built-in plugins, which use the same hooks as third parties),
+and ``perpbot.cli`` (the ``runbot`` command). Plugin code imports only from ``perpbot``.
 """
 
-from core import __version__
-from core.book import OrderBook
-from core.clock import Clock, LiveClock, SimulatedClock
-from core.errors import (
+from perpbot.core import __version__
+from perpbot.core.book import OrderBook
+from perpbot.core.clock import Clock, LiveClock, SimulatedClock
+from perpbot.core.errors import (
     ConfigError,
     DataError,
     ExchangeError,
@@ -66,10 +65,10 @@ from core.errors import (
     StrategyError,
     TemporaryExchangeError,
 )
-from core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext
-from core.feed import BaseFeed
-from core.hookspecs import hookimpl
-from core.model import (
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext
+from perpbot.core.feed import BaseFeed
+from perpbot.core.hookspecs import hookimpl
+from perpbot.core.model import (
     Balance,
     Bar,
     BookDelta,
@@ -97,8 +96,8 @@ from core.model import (
     TimeInForce,
     Trade,
 )
-from core.params import NoParams, in_range, param, parse_params
-from core.policies import (
+from perpbot.core.params import NoParams, in_range, param, parse_params
+from perpbot.core.policies import (
     PositionSizer,
     RiskAction,
     RiskDecision,
@@ -107,7 +106,7 @@ from core.policies import (
     SizingResult,
     SizingView,
 )
-from core.state import MarketData, MarketState
-from core.strategy import BaseStrategy, StrategyAction, StrategyContext, StrategyResult
+from perpbot.core.state import MarketData, MarketState
+from perpbot.core.strategy import BaseStrategy, StrategyAction, StrategyContext, StrategyResult
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,366 @@
+"""runbot: the command line. Parse, build the config, call into core, map errors to exit codes.
+
+    python runbot.py --exchange paper --strategy sniper --ticker BTC,ETH
+    python runbot.py plugins
+    python runbot.py init perpbot.toml
+
+Every domain error is printed as one line (``error: ...``) with a non-zero exit
+code; ``--verbose`` adds the traceback. Plugins add subcommands (``record``,
+``report``) through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from perpbot.core.errors import ConfigError, PerpbotError
+
+app = typer.Typer(
+    add_completion=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    help="Automated trading of perpetual futures (dYdX v4 first). Paper trading is the default.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_STATE: dict = {"verbose": False}
+
+DYDX_INDEXER_HOST = ("indexer.dydx.trade", 443)
+
+
+def _fail(exc: BaseException, verbose: bool) -> None:
+    """Print one line for a domain error (traceback only with --verbose) and exit."""
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    code = getattr(exc, "exit_code", 1)
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code)
+
+
+def _online(timeout: float = 1.5) -> bool:
+    """True when dYdX's public indexer answers a TCP connect (for the auto feed)."""
+    if os.environ.get("PERPBOT_OFFLINE") or os.environ.get("CI"):
+        return False
+    try:
+        with socket.create_connection(DYDX_INDEXER_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _kv_pairs(items: list[str] | None, flag: str) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{flag}: expected key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise ConfigError(f"{flag}: empty key in {item!r}")
+        out[k] = v.strip()
+    return out
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def build_config(opts: dict):
+    """Merge the config file (if any) with CLI flags (flags win) into a BotConfig."""
+    from perpbot.core.config import BotConfig, load_config, normalize_ticker
+
+    cfg = load_config(opts["config"]) if opts.get("config") else BotConfig()
+    if opts.get("exchange"):
+        venues = []
+        for item in _split(opts["exchange"]):
+            venue, _, plugin = item.partition("=")  # "binance=paper": venue binance run by the paper plugin
+            venue = venue.strip().lower()
+            if not venue or (_ and not plugin.strip()):
+                raise ConfigError(f"--exchange: expected NAME or VENUE=PLUGIN, got {item!r}")
+            if plugin.strip():
+                cfg.venues[venue] = plugin.strip().lower()
+            venues.append(venue)
+        cfg.exchange = tuple(venues)
+    if opts.get("strategy"):
+        cfg.strategy = opts["strategy"].strip()
+    if opts.get("ticker"):
+        cfg.tickers = tuple(normalize_ticker(t) for t in _split(opts["ticker"]))
+    if opts.get("feed"):
+        cfg.feed = opts["feed"].strip()
+    if opts.get("state_dir"):
+        cfg.state_dir = Path(opts["state_dir"])
+    if opts.get("journal"):
+        cfg.journal_path = Path(opts["journal"])
+    if opts.get("no_journal"):
+        cfg.journal_enabled = False
+    for key in ("dashboard", "live", "fresh", "verbose"):
+        if opts.get(key):
+            setattr(cfg, key, True)
+    if opts.get("report") is not None:
+        cfg.report = opts["report"]
+    if opts.get("max_events"):
+        cfg.max_events = opts["max_events"]
+    if opts.get("decision_interval") is not None:
+        cfg.decision_interval_s = Decimal(str(opts["decision_interval"]))
+    if opts.get("sizer"):
+        cfg.sizer = opts["sizer"]
+    if opts.get("risk") is not None:
+        cfg.risk_policies = tuple(_split(opts["risk"]))
+    if opts.get("close_on_stop"):
+        cfg.close_on_stop = True
+    if opts.get("unknown_positions"):
+        from perpbot.core.config import UNKNOWN_POSITION_POLICIES
+
+        v = opts["unknown_positions"].strip().lower()
+        if v not in UNKNOWN_POSITION_POLICIES:
+            raise ConfigError(f"--unknown-positions: expected one of {', '.join(UNKNOWN_POSITION_POLICIES)}, got {opts['unknown_positions']!r}")
+        cfg.unknown_positions = v
+    if cfg.feed == "auto" or (cfg.feed == "replay" and not opts.get("feed") and not opts.get("config")):
+        cfg.feed = _auto_feed(cfg, opts)
+    feed_opts = cfg.feeds.setdefault(cfg.feed, {})
+    if opts.get("data"):
+        feed_opts["files"] = [p for item in opts["data"] for p in _split(item)]
+    if opts.get("speed") is not None:
+        feed_opts["speed"] = Decimal(str(opts["speed"]))
+    if opts.get("funding"):
+        feed_opts["funding_files"] = [p for item in opts["funding"] for p in _split(item)]
+    params = _kv_pairs(opts.get("param"), "--param")
+    if params:
+        cfg.strategies.setdefault(cfg.strategy, {}).update(params)
+    sizer_params = _kv_pairs(opts.get("sizer_param"), "--sizer-param")
+    if sizer_params:
+        cfg.sizers.setdefault(cfg.sizer, {}).update(sizer_params)
+    for item in opts.get("risk_param") or []:
+        if "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--risk-param: expected policy.key=value, got {item!r}")
+        (k, v), = _kv_pairs([item], "--risk-param").items()
+        policy, key = k.split(".", 1)
+        cfg.risk.setdefault(policy, {})[key] = v
+    if opts.get("collateral") is not None:
+        cfg.exchanges.setdefault("paper", {})["collateral"] = opts["collateral"]
+    dydx = {
+        "network": opts.get("network"),
+        "indexer_rest": opts.get("indexer_rest"),
+        "indexer_ws": opts.get("indexer_ws"),
+        "node": opts.get("node"),
+        "node_secure": opts.get("node_secure"),
+        "chain_id": opts.get("chain_id"),
+    }
+    dydx = {k: v for k, v in dydx.items() if v is not None and v != ""}
+    account = {"subaccount": opts.get("subaccount"), "address": opts.get("address"), "mnemonic_file": opts.get("mnemonic_file")}
+    account = {k: (str(v) if k == "mnemonic_file" else v) for k, v in account.items() if v is not None}
+    if account:
+        cfg.exchanges.setdefault("dydx", {}).update(account)
+    if dydx:
+        cfg.exchanges.setdefault("dydx", {}).update(dydx)
+        cfg.feeds.setdefault("dydx", {}).update(dydx)
+    if cfg.live:
+        cfg.exchanges.setdefault("dydx", {})["live"] = True
+    return cfg
+
+
+def _auto_feed(cfg, opts) -> str:
+    """The feed when none is named: dYdX live data when trading dYdX or when online, else the replay sample."""
+    from loguru import logger
+
+    if "dydx" in cfg.exchange:
+        return "dydx"
+    if opts.get("data"):
+        return "replay"
+    if _online():
+        logger.info("online: paper trading on dYdX's live public market data (use --feed replay for the embedded sample)")
+        return "dydx"
+    logger.info("offline: paper trading on the embedded real market-data sample (Binance USD-M BTC+ETH L2 recording)")
+    return "replay"
+
+
+_PM: list = []
+
+
+def _plugin_manager():
+    """The plugin manager, loaded once per process."""
+    from perpbot.core.plugins import PluginManager
+
+    if not _PM:
+        _PM.append(PluginManager())
+    return _PM[0]
+
+
+def run_bot(cfg) -> int:
+    """Build the bot, run it to the end, print the summary. Returns the exit code."""
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.logs import configure_logging
+
+    pm = _plugin_manager()
+    bot = TradingBot(cfg, pm)
+    configure_logging(
+        verbose=cfg.verbose,
+        log_dir=Path(cfg.state_dir) / "logs",
+        run_id=bot.run_id,
+        quiet_console=cfg.dashboard,
+    )
+    summary = asyncio.run(bot.run())
+    typer.echo(summary.render())
+    if bot.halted:
+        typer.echo(f"halted: {bot.halted}", err=True)
+        return 6
+    return 0
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    exchange: Annotated[Optional[str], typer.Option("--exchange", "-e", help="Venue(s), comma-separated; first is primary: paper, dydx; VENUE=PLUGIN names a venue run by a plugin (binance=paper).", envvar="PERPBOT_EXCHANGE")] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="Strategy plugin name: sniper, grid, funding_arb, ...")] = None,
+    ticker: Annotated[Optional[str], typer.Option("--ticker", "-t", help="Markets, comma-separated: BTC,ETH (= BTC-USD,ETH-USD).")] = None,
+    feed: Annotated[Optional[str], typer.Option(help="Market-data feed: replay (recorded files), dydx (live), auto.")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="Data file(s) for the replay feed (repeat or comma-separate).")] = None,
+    funding: Annotated[Optional[list[str]], typer.Option("--funding", help="Funding-rate file(s) to replay with bar data.")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="Replay pace: 0 = full speed, 1 = real time, 10 = 10x.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (flags override it).", envvar="PERPBOT_CONFIG")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable).")] = None,
+    sizer: Annotated[Optional[str], typer.Option(help="Position sizer plugin (default fixed_notional).")] = None,
+    sizer_param: Annotated[Optional[list[str]], typer.Option("--sizer-param", help="Sizer parameter key=value.")] = None,
+    risk: Annotated[Optional[str], typer.Option(help="Risk policies in order, comma-separated ('' for none).")] = None,
+    risk_param: Annotated[Optional[list[str]], typer.Option("--risk-param", help="Risk parameter policy.key=value.")] = None,
+    collateral: Annotated[Optional[str], typer.Option(help="Paper starting collateral, USD.")] = None,
+    journal: Annotated[Optional[Path], typer.Option(help="Journal file (SQLite); reused to resume.")] = None,
+    no_journal: Annotated[bool, typer.Option("--no-journal", help="Do not keep a journal.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing journal's state and start over.")] = False,
+    state_dir: Annotated[Optional[Path], typer.Option(help="Directory for journal, logs, reports (default .perpbot).")] = None,
+    dashboard: Annotated[bool, typer.Option("--dashboard", help="Live terminal dashboard.")] = False,
+    report: Annotated[Optional[bool], typer.Option("--report/--no-report", help="Write the HTML report at the end of a replay.")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Explicit opt-in to trade real money on dYdX mainnet.")] = False,
+    network: Annotated[Optional[str], typer.Option(help="dYdX network: mainnet, testnet, custom.")] = None,
+    indexer_rest: Annotated[Optional[str], typer.Option(help="dYdX indexer REST URL (custom network).")] = None,
+    indexer_ws: Annotated[Optional[str], typer.Option(help="dYdX indexer WebSocket URL (custom network).")] = None,
+    node: Annotated[Optional[str], typer.Option(help="dYdX node gRPC address host:port (custom network).")] = None,
+    node_secure: Annotated[Optional[bool], typer.Option("--node-secure/--no-node-secure", help="TLS to the node (default: on, off for a loopback custom node).")] = None,
+    chain_id: Annotated[Optional[str], typer.Option(help="dYdX chain id (custom network).")] = None,
+    subaccount: Annotated[Optional[int], typer.Option(help="dYdX subaccount number (default 0).", min=0)] = None,
+    address: Annotated[Optional[str], typer.Option(help="dYdX address dydx1... (default: derived from the mnemonic).")] = None,
+    mnemonic_file: Annotated[Optional[Path], typer.Option(help="File holding the wallet mnemonic; must be readable by its owner only (chmod 600).")] = None,
+    max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events.", min=1)] = None,
+    decision_interval: Annotated[Optional[float], typer.Option(help="Seconds between strategy decisions (clock time).")] = None,
+    unknown_positions: Annotated[Optional[str], typer.Option(help="Positions the journal does not know at start: adopt, flatten or refuse (default).")] = None,
+    close_on_stop: Annotated[bool, typer.Option("--close-on-stop", help="Close positions with reduce-only orders when stopping.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")] = False,
+):
+    """Run a strategy (the default command), or one of the subcommands below."""
+    _STATE["verbose"] = verbose
+    if ctx.invoked_subcommand is not None:
+        from perpbot.core.logs import configure_logging
+
+        configure_logging(verbose=verbose)
+        return
+    opts = dict(ctx.params)
+    try:
+        if opts.get("speed") is not None and opts["speed"] < 0:
+            raise ConfigError(f"--speed: must be >= 0, got {opts['speed']}")
+        from perpbot.core.logs import configure_logging
+
+        configure_logging(verbose=verbose)
+        cfg = build_config(opts)
+        code = run_bot(cfg)
+    except PerpbotError as exc:
+        _fail(exc, verbose)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130)
+    except OSError as exc:  # a file or network problem the code did not anticipate
+        exc.exit_code = 3
+        _fail(exc, verbose)
+    except Exception as exc:  # a bug: say so in one line; the traceback is in the log file and with --verbose
+        from loguru import logger
+
+        logger.opt(exception=exc).debug("unexpected error")
+        exc.exit_code = 70
+        typer.echo(
+            f"error: internal error {type(exc).__name__}: {exc} (please report it; --verbose shows the traceback)", err=True
+        )
+        if verbose:
+            import traceback
+
+            traceback.print_exception(exc)
+        raise typer.Exit(70)
+    raise typer.Exit(code)
+
+
+@app.command("plugins")
+def plugins_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+):
+    """List every plugin, its version and what it registers."""
+    try:
+        pm = _plugin_manager()
+    except PerpbotError as exc:
+        _fail(exc, _STATE["verbose"])
+    rows = pm.listing()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="perpbot plugins")
+    table.add_column("plugin")
+    table.add_column("version")
+    table.add_column("kind")
+    table.add_column("registers")
+    table.add_column("hooks")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["version"],
+            "built-in" if r["builtin"] else "third-party",
+            "\n".join(r["registers"]) or "-",
+            ", ".join(h for h in r["hooks"] if not h.startswith("register_")) or "-",
+        )
+    Console(width=160).print(table)
+
+
+@app.command("init")
+def init_command(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("perpbot.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+):
+    """Write a commented default configuration file (TOML)."""
+    from perpbot.core.initconfig import default_config_text
+
+    try:
+        if path.exists() and not force:
+            raise ConfigError(f"{path} exists; use --force to overwrite")
+        text = default_config_text(_plugin_manager())
+        path.write_text(text)
+    except PerpbotError as exc:
+        _fail(exc, _STATE["verbose"])
+    typer.echo(f"wrote {path}")
+
+
+def _register_plugin_commands() -> None:
+    try:
+        _plugin_manager().register_commands(app)
+    except PerpbotError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(getattr(exc, "exit_code", 1))
+
+
+def main() -> None:
+    """Console-script entry point (``runbot``)."""
+    _register_plugin_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()
