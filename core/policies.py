@@ -92,7 +92,21 @@ class RiskView:
 
 
 class RiskPolicy(abc.ABC):
-    """Contract for one link of the risk chain. Constructed as ``cls(params, context)``."""
+    """Contract for one link of the risk chain. Constructed as ``cls(params, context)``.
+
+    Class attributes a subclass sets:
+
+    - ``name`` (required): the policy's name in ``--risk a,b`` and in ``[risk.NAME]`` /
+      ``--risk-param NAME.key=value``; unique among installed policies.
+    - ``description``: one line for ``runbot.py plugins`` and ``--help``.
+    - ``Params``: an attrs class of :func:`~perpbot.core.params.param` fields (Decimal for
+      money and ratios); the bot builds ``self.params`` from it, rejecting unknown keys.
+
+    Override ``check_order`` (each sized order, before it is sent) and/or
+    ``check_account`` (every decision cycle); return a
+    :class:`RiskDecision` (APPROVE, REDUCE with a smaller size, REJECT, CLOSE_ALL or HALT,
+    always with a reason).
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""

@@ -89,6 +89,7 @@ class BarBuilder:
         return bar
 
     def add_bar(self, bar: Bar) -> None:
+        """Append a bar from a bar feed as it is (closed)."""
         self.bars.append(bar)
 
     @property
@@ -102,9 +103,35 @@ class BarBuilder:
 class MarketState:
     """Everything the bot knows about one market, updated on every event.
 
+    Strategies read it through ``market_data.markets[ticker]`` and must not mutate it.
+
+    Public fields (all prices USD, sizes base units, times ns since the epoch):
+
+    - ``market``: the :class:`~perpbot.core.model.Market` (tick, step, margin fractions);
+      ``ticker``: its name, e.g. ``"BTC-USD"``.
+    - ``book``: the L2 :class:`~perpbot.core.book.OrderBook` (``best_bid_price()``,
+      ``best_ask_price()``, ``mid()``, ``is_crossed()``); empty on a bar-fed market.
+    - ``trades``: the last ``tape_len`` public :class:`~perpbot.core.model.Trade` events,
+      oldest first (a ``deque``); see :meth:`last_trade` and :meth:`high_low`.
+    - ``bars``: a :class:`BarBuilder`; ``bars.bars`` holds the closed
+      :class:`~perpbot.core.model.Bar` values (oldest first), ``bars.current`` the open
+      one; see :meth:`last_bars`.
+    - ``last_price``: the last trade price (tick-fed) or bar close (bar-fed), or None.
+    - ``quote``: the last best bid/offer :class:`~perpbot.core.model.Quote`, or None.
+    - ``oracle_price``: the venue's oracle price, or None.
+    - ``funding_rate_1h``: the predicted funding rate for the current hour (a per-hour
+      rate; 0.0001 = 1 bp per hour), or None; ``last_funding``: the last settled
+      :class:`~perpbot.core.model.FundingRate`.
+    - ``bar_feed``: True when the market is fed bars rather than ticks (see
+      :attr:`is_bar_fed`); ``book_ready``: a book snapshot has arrived.
+    - ``scores``: the signal engine's :class:`~perpbot.core.signals.Scores` (0-100), or None.
+    - ``last_event_ns``, ``events``: time of and count of events applied.
+
     :param market: dYdX market parameters.
     :param tape_len: trades kept (ring buffer).
-    :param bar_interval_s: interval of bars built from trades.
+    :param bar_interval_s: interval of bars built from trades, seconds.
+    :param bars_kept: closed bars kept (ring buffer).
+    :param book_depth: price levels kept per side (None: all).
     :param stale_after_s: data older than this (clock time) marks the market stale.
     """
 
@@ -183,7 +210,61 @@ class MarketState:
 
     # -- derived ------------------------------------------------------------
 
+    @property
+    def is_bar_fed(self) -> bool:
+        """True when this market is fed bars (OHLCV), False when it is fed ticks (book and trades)."""
+        return self.bar_feed
+
+    def last_trade(self) -> Trade | None:
+        """The most recent public trade, or None (always None on a bar-fed market)."""
+        return self.trades[-1] if self.trades else None
+
+    def last_bars(self, n: int) -> list[Bar]:
+        """The last ``n`` closed bars, oldest first (fewer when fewer exist).
+
+        :raises ValueError: when ``n`` is negative.
+        """
+        if n < 0:
+            raise ValueError(f"last_bars: n must be >= 0, got {n}")
+        bars = self.bars.bars
+        if n >= len(bars):
+            return list(bars)
+        return [bars[i] for i in range(len(bars) - n, len(bars))]
+
+    def high_low(self, seconds: float, now_ns: int | None = None) -> tuple[Decimal, Decimal] | None:
+        """Highest and lowest traded price (USD) over the last ``seconds`` before ``now_ns``.
+
+        Tick-fed markets use the trade tape (bounded by ``tape_len``); bar-fed markets use
+        the closed bars whose close time falls in the window. ``now_ns`` defaults to the
+        last event's time. Returns None when nothing traded in the window.
+
+        :raises ValueError: when ``seconds`` is not positive.
+        """
+        if not seconds > 0:
+            raise ValueError(f"high_low: seconds must be > 0, got {seconds}")
+        end = self.last_event_ns if now_ns is None else now_ns
+        start = end - int(seconds * NS)
+        hi = lo = None
+        if self.bar_feed:
+            for b in reversed(self.bars.bars):
+                if b.ts_ns <= start:
+                    break
+                if b.ts_ns > end:
+                    continue
+                hi = b.high if hi is None or b.high > hi else hi
+                lo = b.low if lo is None or b.low < lo else lo
+        else:
+            for t in reversed(self.trades):
+                if t.ts_ns <= start:
+                    break
+                if t.ts_ns > end:
+                    continue
+                hi = t.price if hi is None or t.price > hi else hi
+                lo = t.price if lo is None or t.price < lo else lo
+        return None if hi is None else (hi, lo)
+
     def mid(self) -> Decimal | None:
+        """Book mid price (USD); else the quote's mid; else the last trade/close; else None."""
         m = self.book.mid()
         if m is not None:
             return m
@@ -198,6 +279,8 @@ class MarketState:
         return self.mid()
 
     def best_bid_offer(self) -> tuple[Decimal | None, Decimal | None]:
+        """``(best bid, best ask)`` in USD from the book, else the last quote, else the last close
+        twice on a bar-fed market; either may be None."""
         bb = self.book.best_bid_price()
         ba = self.book.best_ask_price()
         if bb is None and ba is None and self.quote is not None:
@@ -247,8 +330,13 @@ class MarketData:
     venues: Mapping[str, Any] = attrs.Factory(dict)
 
     def scores(self, ticker: str):
+        """The ticker's :class:`~perpbot.core.signals.Scores` (0-100 each), or None before warm-up.
+
+        :raises KeyError: for a ticker the bot does not trade.
+        """
         return self.markets[ticker].scores
 
     def position_size(self, ticker: str) -> Decimal:
+        """Signed position size in base units (+ long, - short, 0 flat)."""
         p = self.positions.get(ticker)
         return p.size if p is not None else ZERO

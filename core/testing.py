@@ -5,8 +5,10 @@ strategy package's tests get the same fixtures the built-ins use:
 
 - ``real_markets``: BTC-USD and ETH-USD :class:`~perpbot.core.model.Market` objects with
   real dYdX mainnet parameters (indexer ``/v4/perpetualMarkets``, 2025).
-- ``make_market_data``: build a :class:`~perpbot.core.state.MarketData` view from
-  prices, scores and positions, to unit-test a strategy's decisions.
+- ``make_market_data``: the :func:`make_market_data` builder: a
+  :class:`~perpbot.core.state.MarketData` view from prices, scores, positions, trades
+  and bars, to unit-test a strategy's decisions.
+- ``sample_path``: the folder of the embedded real data sample (:func:`sample_dir`).
 - ``run_replay``: run a strategy through the real bot, paper exchange and replay
   feed on the embedded real data sample; returns ``(bot, summary)``.
 
@@ -25,7 +27,7 @@ import pytest
 
 from perpbot.core.config import BotConfig, normalize_ticker
 from perpbot.core.feed import BaseFeed
-from perpbot.core.model import Balance, BookSnapshot, Market, OraclePrice, Position
+from perpbot.core.model import Balance, Bar, BookSnapshot, Market, OraclePrice, Position, Trade
 from perpbot.core.state import MarketData, MarketState
 
 D = Decimal
@@ -103,11 +105,29 @@ def make_market_data(
     ts_ns: int = 1_700_000_000 * 10**9,
     equity: Decimal = D("10000"),
     open_orders: Mapping | None = None,
+    trades: Mapping[str, Iterable[Trade]] | None = None,
+    bars: Mapping[str, Iterable[Bar]] | None = None,
 ) -> MarketData:
-    """A :class:`MarketData` with a one-level book at each price and optional scores.
+    """A hand-made :class:`~perpbot.core.state.MarketData`, to unit-test a strategy's decisions.
 
-    ``scores`` maps ticker -> {"momentum": 80, ...}; they are set on a
-    ``perpbot.core.signals.Scores`` when that module exists, else on a simple namespace.
+    Each ticker gets a real-parameter :class:`~perpbot.core.model.Market` (BTC-USD, ETH-USD,
+    SOL-USD; any other ticker gets tick 0.01 and step 0.001), a one-level book 1 USD either
+    side of its price and an oracle price at it. Then its ``trades`` and ``bars`` are applied
+    in the order given, so the state's tape, bars, ``last_price``, :meth:`~MarketState.last_trade`,
+    :meth:`~MarketState.last_bars` and :meth:`~MarketState.high_low` see them (giving bars makes
+    the market bar-fed). Nothing is validated against the book: you decide what the test shows.
+
+    :param prices: ticker -> price (USD, Decimal or str); also the view's ``marks``.
+    :param scores: ticker -> ``{"momentum": 80, ...}`` set on a :class:`~perpbot.core.signals.Scores`.
+    :param positions: ticker -> :class:`~perpbot.core.model.Position`.
+    :param paused: ticker -> reason; those tickers are left out of ``tradable``.
+    :param ts_ns: decision time, ns since the epoch (also the time of the book events).
+    :param equity: account equity, collateral and free collateral (USD).
+    :param open_orders: client id -> :class:`~perpbot.core.model.OrderInfo`.
+    :param trades: ticker -> public :class:`~perpbot.core.model.Trade` events (their own ``ts_ns``).
+    :param bars: ticker -> closed :class:`~perpbot.core.model.Bar` values (``ts_ns`` = close time).
+    :returns: the :class:`~perpbot.core.state.MarketData`.
+    :raises KeyError: when ``trades`` or ``bars`` name a ticker not in ``prices``.
     """
     states = {}
     for t, px in prices.items():
@@ -118,6 +138,12 @@ def make_market_data(
         if scores and t in scores:
             st.scores = _scores(scores[t])
         states[t] = st
+    for kind, given in (("trades", trades), ("bars", bars)):
+        for t, events in (given or {}).items():
+            if t not in states:
+                raise KeyError(f"make_market_data: {kind} for {t!r}, which is not in prices ({sorted(states)})")
+            for ev in events:
+                states[t].apply(ev)
     paused = dict(paused or {})
     bal = Balance(collateral=equity, equity=equity, free_collateral=equity)
     return MarketData(
@@ -133,22 +159,23 @@ def make_market_data(
 
 
 def _scores(values: Mapping[str, float]):
-    try:
-        from perpbot.core.signals import Scores
+    from perpbot.core.signals import Scores
 
-        s = Scores()
-        for k, v in values.items():
-            setattr(s, k, v)
-        return s
-    except ImportError:  # pragma: no cover - signals always present in a full install
-        from types import SimpleNamespace
-
-        return SimpleNamespace(**values)
+    s = Scores()
+    for k, v in values.items():
+        if not hasattr(s, k):
+            raise AttributeError(f"make_market_data: unknown score {k!r}")
+        setattr(s, k, v)
+    return s
 
 
 def sample_dir() -> Path:
-    """The embedded real data sample (``examples/data`` of the repository)."""
-    return Path(__file__).resolve().parents[1] / "examples" / "data"
+    """The embedded real data sample: ``examples/data`` of a checkout, ``perpbot/data`` of a wheel.
+
+    Its ``SOURCES.md`` names each file's origin and licence.
+    """
+    checkout = Path(__file__).resolve().parents[1] / "examples" / "data"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parents[1] / "data"
 
 
 async def run_bot_async(config: BotConfig, extra_plugins: Iterable[Any] = ()):
@@ -171,6 +198,12 @@ async def run_bot_async(config: BotConfig, extra_plugins: Iterable[Any] = ()):
 def real_markets() -> dict[str, Market]:
     """BTC-USD, ETH-USD, SOL-USD markets with real dYdX parameters."""
     return {t: market(t) for t in REAL_MARKET_PARAMS}
+
+
+@pytest.fixture
+def sample_path() -> Path:
+    """The folder of the embedded real data sample (see :func:`sample_dir`)."""
+    return sample_dir()
 
 
 @pytest.fixture(name="make_market_data")

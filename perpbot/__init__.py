@@ -42,6 +42,22 @@ Hooks: see :mod:`perpbot.core.hookspecs` (register_exchanges, register_strategie
 register_risk_policies, register_position_sizers, register_feeds,
 register_commands, and the observer hooks).
 
+What a strategy reads: ``execute_strategy(market_data)`` gets a :class:`MarketData`
+(``tradable`` tickers, ``paused`` ones with reasons, ``positions``, ``open_orders``,
+``balance``, ``marks``); ``market_data.markets[ticker]`` is that market's
+:class:`MarketState`, whose docstring lists every public field (book, trades, bars,
+last price, oracle, funding) and the helpers ``last_trade()``, ``last_bars(n)``,
+``high_low(seconds)`` and ``is_bar_fed``.
+
+Risk policies: subclass :class:`RiskPolicy`, set ``name`` (the name in ``--risk`` and
+``[risk.NAME]``) and ``Params`` (an attrs class of :func:`param` fields, like a
+strategy's), and override ``check_order`` and/or ``check_account``. Register them with
+``register_risk_policies``.
+
+Exit codes of ``runbot``: 0 done, 1 other perpbot error, 2 configuration error (a flag,
+key or parameter), 3 data error, 4 plugin error, 5 exchange error, 6 halted by a risk
+policy (or a failed journal), 70 internal error (a bug: please report it), 130 Ctrl-C.
+
 Packaging: everything is installed under the one name ``perpbot``: this module (the public
 API), ``perpbot.core`` (the framework), ``perpbot.exchanges``, ``perpbot.strategies`` and
 ``perpbot.plugins`` (the built-in plugins, which use the same hooks as third parties),
@@ -97,7 +113,9 @@ from perpbot.core.model import (
     Trade,
 )
 from perpbot.core.params import NoParams, in_range, param, parse_params
+from perpbot.core.report import RunSummary
 from perpbot.core.policies import (
+    APPROVE,
     PositionSizer,
     RiskAction,
     RiskDecision,

@@ -117,10 +117,10 @@ def test_plugins_lists_builtins_and_the_example():
     for item in ("exchange:paper", "strategy:sniper", "strategy:grid", "positionsizer:fixed_notional"):
         assert item in flat, item
     try:
-        import perpbot_meanrev  # noqa: F401
+        import perpbot_breakout  # noqa: F401
     except ImportError:
-        pytest.skip("the example plugin package is not installed (pip install -e examples/perpbot-meanrev)")
-    assert "strategy:meanrev" in flat
+        pytest.skip("the example plugin package is not installed (pip install -e examples/perpbot-breakout)")
+    assert "strategy:breakout" in flat and "riskpolicy:max_positions" in flat
 
 
 def test_init_writes_a_config_the_bot_runs_with(tmp_path):
