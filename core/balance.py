@@ -190,7 +190,7 @@ def market_max_leverage(market: Market) -> Decimal:
                 market.open_interest_lower_cap,
                 market.open_interest_upper_cap,
             )
-        except (ImportError, ValueError, TypeError):  # pragma: no cover - defensive
+        except (ValueError, TypeError):  # pragma: no cover - defensive
             pass
     return Decimal(1) / imf
 

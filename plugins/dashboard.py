@@ -149,10 +149,7 @@ class Snapshot:
 def _liquidation(bot: Any, venue: str, ticker: str, pos: Any, mark: Decimal | None, equity: Decimal | None):
     if mark is None or equity is None or not pos.size:
         return None, None
-    try:
-        from perpbot.core import margin  # noqa: PLC0415 (optional core module)
-    except ImportError:
-        return None, None
+    from perpbot.core import margin  # noqa: PLC0415
     markets = getattr(bot, "markets", {})
     qualified = ticker if venue == bot.config.primary_venue else f"{venue}:{ticker}"
     m = markets.get(qualified)

@@ -46,10 +46,7 @@ from perpbot.core.params import in_range, param
 from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, RiskPolicy, RiskView
 from perpbot import hookimpl
 
-try:  # exact dYdX margin math (core/margin.py) when present
-    from perpbot.core import margin as _margin
-except ImportError:  # pragma: no cover - the module ships with core
-    _margin = None
+from perpbot.core import margin as _margin
 
 NS = 1_000_000_000
 ONE = Decimal(1)
@@ -121,8 +118,18 @@ def venue_positions(view: RiskView, qualified: str) -> dict[str, Position]:
 
 
 def venue_balance(view: RiskView, qualified: str, context: Any = None) -> Balance:
-    """The balance of the account that holds ``qualified``: ``view.balances[venue]`` when the
-    view has per-venue balances, ``context.balance(venue)`` with the bot, else ``view.balance``."""
+    """The balance of the account that holds ``qualified`` (USD amounts).
+
+    An unqualified ticker is the primary venue's: ``view.balance``. A qualified one
+    (``"binance:BTC-USD"``) is looked up in ``view.balances[venue]``, else with
+    ``context.balance(venue)`` (the bot). Only a view that carries no per-venue balances
+    and comes without such a context (one account, e.g. a standalone policy check) uses
+    ``view.balance`` for it.
+
+    :raises LookupError: when the venue's balance cannot be found (the view has per-venue
+        balances without this venue, or ``context.balance(venue)`` fails); never another
+        venue's balance in its place.
+    """
     v = _venue_of(qualified)
     if v is None:
         return view.balance
@@ -133,8 +140,10 @@ def venue_balance(view: RiskView, qualified: str, context: Any = None) -> Balanc
     if callable(fn):
         try:
             return fn(v)
-        except Exception:  # pragma: no cover - an unknown venue: fall back
-            pass
+        except Exception as exc:
+            raise LookupError(f"no balance for venue {v!r} ({qualified}): {type(exc).__name__}: {exc}") from exc
+    if balances:
+        raise LookupError(f"no balance for venue {v!r} ({qualified}); the view has balances for {', '.join(sorted(balances))}")
     return view.balance
 
 
@@ -462,7 +471,10 @@ class MaxLeverage(_Policy):
         price = _mark(view, q, order)
         if price is None:
             return self.decision(RiskAction.REJECT, f"no mark price for {q}: leverage cannot be checked")
-        bal = venue_balance(view, q, self.context)
+        try:
+            bal = venue_balance(view, q, self.context)
+        except LookupError as exc:
+            return self.decision(RiskAction.REJECT, f"{exc}: leverage cannot be checked")
         equity = bal.equity
         if equity <= 0:
             return self.decision(RiskAction.REJECT, f"equity {_fmt(equity, 2)} USD <= 0: no leverage available")
@@ -547,29 +559,30 @@ class LiquidationDistanceParams:
 
 
 def _mmr(size: Decimal, price: Decimal, market: Market | None) -> Decimal:
-    """Maintenance margin of a position, USD (chain rounding via perpbot.core.margin when present)."""
+    """Maintenance margin of a position, USD, with the chain's rounding
+    (:func:`perpbot.core.margin.maintenance_margin_requirement_usd`); 0 when flat or the
+    market is unknown.
+
+    :raises ValueError: naming the market, when its margin fractions or the price are not
+        valid chain values (e.g. an IMF that is not whole ppm); never an unrounded estimate.
+    """
     if market is None or not size:
         return ZERO
-    if _margin is not None:
-        try:
-            return _margin.maintenance_margin_requirement_usd(
-                size, price, market.initial_margin_fraction, market.maintenance_margin_fraction
-            )
-        except (ValueError, TypeError):
-            pass
-    return abs(size) * price * market.maintenance_margin_fraction
+    try:
+        return _margin.maintenance_margin_requirement_usd(
+            size, price, market.initial_margin_fraction, market.maintenance_margin_fraction
+        )
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"maintenance margin of {market.ticker} unknown: {exc}") from exc
 
 
 def liquidation_price(equity: Decimal, size: Decimal, price: Decimal, mmf: Decimal, mmr_other: Decimal) -> Decimal | None:
-    """Cross liquidation price ``(E - s*P - MMR_other) / (|s|*MMF - s)`` (USD) or None;
-    ``perpbot.core.margin.liquidation_price`` when present (docs ``concepts/trading/liquidations.mdx``)."""
-    if _margin is not None:
-        return _margin.liquidation_price(equity, size, price, mmf, mmr_other)
-    den = abs(size) * mmf - size  # pragma: no cover - fallback without perpbot.core.margin
-    if not den:
-        return None
-    r = (equity - size * price - mmr_other) / den
-    return r if r > 0 else None
+    """Cross liquidation price ``(E - s*P - MMR_other) / (|s|*MMF - s)`` (USD) or None:
+    :func:`perpbot.core.margin.liquidation_price` (docs ``concepts/trading/liquidations.mdx``).
+
+    :raises TypeError: / ValueError: as :func:`perpbot.core.margin.liquidation_price`.
+    """
+    return _margin.liquidation_price(equity, size, price, mmf, mmr_other)
 
 
 class LiquidationDistance(_Policy):
@@ -608,13 +621,19 @@ class LiquidationDistance(_Policy):
         price = _mark(view, q, order)
         if market is None or price is None:
             return self.decision(RiskAction.REJECT, f"no market parameters or oracle price for {q}: liquidation price unknown")
-        bal = venue_balance(view, q, self.context)
+        try:
+            bal = venue_balance(view, q, self.context)
+        except LookupError as exc:
+            return self.decision(RiskAction.REJECT, f"{exc}: liquidation price unknown")
         pos = view.positions.get(q)
         before = pos.size if pos is not None else ZERO
         mmr_other = ZERO
-        for t, p in venue_positions(view, q).items():
-            if t != q:
-                mmr_other += _mmr(p.size, view.marks.get(t) or p.entry_price, _market(view, t))
+        try:
+            for t, p in venue_positions(view, q).items():
+                if t != q:
+                    mmr_other += _mmr(p.size, view.marks.get(t) or p.entry_price, _market(view, t))
+        except ValueError as exc:
+            return self.decision(RiskAction.REJECT, f"{exc}: liquidation price of {q} unknown")
         mind = self.params.min_distance
         dist, pl = self._distance(order, view, q, order.size, price, market, bal.equity, mmr_other, before)
         if dist is None or dist >= mind:
