@@ -34,6 +34,8 @@ Usage::
     client = await NodeClient.connect(network.node)
     ...
     node.fail_next_broadcasts(1, code=32, raw_log="account sequence mismatch, ...")
+    node.drop_after_accept(1)      # accepted, then the connection drops before the reply
+    node.refuse_connections()      # down: nothing reaches it (accept_connections() undoes)
     node.stop()
 """
 
@@ -250,6 +252,8 @@ class FakeNode:
         self.txs: dict[str, tuple[tx_pb2.Tx, abci_pb2.TxResponse]] = {}
         self.call_counts: collections.Counter[str] = collections.Counter()
         self._fail_queue: collections.deque[tuple[int, str, str]] = collections.deque()
+        self._drop_after_accept = 0
+        self.drops = 0  # connections dropped by drop_after_accept / drop_connections
         self._delays: dict[Optional[str], float] = {}
         self._listeners: list[Callable[[BroadcastRecord], None]] = []
         self._height_listeners: list[Callable[[int], None]] = []
@@ -266,6 +270,11 @@ class FakeNode:
         if self._server is not None:
             return self
         self._stop_event.clear()
+        self._server = self._serve(self._want_port)
+        log.info("FakeNode on %s", self.url)
+        return self
+
+    def _serve(self, port: int) -> grpc.Server:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers,
                                                         thread_name_prefix="FakeNode"))
         auth_grpc.add_QueryServicer_to_server(_Auth(self), server)
@@ -273,13 +282,24 @@ class FakeNode:
         tx_grpc.add_ServiceServicer_to_server(_Tx(self), server)
         fee_grpc.add_QueryServicer_to_server(_FeeTiers(self), server)
         bank_grpc.add_QueryServicer_to_server(_Bank(self), server)
-        self.port = server.add_insecure_port(f"{self.host}:{self._want_port}")
-        if not self.port:
+        bound = server.add_insecure_port(f"{self.host}:{port}")
+        if not bound:
             raise RuntimeError("FakeNode could not bind")
+        self.port = bound
         server.start()
-        self._server = server
-        log.info("FakeNode on %s", self.url)
-        return self
+        return server
+
+    def drop_connections(self) -> None:
+        """Cut every connection at once (in-flight calls get no reply: the client sees
+        ``UNAVAILABLE``) and listen again on the same port, like a node whose gRPC server
+        restarted. Callable from a servicer thread."""
+        with self._lock:
+            old, port = self._server, self.port
+            if old is None:
+                return
+            self.drops += 1
+            old.stop(0)  # cancels in-flight RPCs ("Cancelling all calls"), closes their connections
+            self._server = self._serve(port)
 
     def stop(self, grace: float = 0.5) -> None:
         self._stop_event.set()
@@ -366,6 +386,27 @@ class FakeNode:
             for _ in range(int(n)):
                 self._fail_queue.append((int(code), raw_log or "", codespace))
 
+    def drop_after_accept(self, n: int = 1) -> None:
+        """The next ``n`` BroadcastTx calls are processed normally (checked, recorded, matched
+        when accepted) and then the connection drops BEFORE the reply is sent: the client
+        cannot know that the node accepted the tx (a lost reply, not a rejection)."""
+        with self._lock:
+            self._drop_after_accept += int(n)
+
+    def refuse_connections(self) -> None:
+        """Stop listening (like a node that is down): new calls fail to connect, so a request
+        never leaves the client. :meth:`accept_connections` listens again on the same port."""
+        with self._lock:
+            if self._server is not None:
+                self._server.stop(0).wait(5)
+                self._server = None
+
+    def accept_connections(self) -> None:
+        """Listen again on the same port after :meth:`refuse_connections`."""
+        with self._lock:
+            if self._server is None and self.port:
+                self._server = self._serve(self.port)
+
     def set_delay(self, seconds: float, methods: Optional[Iterable[str]] = None) -> None:
         """Delay responses (slow node).  ``methods`` are gRPC method names such as
         ``"BroadcastTx"``, ``"Account"``, ``"GetLatestBlock"``; None = all."""
@@ -380,6 +421,7 @@ class FakeNode:
         with self._lock:
             self._fail_queue.clear()
             self._delays.clear()
+            self._drop_after_accept = 0
 
     def add_listener(self, fn: Callable[[BroadcastRecord], None]) -> None:
         """``fn(record)`` is called (in a gRPC worker thread) after every broadcast."""
@@ -695,8 +737,16 @@ class _Tx(tx_grpc.ServiceServicer):
 
     def BroadcastTx(self, request, context):
         self.n._enter("BroadcastTx")
-        return tx_service.BroadcastTxResponse(
-            tx_response=self.n._broadcast(request.tx_bytes, request.mode))
+        resp = self.n._broadcast(request.tx_bytes, request.mode)
+        with self.n._lock:
+            drop = self.n._drop_after_accept > 0
+            if drop:
+                self.n._drop_after_accept -= 1
+        if drop:
+            # the tx is processed (and matched when accepted); the reply never leaves
+            self.n.drop_connections()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "connection dropped after the tx was processed")
+        return tx_service.BroadcastTxResponse(tx_response=resp)
 
     def Simulate(self, request, context):
         self.n._enter("Simulate")
