@@ -13,8 +13,16 @@ Run it on the embedded real 5-minute bars (paper exchange)::
 The end-of-run summary prints the grid cycles completed and the profit per cycle
 (gross and net of fees). How it works: :mod:`perpbot.strategies.grid.strategy`.
 
-This package is shaped like a third-party plugin: it imports only from ``perpbot``
-and registers through the same hook.
+This package is shaped like a third-party plugin: it imports only from ``perpbot`` (and
+its own modules) and registers through the same hook. Its modules:
+
+- ``params``: :class:`GridParams`, :class:`Mode`, :class:`Direction`;
+- ``levels``: range-grid level prices (pure Decimal functions);
+- ``records``: the bookkeeping records (open/close orders, levels, statistics) and tags;
+- ``take_profit``: mode ``take_profit`` (seed 002), a mixin of the strategy;
+- ``range_grid``: mode ``range``, a mixin of the strategy;
+- ``strategy``: :class:`GridStrategy`, which holds the state and combines the two modes
+  (its module docstring describes both; it re-exports the names above).
 """
 
 from perpbot import hookimpl
@@ -27,4 +35,5 @@ __all__ = ["GridStrategy", "GridParams", "Mode", "Direction", "Spacing", "grid_l
 
 @hookimpl
 def register_strategies(register):
+    """Register :class:`GridStrategy` (``--strategy grid``)."""
     register(GridStrategy)

@@ -19,6 +19,8 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 
 
 class Spacing(enum.Enum):
+    """How range-grid levels are spaced: equal differences or equal ratios."""
+
     ARITHMETIC = "arithmetic"
     GEOMETRIC = "geometric"
 

@@ -46,166 +46,60 @@ client id and tag: live orders are adopted (never placed twice), orders that van
 while the bot was down are dropped (their fills, when the bot's reconciliation replays
 them to ``on_fill``, are booked like any other), and live ``grid-*`` orders unknown to
 the state (state lost) are adopted by their tag.
+
+Layout: parameters in :mod:`~perpbot.strategies.grid.params`, records in
+:mod:`~perpbot.strategies.grid.records`, mode ``take_profit`` in
+:mod:`~perpbot.strategies.grid.take_profit`, mode ``range`` in
+:mod:`~perpbot.strategies.grid.range_grid` (level prices in
+:mod:`~perpbot.strategies.grid.levels`); this module holds :class:`GridStrategy`, which
+combines them, and re-exports the names that used to live here.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from decimal import Decimal
 from typing import Any, Mapping
 
-import attrs
 from loguru import logger as _default_logger
 
-from perpbot import (
-    BaseStrategy,
-    ConfigError,
-    OrderParams,
-    OrderStatus,
-    OrderType,
-    Side,
-    StrategyAction,
-    StrategyResult,
-    TimeInForce,
-)
+from perpbot import BaseStrategy, ConfigError, OrderStatus, Side, StrategyAction, StrategyResult
 
-from perpbot.strategies.grid.levels import Spacing, grid_levels, nearest_level  # noqa: F401  (Spacing re-exported)
-from perpbot.strategies.grid.params import Direction, GridParams, Mode  # noqa: F401  (re-exported)
+from perpbot.strategies.grid.levels import Spacing  # noqa: F401  (re-exported)
+from perpbot.strategies.grid.params import Direction, GridParams, Mode
+from perpbot.strategies.grid.range_grid import RangeGrid
+from perpbot.strategies.grid.records import (  # noqa: F401  (re-exported)
+    CLOSE_TAG,
+    LEVEL_TAG,
+    NS,
+    OPEN_TAG,
+    ZERO,
+    CloseOrder,
+    GridStats,
+    Level,
+    OpenOrder,
+)
+from perpbot.strategies.grid.take_profit import TakeProfitGrid
 
 D = Decimal
-ZERO = D(0)
-NS = 1_000_000_000
-OPEN_TAG = "grid-open"
-CLOSE_TAG = "grid-close"
-LEVEL_TAG = "grid-level-"
+
+__all__ = [
+    "GridStrategy", "GridParams", "Mode", "Direction", "Spacing", "OpenOrder", "CloseOrder", "Level", "GridStats",
+    "OPEN_TAG", "CLOSE_TAG", "LEVEL_TAG",
+]
 
 
-# ---------------------------------------------------------------------------
-# bookkeeping records (mutable, private to the strategy)
-# ---------------------------------------------------------------------------
+class GridStrategy(TakeProfitGrid, RangeGrid, BaseStrategy):
+    """Seed 002's take-profit grid and a classic range grid (see the module docstring).
 
+    This class holds the state and what both modes share (parameters, stop/pause,
+    reconciliation entry points, fills by tag, persistence, the report); each mode's
+    decisions live in its mixin: :class:`~perpbot.strategies.grid.take_profit.TakeProfitGrid`
+    and :class:`~perpbot.strategies.grid.range_grid.RangeGrid`.
 
-def _d(x) -> Decimal | None:
-    return None if x is None else D(str(x))
-
-
-def _s(x) -> str | None:
-    return None if x is None else str(x)
-
-
-@attrs.define
-class OpenOrder:
-    """The one open order of the take-profit grid (``cid`` None until the bot shows it)."""
-
-    side: Side
-    price: Decimal
-    size: Decimal
-    created_ns: int
-    cycle: int
-    cid: int | None = None
-    filled: Decimal = ZERO
-    cancel_sent: bool = False
-
-    def to_json(self) -> dict:
-        return {"side": self.side.value, "price": str(self.price), "size": str(self.size), "created_ns": self.created_ns,
-                "cid": self.cid, "filled": str(self.filled)}
-
-    @classmethod
-    def from_json(cls, d: Mapping) -> "OpenOrder":
-        return cls(Side.parse(d["side"]), D(d["price"]), D(d["size"]), int(d["created_ns"]), -1,
-                   d.get("cid"), D(d.get("filled", "0")))
-
-
-@attrs.define
-class CloseOrder:
-    """A take-profit close order and the open fills it closes."""
-
-    price: Decimal
-    size: Decimal
-    open_price: Decimal
-    open_fee: Decimal
-    created_ns: int
-    cycle: int
-    cid: int | None = None
-    filled: Decimal = ZERO
-    gross: Decimal = ZERO
-    fees: Decimal = ZERO
-    estimated: bool = False  # open price unknown (adopted orphan)
-
-    def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in attrs.asdict(self).items() if k != "cycle"}
-
-    @classmethod
-    def from_json(cls, d: Mapping) -> "CloseOrder":
-        return cls(D(d["price"]), D(d["size"]), D(d["open_price"]), D(d["open_fee"]), int(d["created_ns"]), -1,
-                   d.get("cid"), D(d.get("filled", "0")), D(d.get("gross", "0")), D(d.get("fees", "0")),
-                   bool(d.get("estimated", False)))
-
-
-@attrs.define
-class Level:
-    """One level of the range grid."""
-
-    i: int
-    price: Decimal
-    want: Side | None = None
-    size: Decimal = ZERO
-    entry_price: Decimal | None = None  # the fill that created this order (for the cycle's profit)
-    entry_fee: Decimal = ZERO
-    cid: int | None = None
-    pending_cycle: int | None = None
-    filled: Decimal = ZERO
-    filled_value: Decimal = ZERO
-    fees: Decimal = ZERO
-
-    def reset(self) -> None:
-        self.want = None
-        self.entry_price = None
-        self.entry_fee = ZERO
-        self.cid = None
-        self.pending_cycle = None
-        self.filled = ZERO
-        self.filled_value = ZERO
-        self.fees = ZERO
-
-    def to_json(self) -> dict:
-        return {"i": self.i, "price": str(self.price), "want": self.want.value if self.want else None,
-                "size": str(self.size), "entry_price": _s(self.entry_price), "entry_fee": str(self.entry_fee),
-                "cid": self.cid, "filled": str(self.filled), "filled_value": str(self.filled_value), "fees": str(self.fees)}
-
-    @classmethod
-    def from_json(cls, d: Mapping) -> "Level":
-        return cls(int(d["i"]), D(d["price"]), Side.parse(d["want"]) if d.get("want") else None, D(d.get("size", "0")),
-                   _d(d.get("entry_price")), D(d.get("entry_fee", "0")), d.get("cid"), None,
-                   D(d.get("filled", "0")), D(d.get("filled_value", "0")), D(d.get("fees", "0")))
-
-
-@attrs.define
-class GridStats:
-    cycles: int = 0
-    gross: Decimal = ZERO
-    fees: Decimal = ZERO
-    opens_filled: int = 0
-    last_cycles: deque = attrs.Factory(lambda: deque(maxlen=200))  # (ts_ns, gross, fees)
-
-    @property
-    def net(self) -> Decimal:
-        return self.gross - self.fees
-
-    def add(self, ts_ns: int, gross: Decimal, fees: Decimal) -> None:
-        self.cycles += 1
-        self.gross += gross
-        self.fees += fees
-        self.last_cycles.append((ts_ns, gross, fees))
-
-
-# ---------------------------------------------------------------------------
-# the strategy
-# ---------------------------------------------------------------------------
-
-
-class GridStrategy(BaseStrategy):
-    """Seed 002's take-profit grid and a classic range grid (see the module docstring)."""
+    :param params: :class:`~perpbot.strategies.grid.params.GridParams`.
+    :param context: the bot's :class:`perpbot.StrategyContext` (tickers, markets, logger).
+    :raises ConfigError: no ticker, or a ``ticker`` parameter that is not among the run's tickers.
+    """
 
     name = "grid"
     description = "seed 002 take-profit grid (open near mid, close at +TP, max_orders) or a range grid"
@@ -262,6 +156,7 @@ class GridStrategy(BaseStrategy):
 
     @property
     def close_side(self) -> Side:
+        """The side of the take-profit grid's close orders (SELL for a long grid)."""
         return self.dir.side.opposite
 
     def active_close_count(self) -> int:
@@ -271,6 +166,8 @@ class GridStrategy(BaseStrategy):
     # -- decisions --------------------------------------------------------------------
 
     async def should_execute(self, market_data) -> bool:
+        """True when the grid's market is tradable; once stopped, only while a position or
+        grid orders remain to clean up."""
         if self.ticker not in market_data.tradable:
             return False
         if self.stopped:
@@ -278,6 +175,11 @@ class GridStrategy(BaseStrategy):
         return True
 
     async def execute_strategy(self, market_data) -> StrategyResult:
+        """One decision cycle: reconcile with the open orders, apply stop/pause, then the
+        mode's decision (:meth:`_tp_cycle` or :meth:`_range_cycle`).
+
+        :returns: the orders to place/cancel, or nothing (e.g. before the first bid/ask).
+        """
         md = market_data
         self.cycle += 1
         self._sync(md)
@@ -329,385 +231,33 @@ class GridStrategy(BaseStrategy):
             return StrategyResult.nothing(reason)
         return StrategyResult(StrategyAction.CLOSE_POSITIONS, cancels=cancels, close=close, reason=reason)
 
-    # -- take-profit grid -------------------------------------------------------------
-
-    def wait_time_over(self, now_ns: int) -> bool:
-        """Seed 002 ``_calculate_wait_time`` (True = no wait); mutates the close-count memory."""
-        n = self.active_close_count()
-        mx = self.params.max_orders
-        if n < self.last_close_count:
-            self.last_close_count = n
-            return True
-        self.last_close_count = n
-        if n >= mx:
-            return False
-        w = self.params.wait_time_s
-        ratio = D(n) / D(mx)
-        if ratio >= D(2) / D(3):
-            cool = 2 * w
-        elif ratio >= D(1) / D(3):
-            cool = w
-        elif ratio >= D(1) / D(6):
-            cool = w / 2
-        else:
-            cool = w / 4
-        if self.last_open_ns == 0 and n > 0:
-            self.last_open_ns = now_ns
-        return D(now_ns - self.last_open_ns) / NS > cool
-
-    def grid_step_ok(self, bid: Decimal, ask: Decimal) -> bool:
-        """Seed 002 ``_meet_grid_step_condition``."""
-        prices = [c.price for c in self.closes.values()] + [c.price for c in self.pending_closes]
-        if not prices:
-            return True
-        tp = self.params.take_profit_pct / 100
-        step = 1 + self.params.grid_step_pct / 100
-        if self.dir is Direction.LONG:
-            nxt = min(prices)
-            new_close = ask * (1 + tp)
-            return nxt / new_close > step
-        nxt = max(prices)
-        new_close = bid * (1 - tp)
-        return new_close / nxt > step
-
-    def _tp_cycle(self, md, bid: Decimal, ask: Decimal, mid: Decimal) -> StrategyResult:
-        market = self._market(md)
-        now = md.ts_ns
-        orders: list[OrderParams] = []
-        cancels: list[tuple] = []
-        reasons: list[str] = []
-        close = self._cover(md, market, now)
-        if close is not None:
-            orders.append(close)
-            reasons.append(close.reason)
-        if self.open is not None:
-            age = D(now - self.open.created_ns) / NS
-            if age >= self.params.open_timeout_s and not self.open.cancel_sent:
-                if self.open.cid is not None:
-                    cancels.append((self.open.cid, self.ticker))
-                    self.open.cancel_sent = True
-                    reasons.append(f"open order {self.open.cid} unfilled after {age:.0f}s: cancel")
-                else:
-                    self.open = None  # never acknowledged
-        elif self.paused:
-            pass
-        elif self.active_close_count() + (1 if self.uncovered else 0) >= self.params.max_orders:
-            self.last_close_count = self.active_close_count()
-        elif self.wait_time_over(now) and self.grid_step_ok(bid, ask):
-            o = self._open_order(market, bid, ask, mid, now)
-            if o is not None:
-                orders.append(o)
-                reasons.append(o.reason)
-        self.max_close_orders_seen = max(self.max_close_orders_seen, self.active_close_count())
-        if not orders and not cancels:
-            return StrategyResult.nothing()
-        action = StrategyAction.REPLACE_ORDERS if cancels else StrategyAction.PLACE_ORDERS
-        return StrategyResult(action, orders=tuple(orders), cancels=tuple(cancels), reason="; ".join(reasons))
-
-    def _open_order(self, market, bid: Decimal, ask: Decimal, mid: Decimal, now: int) -> OrderParams | None:
-        tick = market.tick_size
-        side = self.dir.side
-        if side is Side.BUY:
-            price = market.round_price(min(mid, ask - tick), Side.BUY)
-        else:
-            price = market.round_price(max(mid, bid + tick), Side.SELL)
-        if price <= 0:
-            return None
-        size = self._size_for(market, price)
-        if size < market.min_order_size:
-            self._warn_once("size", f"grid {self.ticker}: order size {size} below the minimum {market.min_order_size}; not trading")
-            return None
-        self.open = OpenOrder(side, price, size, now, self.cycle)
-        self.last_open_ns = now
-        return OrderParams(
-            ticker=self.ticker,
-            side=side,
-            order_type=OrderType.LIMIT,
-            size=size,
-            price=price,
-            post_only=self.params.post_only,
-            time_in_force=TimeInForce.POST_ONLY if self.params.post_only else TimeInForce.GTT,
-            tag=OPEN_TAG,
-            reason=f"grid open {side.value} {size} @ {price} near mid {mid} ({self.active_close_count()}/{self.params.max_orders} close orders)",
-        )
-
-    def _cover(self, md, market, now: int) -> OrderParams | None:
-        """One close order for the open fills not yet covered, capped by the position."""
-        if not self.uncovered:
-            return None
-        qty = sum((u[0] for u in self.uncovered), ZERO)
-        value = sum((u[0] * u[1] for u in self.uncovered), ZERO)
-        fee = sum((u[2] for u in self.uncovered), ZERO)
-        vwap = value / qty
-        pos = self._position(md) * self.dir.sign  # position in the grid's direction
-        committed = sum((c.size - c.filled for c in self.closes.values()), ZERO) + sum(
-            (c.size - c.filled for c in self.pending_closes), ZERO
-        )
-        allowed = max(pos - committed, ZERO)
-        size = market.round_size(min(qty, allowed))
-        self.uncovered.clear()
-        if size < qty:
-            self.log.info(
-                f"grid {self.ticker}: {qty - size} of the filled open size is no longer in the position "
-                f"(position {pos}, already covered {committed}); not closing it twice"
-            )
-        if size < market.min_order_size:
-            return None
-        tp = self.params.take_profit_pct / 100
-        side = self.close_side
-        price = market.round_price(vwap * (1 + self.dir.sign * tp), side)
-        rec = CloseOrder(price, size, vwap, fee * size / qty, now, self.cycle)
-        self.pending_closes.append(rec)
-        return OrderParams(
-            ticker=self.ticker,
-            side=side,
-            order_type=OrderType.LIMIT,
-            size=size,
-            price=price,
-            tag=CLOSE_TAG,
-            reason=f"grid close {side.value} {size} @ {price} = fill {vwap:.8g} x (1 {'+' if self.dir.sign > 0 else '-'} {self.params.take_profit_pct}%)",
-        )
-
-    # -- range grid -----------------------------------------------------------------------
-
-    def _setup_levels(self, md, mid: Decimal) -> None:
-        market = self._market(md)
-        prices = grid_levels(self.params.lower_price, self.params.upper_price, self.params.levels, self.params.spacing, market.tick_size)
-        empty = nearest_level(prices, mid)
-        self.levels = []
-        for i, p in enumerate(prices):
-            lv = Level(i, p)
-            lv.size = self._size_for(market, p)
-            if i != empty:
-                if p < mid:
-                    lv.want = Side.BUY
-                elif p > mid:
-                    lv.want = Side.SELL
-            self.levels.append(lv)
-        self.log.info(
-            f"grid {self.ticker}: range {prices[0]}..{prices[-1]} in {len(prices)} {self.params.spacing.value} levels, "
-            f"mid {mid}, empty level {empty} ({prices[empty]})"
-        )
-
-    def _range_cycle(self, md, bid: Decimal, ask: Decimal, mid: Decimal) -> StrategyResult:
-        if not self.levels:
-            self._setup_levels(md, mid)
-            self._sync_levels(self._grid_orders(md))  # live level orders (state lost) win over the layout
-        market = self._market(md)
-        orders = []
-        if not self.paused:
-            for lv in self.levels:
-                if lv.want is None or lv.cid is not None or lv.pending_cycle is not None:
-                    continue
-                if (lv.want is Side.BUY and lv.price >= ask) or (lv.want is Side.SELL and lv.price <= bid):
-                    continue  # would cross: wait until the market is back on the right side
-                if lv.size < market.min_order_size:
-                    self._warn_once("size", f"grid {self.ticker}: level size {lv.size} below the minimum {market.min_order_size}")
-                    continue
-                lv.pending_cycle = self.cycle
-                orders.append(
-                    OrderParams(
-                        ticker=self.ticker,
-                        side=lv.want,
-                        order_type=OrderType.LIMIT,
-                        size=lv.size,
-                        price=lv.price,
-                        post_only=self.params.post_only,
-                        time_in_force=TimeInForce.POST_ONLY if self.params.post_only else TimeInForce.GTT,
-                        tag=f"{LEVEL_TAG}{lv.i}",
-                        reason=f"grid level {lv.i} {lv.want.value} {lv.size} @ {lv.price}"
-                        + (f" (counter to a fill at {lv.entry_price})" if lv.entry_price is not None else ""),
-                    )
-                )
-        if not orders:
-            return StrategyResult.nothing()
-        return StrategyResult(StrategyAction.PLACE_ORDERS, orders=tuple(orders), reason=f"grid: {len(orders)} level orders")
-
     # -- reconciliation with the bot's open orders ------------------------------------------
 
     def _sync(self, md) -> None:
+        """Reconcile the grid's records with the bot's open orders (``md.open_orders``)."""
         live = self._grid_orders(md)
         if self.params.mode is Mode.RANGE:
             self._sync_levels(live)
             return
-        # the open order
-        opens = [c for c, i in live.items() if i.tag == OPEN_TAG]
-        if self.open is not None:
-            if self.open.cid is None:
-                if opens:
-                    self.open.cid = opens[0]
-                elif self.open.cycle < self.cycle and self.open.filled == 0:
-                    self.log.info(f"grid {self.ticker}: open order @ {self.open.price} was not accepted; will retry")
-                    self.open = None
-            elif self.open.cid not in live:
-                self.open = None  # filled or canceled: fills were already booked
-        if self.open is None and opens:
-            info = live[opens[0]]
-            self.open = OpenOrder(info.side, info.price or ZERO, info.size, info.created_ns or md.ts_ns, self.cycle,
-                                  cid=info.client_id, filled=info.filled_size)
-            self.log.info(f"grid {self.ticker}: adopted live open order {info.client_id}")
-        # close orders
-        for cid in [c for c in self.closes if c not in live]:
-            self._close_gone(cid)
-        for cid, info in live.items():
-            if info.tag != CLOSE_TAG or cid in self.closes:
-                continue
-            rec = self._match_pending(info.side, info.price, info.size)
-            if rec is None:
-                rec = self._orphan_close(info.price or ZERO, info.size, md.ts_ns)
-                self.log.info(f"grid {self.ticker}: adopted live close order {cid} @ {info.price}")
-            rec.cid = cid
-            rec.filled = max(rec.filled, info.filled_size)
-            self.closes[cid] = rec
-        for rec in list(self.pending_closes):
-            if rec.cycle < self.cycle:
-                self.pending_closes.remove(rec)
-                remaining = rec.size - rec.filled
-                if remaining > 0:
-                    self.log.warning(f"grid {self.ticker}: close order {rec.size} @ {rec.price} was not accepted; re-covering")
-                    self.uncovered.append((remaining, rec.open_price, rec.open_fee * remaining / rec.size))
-
-    def _sync_levels(self, live: dict) -> None:
-        by_level = {}
-        for cid, info in live.items():
-            if info.tag.startswith(LEVEL_TAG):
-                try:
-                    by_level[int(info.tag[len(LEVEL_TAG):])] = info
-                except ValueError:
-                    continue
-        for lv in self.levels:
-            info = by_level.get(lv.i)
-            if info is not None:
-                if lv.cid != info.client_id:
-                    if lv.cid is None and lv.pending_cycle is None:
-                        self.log.info(f"grid {self.ticker}: adopted live order {info.client_id} at level {lv.i}")
-                    lv.cid = info.client_id
-                    lv.want = info.side
-                    lv.size = info.size
-                lv.pending_cycle = None
-                lv.filled = max(lv.filled, info.filled_size)
-                continue
-            if lv.cid is not None:
-                self._level_gone(lv)
-            elif lv.pending_cycle is not None and lv.pending_cycle < self.cycle:
-                lv.pending_cycle = None  # not accepted (e.g. post-only would cross): retried when possible
-
-    def _match_pending(self, side: Side, price: Decimal | None, size: Decimal) -> CloseOrder | None:
-        if side is not self.close_side:
-            return None
-        for rec in self.pending_closes:
-            if rec.size == size and (price is None or rec.price == price):
-                self.pending_closes.remove(rec)
-                return rec
-        for rec in self.pending_closes:
-            if rec.size - rec.filled >= size:
-                self.pending_closes.remove(rec)
-                return rec
-        return None
-
-    def _orphan_close(self, price: Decimal, size: Decimal, now: int) -> CloseOrder:
-        tp = self.params.take_profit_pct / 100
-        open_price = price / (1 + self.dir.sign * tp) if price else ZERO
-        return CloseOrder(price, size, open_price, ZERO, now, self.cycle, estimated=True)
-
-    def _close_gone(self, cid: int) -> None:
-        rec = self.closes.pop(cid, None)
-        if rec is None:
-            return
-        remaining = rec.size - rec.filled
-        if remaining > 0 and not self.stopped:
-            # canceled or expired before filling completely: close what is left again
-            self.uncovered.append((remaining, rec.open_price, rec.open_fee * remaining / rec.size))
-            if rec.filled > 0:
-                self._book_partial_cycle(rec)
-
-    def _book_partial_cycle(self, rec: CloseOrder) -> None:
-        share = rec.filled / rec.size
-        self.stats.gross += rec.gross
-        self.stats.fees += rec.fees + rec.open_fee * share
-
-    def _level_gone(self, lv: Level) -> None:
-        """A level order left the book without a complete fill (canceled/expired)."""
-        if lv.filled > 0:
-            self._level_complete(lv, partial=True)
-        else:
-            lv.cid = None
-            lv.pending_cycle = None
+        self._sync_take_profit(md, live)
 
     # -- feedback from the bot ----------------------------------------------------------------
 
     def on_fill(self, fill) -> None:
+        """Book a fill of one of this grid's orders, by its tag (open, close or level)."""
         if fill.ticker != self.ticker or not (fill.tag or "").startswith("grid"):
             return
         tag = fill.tag
         if tag == OPEN_TAG:
-            if self.open is not None and self.open.cid in (None, fill.client_id):
-                self.open.cid = fill.client_id
-                self.open.filled += fill.size
-            self.uncovered.append((fill.size, fill.price, fill.fee))
-            self.stats.opens_filled += 1
+            self._on_open_fill(fill)
         elif tag == CLOSE_TAG:
-            rec = self.closes.get(fill.client_id)
-            if rec is None:
-                rec = self._match_pending(fill.side, None, fill.size) or self._orphan_close(fill.price, fill.size, fill.ts_ns)
-                rec.cid = fill.client_id
-                self.closes[fill.client_id] = rec
-            rec.filled += fill.size
-            rec.gross += self.dir.sign * (fill.price - rec.open_price) * fill.size
-            rec.fees += fill.fee
-            if rec.filled >= rec.size:
-                del self.closes[fill.client_id]
-                self.stats.add(fill.ts_ns, rec.gross, rec.fees + rec.open_fee)
+            self._on_close_fill(fill)
         elif tag.startswith(LEVEL_TAG):
-            try:
-                i = int(tag[len(LEVEL_TAG):])
-            except ValueError:
-                return
-            if not 0 <= i < len(self.levels):
-                return
-            lv = self.levels[i]
-            lv.cid = fill.client_id
-            lv.pending_cycle = None
-            lv.filled += fill.size
-            lv.filled_value += fill.size * fill.price
-            lv.fees += fill.fee
-            if lv.want is None:
-                lv.want = fill.side
-            if lv.filled >= lv.size:
-                self._level_complete(lv, ts_ns=fill.ts_ns)
-
-    def _level_complete(self, lv: Level, partial: bool = False, ts_ns: int = 0) -> None:
-        side = lv.want
-        qty = lv.filled
-        avg = lv.filled_value / qty
-        if lv.entry_price is not None and side is not None:
-            gross = (avg - lv.entry_price) * qty if side is Side.SELL else (lv.entry_price - avg) * qty
-            self.stats.add(ts_ns, gross, lv.fees + lv.entry_fee * (qty / lv.size if lv.size else 1))
-        j = lv.i + 1 if side is Side.BUY else lv.i - 1
-        lv_size = lv.size
-        remaining = lv.size - qty
-        fees = lv.fees
-        lv.reset()
-        if partial and remaining > 0:
-            # what did not fill stays wanted at this level
-            lv.want = side
-            lv.size = remaining
-        else:
-            lv.size = lv_size
-        if side is None or not 0 <= j < len(self.levels):
-            if side is not None:
-                self.log.info(f"grid {self.ticker}: level {lv.i} filled at the edge of the range; no counter level")
-            return
-        other = self.levels[j]
-        if other.want is not None or other.cid is not None:
-            self.log.warning(f"grid {self.ticker}: counter level {j} is busy ({other.want}); counter order skipped")
-            return
-        other.want = side.opposite
-        other.size = qty
-        other.entry_price = avg
-        other.entry_fee = fees
+            self._on_level_fill(fill)
 
     def on_order_update(self, update) -> None:
+        """An order of this grid ended: forget it; an unfilled remainder is covered again
+        (close order) or wanted again (level order)."""
         if update.ticker != self.ticker or not update.status.is_terminal:
             return
         cid = update.client_id
@@ -740,6 +290,7 @@ class GridStrategy(BaseStrategy):
     # -- persistence -------------------------------------------------------------------------------
 
     def get_state(self) -> Mapping[str, Any]:
+        """The grid as a JSON-able dict (version 1) for :meth:`restore_state`."""
         return {
             "version": 1,
             "ticker": self.ticker,
@@ -756,6 +307,8 @@ class GridStrategy(BaseStrategy):
         }
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`get_state`'s dict; a state for another ticker or mode is ignored
+        (the latter with a warning). Live orders are matched later, in :meth:`on_start`."""
         if not state or state.get("ticker") not in (None, self.ticker):
             return
         if state.get("mode") not in (None, self.params.mode.value):
@@ -781,6 +334,7 @@ class GridStrategy(BaseStrategy):
     # -- report ---------------------------------------------------------------------------------------
 
     def summary_lines(self) -> list[str]:
+        """End-of-run lines: cycles, profit per cycle (gross, fees, net, USD), orders resting."""
         s = self.stats
         mode = self.params.mode.value + ("" if self.params.mode is Mode.RANGE else f", {self.dir.name.lower()}")
         lines = [f"grid {self.ticker} ({mode}): {s.cycles} cycles completed"
