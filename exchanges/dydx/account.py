@@ -14,9 +14,18 @@ loop), :class:`~perpbot.core.model.OrderUpdate`, :class:`~perpbot.core.model.Fil
   CANCELED (EXPIRED when ``removalReason`` says so), BEST_EFFORT_CANCELED, UNTRIGGERED.
   A short-term order still open once the height passed its good-til-block is gone:
   EXPIRED (or CANCELED after a best-effort cancel).
-- dYdX client ids map back to our client ids through the
-  :class:`~perpbot.exchanges.dydx.client_ids.ClientIdStore`; an order this bot did not place
-  keeps its dYdX client id as ``client_id`` and the tag ``external``.
+- An indexer order row is ours only when its full chain OrderId (subaccount, dYdX client
+  id, order flags, clob pair; the indexer's order ``id`` is a uuid of exactly these) is one
+  the :class:`~perpbot.exchanges.dydx.client_ids.ClientIdStore` allocated. Orders other
+  clients placed on the subaccount live apart in :attr:`AccountState.foreign`, keyed by
+  the indexer id: they are never reported as, cancelled as, or merged into the bot's orders.
+- A STATEFUL post-only order removed as ``BEST_EFFORT_CANCELED`` with reason
+  ``POST_ONLY_WOULD_CROSS`` is final (CANCELED; chain ``x/clob/memclob/memclob.go``); any
+  other ``BEST_EFFORT_CANCELED`` of ours is queued in :attr:`AccountState.lookups` for the
+  exchange to ask the indexer (``GET /v4/orders/{id}``), and a short-term one also ends
+  at its good-til-block.
+- An order whose broadcast reply was lost is in :attr:`AccountState.unknown` (PENDING)
+  until a row for it arrives.
 - Fills are deduplicated by the indexer's fill id (stream and REST); fills that
   existed before :meth:`AccountState.set_baseline` are history (``get_fills_since``),
   not new events. ``fee`` is USD paid (negative: rebate); ``liquidity`` MAKER/TAKER.
@@ -147,6 +156,14 @@ class AccountState:
         self.orders: dict[int, OrderInfo] = {}
         self.order_rows: dict[int, dict] = {}  # our id -> latest indexer row (gtb etc.)
         self._uuid_to_id: dict[str, int] = {}
+        #: orders of other clients on this subaccount, by indexer order id (their own namespace:
+        #: never keyed by, reported as, or mistaken for one of our client ids)
+        self.foreign: dict[str, OrderInfo] = {}
+        self.order_rows_foreign: dict[str, dict] = {}
+        #: our orders whose broadcast outcome is unknown (reply lost): our id -> why
+        self.unknown: dict[int, str] = {}
+        #: our orders to look up by id on the indexer (``GET /v4/orders/{id}``)
+        self.lookups: set[int] = set()
         self.positions: dict[str, Position] = {}
         self.usdc: Decimal = ZERO
         self.indexer_equity: Decimal | None = None
@@ -156,8 +173,7 @@ class AccountState:
         self._funding_keys = _Bounded(10_000)
         self.height: int | None = None
         self.snapshot_received = False
-        self.stats = {"order_updates": 0, "fills": 0, "funding_payments": 0, "unknown_orders": 0,
-                      "bad_rows": 0}
+        self.stats = {"order_updates": 0, "fills": 0, "funding_payments": 0, "bad_rows": 0, "foreign_orders": 0}
         for our, meta in ids.orders.items():
             self._remember(our, meta)
 
@@ -177,22 +193,37 @@ class AccountState:
             self._remember(our, meta)
         self.orders[our] = info
 
-    def _resolve(self, row: Mapping[str, Any]) -> tuple[int, bool]:
-        """``(client id to report, is ours)`` for an indexer order row."""
+    def _resolve(self, row: Mapping[str, Any]) -> tuple[int | None, str]:
+        """``(our client id or None, indexer order id)`` for an indexer order row.
+
+        An order is ours only when its FULL chain OrderId matches one we placed: subaccount,
+        dYdX client id, order flags and clob pair (chain ``proto/dydxprotocol/clob/order.proto``
+        ``OrderId``), which the indexer's order id (a uuid of exactly those, comlink
+        ``OrderTable.uuid``) encodes. A row without ``id`` gets it computed from its fields.
+
+        :raises KeyError: for a row with neither ``id`` nor ``clientId``/``clobPairId``.
+        """
         oid = row.get("id")
-        if oid and oid in self._uuid_to_id:
-            return self._uuid_to_id[oid], True
+        if not oid:
+            sub = row.get("subaccountId")
+            if sub is not None and sub != self.subaccount_id:
+                raise KeyError(f"subaccountId {sub} of another subaccount")
+            oid = order_uuid(self.address, self.subaccount, int(row["clientId"]), int(row["clobPairId"]),
+                             int(row.get("orderFlags") or 0))
+        oid = str(oid)
+        if oid in self._uuid_to_id:
+            return self._uuid_to_id[oid], oid
         cid = row.get("clientId")
-        if cid is not None:
+        if cid is not None and row.get("clobPairId") is not None and row.get("orderFlags") is not None:
             our = self.ids.our_id(int(cid))
-            if our is not None:
-                meta = self.ids.get(our) or {}
-                if str(meta.get("clob")) == str(row.get("clobPairId", meta.get("clob"))):
-                    if oid:
-                        self._uuid_to_id[oid] = our
-                    return our, True
-            return int(cid), False
-        raise KeyError("clientId")
+            meta = self.ids.get(our) if our is not None else None
+            if meta is not None and order_uuid(self.address, self.subaccount, int(cid), int(meta["clob"]),
+                                               int(meta["flags"])) == oid:
+                self._uuid_to_id[oid] = our
+                return our, oid
+        if cid is None and row.get("id") is None:
+            raise KeyError("clientId")
+        return None, oid
 
     # ------------------------------------------------------------------ stream
 
@@ -247,12 +278,15 @@ class AccountState:
             logger.warning(f"dYdX order row with an unexpected shape ignored ({type(exc).__name__}: {exc})")
 
     def _order_row_inner(self, row: Mapping[str, Any]) -> None:
-        our, ours = self._resolve(row)
+        our, oid = self._resolve(row)
+        if our is None:
+            self._foreign_row(oid, row)
+            return
         prev = self.orders.get(our)
         prev_row = self.order_rows.get(our, {})
         merged = {**prev_row, **{k: v for k, v in row.items() if v is not None}}
         self.order_rows[our] = merged
-        meta = self.ids.get(our) if ours else None
+        meta = self.ids.get(our)
         ticker = merged.get("ticker") or (meta or {}).get("ticker") or (prev.ticker if prev else "")
         filled = D(merged["totalFilled"]) if merged.get("totalFilled") is not None else (
             prev.filled_size if prev else ZERO)
@@ -260,6 +294,18 @@ class AccountState:
         if status is None:
             logger.warning(f"dYdX order {our}: unknown status {merged.get('status')!r}")
             return
+        if self.unknown.pop(our, None) is not None:
+            logger.info(f"dYdX order {our}: the venue shows it ({merged.get('status')}); its outcome is known")
+        if status is OrderStatus.BEST_EFFORT_CANCELED:
+            flags = int(merged.get("orderFlags", (meta or {}).get("flags", 0)) or 0)
+            if flags != 0 and "POST_ONLY_WOULD_CROSS" in str(merged.get("removalReason") or ""):
+                # chain rule: a STATEFUL post-only order that would cross is removed from state by an
+                # OrderRemoval(REMOVAL_REASON_POST_ONLY_WOULD_CROSS_MAKER_ORDER) operation
+                # (protocol/x/clob/memclob/memclob.go PlaceOrder; proto/dydxprotocol/clob/
+                # order_removals.proto): it can never rest, so this is final
+                status = OrderStatus.CANCELED
+            elif not (prev is not None and prev.status.is_terminal):
+                self.lookups.add(our)  # best effort: ask the indexer for the order's final word
         if prev is not None and prev.status.is_terminal and not status.is_terminal:
             return  # a late row must not reopen a finished order
         size = D(merged["size"]) if merged.get("size") is not None else (
@@ -279,27 +325,79 @@ class AccountState:
             reduce_only=bool(merged.get("reduceOnly", False)),
             post_only=bool(merged.get("postOnly", False)),
             time_in_force=_TIF_MAP.get(str(merged.get("timeInForce", "GTT")), TimeInForce.GTT),
-            tag=(meta or {}).get("tag", "") if ours else "external",
+            tag=(meta or {}).get("tag", ""),
             created_ns=prev.created_ns if prev else int((meta or {}).get("created_ns", 0)),
-            exchange_order_id=str(merged.get("id", "")),
+            exchange_order_id=oid,
             venue=VENUE,
         )
         self.orders[our] = info
-        if not ours:
-            self.stats["unknown_orders"] += 1 if prev is None else 0
-        if ours:
-            self.ids.update(our, persist=status.is_terminal or (prev is None or prev.status != status),
-                            status=status.value, gtb=int(merged.get("goodTilBlock") or (meta or {}).get("gtb") or 0))
+        if status.is_terminal:
+            self.lookups.discard(our)
+        self.ids.update(our, persist=status.is_terminal or (prev is None or prev.status != status),
+                        status=status.value, gtb=int(merged.get("goodTilBlock") or (meta or {}).get("gtb") or 0))
         if prev is None or prev.status != status or prev.filled_size != filled:
             self.stats["order_updates"] += 1
             reason = str(merged.get("removalReason") or "")
             self.emit(OrderUpdate(our, ticker, status, self.now_ns(), filled_size=filled, reason=reason,
                                   venue=VENUE, tag=info.tag))
 
+    def _foreign_row(self, oid: str, row: Mapping[str, Any]) -> None:
+        """An order another client placed on this subaccount: kept by its indexer id, not reported
+        to the bot (its dYdX client id may equal one of our client ids: another namespace)."""
+        prev = self.foreign.get(oid)
+        merged = {**(self.order_rows_foreign.get(oid, {})), **{k: v for k, v in row.items() if v is not None}}
+        self.order_rows_foreign[oid] = merged
+        filled = D(merged["totalFilled"]) if merged.get("totalFilled") is not None else ZERO
+        status = map_status(str(merged.get("status", "")), merged.get("removalReason"), filled)
+        if status is None:
+            return
+        if prev is None:
+            self.stats["foreign_orders"] += 1
+            (logger.debug if status.is_terminal else logger.info)(f"dYdX order {oid} (dYdX client id {merged.get('clientId')}, flags "
+                        f"{merged.get('orderFlags')}, clob {merged.get('clobPairId')}) was not placed by this bot: "
+                        f"kept apart, never cancelled or reported as the bot's")
+        self.foreign[oid] = OrderInfo(
+            client_id=int(merged.get("clientId") or 0), ticker=str(merged.get("ticker") or ""),
+            side=Side.parse(merged["side"]) if merged.get("side") else Side.BUY,
+            size=D(merged["size"]) if merged.get("size") is not None else ZERO,
+            price=D(merged["price"]) if merged.get("price") is not None else None, status=status,
+            order_type=_TYPE_MAP.get(str(merged.get("type", "LIMIT")), OrderType.LIMIT), filled_size=filled,
+            reduce_only=bool(merged.get("reduceOnly", False)), post_only=bool(merged.get("postOnly", False)),
+            time_in_force=_TIF_MAP.get(str(merged.get("timeInForce", "GTT")), TimeInForce.GTT), tag="external",
+            exchange_order_id=oid, venue=VENUE,
+        )
+
+    def foreign_open_orders(self, ticker: str | None = None) -> list[OrderInfo]:
+        """Open orders of other clients on this subaccount (``client_id`` is their dYdX client id)."""
+        return [o for o in self.foreign.values()
+                if not o.status.is_terminal and (ticker is None or o.ticker == ticker)]
+
+    def mark_unknown(self, our: int, reason: str) -> None:
+        """Our broadcast's reply was lost: the order stays PENDING, its outcome to be learnt."""
+        if our in self.orders and not self.orders[our].status.is_terminal:
+            self.unknown[our] = reason
+            self.lookups.add(our)
+
+    def lifetime_passed(self, our: int, height: int | None, now_s: int) -> bool:
+        """True when the order's good-til-block (short-term: ``height > gtb``) or good-til-block-time
+        (stateful: ``now_s > gtbt``) has passed, so the chain can no longer hold it
+        (chain ``x/clob/keeper/orders.go``: expired orders are removed)."""
+        meta = self.ids.get(our) or {}
+        row = self.order_rows.get(our, {})
+        flags = int(row.get("orderFlags", meta.get("flags", -1)) or 0)
+        if flags == 0:
+            gtb = int(row.get("goodTilBlock") or meta.get("gtb") or 0)
+            return bool(gtb) and height is not None and height > gtb
+        gtbt = int(meta.get("gtbt") or 0)
+        return bool(gtbt) and now_s > gtbt
+
     def expire_short_term(self, height: int) -> None:
-        """Short-term orders past their good-til-block are gone (no update may ever come)."""
+        """Short-term orders past their good-til-block are gone (no update may ever come).
+
+        Orders whose broadcast outcome is unknown are left to the look-up by id (the
+        exchange resolves them: a fill may have happened before the good-til-block)."""
         for our, info in list(self.orders.items()):
-            if info.status.is_terminal:
+            if info.status.is_terminal or our in self.unknown:
                 continue
             row = self.order_rows.get(our, {})
             meta = self.ids.get(our) or {}

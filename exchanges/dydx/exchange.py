@@ -9,9 +9,16 @@ from the indexer's subaccount stream.
   signs and broadcasts on its worker thread (local sequence for stateful orders, gRPC
   budget, circuit breaker).
 - A CheckTx failure is ``OrderResult(success=False, error=<chain log>)``; a refusal by the
-  budget or the open breaker is a failed result too (nothing was sent); a transport
-  failure raises :class:`~perpbot.core.errors.TemporaryExchangeError` (the order's fate is
-  unknown until the stream or the next reconciliation tells).
+  budget, the open breaker or a node that could not be reached is a failed result too
+  (nothing was sent, and the order is unregistered). A broadcast whose reply was lost
+  (timeout, connection dropped after sending) is NOT a rejection: the result is
+  ``success=True, status=PENDING`` with ``error="outcome unknown: ..."``; the order stays
+  pending until the subaccount stream, reconciliation or a look-up by id
+  (``GET /v4/orders/{id}``) shows it, or until its good-til-block / good-til-block-time
+  has passed for certain while the indexer does not know it (then EXPIRED: it never existed).
+- A cancel's result carries the venue's order status: FILLED (a failed cancel) when the
+  order filled first, CANCELED/EXPIRED when the venue says so, else BEST_EFFORT_CANCELED
+  (sent and accepted by CheckTx, final status to come from the stream).
 - Account: ``v4_subaccounts`` and ``v4_block_height`` are subscribed on the SAME
   WebSocket as the market data (:func:`perpbot.exchanges.dydx.ws.acquire`), folded by
   :class:`~perpbot.exchanges.dydx.account.AccountState`, and reconciled with REST at connect,
@@ -56,7 +63,7 @@ from perpbot.exchanges.dydx.account import AccountState, order_uuid
 from perpbot.exchanges.dydx.client_ids import ClientIdStore
 from perpbot.exchanges.dydx.config import DydxSettings
 from perpbot.exchanges.dydx.feed import markets_from_payload
-from perpbot.exchanges.dydx.node import NodeGateway, NodeUnavailable, RateBudgetExceeded
+from perpbot.exchanges.dydx.node import NodeGateway, NodeUnavailable, OutcomeUnknown, RateBudgetExceeded
 from perpbot.exchanges.dydx.orders import (
     SHORT_TERM,
     build_order_proto,
@@ -68,6 +75,19 @@ from perpbot.exchanges.dydx.rest import IndexerRest
 from perpbot.exchanges.dydx.secrets import load_mnemonic
 
 NS = 1_000_000_000
+#: rows per REST page: comlink's limit (``API_LIMIT_V4``) was 100 on older indexers, 1000 now
+ORDERS_PAGE = 100
+FILLS_PAGE = 100
+#: slack on a good-til-block-time before an order the indexer does not know is given up (s):
+#: the chain removes it at the first block whose time reaches it (x/clob EndBlocker)
+GTBT_MARGIN_S = 10
+
+
+def _iso(epoch_s: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.000Z`` (the indexer's time format; no '+' to escape in a query)."""
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(int(epoch_s), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 class DydxExchange(BaseExchangeClient):
@@ -98,7 +118,10 @@ class DydxExchange(BaseExchangeClient):
         self._tasks: list[asyncio.Task] = []
         self._connected = False
         self._reconcile_now: asyncio.Event | None = None
-        self.counters = {"placed": 0, "rejected": 0, "canceled": 0, "reconciles": 0, "reconcile_failures": 0}
+        self._fill_watermark: int | None = None  # newest fill height read by reconciliation
+        self._lookup_at: dict[int, float] = {}  # our id -> monotonic time of the next look-up
+        self.counters = {"placed": 0, "rejected": 0, "canceled": 0, "reconciles": 0, "reconcile_failures": 0,
+                         "outcome_unknown": 0, "order_lookups": 0}
 
     def __repr__(self) -> str:
         return f"DydxExchange({self.settings.network}, address={self.address}, subaccount={self.settings.subaccount})"
@@ -292,10 +315,25 @@ class DydxExchange(BaseExchangeClient):
         ))
         try:
             tx = await self.node.place_order(proto, stateful=plan.stateful)
-        except (RateBudgetExceeded, NodeUnavailable) as exc:
+        except OutcomeUnknown as exc:
+            # the node may have accepted it: it stays PENDING (never REJECTED, never sent again)
+            # until the stream, reconciliation, a look-up by id or its good-til passing tells
+            self.account.mark_unknown(order.client_id, str(exc))
+            self.counters["outcome_unknown"] += 1
+            logger.warning(
+                f"dYdX order {order.client_id} (dYdX id {dydx_id}) {plan.side.value} {plan.size} {order.ticker}: "
+                f"{exc}; it stays pending until the venue shows it or its good-til passes"
+            )
+            return OrderResult(True, order.client_id, order.ticker, OrderStatus.PENDING,
+                               error=f"outcome unknown: {exc}", exchange_order_id=uid)
+        except TemporaryExchangeError as exc:  # NotSent, NodeUnavailable, RateBudgetExceeded: never left
             self._forget(order.client_id, OrderStatus.REJECTED)
             self.counters["rejected"] += 1
             return OrderResult(False, order.client_id, order.ticker, OrderStatus.REJECTED, error=str(exc))
+        except BaseException:
+            # anything else (cancellation while sending, a bug): the fate is unknown, keep it pending
+            self.account.mark_unknown(order.client_id, "interrupted while sending")
+            raise
         if not tx.ok:
             self._forget(order.client_id, OrderStatus.REJECTED)
             self.counters["rejected"] += 1
@@ -315,27 +353,22 @@ class DydxExchange(BaseExchangeClient):
                            exchange_order_id=uid)
 
     def _forget(self, client_id: int, status: OrderStatus) -> None:
-        """An order that never reached the book: drop it from the open orders, keep the id burnt."""
+        """An order that never left (nothing was sent, or CheckTx refused it): it is no longer
+        registered anywhere (open orders, look-ups, expiry), and its dYdX id stays burnt."""
         self.ids.update(client_id, status=status.value)
         self.account.orders.pop(client_id, None)
+        self.account.order_rows.pop(client_id, None)
+        self.account.unknown.pop(client_id, None)
+        self.account.lookups.discard(client_id)
 
     def _order_key(self, client_id: int) -> tuple[int, int, int, int, int, str] | None:
-        """``(dydx id, clob, flags, gtb, gtbt, ticker)`` of one of our (or an external) order."""
+        """``(dydx id, clob, flags, gtb, gtbt, ticker)`` of one of OUR orders (None for any other
+        id: orders of other clients are not addressable by the bot's client ids)."""
         meta = self.ids.get(client_id)
-        if meta is not None:
-            return (int(meta["dydx_id"]), int(meta["clob"]), int(meta["flags"]), int(meta.get("gtb") or 0),
-                    int(meta.get("gtbt") or 0), str(meta.get("ticker", "")))
-        info = self.account.orders.get(client_id)
-        row = self.account.order_rows.get(client_id)
-        if info is None or row is None or info.tag != "external":
+        if meta is None:
             return None
-        gtbt = 0
-        if row.get("goodTilBlockTime"):
-            from perpbot.exchanges.dydx.parser import parse_iso_ns
-
-            gtbt = parse_iso_ns(str(row["goodTilBlockTime"])) // NS
-        return (int(row["clientId"]), int(row["clobPairId"]), int(row.get("orderFlags") or 0),
-                int(row.get("goodTilBlock") or 0), gtbt, info.ticker)
+        return (int(meta["dydx_id"]), int(meta["clob"]), int(meta["flags"]), int(meta.get("gtb") or 0),
+                int(meta.get("gtbt") or 0), str(meta.get("ticker", "")))
 
     async def cancel_order(self, client_id: int, ticker: str) -> OrderResult:
         """Cancel one order by our client id (short-term: best effort, gossip only)."""
@@ -364,14 +397,43 @@ class DydxExchange(BaseExchangeClient):
                     return OrderResult(True, client_id, t, OrderStatus.EXPIRED)
                 tx = await self.node.cancel_order(oid, good_til_block_time=gtbt or now_s + 60)
                 status = OrderStatus.CANCELED
-        except (RateBudgetExceeded, NodeUnavailable) as exc:
+        except TemporaryExchangeError as exc:  # not sent, or reply lost: the order's state is unchanged/unknown
             return OrderResult(False, client_id, t, info.status if info else OrderStatus.OPEN, error=str(exc))
         if not tx.ok:
             return OrderResult(False, client_id, t, info.status if info else OrderStatus.OPEN,
                                error=f"CheckTx code {tx.code}: {tx.raw_log}")
         self.counters["canceled"] += 1
         logger.info(f"dYdX cancel of order {client_id} (dYdX id {dydx_id}) {t}: accepted (tx {tx.txhash[:12]})")
-        return OrderResult(True, client_id, t, status)
+        return await self._cancel_outcome(client_id, t, status)
+
+    async def _cancel_outcome(self, client_id: int, ticker: str, in_flight: OrderStatus) -> OrderResult:
+        """The result of a cancel the node accepted, from the venue's order status.
+
+        CheckTx accepting a cancel says nothing about the order (a short-term cancel is
+        gossip only; the order may have filled first). The order is looked up on the
+        indexer (``GET /v4/orders/{id}``): FILLED is a failed cancel with status FILLED;
+        CANCELED / EXPIRED are final; otherwise ``in_flight`` (the cancel is on its way, the
+        final status comes from the stream).
+        """
+        info = self.account.orders.get(client_id)
+        if info is not None and not info.status.is_terminal and info.exchange_order_id:
+            try:
+                row = await self.rest.order(info.exchange_order_id)
+            except ExchangeError as exc:
+                row = None
+                logger.warning(f"dYdX order {client_id}: status after the cancel unknown ({exc})")
+            self.counters["order_lookups"] += 1
+            if row is not None:
+                self.account._order_row(row)
+            info = self.account.orders.get(client_id)
+        if info is None:
+            return OrderResult(True, client_id, ticker, in_flight)
+        if info.status is OrderStatus.FILLED:
+            return OrderResult(False, client_id, ticker, OrderStatus.FILLED, filled_size=info.filled_size,
+                               error="cancel too late: the order was already FILLED on the venue")
+        if info.status.is_terminal:
+            return OrderResult(True, client_id, ticker, info.status, filled_size=info.filled_size)
+        return OrderResult(True, client_id, ticker, in_flight, filled_size=info.filled_size)
 
     async def batch_cancel(self, client_ids: Iterable[int]) -> list[OrderResult]:
         """Cancel short-term orders in ONE ``MsgBatchCancel`` (stateful ones one by one)."""
@@ -398,7 +460,7 @@ class DydxExchange(BaseExchangeClient):
             try:
                 tx = await self.node.batch_cancel(sub, batches, h + self.settings.short_term_blocks)
                 error = "" if tx.ok else f"CheckTx code {tx.code}: {tx.raw_log}"
-            except (RateBudgetExceeded, NodeUnavailable) as exc:
+            except TemporaryExchangeError as exc:
                 error = str(exc)
             if not error:
                 logger.info(f"dYdX batch cancel of {sum(len(r) for r in short.values())} short-term order(s): accepted")
@@ -424,8 +486,15 @@ class DydxExchange(BaseExchangeClient):
     # ------------------------------------------------------------------ state
 
     async def get_open_orders(self, ticker: str | None = None) -> list[OrderInfo]:
+        """The bot's own open orders (PENDING ones included; other clients' orders are not)."""
         self._check_connected()
         return self.account.open_orders(ticker)
+
+    async def get_foreign_open_orders(self, ticker: str | None = None) -> list[OrderInfo]:
+        """Open orders other clients placed on this subaccount (``client_id`` = their dYdX
+        client id, ``exchange_order_id`` = the indexer's order id); the bot never touches them."""
+        self._check_connected()
+        return self.account.foreign_open_orders(ticker)
 
     async def get_positions(self) -> dict[str, Position]:
         self._check_connected()
@@ -497,6 +566,7 @@ class DydxExchange(BaseExchangeClient):
                 if h is not None:
                     try:
                         self._set_height(int(h))
+                        self.account._height(h)  # the indexer's own height
                     except (TypeError, ValueError):
                         pass
 
@@ -504,30 +574,143 @@ class DydxExchange(BaseExchangeClient):
         if event == "connected" and self._reconcile_now is not None and self._connected:
             self._reconcile_now.set()  # catch up on what happened while the stream was down
 
+    async def _live_orders(self) -> dict[str, dict]:
+        """Every order row of the subaccount that may still be live, all pages, by indexer id.
+
+        ``GET /v4/orders`` has no created-before cursor (comlink ``orders-controller.ts``): it
+        is sorted by good-til-block / good-til-block-time, newest first, and continued with
+        ``goodTilBlockTimeBeforeOrAt`` (stateful orders) and ``goodTilBlockBeforeOrAt``
+        (short-term orders), both inclusive. Two passes page down those cursors until a short
+        page, a page with nothing new, or a good-til that has passed (an order whose
+        good-til-block(-time) passed is no longer on the chain). No status filter: comlink
+        filters status AFTER its database limit, so a filtered page may stop early.
+        """
+        from perpbot.exchanges.dydx.orders import MAX_STATEFUL_S
+        from perpbot.exchanges.dydx.parser import parse_iso_ns
+
+        s = self.settings
+        out: dict[str, dict] = {}
+        now_s = self._now_ns() // NS
+        height = self._height
+        for stateful in (True, False):
+            if stateful:
+                cursor: Any = _iso(now_s + MAX_STATEFUL_S + 86_400)
+                floor: Any = now_s - 60
+            else:
+                cursor = (height + 10_000) if height else 2**53
+                floor = (height - 1) if height else 0
+            while True:
+                kw = ({"good_til_block_time_before_or_at": cursor} if stateful
+                      else {"good_til_block_before_or_at": cursor})
+                page = await self.rest.orders(self.address, s.subaccount, limit=ORDERS_PAGE, **kw)
+                new = 0
+                keys = []
+                for row in page:
+                    rid = str(row.get("id") or "")
+                    if rid and rid not in out:
+                        new += 1
+                    if rid:
+                        out[rid] = row
+                    try:
+                        if stateful and row.get("goodTilBlockTime"):
+                            keys.append((parse_iso_ns(str(row["goodTilBlockTime"])) // NS, row["goodTilBlockTime"]))
+                        elif not stateful and row.get("goodTilBlock") is not None:
+                            keys.append((int(row["goodTilBlock"]), int(row["goodTilBlock"])))
+                    except (TypeError, ValueError):
+                        continue
+                if len(page) < ORDERS_PAGE or not new or not keys:
+                    break
+                low, nxt = min(keys)
+                if (stateful and low < floor) or (not stateful and low < floor):
+                    break  # the rest of the list is past its good-til: no longer on the chain
+                if nxt == cursor:
+                    logger.warning(
+                        f"dYdX orders: more than {ORDERS_PAGE} orders share good-til {nxt}; the indexer cannot page "
+                        f"past them (the stream and look-ups by id cover the rest)"
+                    )
+                    break
+                cursor = nxt
+        return out
+
+    async def _fills_since_watermark(self) -> list[dict]:
+        """Every fill newer than the last reconciliation's newest fill height, all pages.
+
+        ``GET /v4/fills`` is newest first by ``createdAtHeight`` and continued with the
+        inclusive ``createdBeforeOrAtHeight`` (comlink ``fills-controller.ts``, postgres
+        ``fill-table.ts findAll``); rows repeated at a page boundary are merged by fill id.
+        A block's fills are written together (ender processes a block in one transaction),
+        so a height seen once is complete. When one height holds a whole page, that height
+        is read with ``page`` (newer indexers: ``eventId`` order, ``totalResults``).
+        On the first reconciliation (``watermark`` None) only the newest page is read: older
+        fills are history (:meth:`get_fills_since` reads them on demand).
+        """
+        s = self.settings
+        rows: dict[str, dict] = {}
+        wm = self._fill_watermark
+        cursor: int | None = None
+        while True:
+            page = await self.rest.fills(self.address, s.subaccount, limit=FILLS_PAGE,
+                                         created_before_or_at_height=cursor)
+            heights = []
+            for row in page:
+                rows[str(row.get("id"))] = row
+                try:
+                    heights.append(int(row.get("createdAtHeight")))
+                except (TypeError, ValueError):
+                    pass
+            if wm is None or len(page) < FILLS_PAGE or not heights:
+                break
+            low = min(heights)
+            if low <= wm:
+                break  # everything above the watermark is in
+            if low == max(heights) and low == cursor:
+                await self._fills_at_height(low, rows)
+                cursor = low - 1
+                continue
+            cursor = low
+        heights = [int(r["createdAtHeight"]) for r in rows.values() if str(r.get("createdAtHeight", "")).isdigit()]
+        if heights:
+            self._fill_watermark = max(heights + ([wm] if wm is not None else []))
+        elif wm is None:
+            self._fill_watermark = 0
+        return list(rows.values())
+
+    async def _fills_at_height(self, height: int, rows: dict[str, dict]) -> None:
+        """All fills of one block when there are more than a page of them (``page`` paging)."""
+        s = self.settings
+        page_no = 1
+        while True:
+            data = await self.rest.fills_page(self.address, s.subaccount, limit=FILLS_PAGE,
+                                              created_before_or_at_height=height, page=page_no)
+            got = [r for r in (data.get("fills") or []) if str(r.get("createdAtHeight")) == str(height)]
+            for row in got:
+                rows[str(row.get("id"))] = row
+            total = data.get("totalResults")
+            if total is None:
+                logger.warning(f"dYdX fills: more than {FILLS_PAGE} fills at height {height} and this indexer "
+                               f"has no page parameter; the stream is the only source for the rest")
+                return
+            if page_no * FILLS_PAGE >= int(total) or not data.get("fills"):
+                return
+            page_no += 1
+
     async def _reconcile(self, first: bool = False) -> None:
         s = self.settings
         acct = self.account
         sub = await self.rest.subaccount(self.address, s.subaccount)
         acct.apply_subaccount(sub)
-        rows = await self.rest.orders(self.address, s.subaccount, status="OPEN,UNTRIGGERED,BEST_EFFORT_OPENED",
-                                      limit=100)
-        for row in rows:
+        rows = await self._live_orders()
+        for row in rows.values():
             acct._order_row(row)
-        seen_open = {r.get("id") for r in rows}
-        stale_ours = [cid for cid, o in acct.orders.items()
-                      if not o.status.is_terminal and o.exchange_order_id and o.exchange_order_id not in seen_open
-                      and o.status is not OrderStatus.PENDING]
-        if stale_ours:
-            latest = await self.rest.orders(self.address, s.subaccount, limit=100, return_latest=True)
-            by_id = {r.get("id"): r for r in latest}
-            for cid in stale_ours:
-                row = by_id.get(acct.orders[cid].exchange_order_id)
-                if row is not None:
-                    acct._order_row(row)
+        # ours that the paged list did not show: ask for each by id
+        for cid, o in list(acct.orders.items()):
+            if not o.status.is_terminal and o.exchange_order_id and o.exchange_order_id not in rows:
+                acct.lookups.add(cid)
+        await self._resolve_lookups(force=True)
         if first:
-            self.ids.reserve(int(r["clientId"]) for r in rows if r.get("clientId") is not None
-                             and self.ids.our_id(int(r["clientId"])) is None)
-        fills = await self.rest.fills(self.address, s.subaccount, limit=100)
+            self.ids.reserve(int(o.client_id) for o in acct.foreign.values()
+                             if self.ids.our_id(int(o.client_id)) is None)
+        fills = await self._fills_since_watermark()
         acct.apply_rest_fills(fills, emit=not first)
         try:
             payments = await self.rest.funding_payments(self.address, s.subaccount, limit=100)
@@ -537,6 +720,42 @@ class DydxExchange(BaseExchangeClient):
                 logger.warning(f"dYdX funding payments unavailable: {exc}")
         acct.apply_funding_payments(payments, emit=not first)
         self.counters["reconciles"] += 1
+
+    async def _resolve_lookups(self, force: bool = False) -> None:
+        """Ask the indexer (``GET /v4/orders/{id}``) about each order in ``account.lookups``.
+
+        A row found is applied. An order the indexer does not know is EXPIRED once its
+        good-til-block (by the indexer's own height) or good-til-block-time has passed: the
+        chain can no longer hold it, so it never existed or is gone. Otherwise it is asked
+        again after ``reconcile_interval_s`` (or at once with ``force``).
+        """
+        acct = self.account
+        now = time.monotonic()
+        for cid in sorted(acct.lookups):
+            info = acct.orders.get(cid)
+            if info is None or info.status.is_terminal:
+                acct.lookups.discard(cid)
+                self._lookup_at.pop(cid, None)
+                continue
+            if not force and self._lookup_at.get(cid, 0.0) > now:
+                continue
+            self._lookup_at[cid] = now + self.settings.reconcile_interval_s
+            row = await self.rest.order(info.exchange_order_id) if info.exchange_order_id else None
+            self.counters["order_lookups"] += 1
+            if row is not None:
+                acct._order_row(row)
+            info = acct.orders.get(cid)
+            if info is None or info.status.is_terminal:
+                acct.lookups.discard(cid)
+                self._lookup_at.pop(cid, None)
+                continue
+            if row is None and acct.lifetime_passed(cid, acct.height, self._now_ns() // NS - GTBT_MARGIN_S):
+                why = acct.unknown.pop(cid, None)
+                acct.lookups.discard(cid)
+                self._lookup_at.pop(cid, None)
+                acct.mark(cid, OrderStatus.EXPIRED,
+                          "good-til passed and the indexer does not know the order"
+                          + (f" (its broadcast ended: {why}; it never reached the venue)" if why else ""))
 
     async def _maintenance(self) -> None:
         s = self.settings
@@ -552,6 +771,13 @@ class DydxExchange(BaseExchangeClient):
             now = time.monotonic()
             if self._height is not None:
                 self.account.expire_short_term(self._height)
+            if self.account.lookups:
+                try:
+                    await self._resolve_lookups()
+                except asyncio.CancelledError:
+                    raise
+                except ExchangeError as exc:
+                    logger.warning(f"dYdX order look-up failed ({exc}); retrying")
             due = self._reconcile_now.is_set() or now >= next_reconcile or self._now_ns() >= next_funding_ns
             if not due:
                 continue

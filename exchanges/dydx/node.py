@@ -22,6 +22,10 @@ worker also serializes every broadcast, which stateful orders need anyway.
   ``breaker_cooldown_s``; :class:`NodeUnavailable` while open). Every gRPC call has a
   deadline of ``grpc_timeout_s`` (a channel interceptor), so a hung node cannot wedge
   the worker.
+- **Sent or not.** A transport failure is either :class:`NotSent` (no connection existed:
+  the request never left, so a broadcast certainly did nothing) or
+  :class:`OutcomeUnknown` (timeout, or the connection dropped after the request was
+  written: the node may have accepted the tx). Only a CheckTx code is a rejection.
 """
 
 from __future__ import annotations
@@ -61,6 +65,41 @@ class NodeUnavailable(TemporaryExchangeError):
 
 class RateBudgetExceeded(TemporaryExchangeError):
     """The gRPC call budget is used up for longer than ``grpc_max_wait_s``."""
+
+
+class NotSent(TemporaryExchangeError):
+    """The call never reached the node (no connection could be made): nothing was sent.
+
+    Raised for gRPC ``UNAVAILABLE`` whose details say the channel could not connect
+    ("failed to connect to all addresses", "Connection refused", DNS failure) and when the
+    gateway is not connected. :class:`NodeUnavailable` and :class:`RateBudgetExceeded`
+    are refusals before sending too.
+    """
+
+
+class OutcomeUnknown(TemporaryExchangeError):
+    """The request may have reached the node, but no reply came back (deadline passed,
+    connection dropped after sending: ``UNAVAILABLE: Socket closed`` / ``Cancelling all
+    calls``, ...). A broadcast may have been accepted: its outcome must come from the venue.
+    """
+
+
+#: gRPC UNAVAILABLE details meaning that no connection existed, so the request was never sent
+_NOT_CONNECTED = ("failed to connect", "connection refused", "dns resolution failed", "name resolution",
+                  "no route to host", "network is unreachable", "connect failed")
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when ``exc`` (a gRPC error) proves the request never left this process."""
+    code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None)
+    if not (callable(code) and callable(details)):
+        return False
+    try:
+        name, text = code().name, str(details() or "").lower()
+    except Exception:  # noqa: BLE001 - an unreadable status proves nothing
+        return False
+    return name == "UNAVAILABLE" and any(k in text for k in _NOT_CONNECTED)
 
 
 @attrs.frozen
@@ -149,7 +188,7 @@ class NodeGateway:
         self.account_number: int | None = None
         self._stateful_lock = asyncio.Lock()
         self.stats = {"calls": 0, "failures": 0, "rejected": 0, "sequence_resyncs": 0, "budget_refused": 0,
-                      "breaker_refused": 0}
+                      "breaker_refused": 0, "outcome_unknown": 0}
 
     def __repr__(self) -> str:
         return f"NodeGateway({self.settings.endpoints.node}, address={self.address})"
@@ -226,7 +265,7 @@ class NodeGateway:
 
     async def _call(self, job: Callable[[], Coroutine], what: str) -> Any:
         if self._worker is None or self._node is None:
-            raise TemporaryExchangeError(f"dYdX node not connected ({what})")
+            raise NotSent(f"dYdX node not connected ({what} not sent)")
         if not self.breaker.allow():
             self.stats["breaker_refused"] += 1
             raise NodeUnavailable(self.breaker.reason or "circuit_open: dYdX node")
@@ -246,7 +285,10 @@ class NodeGateway:
             self.stats["failures"] += 1
             text = _grpc_text(exc)
             self.breaker.record_failure(text)
-            raise TemporaryExchangeError(f"dYdX node {what} failed: {text}") from None
+            if never_sent(exc):
+                raise NotSent(f"dYdX node {what} not sent: {text}") from None
+            self.stats["outcome_unknown"] += 1
+            raise OutcomeUnknown(f"dYdX node {what} failed: {text} (outcome unknown)") from None
         self.breaker.record_success()
         return result
 

@@ -156,19 +156,66 @@ class IndexerRest:
         return dict(data.get("subaccount") or {})
 
     async def orders(self, address: str, number: int, *, status: str | None = None, limit: int | None = None,
-                     return_latest: bool | None = None) -> list:
+                     return_latest: bool | None = None, good_til_block_before_or_at: int | None = None,
+                     good_til_block_time_before_or_at: str | None = None) -> list:
+        """One page of ``GET /v4/orders`` (a bare list).
+
+        comlink ``controllers/api/v4/orders-controller.ts listOrders``: sorted by
+        ``goodTilBlock`` then ``goodTilBlockTime`` (descending unless ``returnLatestOrders``
+        is false; descending puts stateful orders, which have no goodTilBlock, first), cut
+        to ``limit``. There is no created-before cursor: a page is continued with
+        ``goodTilBlockBeforeOrAt`` (keeps only short-term orders) or
+        ``goodTilBlockTimeBeforeOrAt`` (ISO time; keeps only stateful orders), both inclusive.
+        ``status`` filters AFTER the database limit, so a page can hold fewer rows than exist.
+        """
         data = await self.call(
             "orders", self.client.account.get_subaccount_orders, address, number,
             status=status, limit=limit, return_latest_orders=return_latest,
+            good_til_block_before_or_at=good_til_block_before_or_at,
+            good_til_block_time_before_or_at=good_til_block_time_before_or_at,
         )
         return list(data or [])
 
+    async def order(self, order_id: str) -> dict | None:
+        """``GET /v4/orders/{id}`` (the indexer's order uuid), or None when the indexer does not
+        know it (404: comlink ``getOrder`` found it neither in postgres nor in redis)."""
+        try:
+            data = await self.call(f"order {order_id}", self.client.account.get_order, order_id)
+        except NotFound:
+            return None
+        return dict(data or {}) or None
+
+    async def fills_page(self, address: str, number: int, *, limit: int | None = None,
+                         created_before_or_at_height: int | None = None,
+                         created_before_or_at: str | None = None, page: int | None = None) -> dict:
+        """One page of ``GET /v4/fills``: ``{fills, pageSize?, totalResults?, offset?}``.
+
+        comlink ``controllers/api/v4/fills-controller.ts`` and postgres
+        ``stores/fill-table.ts findAll``: newest first (``createdAtHeight`` DESC);
+        ``createdBeforeOrAtHeight`` / ``createdBeforeOrAt`` are inclusive bounds; with
+        ``page`` (newer indexers) the rows are ordered by ``eventId`` ascending within the
+        filter, ``offset = (page-1)*limit``, and ``pageSize``/``totalResults``/``offset``
+        come back (absent on indexers without paging). dydx-v4-client 1.1.5 has no
+        ``page`` argument, so that query goes through the client's generic ``get``.
+        """
+        if page is None:
+            data = await self.call(
+                "fills", self.client.account.get_subaccount_fills, address, number, limit=limit,
+                created_before_or_at_height=created_before_or_at_height, created_before_or_at=created_before_or_at,
+            )
+        else:
+            params = {"address": address, "subaccountNumber": number, "limit": limit,
+                      "createdBeforeOrAtHeight": created_before_or_at_height,
+                      "createdBeforeOrAt": created_before_or_at, "page": page}
+            data = await self.call("fills", self.client.account.get, "/v4/fills",
+                                   params={k: v for k, v in params.items() if v is not None})
+        return dict(data or {})
+
     async def fills(self, address: str, number: int, *, limit: int | None = None,
-                    created_before_or_at: str | None = None) -> list:
-        data = await self.call(
-            "fills", self.client.account.get_subaccount_fills, address, number,
-            limit=limit, created_before_or_at=created_before_or_at,
-        )
+                    created_before_or_at: str | None = None, created_before_or_at_height: int | None = None) -> list:
+        """One page of fills, newest first (see :meth:`fills_page`)."""
+        data = await self.fills_page(address, number, limit=limit, created_before_or_at=created_before_or_at,
+                                     created_before_or_at_height=created_before_or_at_height)
         return list(data.get("fills") or [])
 
     async def positions(self, address: str, number: int, status: str | None = "OPEN") -> list:

@@ -520,6 +520,7 @@ class FakeIndexer:
         ws_snapshot_delay: seconds between a subscribe and its ``subscribed`` reply.
         close_timeout: how long a server-initiated close waits for the client's TCP close.
         height: initial block height (or set ``height_source`` to a callable).
+        api_limit: comlink ``API_LIMIT_V4``: default and maximum ``limit`` of list endpoints.
     """
 
     def __init__(self, *, dataset: Optional[Dataset] = None, use_shared_data: bool = True,
@@ -528,7 +529,7 @@ class FakeIndexer:
                  ping_timeout: Optional[float] = 10.0, subscribe_rate_limit: int = 2,
                  subscribe_rate_window: float = 1.0, ws_snapshot_delay: float = 0.0,
                  height: Optional[int] = None, max_levels: int = 100,
-                 close_timeout: float = 0.5):
+                 close_timeout: float = 0.5, api_limit: int = 1000):
         if host != LOOPBACK:
             raise ValueError("FakeIndexer binds 127.0.0.1 only")
         self.host = host
@@ -541,6 +542,9 @@ class FakeIndexer:
         self.subscribe_rate_window = subscribe_rate_window
         self.ws_snapshot_delay = ws_snapshot_delay
         self.max_levels = max_levels
+        #: comlink ``API_LIMIT_V4`` (config.ts; 1000 now, 100 on older indexers): the default and
+        #: the largest ``limit`` of the list endpoints
+        self.api_limit = int(api_limit)
         self.close_timeout = close_timeout
         ds = dataset if dataset is not None else load_dataset(data_dir, use_shared=use_shared_data)
         self.dataset = ds
@@ -819,18 +823,16 @@ class FakeIndexer:
             return self._route_addresses(p[1:])
         if p and p[0] == "orders":
             if n == 1:
-                return 200, self._query_orders(q)
+                return self._query_orders(q)
             if n == 2 and p[1] == "parentSubaccountNumber":
-                return 200, self._query_orders(q, parent=True)
+                return self._query_orders(q, parent=True)
             if n == 2:
                 o = self.orders.get(p[1])
-                if o is None:
-                    return 404, {"errors": [{"msg": f"No order found with id: {p[1]}"}]}
+                if o is None:  # comlink getOrder: NotFoundError
+                    return 404, {"errors": [{"msg": f"Unable to find order id {p[1]}"}]}
                 return 200, o
         if p in (["fills"], ["fills", "parentSubaccountNumber"]):
-            rows = [self._rest_fill(f) for f in self.fills if self._match_sub(f, q, n == 2)
-                    and (not q.get("market") or f.get("market") == q["market"])]
-            return 200, {"fills": rows[:limit or 100]}
+            return self._query_fills(q, n == 2)
         if p in (["perpetualPositions"], ["perpetualPositions", "parentSubaccountNumber"]):
             rows = []
             for key, pos in self.positions.items():
@@ -876,9 +878,55 @@ class FakeIndexer:
     def _rest_fill(f: dict) -> dict:
         return {k: v for k, v in f.items() if k != "address"}
 
-    def _query_orders(self, q: dict, parent: bool = False) -> list:
-        rows = []
+    def _limit_of(self, q: dict) -> tuple[Optional[int], Optional[tuple[int, Any]]]:
+        """comlink ``CheckLimitSchema``: absent -> ``API_LIMIT_V4``; else a positive integer
+        not above it (``lib/validation/schemas.ts``), or a 400."""
+        raw = q.get("limit")
+        if raw is None or raw == "":
+            return self.api_limit, None
+        if not raw.isdigit() or int(raw) <= 0 or int(raw) > self.api_limit:
+            return None, (400, {"errors": [{
+                "value": raw, "msg": "limit must be a positive integer that is not greater than max: "
+                                     f"{self.api_limit}", "param": "limit", "location": "query"}]})
+        return int(raw), None
+
+    @staticmethod
+    def _gtb(o: dict) -> Optional[int]:
+        v = o.get("goodTilBlock")
+        return int(v) if v not in (None, "") else None
+
+    @staticmethod
+    def _gtbt(o: dict) -> Optional[float]:
+        v = o.get("goodTilBlockTime")
+        if not v:
+            return None
+        return datetime.fromisoformat(str(v).replace("Z", "+00:00")).timestamp()
+
+    def _query_orders(self, q: dict, parent: bool = False) -> tuple[int, Any]:
+        """``GET /v4/orders`` as comlink ``orders-controller.ts listOrders`` answers it: the
+        postgres rows (filters, then ORDER BY goodTilBlock, goodTilBlockTime in the ordering,
+        LIMIT) merged with every open order of the subaccount from redis (LIMIT orders only),
+        THEN the status filter, then sorted (``compareOrderResponses``: in ascending order
+        short-term before stateful, by goodTilBlock / goodTilBlockTime) and cut to ``limit``.
+        Ordering: ``returnLatestOrders`` true or absent -> descending, false -> ascending.
+        ``goodTilBlockBeforeOrAt`` keeps only orders WITH a goodTilBlock <= it;
+        ``goodTilBlockTimeBeforeOrAt`` only orders WITH a goodTilBlockTime <= it (inclusive)."""
+        limit, err = self._limit_of(q)
+        if err is not None:
+            return err
+        gtb_max = q.get("goodTilBlockBeforeOrAt")
+        gtbt_max = q.get("goodTilBlockTimeBeforeOrAt")
+        if gtb_max is not None and not (gtb_max.isdigit() and int(gtb_max) > 0):
+            return 400, {"errors": [{"value": gtb_max, "msg": "Invalid value",
+                                     "param": "goodTilBlockBeforeOrAt", "location": "query"}]}
+        try:
+            gtbt_cut = self._gtbt({"goodTilBlockTime": gtbt_max}) if gtbt_max else None
+        except ValueError:
+            return 400, {"errors": [{"value": gtbt_max, "msg": "Invalid value",
+                                     "param": "goodTilBlockTimeBeforeOrAt", "location": "query"}]}
+        descending = q.get("returnLatestOrders", "true").lower() != "false"
         addr = q.get("address")
+        rows = []
         for o in self.orders.values():
             num = int(o.get("subaccountNumber", 0))
             if addr is not None:
@@ -893,19 +941,72 @@ class FakeIndexer:
                     sn = int(q.get("subaccountNumber", 0))
                     if o.get("subaccountId") != subaccount_uuid(addr, sn):
                         continue
-            if q.get("status") and o.get("status") not in q["status"].split(","):
-                continue
             if q.get("ticker") and o.get("ticker") != q["ticker"]:
                 continue
             if q.get("side") and o.get("side") != q["side"]:
                 continue
             if q.get("type") and o.get("type") != q["type"]:
                 continue
+            if gtb_max is not None and (self._gtb(o) is None or self._gtb(o) > int(gtb_max)):
+                continue
+            if gtbt_cut is not None and (self._gtbt(o) is None or self._gtbt(o) > gtbt_cut):
+                continue
             rows.append(o)
-        rows.sort(key=lambda o: int(o.get("updatedAtHeight") or o.get("createdAtHeight") or 0),
-                  reverse=True)
-        limit = int(q["limit"]) if q.get("limit", "").isdigit() else 100
-        return rows[:limit]
+
+        def key(o: dict) -> tuple:
+            # ascending: short-term (by goodTilBlock) < stateful (by goodTilBlockTime) < neither
+            if self._gtb(o) is not None:
+                return (0, self._gtb(o))
+            if self._gtbt(o) is not None:
+                return (1, self._gtbt(o))
+            return (2, 0)
+
+        rows.sort(key=key, reverse=descending)
+        postgres = rows[:limit]
+        redis = [o for o in rows if o.get("status") in ("OPEN", "BEST_EFFORT_OPENED")
+                 and o.get("type", "LIMIT") == "LIMIT" and (not q.get("type") or q["type"] == "LIMIT")]
+        merged = {o["id"]: o for o in postgres}
+        merged.update({o["id"]: o for o in redis})
+        out = list(merged.values())
+        if q.get("status"):
+            want = q["status"].split(",")
+            out = [o for o in out if o.get("status") in want]
+        out.sort(key=key, reverse=descending)
+        return 200, out[:limit]
+
+    def _query_fills(self, q: dict, parent: bool) -> tuple[int, Any]:
+        """``GET /v4/fills`` as comlink ``fills-controller.ts`` / postgres ``fill-table.ts
+        findAll`` answer it: filters (``market``, inclusive ``createdBeforeOrAtHeight`` /
+        ``createdBeforeOrAt``), ORDER BY createdAtHeight DESC, LIMIT (default
+        ``API_LIMIT_V4``). With ``page``: ORDER BY eventId ASC first, OFFSET (page-1)*limit,
+        and ``pageSize``/``totalResults``/``offset`` in the reply (absent without ``page``)."""
+        limit, err = self._limit_of(q)
+        if err is not None:
+            return err
+        rows = [f for f in self.fills if self._match_sub(f, q, parent)
+                and (not q.get("market") or f.get("market") == q["market"])]
+        h = q.get("createdBeforeOrAtHeight")
+        if h is not None:
+            if not h.isdigit():
+                return 400, {"errors": [{"value": h, "msg": "createdBeforeOrAtHeight must be a non-negative integer",
+                                         "param": "createdBeforeOrAtHeight", "location": "query"}]}
+            rows = [f for f in rows if int(f.get("createdAtHeight") or 0) <= int(h)]
+        t = q.get("createdBeforeOrAt")
+        if t:
+            cut = self._gtbt({"goodTilBlockTime": t})
+            rows = [f for f in rows if f.get("createdAt") and self._gtbt({"goodTilBlockTime": f["createdAt"]}) <= cut]
+        # self.fills is newest first; its reverse is insertion (eventId) order
+        page = q.get("page")
+        if page is not None:
+            if not page.isdigit():
+                return 400, {"errors": [{"value": page, "msg": "page must be a non-negative integer",
+                                         "param": "page", "location": "query"}]}
+            ordered = list(reversed(rows))  # eventId ASC, then createdAtHeight DESC: same order here
+            offset = (max(1, int(page)) - 1) * limit
+            return 200, {"fills": [self._rest_fill(f) for f in ordered[offset:offset + limit]],
+                         "pageSize": limit, "totalResults": len(ordered), "offset": offset}
+        rows.sort(key=lambda f: int(f.get("createdAtHeight") or 0), reverse=True)  # stable: newest first
+        return 200, {"fills": [self._rest_fill(f) for f in rows[:limit]]}
 
     def _route_addresses(self, p: list[str]) -> tuple[int, Any]:
         if len(p) == 1:
