@@ -20,16 +20,37 @@ Shape of the file::
                              "status": "PENDING", ...}}}
 
 Terminal orders beyond the newest ``keep_terminal`` are pruned.
+
+Writes never block the event loop (issue 9, item 12): the file is written and fsynced by
+a short-lived writer thread, always with the newest state, so a burst of changes costs
+one fsync (changes made while a write is under way are coalesced into the next one).
+
+- :meth:`ClientIdStore.allocate_async` (the order path) hands the id out only once a
+  write that contains it is durable, so an order is still never signed before its id
+  is on disk, and a crash can never make an id be handed out twice;
+- :meth:`ClientIdStore.update` / :meth:`ClientIdStore.reserve` called on a running loop
+  schedule the write and return (a status change lost in a crash is re-read from the
+  venue by reconciliation; a reserved id is reserved again when it is seen again);
+- outside an event loop, and for the old :meth:`ClientIdStore.allocate`, the write is
+  synchronous as before.
+
+The writer thread is not a daemon: the interpreter waits for a write under way at exit.
+A background write that fails is logged (one line naming the file) and counted in
+``write_errors``; the next change writes the whole state again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterable
+
+from loguru import logger
 
 from perpbot.core.errors import ConfigError
 
@@ -51,6 +72,15 @@ class ClientIdStore:
         self.reserved: set[int] = set()
         self._by_dydx: dict[int, int] = {}
         self.next = (rng or random.SystemRandom()).randint(1, 2**31)
+        # writes: generation of the newest state asked for / known to be on disk
+        self._gen = 0
+        self._written = 0
+        self._io_lock = threading.Lock()  # one file write at a time; an older state never lands last
+        self._cv = threading.Condition()  # guards _pending, _thread, _waiters
+        self._pending: tuple[int, dict] | None = None  # newest state waiting for the writer thread
+        self._thread: threading.Thread | None = None
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self.write_errors = 0
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -69,17 +99,39 @@ class ClientIdStore:
             ) from None
         self._by_dydx = {int(v["dydx_id"]): k for k, v in self.orders.items()}
 
-    def save(self) -> None:
-        """Write the file atomically (temp file + fsync + rename)."""
-        if self.path is None:
-            return
+    def _snapshot(self) -> tuple[int, dict]:
+        """The state to write and its generation (built on the caller's thread: consistent).
+
+        Order records are never mutated in place (``update`` replaces them), so a shallow
+        copy is a stable snapshot for the writer thread.
+        """
         self._prune()
-        data = {
+        self._gen += 1
+        return self._gen, {
             "version": 1,
             "next": self.next,
             "reserved": sorted(self.reserved)[-5000:],
             "orders": {str(k): v for k, v in self.orders.items()},
         }
+
+    def save(self) -> None:
+        """Write the file atomically (temp file + fsync + rename), on this thread, now.
+
+        :raises OSError: the write failed (the previous file is left intact).
+        """
+        if self.path is None:
+            return
+        self._write(*self._snapshot())
+
+    def _write(self, gen: int, data: dict) -> None:
+        """Write generation ``gen`` unless a newer one is on disk already (any thread)."""
+        with self._io_lock:
+            if gen <= self._written:
+                return
+            self._write_file(data)
+            self._written = gen
+
+    def _write_file(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=str(self.path.parent))
         try:
@@ -103,6 +155,72 @@ class ClientIdStore:
         except OSError:  # pragma: no cover - not every filesystem lets a directory be fsynced
             pass
 
+    # -- off the event loop ----------------------------------------------------------
+
+    def _submit(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future | None:
+        """Hand the current state to the writer thread; with ``loop``, a future resolved
+        (on that loop) once a state at least this new is on disk, or failed with the error."""
+        gen, data = self._snapshot()
+        fut = None
+        with self._cv:
+            self._pending = (gen, data)  # an older pending state is superseded (coalesced)
+            if loop is not None:
+                fut = loop.create_future()
+                self._waiters.append((gen, loop, fut))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._writer, name=f"dydx-ids {self.path.name}",
+                                                daemon=False)
+                self._thread.start()
+        return fut
+
+    def _writer(self) -> None:
+        """Writer thread: write the newest pending state until none is left, then exit."""
+        while True:
+            with self._cv:
+                item, self._pending = self._pending, None
+                if item is None:
+                    self._thread = None
+                    self._cv.notify_all()
+                    return
+            gen, data = item
+            err: BaseException | None = None
+            try:
+                self._write(gen, data)
+            except BaseException as exc:  # reported to the waiters, or logged below
+                err = exc
+            with self._cv:
+                done = [w for w in self._waiters if w[0] <= gen]
+                self._waiters = [w for w in self._waiters if w[0] > gen]
+            if err is not None:
+                self.write_errors += 1
+                if not done:
+                    logger.error(f"dYdX client-id store {self.path}: write failed ({type(err).__name__}: {err}); "
+                                 f"the next change writes the whole state again")
+            for _, loop, fut in done:
+                try:
+                    loop.call_soon_threadsafe(_settle, fut, err)
+                except RuntimeError:  # that loop is closed: nobody waits any more
+                    pass
+
+    def flush(self) -> None:
+        """Block until no background write is pending or under way (any thread but a loop's)."""
+        with self._cv:
+            while self._thread is not None:
+                self._cv.wait()
+
+    async def aflush(self) -> None:
+        """:meth:`flush` from a coroutine, without blocking the loop."""
+        await asyncio.to_thread(self.flush)
+
+    def _persist(self) -> None:
+        """Save now outside an event loop; on a running loop, in the background."""
+        if self.path is None:
+            return
+        if _running_loop() is None:
+            self.save()
+        else:
+            self._submit()
+
     def _prune(self) -> None:
         done = [k for k, v in self.orders.items() if v.get("status") in _TERMINAL]
         if len(done) > self.keep_terminal:
@@ -121,11 +239,7 @@ class ClientIdStore:
                 return cid
         raise RuntimeError("no free dYdX client id")  # pragma: no cover
 
-    def allocate(self, our_id: int, meta: dict) -> int:
-        """A fresh dYdX client id for our order ``our_id``, persisted before it is returned.
-
-        :raises ValueError: when ``our_id`` was already sent (an order is never sent twice).
-        """
+    def _assign(self, our_id: int, meta: dict) -> int:
         if our_id in self.orders:
             prev = self.orders[our_id]
             raise ValueError(
@@ -135,7 +249,55 @@ class ClientIdStore:
         dydx_id = self._take_next()
         self.orders[our_id] = {"dydx_id": dydx_id, "status": "PENDING", **meta}
         self._by_dydx[dydx_id] = our_id
-        self.save()
+        return dydx_id
+
+    def _unassign(self, our_id: int, dydx_id: int) -> None:
+        """Undo ``_assign`` after a failed write (the id stays burnt: ``next`` moved on)."""
+        self.orders.pop(our_id, None)
+        self._by_dydx.pop(dydx_id, None)
+
+    def allocate(self, our_id: int, meta: dict) -> int:
+        """A fresh dYdX client id for our order ``our_id``, persisted before it is returned.
+
+        Writes and fsyncs on the calling thread: on an event loop use :meth:`allocate_async`.
+
+        :raises ValueError: when ``our_id`` was already sent (an order is never sent twice).
+        :raises OSError: the file could not be written (nothing is allocated).
+        """
+        dydx_id = self._assign(our_id, meta)
+        try:
+            self.save()
+        except BaseException:
+            self._unassign(our_id, dydx_id)
+            raise
+        return dydx_id
+
+    async def allocate_async(self, our_id: int, meta: dict) -> int:
+        """:meth:`allocate` for the event loop: the file is written by the writer thread.
+
+        The id is assigned at once (on the loop: concurrent calls get distinct ids) and
+        returned only when a write containing it is durable (fsynced and renamed), so the
+        order is never signed before its id is on disk. Writes of concurrent calls are
+        coalesced: one fsync for a burst of orders.
+
+        :returns: the dYdX client id (fixed32).
+        :raises ValueError: when ``our_id`` was already sent (an order is never sent twice).
+        :raises OSError: the file could not be written (nothing is allocated).
+        """
+        dydx_id = self._assign(our_id, meta)
+        if self.path is None:
+            return dydx_id
+        fut = self._submit(asyncio.get_running_loop())
+        try:
+            await fut
+        except asyncio.CancelledError:
+            # the write goes on; the order is not sent (it is no open order to reconcile),
+            # and its id is never handed out again
+            self.update(our_id, status="REJECTED", error="cancelled before it was sent")
+            raise
+        except BaseException:
+            self._unassign(our_id, dydx_id)
+            raise
         return dydx_id
 
     def reserve(self, dydx_ids: Iterable[int]) -> None:
@@ -144,7 +306,7 @@ class ClientIdStore:
         new = ids - self.reserved
         if new:
             self.reserved |= new
-            self.save()
+            self._persist()
 
     # ------------------------------------------------------------------ lookups
 
@@ -155,14 +317,33 @@ class ClientIdStore:
         return self.orders.get(our_id)
 
     def update(self, our_id: int, *, persist: bool = True, **fields: Any) -> None:
+        """Change fields of our order's record; ``persist``: write the file (in the
+        background on a running loop, see the module doc)."""
         rec = self.orders.get(our_id)
         if rec is None:
             return
         changed = any(rec.get(k) != v for k, v in fields.items())
         if changed:
-            rec.update(fields)
+            self.orders[our_id] = {**rec, **fields}  # replaced, never mutated: snapshots stay stable
             if persist:
-                self.save()
+                self._persist()
 
     def open_ids(self) -> list[int]:
         return [k for k, v in self.orders.items() if v.get("status") not in _TERMINAL]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _settle(fut: asyncio.Future, err: BaseException | None) -> None:
+    """On the waiter's loop: resolve a write future (unless its waiter was cancelled)."""
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(err)

@@ -301,7 +301,7 @@ class DydxExchange(BaseExchangeClient):
             "type": order.order_type.value, "reduce_only": plan.reduce_only, "tif": plan.time_in_force.value,
         }
         try:
-            dydx_id = self.ids.allocate(order.client_id, meta)
+            dydx_id = await self.ids.allocate_async(order.client_id, meta)
         except ValueError as exc:
             raise InvalidOrder(str(exc), client_id=order.client_id) from None
         proto = build_order_proto(plan, owner=self.address, subaccount=s.subaccount, client_id=dydx_id,
