@@ -36,6 +36,16 @@ Book rules (docs ``interaction/data/watch-orderbook.mdx``; vulcan ``handlers/han
   marked unhealthy (``"crossed book ..."``) and a REST resync is requested; it turns
   healthy again when the REST snapshot has been applied and the book is not crossed.
 
+Values are checked at the parser, as the Binance replay parser does
+(``perpbot.exchanges.replay.binance``): a price must be a finite, positive decimal string and
+a size a finite, non-negative one (``"0"`` deletes a level; a trade's size must be positive);
+an oracle price must be finite and positive, a funding rate finite. Nothing else can be
+what the venue did (the chain's prices are subticks and its sizes quantums, both
+``uint64`` in v4-chain ``proto/dydxprotocol/clob/order.proto``, message ``Order``). A message carrying such a value emits no event from it
+and is counted in ``stats["bad_payloads"]``; when it is order-book data, the book is
+marked unhealthy (``"bad book data ..."``) and resynced from REST like a crossed book (a
+dropped update leaves the book unknown), via ``resync_wanted`` / ``take_resyncs``.
+
 Every event's ``ts_ns`` is the message's receive time (ns), so events come out in
 receive order whether live or replayed.
 """
@@ -102,6 +112,49 @@ def D(value: Any) -> Decimal:
     raise InvalidOperation(f"not a decimal string: {value!r}")
 
 
+class BadValue(ValueError):
+    """A value the venue cannot have sent (a non-finite or non-positive price, a negative or
+    non-finite size, ...): the message carrying it is rejected and counted."""
+
+
+#: |decimal exponent| of a sane price, size or rate (rejects "1e999999999"), as the Binance parser
+_EXP_MAX = 30
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    try:
+        d = D(value)
+    except (InvalidOperation, ValueError):
+        raise BadValue(f"{what} {value!r} is not a decimal string") from None
+    if not d.is_finite():
+        raise BadValue(f"{what} {value!r} must be finite")
+    if d and not -_EXP_MAX <= d.adjusted() <= _EXP_MAX:
+        raise BadValue(f"{what} {value!r} is out of range")
+    return d
+
+
+def price_value(value: Any, what: str = "price") -> Decimal:
+    """A finite, positive decimal string -> Decimal.
+
+    :raises BadValue: naming ``what`` and the value otherwise (NaN, Infinity, 0, -5, 1e99, 1.5 as a float).
+    """
+    d = _decimal(value, what)
+    if d <= 0:
+        raise BadValue(f"{what} {value!r} must be positive")
+    return d
+
+
+def size_value(value: Any, what: str = "size", *, zero_ok: bool = True) -> Decimal:
+    """A finite decimal string >= 0 (> 0 unless ``zero_ok``) -> Decimal.
+
+    :raises BadValue: naming ``what`` and the value otherwise.
+    """
+    d = _decimal(value, what)
+    if d < 0 or (not zero_ok and d == 0):
+        raise BadValue(f"{what} {value!r} must be {'non-negative' if zero_ok else 'positive'}")
+    return d
+
+
 def parse_iso_ns(text: str) -> int:
     """``"2024-08-12T14:06:01.172Z"`` -> ns since the epoch (UTC)."""
     t = text.rstrip("Z")
@@ -115,14 +168,23 @@ def parse_iso_ns(text: str) -> int:
     return secs * 1_000_000_000 + int(frac)
 
 
-def _levels(raw: Iterable) -> list:
-    """Indexer levels (``{price,size}`` dicts or ``[price, size]`` pairs) -> Decimal pairs."""
+def _levels(raw: Iterable, side: str = "level") -> list:
+    """Indexer levels (``{price,size}`` dicts or ``[price, size]`` pairs) -> Decimal pairs.
+
+    :raises BadValue: for a level that is not a pair, a price that is not finite and
+        positive, or a size that is not finite and >= 0 (``"0"`` deletes).
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)):
+        raise BadValue(f"{side}s {raw!r} is not a list of levels")
     out = []
-    for lv in raw or ():
-        if isinstance(lv, dict):
-            out.append((D(lv["price"]), D(lv["size"])))
-        else:
-            out.append((D(lv[0]), D(lv[1])))
+    for lv in raw:
+        try:
+            p, q = (lv["price"], lv["size"]) if isinstance(lv, dict) else (lv[0], lv[1])
+        except (KeyError, IndexError, TypeError):
+            raise BadValue(f"{side} {lv!r} is not a (price, size) pair") from None
+        out.append((price_value(p, f"{side} price"), size_value(q, f"{side} size")))
     return out
 
 
@@ -322,8 +384,13 @@ class DydxParser:
         tr = self._tracker(ticker)
         if tr is None:
             return []
-        bids = sorted(_levels(contents.get("bids")), key=lambda lv: lv[0], reverse=True)
-        asks = sorted(_levels(contents.get("asks")), key=lambda lv: lv[0])
+        try:
+            if not isinstance(contents, Mapping):
+                raise BadValue(f"book {contents!r} is not an object")
+            bids = sorted(_levels(contents.get("bids"), "bid"), key=lambda lv: lv[0], reverse=True)
+            asks = sorted(_levels(contents.get("asks"), "ask"), key=lambda lv: lv[0])
+        except BadValue as exc:
+            return self._bad_snapshot(tr, ts, source, str(exc))
         tr.book.apply_snapshot(bids, asks, ts)
         replay = tr.pending
         tr.pending = []
@@ -362,13 +429,24 @@ class DydxParser:
             return []
         bids: list = []
         asks: list = []
-        for c in items:
-            if not c:
-                continue
-            if "bids" in c:
-                bids.extend(_levels(c["bids"]))
-            if "asks" in c:
-                asks.extend(_levels(c["asks"]))
+        try:
+            if not isinstance(items, (list, tuple)):
+                raise BadValue(f"batch {items!r} is not a list of updates")
+            for c in items:
+                if not c:
+                    continue
+                if not isinstance(c, Mapping):
+                    raise BadValue(f"update {c!r} is not an object")
+                if "bids" in c:
+                    bids.extend(_levels(c["bids"], "bid"))
+                if "asks" in c:
+                    asks.extend(_levels(c["asks"], "ask"))
+        except BadValue as exc:
+            # the whole message is rejected (none of it applied): the book no longer
+            # follows the venue's, so it is resynced like a crossed book
+            out: list = []
+            self._bad_book(tr, ts, str(exc), out)
+            return out
         n = len(bids) + len(asks)
         if not n:
             return []
@@ -396,6 +474,50 @@ class DydxParser:
             return
         tr.pending.append((bids, asks))
         self.stats["deltas_kept"] += 1
+
+    def _bad_book(self, tr: BookTracker, ts: int, what: str, out: list) -> None:
+        """An order-book update with a value the venue cannot have sent was dropped.
+
+        Counted in ``stats["bad_payloads"]``; the book is unhealthy until a REST snapshot
+        (the feed's resync path, ``resync_wanted``). A book still waiting for its WS
+        snapshot stays so, and is resynced from REST once that snapshot arrives, because
+        the deltas kept to be re-applied on top of it now miss this one.
+        """
+        self.stats["bad_payloads"] += 1
+        self._warn_once(f"badbook:{tr.ticker}", f"dYdX order book {tr.ticker}: update rejected ({what}); "
+                        f"resyncing the book from REST (counted in stats['bad_payloads'])")
+        tr.pending = []
+        if tr.state == STALE:
+            tr.overflow = True  # on_snapshot then resyncs from REST
+            return
+        # a REST answer already in flight may predate this update: resync once more after it
+        tr.overflow = tr.state in (REFRESH, RESYNC)
+        tr.state = RESYNC
+        tr.reason = f"bad book data {tr.ticker}: {what}; update dropped, resyncing from REST"
+        self.resync_wanted.add(tr.ticker)
+        tr.healthy_emitted = None  # always tell the bot why
+        self._status(tr, ts, out)
+
+    def _bad_snapshot(self, tr: BookTracker, ts: int, source: str, what: str) -> list:
+        """A WS or REST snapshot with a value the venue cannot have sent: not applied.
+
+        Counted in ``stats["bad_payloads"]``; the book is emptied (its old levels are no
+        longer the venue's), stays unhealthy and is resynced from REST.
+        """
+        self.stats["bad_payloads"] += 1
+        self._warn_once(f"badbook:{tr.ticker}", f"dYdX order book {tr.ticker}: {source} snapshot rejected "
+                        f"({what}); resyncing the book from REST (counted in stats['bad_payloads'])")
+        if tr.state != RESYNC:
+            tr.pending = []  # keep deltas from now on for the REST answer
+        tr.overflow = False
+        tr.book.apply_snapshot((), (), ts)
+        tr.state = RESYNC
+        tr.reason = f"bad book data {tr.ticker}: {source} snapshot rejected ({what}); resyncing from REST"
+        self.resync_wanted.add(tr.ticker)
+        tr.healthy_emitted = None
+        out: list = []
+        self._status(tr, ts, out)
+        return out
 
     def _crossed(self, tr: BookTracker, ts: int, out: list) -> None:
         bb, ba = tr.book.best_bid_price(), tr.book.best_ask_price()
@@ -481,12 +603,45 @@ class DydxParser:
             return []  # the history is not replayed as fresh trades
         items = contents if typ == "channel_batch_data" else [contents]
         out = []
+        bad = ""
         for c in items:
             for t in (c or {}).get("trades") or ():
-                out.append(Trade(ticker, ts, price=D(t["price"]), size=D(t["size"]),
+                try:
+                    price = price_value(t["price"], "trade price")
+                    size = size_value(t["size"], "trade size", zero_ok=False)
+                except BadValue as exc:
+                    bad = bad or str(exc)
+                    continue  # that trade only: the others in the message are real
+                out.append(Trade(ticker, ts, price=price, size=size,
                                  side=Side.parse(t["side"]), trade_id=str(t.get("id", ""))))
+        if bad:
+            self._bad_value(f"trades:{ticker}", f"dYdX trades {ticker}: {bad}; that trade dropped")
         self.stats["trades"] += len(out)
         return out
+
+    def _bad_value(self, key: str, text: str) -> None:
+        """Count one message with a rejected value (``stats["bad_payloads"]``); warn once per ``key``."""
+        self.stats["bad_payloads"] += 1
+        self._warn_once(f"bad:{key}", f"{text} (counted in stats['bad_payloads'])")
+
+    def _oracle(self, ticker: str, value: Any, ts: int, out: list) -> bool:
+        """Append an OraclePrice for a finite, positive ``value``; count and drop anything else."""
+        try:
+            price = price_value(value, "oracle price")
+        except BadValue as exc:
+            self._bad_value(f"oracle:{ticker}", f"dYdX market {ticker}: {exc}; oracle price dropped")
+            return False
+        out.append(OraclePrice(ticker, ts, price=price))
+        return True
+
+    def _funding(self, ticker: str, value: Any, ts: int, out: list) -> None:
+        """Append a predicted FundingRate for a finite ``value``; count and drop anything else."""
+        try:
+            rate = _decimal(value, "nextFundingRate")
+        except BadValue as exc:
+            self._bad_value(f"funding:{ticker}", f"dYdX market {ticker}: {exc}; funding rate dropped")
+            return
+        out.append(FundingRate(ticker, ts, rate_1h=rate, settled=False))
 
     # -- markets ------------------------------------------------------------------
 
@@ -505,13 +660,26 @@ class DydxParser:
         for ticker, payload in markets.items():
             if not self._want(ticker) or not isinstance(payload, dict):
                 continue
-            self.raw_markets[ticker] = dict(payload)
-            self._market_events(ticker, self.raw_markets[ticker], ts, out)
-            if payload.get("oraclePrice"):
-                out.append(OraclePrice(ticker, ts, price=D(payload["oraclePrice"])))
+            oracle = self._market_row(ticker, payload, ts, out)
+            out.extend(oracle)
             if payload.get("nextFundingRate") is not None:
-                out.append(FundingRate(ticker, ts, rate_1h=D(payload["nextFundingRate"]), settled=False))
+                self._funding(ticker, payload["nextFundingRate"], ts, out)
         return out
+
+    def _market_row(self, ticker: str, payload: Mapping[str, Any], ts: int, out: list) -> list:
+        """Keep a full market row and append its MarketInfo; returns its OraclePrice event (or none).
+
+        A bad oracle price is counted and left out of the row, so it reaches neither an
+        OraclePrice nor ``Market.oracle_price``.
+        """
+        raw = dict(payload)
+        oracle: list = []
+        if raw.get("oraclePrice") not in (None, ""):  # none yet for a new listing
+            if not self._oracle(ticker, raw["oraclePrice"], ts, oracle):
+                del raw["oraclePrice"]
+        self.raw_markets[ticker] = raw
+        self._market_events(ticker, raw, ts, out)
+        return oracle
 
     def _markets_update(self, contents: Mapping[str, Any], ts: int, out: list) -> None:
         for ticker, fields in (contents.get("trading") or {}).items():
@@ -525,18 +693,17 @@ class DydxParser:
             if changed & _PARAM_FIELDS:
                 self._market_events(ticker, raw, ts, out)
             if "nextFundingRate" in changed and fields.get("nextFundingRate") is not None:
-                out.append(FundingRate(ticker, ts, rate_1h=D(fields["nextFundingRate"]), settled=False))
+                self._funding(ticker, fields["nextFundingRate"], ts, out)
         for ticker, p in (contents.get("oraclePrices") or {}).items():
-            if not self._want(ticker) or not isinstance(p, dict) or not p.get("oraclePrice"):
+            if not self._want(ticker) or not isinstance(p, dict) or p.get("oraclePrice") in (None, ""):
                 continue
-            raw = self.raw_markets.get(ticker)
-            if raw is not None:
-                raw["oraclePrice"] = p["oraclePrice"]
-            out.append(OraclePrice(ticker, ts, price=D(p["oraclePrice"])))
+            if self._oracle(ticker, p["oraclePrice"], ts, out):
+                raw = self.raw_markets.get(ticker)
+                if raw is not None:
+                    raw["oraclePrice"] = p["oraclePrice"]
         for ticker, payload in (contents.get("markets") or {}).items():  # new listings / full rows
             if self._want(ticker) and isinstance(payload, dict) and "atomicResolution" in payload:
-                self.raw_markets[ticker] = dict(payload)
-                self._market_events(ticker, self.raw_markets[ticker], ts, out)
+                self._market_row(ticker, payload, ts, out)
 
     # -- funding ------------------------------------------------------------------
 
@@ -550,8 +717,13 @@ class DydxParser:
             return []
         self._last_funding[ticker] = key
         price = newest.get("price")
-        return [FundingRate(ticker, ts, rate_1h=D(newest["rate"]), settled=True, interval_h=1,
-                            oracle_price=D(price) if price else None)]
+        try:
+            rate = _decimal(newest["rate"], "funding rate")
+            oracle = price_value(price, "funding oracle price") if price else None
+        except BadValue as exc:
+            self._bad_value(f"hfunding:{ticker}", f"dYdX historical funding {ticker}: {exc}; dropped")
+            return []
+        return [FundingRate(ticker, ts, rate_1h=rate, settled=True, interval_h=1, oracle_price=oracle)]
 
     # -- candles ------------------------------------------------------------------
 
@@ -575,9 +747,14 @@ class DydxParser:
             if prev is not None and prev.get("startedAt") != c.get("startedAt") and \
                     c.get("startedAt", "") > prev.get("startedAt", ""):
                 start = parse_iso_ns(prev["startedAt"])
-                out.append(Bar(ticker, start + interval * 1_000_000_000, open=D(prev["open"]), high=D(prev["high"]),
-                               low=D(prev["low"]), close=D(prev["close"]), volume=D(prev["baseTokenVolume"]),
-                               interval_s=interval))
+                try:
+                    o, h, lo, cl = (price_value(prev[k], f"candle {k}") for k in ("open", "high", "low", "close"))
+                    vol = size_value(prev["baseTokenVolume"], "candle baseTokenVolume")
+                except BadValue as exc:
+                    self._bad_value(f"candle:{cid}", f"dYdX candle {cid}: {exc}; bar dropped")
+                else:
+                    out.append(Bar(ticker, start + interval * 1_000_000_000, open=o, high=h, low=lo, close=cl,
+                                   volume=vol, interval_s=interval))
             if prev is None or c.get("startedAt", "") >= prev.get("startedAt", ""):
                 self._candles[key] = c
         return out

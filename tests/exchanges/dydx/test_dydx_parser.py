@@ -43,6 +43,13 @@ def delta(ticker, bids=(), asks=(), mid=2):
             "contents": c}
 
 
+def rest(ticker, bids, asks):
+    """The feed's pseudo-message carrying a REST book snapshot (the answer to a resync)."""
+    return {"type": "perpbot_rest", "channel": "v4_orderbook", "id": ticker,
+            "contents": {"bids": [{"price": p, "size": s} for p, s in bids],
+                         "asks": [{"price": p, "size": s} for p, s in asks]}}
+
+
 def apply_all(events, books):
     """Apply book events like MarketState does; returns the books."""
     for e in events:
@@ -231,9 +238,135 @@ def test_malformed_json_unknown_channel_and_errors_are_counted_not_fatal():
     assert p.stats["malformed"] == 2 and p.stats["unknown_channel"] == 1 and p.stats["errors"] == 1
     assert p.stats["bad_payloads"] == 1
     assert "could not fetch data" in p.errors[-1]["message"]
-    # and it still works afterwards
+    # and it still works afterwards: the dropped update was kept for nothing, so the snapshot
+    # is followed by a REST resync (issue 9.5), which makes the book healthy again
     ev = p.on_message(snap("BTC-USD", [("1", "1")], [("2", "1")]), 5)
+    assert not ev[-1].healthy and p.take_resyncs() == {"BTC-USD"}
+    ev = p.on_message(rest("BTC-USD", [("1", "1")], [("2", "1")]), 6)
     assert ev[-1].healthy
+
+
+# ---------------------------------------------------------------- garbage values (issue 9.5)
+
+
+def live_parser():
+    p = DydxParser(["BTC-USD"])
+    p.on_message(snap("BTC-USD", [("100", "1"), ("99", "2")], [("101", "1"), ("102", "3")]), 1)
+    assert p.books["BTC-USD"].state == LIVE
+    return p
+
+
+GOOD_BOOK = ([(D("100"), D("1")), (D("99"), D("2"))], [(D("101"), D("1")), (D("102"), D("3"))])
+
+
+@pytest.mark.parametrize("bids, asks, what", [
+    ([("99", "-3")], (), "bid size '-3' must be non-negative"),
+    ([("99", "NaN")], (), "bid size 'NaN' must be finite"),
+    ((), [("102", "Infinity")], "ask size 'Infinity' must be finite"),
+    ([("-5", "1")], (), "bid price '-5' must be positive"),
+    ([("0", "1")], (), "bid price '0' must be positive"),
+    ([("Infinity", "1")], (), "bid price 'Infinity' must be finite"),  # was: "crossed", real bid removed
+    ([("98", "1"), ("sNaN", "1")], (), "bid price 'sNaN' must be finite"),  # none of the message applies
+    ([("1e999999", "1")], (), "bid price '1e999999' is out of range"),
+    ([("abc", "1")], (), "bid price 'abc' is not a decimal string"),
+    ([[99.5, "1"]], (), "bid price 99.5 is not a decimal string"),  # a JSON float
+    ([("99",)], (), "is not a (price, size) pair"),
+])
+def test_garbage_in_a_delta_is_rejected_counted_and_resynced(bids, asks, what):
+    p = live_parser()
+    ev = p.on_message(delta("BTC-USD", bids=bids, asks=asks), 2)
+    assert not any(isinstance(e, (BookDelta, BookSnapshot)) for e in ev)  # no garbage comes out
+    (status,) = ev
+    assert status.healthy is False and what in status.reason and "resyncing from REST" in status.reason
+    assert p.stats["bad_payloads"] == 1
+    assert levels(p.books["BTC-USD"].book) == GOOD_BOOK  # the real levels are untouched
+    assert p.books["BTC-USD"].state == RESYNC and p.take_resyncs() == {"BTC-USD"}
+    # valid deltas keep flowing and are kept for the REST answer, which makes the book healthy
+    p.on_message(delta("BTC-USD", asks=[("103", "2")]), 3)
+    ev = p.on_message(rest("BTC-USD", [("100", "1")], [("101", "1")]), 4)
+    assert ev[-1] == FeedStatus("BTC-USD", 4, healthy=True, reason="")
+    assert p.books["BTC-USD"].book.levels("ask") == [(D("101"), D("1")), (D("103"), D("2"))]
+
+
+def test_a_zero_size_is_still_a_delete():
+    p = live_parser()
+    ev = p.on_message(delta("BTC-USD", bids=[("99", "0")]), 2)
+    assert ev == [BookDelta("BTC-USD", 2, bids=((D("99"), D("0")),), asks=())]
+    assert p.stats["bad_payloads"] == 0 and p.books["BTC-USD"].state == LIVE
+
+
+def test_garbage_in_a_batch_drops_the_whole_message():
+    p = live_parser()
+    msg = {"type": "channel_batch_data", "channel": "v4_orderbook", "id": "BTC-USD", "message_id": 2,
+           "contents": [{"bids": [["98", "4"]]}, {"asks": [["101", "-1"]]}]}
+    ev = p.on_message(msg, 2)
+    assert [type(e) for e in ev] == [FeedStatus] and p.stats["bad_payloads"] == 1
+    assert levels(p.books["BTC-USD"].book) == GOOD_BOOK
+
+
+def test_garbage_during_a_refresh_resyncs_again_after_the_answer_in_flight():
+    p = live_parser()
+    p.on_message({"type": "perpbot_resync", "id": "BTC-USD", "reason": "periodic"}, 2)
+    ev = p.on_message(delta("BTC-USD", bids=[("99", "NaN")]), 3)
+    assert ev[-1].healthy is False and p.take_resyncs() == {"BTC-USD"}
+    # the answer to the earlier request may predate the dropped update: one more resync
+    ev = p.on_message(rest("BTC-USD", [("100", "1")], [("101", "1")]), 4)
+    assert ev[-1].healthy is False and p.take_resyncs() == {"BTC-USD"}
+    ev = p.on_message(rest("BTC-USD", [("100", "1")], [("101", "1")]), 5)
+    assert ev[-1].healthy is True
+
+
+@pytest.mark.parametrize("source", ["ws", "rest"])
+def test_garbage_in_a_snapshot_is_not_applied(source):
+    p = DydxParser(["BTC-USD"])
+    if source == "ws":
+        ev = p.on_message(snap("BTC-USD", [("100", "1"), ("Infinity", "1")], [("101", "1")]), 1)
+    else:
+        p.on_message(snap("BTC-USD", [("100", "1")], [("101", "1")]), 1)
+        p.on_message(delta("BTC-USD", bids=[("100", "-1")]), 2)  # -> RESYNC
+        p.take_resyncs()
+        ev = p.on_message(rest("BTC-USD", [("100", "1")], [("-101", "1")]), 3)
+    assert [type(e) for e in ev] == [FeedStatus] and ev[0].healthy is False
+    assert "snapshot rejected" in ev[0].reason
+    assert p.books["BTC-USD"].book.levels("bid") == [] and p.books["BTC-USD"].state == RESYNC
+    assert p.take_resyncs() == {"BTC-USD"}
+    ev = p.on_message(rest("BTC-USD", [("100", "1")], [("101", "1")]), 4)
+    assert isinstance(ev[0], BookSnapshot) and ev[-1].healthy is True
+
+
+def test_garbage_oracle_prices_trades_funding_and_candles_are_dropped_and_counted():
+    p = DydxParser(["BTC-USD"])
+    row = {"ticker": "BTC-USD", "clobPairId": "0", "tickSize": "1", "stepSize": "0.0001",
+           "atomicResolution": -10, "quantumConversionExponent": -9, "stepBaseQuantums": 1000000,
+           "subticksPerTick": 100000, "initialMarginFraction": "0.05", "maintenanceMarginFraction": "0.03",
+           "oraclePrice": "0", "nextFundingRate": "NaN"}
+    ev = p.on_message({"type": "subscribed", "channel": "v4_markets", "contents": {"markets": {"BTC-USD": row}}}, 1)
+    assert [type(e) for e in ev] == [MarketInfo] and ev[0].market.oracle_price is None
+    assert p.stats["bad_payloads"] == 2
+    for bad in ("0", "-1", "NaN", "Infinity"):
+        ev = p.on_message({"type": "channel_data", "channel": "v4_markets",
+                           "contents": {"oraclePrices": {"BTC-USD": {"oraclePrice": bad}}}}, 2)
+        assert ev == []
+    assert p.stats["bad_payloads"] == 6
+    ev = p.on_message({"type": "channel_data", "channel": "v4_markets",
+                       "contents": {"oraclePrices": {"BTC-USD": {"oraclePrice": "65000.5"}}}}, 3)
+    assert ev == [OraclePrice("BTC-USD", 3, price=D("65000.5"))]
+    trades = {"type": "channel_data", "channel": "v4_trades", "id": "BTC-USD",
+              "contents": {"trades": [{"id": "a", "side": "BUY", "size": "0", "price": "65000"},
+                                      {"id": "b", "side": "BUY", "size": "0.1", "price": "-65000"},
+                                      {"id": "c", "side": "SELL", "size": "0.1", "price": "65000"}]}}
+    ev = p.on_message(trades, 4)
+    assert [e.trade_id for e in ev] == ["c"] and p.stats["bad_payloads"] == 7
+    ev = p.on_message({"type": "perpbot_rest", "channel": "historical_funding", "id": "BTC-USD",
+                       "contents": [{"rate": "Infinity", "price": "65000", "effectiveAtHeight": "1",
+                                     "effectiveAt": "2024-01-01T00:00:00Z"}]}, 5)
+    assert ev == [] and p.stats["bad_payloads"] == 8
+    candle = {"ticker": "BTC-USD", "resolution": "1MIN", "low": "1", "high": "Infinity", "open": "1",
+              "close": "1", "baseTokenVolume": "1", "startedAt": "2024-01-01T00:00:00.000Z"}
+    p.on_message({"type": "channel_data", "channel": "v4_candles", "id": "BTC-USD/1MIN", "contents": candle}, 6)
+    ev = p.on_message({"type": "channel_data", "channel": "v4_candles", "id": "BTC-USD/1MIN",
+                       "contents": {**candle, "high": "2", "startedAt": "2024-01-01T00:01:00.000Z"}}, 7)
+    assert ev == [] and p.stats["bad_payloads"] == 9  # the bar with a high of Infinity is not emitted
 
 
 # ---------------------------------------------------------------- trades, markets, candles, funding
