@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests import shared_data as _shared
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PERPBOT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# PERPBOT_NO_SHARED_DATA=1: the suite a user runs in a fresh clone. Any read under the
+# shared data folder now raises (tests/shared_data.py install_guard), not only the lookups.
+_shared.install_guard()
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +22,14 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` (real recorded payloads, some LGPL/GPL: read, never copied)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent (only in the project's CI and dev machines)")
-    return SHARED_DATA
+    """``../shared/data`` (real recorded payloads, some LGPL/GPL: read, never copied).
+
+    Skips when the folder is absent or hidden by ``PERPBOT_NO_SHARED_DATA=1``.
+    """
+    d = _shared.shared_data_dir()
+    if d is None:
+        pytest.skip(_shared.absent_reason())
+    return d
 
 
 @pytest.fixture(autouse=True)

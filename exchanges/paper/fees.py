@@ -9,9 +9,13 @@ hour started.
 
 Amounts: ``fee = notional * rate`` computed exactly with Decimal, then rounded UP
 (toward +infinity) to the quote quantum 1e-6 USD, as the chain does
-(``lib.BigIntMulSignedPpm(fillQuoteQuantums, feePpm, roundUp=true)`` in
-``x/clob/keeper/process_single_match.go``). A negative rate is a maker rebate;
-rounding toward +infinity makes a rebate never larger than the exact amount.
+(``lib.BigMulPpm(bigFillQuoteQuantums, feePpm, true)`` in ``persistMatchedOrders``,
+dydxprotocol/v4-chain ``protocol/x/clob/keeper/process_single_match.go``; ``BigMulPpm``
+rounds up with ``BigDivCeil``, ``protocol/lib/big_math.go``). A negative rate is a maker
+rebate; rounding toward +infinity (toward zero for it) makes a rebate never larger than
+the exact amount. For a dYdX price on the tick grid and size on the step grid the
+notional is a whole number of quote quantums (the chain's ``subticks * quantums * 10^QCE``
+has nothing to floor), so this equals the chain's fee to the quantum.
 """
 
 from __future__ import annotations

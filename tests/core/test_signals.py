@@ -19,6 +19,7 @@ import perpbot.core.signals as signals
 from perpbot.core.model import Bar, BookDelta, BookSnapshot, FundingRate, Market, OraclePrice, Quote, Side, Trade
 from perpbot.core.signals import Scores, SignalConfig, SignalEngine, ratio_score, squash
 from perpbot.core.state import MarketState
+from tests.shared_data import shared_root
 
 D = Decimal
 NS = 1_000_000_000
@@ -390,8 +391,8 @@ def test_ticks_supersede_bars():
 # ---------------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_DIRS = (REPO / "examples" / "data" / "binance_usdm", Path("/work/shared/data/tick_l2/hftbacktest_binance/binance_usdm"))
-BARS_DIRS = (REPO / "examples" / "data" / "bars", Path("/work/shared/data/bars/pdr_backend_binance_spot_5m"))
+SAMPLE_DIRS = (REPO / "examples" / "data" / "binance_usdm", shared_root() / "tick_l2" / "hftbacktest_binance" / "binance_usdm")
+BARS_DIRS = (REPO / "examples" / "data" / "bars", shared_root() / "bars" / "pdr_backend_binance_spot_5m")
 TICKERS = {"BTCUSDT": "BTC-USD", "ETHUSDT": "ETH-USD"}
 
 

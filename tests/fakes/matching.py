@@ -20,7 +20,8 @@ matching engine that trades against the fake indexer's book for that market:
 All quantities use exact integer math:
 ``quantums = size * 10^-AR``, ``subticks = price * 10^(AR - QCE + 6)``,
 ``quote_quantums = floor(subticks * quantums * 10^QCE)``; fees are
-``ceil(quote_quantums * ppm / 1e6)`` quote quantums (1e-6 USDC).
+``ceil(quote_quantums * ppm / 1e6)`` quote quantums (1e-6 USDC), toward +infinity for
+taker fees and maker rebates alike (``fee_quantums``).
 """
 
 from __future__ import annotations
@@ -76,9 +77,17 @@ def fill_quote_quantums(subticks: int, quantums: int, qce: int) -> int:
 
 
 def fee_quantums(quote_quantums: int, ppm: int) -> int:
-    """ceil for positive fees (taker/maker), floor toward -inf for rebates."""
+    """Fee in quote quantums (1e-6 USDC) of a fill of ``quote_quantums``: ``ceil(q * ppm / 1e6)``.
+
+    Rounded toward +infinity for every sign, as the chain does: ``persistMatchedOrders`` in
+    dydxprotocol/v4-chain ``protocol/x/clob/keeper/process_single_match.go`` computes both
+    fees with ``lib.BigMulPpm(bigFillQuoteQuantums, feePpm, true)`` ("Taker fees and maker
+    fees/rebates are rounded towards positive infinity"), and ``BigMulPpm`` with
+    ``roundUp`` uses ``BigDivCeil`` (``protocol/lib/big_math.go``). So a taker fee rounds
+    up, and a maker rebate (negative ppm) rounds toward zero: never larger than exact.
+    """
     num = int(quote_quantums) * int(ppm)
-    return -((-num) // 1_000_000) if num >= 0 else num // 1_000_000
+    return -((-num) // 1_000_000)
 
 
 TIF_NAMES = {

@@ -378,6 +378,7 @@ from perpbot.core.model import Bar, Fill, Liquidity, OrderParams, OrderResult, O
 from perpbot.core.portfolio import Portfolio  # noqa: E402
 from perpbot.core.strategy import BaseStrategy, StrategyResult  # noqa: E402
 from perpbot.core.testing import ListFeed, bot_config  # noqa: E402
+from tests.shared_data import shared_root  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BARS = "merged_ohlcv_df_BTC-ETH_2024-02-01_to_2024-03-08.csv.gz"
@@ -385,7 +386,7 @@ BARS = "merged_ohlcv_df_BTC-ETH_2024-02-01_to_2024-03-08.csv.gz"
 
 def _bars_path() -> Path:
     for p in (REPO / "examples" / "data" / "bars" / BARS,
-              Path(os.environ.get("PERPBOT_SHARED_DATA", REPO.parent / "shared" / "data")) / "bars" / "pdr_backend_binance_spot_5m" / BARS):
+              shared_root() / "bars" / "pdr_backend_binance_spot_5m" / BARS):
         if p.exists():
             return p
     pytest.skip(f"real 5-minute bars {BARS} not found (examples/data/bars or ../shared/data)")

@@ -22,7 +22,9 @@ if str(ROOT) not in sys.path:
 from perpbot.core.clock import LiveClock  # noqa: E402
 from perpbot.core.model import Market  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data" / "dydx_v4"
+from tests import shared_data as _shared  # noqa: E402
+
+SHARED = _shared.shared_root() / "dydx_v4"
 MARKETS_JSON = ROOT / "exchanges" / "replay" / "dydx_markets.json"
 
 #: fast timers so reconnect storms and retries take milliseconds, not seconds
@@ -60,6 +62,8 @@ def market_of(real_markets) -> Callable[[str], Market]:
 
 def shared(*parts: str) -> Path:
     """A file under ../shared/data/dydx_v4 (LGPL/AGPL data is read there, never copied); skips if absent."""
+    if _shared.hidden():
+        pytest.skip(_shared.absent_reason())
     p = SHARED.joinpath(*parts)
     if not p.exists():
         pytest.skip(f"shared data not available: {p} (read-only LGPL/AGPL test data lives outside the repo)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +47,7 @@ def live(feed):
     return all(feed.book_states()[t][0] == LIVE for t in TICKERS) and feed.counters["queued"] == feed.counters["batches"]
 
 
-async def record_session(indexer, make_feed, path, min_resyncs=1, **over):
+async def record_session(indexer, make_feed, path, min_resyncs=1, min_parts=1, **over):
     """A live session with data, a crossed book (REST resync), a periodic resync and a drop."""
     feed, col = await make_feed(indexer, record=str(path), **over)
     await wait_until(lambda: live(feed), what="books live")
@@ -61,9 +62,43 @@ async def record_session(indexer, make_feed, path, min_resyncs=1, **over):
     await indexer.push_market("BTC-USD", oracle_price="90001")
     await wait_until(lambda: feed.parser.stats["messages"] > 20 and feed.parser.stats["resyncs"] >= min_resyncs
                      and live(feed), what="more data")
+    if min_parts > 1:
+        await pad_until_rotated(indexer, feed, min_parts)
     await asyncio.sleep(0.1)
     await col.close()
     return feed, col
+
+
+async def pad_until_rotated(indexer, feed, min_parts, max_messages=500):
+    """Stream deep book levels (never crossing) until the recording has ``min_parts`` parts.
+
+    The session's own volume depends on the fakes' dataset (the shared data's 100x100 book
+    rotates a 4 KB part at once, the built-in 10x10 one does not), so a rotation test makes
+    its own: ~40 levels of varied sizes per message, then one more message so the last
+    part holds data too.
+    """
+    rnd = random.Random(9)
+    book = indexer.book("BTC-USD")
+    tick = D(indexer.markets["BTC-USD"]["tickSize"])
+    step = D(indexer.markets["BTC-USD"]["stepSize"])
+    prices = [*book.bids, *book.asks]
+    bid0, ask0 = min(prices) - 1000 * tick, max(prices) + 1000 * tick  # below / above every level
+    sent = 0
+    while len(feed.recorder.parts) < min_parts:
+        assert sent < max_messages, f"no rotation after {sent} padding messages"
+        k = 20 * sent
+        lines = feed.recorder.lines
+        await indexer.push_orderbook(
+            "BTC-USD",
+            bids=[(bid0 - (k + i) * tick, step * rnd.randint(1, 10**6)) for i in range(20)],
+            asks=[(ask0 + (k + i) * tick, step * rnd.randint(1, 10**6)) for i in range(20)])
+        await indexer.flush()
+        await wait_until(lambda: feed.recorder.lines > lines and live(feed), what="padding recorded")
+        sent += 1
+    lines = feed.recorder.lines
+    await indexer.push_trades("ETH-USD", [{"side": "SELL", "size": "0.1", "price": "3399"}])
+    await indexer.flush()
+    await wait_until(lambda: feed.recorder.lines > lines and live(feed), what="last message recorded")
 
 
 async def test_record_then_replay_gives_the_same_events_and_books(indexer, make_feed, tmp_path):
@@ -91,7 +126,7 @@ async def test_record_then_replay_gives_the_same_events_and_books(indexer, make_
 
 async def test_rotation_by_size_and_reading_all_parts(indexer, make_feed, tmp_path):
     path = tmp_path / "rot.jsonl.gz"
-    feed, col = await record_session(indexer, make_feed, path, record_max_bytes=4096)
+    feed, col = await record_session(indexer, make_feed, path, min_parts=3, record_max_bytes=4096)
     parts = recording_parts(path)
     assert len(parts) >= 2 and parts[1].name == "rot.0001.jsonl.gz"
     assert all(p.stat().st_size < 4096 + 70_000 for p in parts)  # a part closes once it passed the limit

@@ -31,12 +31,13 @@ from perpbot.core.margin import (
     liquidation_fill_price,
 )
 from perpbot.core.model import Bar, Fill, FundingRate, Liquidation, OrderType, Side
+from tests.shared_data import shared_root
 
 from paper_harness import D, Harness
 
 replay = pytest.importorskip("perpbot.exchanges.replay.feed", reason="the replay feed package is not installed")
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+SHARED = shared_root()
 REPO_SAMPLES = Path(__file__).resolve().parents[3] / "examples" / "data"
 HOUR = 3600 * 1_000_000_000
 MIN5 = 300 * 1_000_000_000

@@ -19,9 +19,10 @@ from perpbot.core.errors import DataError
 from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, Quote, Side, Trade
 from perpbot.exchanges.replay.binance import BinanceRecording
 from perpbot.exchanges.replay.samples import binance_l2_files
+from tests.shared_data import absent_reason, shared_root
 
 SNAPSHOT_LINE = 55
-COINM = Path(__file__).resolve().parents[4] / "shared" / "data" / "tick_l2" / "hftbacktest_binance" / "binance_coinm"
+COINM = shared_root() / "tick_l2" / "hftbacktest_binance" / "binance_coinm"
 
 
 def real_lines(n: int, path: Path | None = None) -> list[str]:
@@ -235,7 +236,7 @@ def test_truncated_gzip_is_reported(tmp_path):
         read(p)
 
 
-@pytest.mark.skipif(not COINM.is_dir(), reason="COIN-M recording not available (../shared/data absent)")
+@pytest.mark.skipif(not COINM.is_dir(), reason=f"COIN-M recording not available ({absent_reason()})")
 def test_coinm_sizes_are_converted_to_base_units(tmp_path):
     src = COINM / "btcusd_perp_20240808.gz"
     lines = real_lines(3000, src)

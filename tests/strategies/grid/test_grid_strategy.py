@@ -8,7 +8,6 @@ import asyncio
 import csv
 import gzip
 import json
-import os
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from perpbot.core.strategy import StrategyContext
 from perpbot.core.testing import market as real_market
 from perpbot.strategies.grid import GridStrategy, Spacing, grid_levels
 from perpbot.strategies.grid.levels import nearest_level
+from tests.shared_data import absent_reason, shared_root
 
 S = 10**9
 REPO = Path(__file__).resolve().parents[3]
@@ -30,11 +30,11 @@ MAKER, TAKER = D("0.0001"), D("0.0005")
 
 
 def bars_path() -> Path:
-    shared = Path(os.environ.get("PERPBOT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    shared = shared_root()
     for p in (REPO / "examples" / "data" / "bars" / BARS, shared / "bars" / "pdr_backend_binance_spot_5m" / BARS):
         if p.exists():
             return p
-    pytest.skip(f"real 5-minute bars {BARS} not found in examples/data/bars or ../shared/data")
+    pytest.skip(f"real 5-minute bars {BARS} not found in examples/data/bars or ../shared/data ({absent_reason()})")
 
 
 def real_bars(ticker: str, limit: int | None = None) -> list[Bar]:

@@ -33,6 +33,7 @@ from perpbot.core.signals import Scores
 from perpbot.core.state import MarketData, MarketState
 from perpbot.core.strategy import StrategyContext
 from perpbot.core.testing import REAL_MARKET_PARAMS, market
+from tests.shared_data import shared_root
 
 D = Decimal
 NS = 1_000_000_000
@@ -153,7 +154,7 @@ def open_order(client_id: int, ticker: str, side: Side, *, reduce_only: bool = F
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_DIRS = (
     REPO / "examples" / "data" / "binance_usdm",
-    Path("/work/shared/data/tick_l2/hftbacktest_binance/binance_usdm"),
+    shared_root() / "tick_l2" / "hftbacktest_binance" / "binance_usdm",
 )
 SAMPLE_TICKERS = {"BTCUSDT": "BTC-USD", "ETHUSDT": "ETH-USD"}
 
