@@ -41,7 +41,7 @@ from loguru import logger
 from perpbot.core.balance import BalanceManager
 from perpbot.core.clock import LiveClock, SimulatedClock
 from perpbot.core.config import BotConfig, split_ticker
-from perpbot.core.errors import ConfigError, ExchangeError, PerpbotError, StrategyError
+from perpbot.core.errors import ConfigError, ExchangeError, PerpbotError
 from perpbot.core.exchange import ExchangeContext
 from perpbot.core.model import (
     ZERO,
@@ -63,6 +63,7 @@ from perpbot.core.model import (
     TimeInForce,
 )
 from perpbot.core.params import parse_params
+from perpbot.core.plugins import call_one, implementations
 from perpbot.core.policies import RiskAction, RiskDecision, RiskView, SizingView
 from perpbot.core.portfolio import Portfolio
 from perpbot.core.report import DrawdownTracker, MarketLine, RunSummary
@@ -111,6 +112,53 @@ class FeedContext:
     state_dir: Path
     markets: dict = attrs.Factory(dict)
     options: dict = attrs.Factory(dict)
+
+
+def halts_trading(exc: BaseException) -> bool:
+    """True for an error an observer raises on purpose to stop the run: not contained like a bug.
+
+    Such an error's class sets ``halts_trading = True``. (A plugin that wants the bot to halt
+    in order — no new risk, orders canceled — calls the bot's ``halt`` instead of raising.)
+    """
+    return bool(getattr(exc, "halts_trading", False))
+
+
+def _where(exc: BaseException, folder: Path | None = None) -> str:
+    """`` at FILE:LINE`` of the last traceback frame inside ``folder`` (default: the last frame).
+
+    :param exc: a raised exception (with its ``__traceback__``).
+    :param folder: a plugin's source folder; frames outside it (the bot, libraries) are passed over.
+    :returns: the text, or "" when the exception has no traceback.
+    """
+    tb = exc.__traceback__
+    last = inside = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        last = (code.co_filename, tb.tb_lineno)
+        if folder is not None:
+            try:
+                if Path(code.co_filename).resolve().is_relative_to(folder):
+                    inside = last
+            except (OSError, ValueError):
+                pass
+        tb = tb.tb_next
+    frame = inside or last
+    return f" at {frame[0]}:{frame[1]}" if frame else ""
+
+
+def _source_folder(obj: Any) -> Path | None:
+    """The folder of the package that defines ``obj``'s class (a plugin's own code), or None."""
+    import sys
+
+    module = sys.modules.get(type(obj).__module__)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    path = Path(path).resolve()
+    # a package's __init__ or a module inside a package: the package's folder; a lone module: itself
+    if path.name == "__init__.py" or "." in type(obj).__module__:
+        return path.parent
+    return path
 
 
 async def await_me_maybe(value: Any) -> Any:
@@ -223,14 +271,17 @@ class TradingBot:
         self.risk_log: deque[RiskDecision] = deque(maxlen=200)
         #: market events applied, by the benchmark's definition: each price-level entry of a depth
         #: update, each trade, each quote (and each bar, oracle price, funding rate); snapshots,
-        #: market info and feed status are not counted (architecture.md, Benchmarks)
+        #: market info and feed status are not counted (architecture.md, Benchmarks). The one
+        #: unit users see: ``max_events`` (``--max-events``) and the summary's "events" count it
         self.events_processed = 0
-        #: feed events (batch items) read, the unit of ``resume_from_event`` and ``max_events``
+        #: feed items (the members of the feed's batches: one BookDelta per depth message, one
+        #: Trade, ...) read: an internal cursor, the unit of ``resume_from_event`` that checkpoints
+        #: store; never shown as "events"
         self.events_read = 0
         self.halted: str | None = None
         self.stop_reason = ""
         self.resume_from_ns = 0  # a reconciler may set it: replayed events before this time are skipped
-        #: a reconciler may set it: the first N feed events (batch items, not level entries) only
+        #: a reconciler may set it: the first N feed items (see ``events_read``; not events) only
         #: warm up market state (not simulators, no decisions), so a resumed replay continues
         #: exactly where the checkpoint was taken (see ``events_read``)
         self.resume_from_event = 0
@@ -239,6 +290,10 @@ class TradingBot:
         self.orders_sent = 0
         self.orders_rejected = 0
         self.strategy_errors = 0
+        #: (where, error type, file:line) -> how many times a strategy raised it; logged once
+        self.strategy_error_counts: dict[tuple, int] = {}
+        #: (plugin, hook, error type) -> how many times an observer raised it; logged once
+        self.observer_errors: dict[tuple, int] = {}
         self.consecutive_failures = 0
         self.last_fill_ns = 0
         self.last_activity_ns = 0
@@ -364,23 +419,51 @@ class TradingBot:
         )
 
     async def notify(self, hook: str, **kwargs) -> list:
-        """Call an observer hook with ``bot=self`` and await awaitable results.
+        """Call an observer hook with ``bot=self``, each implementation on its own, and await results.
 
-        An observer that raises is reported and skipped, except ``on_order_submit``,
-        whose failure propagates (the order must not be sent without its intent recorded).
+        An implementation that raises is logged once naming its plugin, counted (the summary
+        notes it) and skipped; the implementations after it still get the event. Two kinds of
+        error propagate instead: any failure of ``on_order_submit`` (the order must not be sent
+        without its intent recorded) and an error raised on purpose to stop trading
+        (:func:`halts_trading`).
+
+        :returns: the implementations' non-None results, awaited, in pluggy's call order.
         """
         caller = getattr(self.pm.hook, hook)
-        try:
-            results = caller(bot=self, **kwargs)
-            out = []
-            for r in results:
+        kwargs["bot"] = self
+        # each implementation on its own: one observer that raises must not keep the event
+        # from the observers after it (the journal's on_fill among them). As pluggy does, all
+        # are called first, then the awaitables of async ones are awaited, in the same order
+        called = []
+        for impl in implementations(caller):
+            try:
+                called.extend((impl, r) for r in call_one(caller, impl, **kwargs))
+            except Exception as exc:
+                self._observer_failed(hook, impl.plugin_name, exc)
+        out = []
+        for impl, r in called:
+            try:
                 out.append(await await_me_maybe(r))
-            return out
-        except Exception as exc:
-            if hook == "on_order_submit":
-                raise
-            logger.opt(exception=self.config.verbose).error(f"observer {hook} failed: {type(exc).__name__}: {exc}")
-            return []
+            except Exception as exc:
+                self._observer_failed(hook, impl.plugin_name, exc)
+        return out
+
+    def _observer_failed(self, hook: str, plugin: str, exc: BaseException) -> None:
+        """Log an observer's failure once per (plugin, hook, error type) and count every one.
+
+        :raises Exception: ``exc`` itself when it must not be contained: any failure of
+            ``on_order_submit``, or an error raised to stop the run (:func:`halts_trading`).
+        """
+        if hook == "on_order_submit" or halts_trading(exc):
+            raise exc
+        key = (plugin, hook, type(exc).__name__)
+        n = self.observer_errors.get(key, 0) + 1
+        self.observer_errors[key] = n
+        if n == 1:
+            logger.opt(exception=self.config.verbose).error(
+                f"observer plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}{_where(exc)} "
+                "(the other observers still got the event; repeats are counted in the summary)"
+            )
 
     # ------------------------------------------------------------------
     # run
@@ -475,18 +558,28 @@ class TradingBot:
         states = self.states
         engines = self._engines
         consumers = self._consumers
-        max_events = self.config.max_events
-        resume_from = self.resume_from_ns
+        max_events = self.config.max_events  # in events_processed's unit (see there)
+        resume_from = self.resume_from_ns if simulated else 0
         warmup = self.resume_from_event
         stop = self._stop
         progress = self._start_progress()
         batches = 0
         not_counted = (BookSnapshot, MarketInfo, FeedStatus)
+        # a resumed replay re-reads the data up to its checkpoint at full speed: a paced
+        # feed (--speed) paces again from the checkpoint on
+        held = bool(warmup or resume_from)
+        if held:
+            self.feed.hold_pacing(True)
         async for batch in self.feed.batches():
             if warmup:
                 warmup = self._warm_up(batch, warmup)
                 batch = self._warm_rest
+                if not warmup and not resume_from:
+                    held = self._release_pacing(held)
                 if not batch:
+                    if not warmup and max_events is not None and self.events_processed >= max_events:
+                        self.request_stop(f"max events {max_events} reached")
+                        break
                     continue
             counted = 0
             for ev in batch:
@@ -520,6 +613,8 @@ class TradingBot:
                     ex.on_market_event(ev)
             self.events_processed += counted
             self.events_read += len(batch)
+            if held and not warmup and clock.now_ns() >= resume_from:
+                held = self._release_pacing(held)
             if self._pending:
                 await self._drain()
             now = clock.now_ns()
@@ -535,7 +630,7 @@ class TradingBot:
                 await self.notify("on_checkpoint")
             if stop.is_set() or self.halted:
                 break
-            if max_events is not None and self.events_read >= max_events:
+            if max_events is not None and self.events_processed >= max_events:
                 self.request_stop(f"max events {max_events} reached")
                 break
             if not simulated or batches % 64 == 0:
@@ -543,6 +638,12 @@ class TradingBot:
         else:
             if not self.stop_reason:
                 self.stop_reason = "end of data"
+
+    def _release_pacing(self, held: bool) -> bool:
+        """End the resume warm-up's unpaced stretch (see :meth:`BaseFeed.hold_pacing`); returns False."""
+        if held:
+            self.feed.hold_pacing(False)
+        return False
         self._finish_progress()
 
     def _warm_up(self, batch: list, remaining: int) -> int:
@@ -729,10 +830,26 @@ class TradingBot:
         try:
             getattr(self.strategy, method)(arg)
         except Exception as exc:
-            self.strategy_errors += 1
+            self._strategy_failed(method, exc, "contained")
+
+    def _strategy_failed(self, method: str, exc: BaseException, consequence: str) -> None:
+        """Count a strategy exception; log it only the first time it is raised at that place.
+
+        The place is the last traceback frame inside the strategy plugin's own folder, so the
+        log names the plugin's file and line; the summary counts the repeats.
+        """
+        self.strategy_errors += 1
+        where = _where(exc, _source_folder(self.strategy))
+        key = (method, type(exc).__name__, where)
+        n = self.strategy_error_counts.get(key, 0) + 1
+        self.strategy_error_counts[key] = n
+        if n == 1:
             logger.opt(exception=self.config.verbose).error(
-                f"strategy {self.config.strategy}.{method} raised {type(exc).__name__}: {exc} (contained)"
+                f"strategy {self.config.strategy}.{method} raised {type(exc).__name__}: {exc}{where} "
+                f"({consequence}; repeats are counted in the summary, not logged)"
             )
+        else:
+            logger.debug(f"strategy {self.config.strategy}.{method} raised {type(exc).__name__}: {exc} again ({n} times)")
 
     # ------------------------------------------------------------------
     # decisions
@@ -765,20 +882,24 @@ class TradingBot:
             return
         md = self.market_data()
         try:
-            if not await self.strategy.should_execute(md):
-                return
+            go = await self.strategy.should_execute(md)
+        except Exception as exc:
+            self._strategy_failed("should_execute", exc, "cycle skipped, state kept")
+            return
+        if not go:
+            return
+        try:
             result = await self.strategy.execute_strategy(md)
         except Exception as exc:
-            self.strategy_errors += 1
-            err = StrategyError(f"strategy {self.config.strategy} raised {type(exc).__name__}: {exc}")
-            logger.opt(exception=self.config.verbose).error(f"{err} (cycle skipped, state kept)")
+            self._strategy_failed("execute_strategy", exc, "cycle skipped, state kept")
             return
         self.decisions += 1
         if result is None:
             return
         if not isinstance(result, StrategyResult):
-            self.strategy_errors += 1
-            logger.error(f"strategy {self.config.strategy} returned {type(result).__name__}, not a StrategyResult")
+            self._strategy_failed(
+                "execute_strategy", TypeError(f"returned {type(result).__name__}, not a StrategyResult"), "cycle skipped"
+            )
             return
         await self.notify("on_decision", strategy=self.strategy, result=result)
         await self.execute_result(result, md)
@@ -790,10 +911,11 @@ class TradingBot:
         for item in result.cancels:
             cid, ticker = item if isinstance(item, tuple) else (item, None)
             await self.cancel_order(int(cid), ticker)
+        origin = f"strategy {self.config.strategy}"
         for ticker in result.close:
-            await self.close_position(ticker, result.reason or "strategy close")
+            await self.close_position(ticker, result.reason or "strategy close", origin=origin)
         for intent in result.orders:
-            await self.submit(intent, md)
+            await self.submit(intent, md, origin=origin)
 
     async def cancel_order(self, client_id: int, ticker: str | None = None) -> OrderResult | None:
         info = self.open_orders.get(client_id)
@@ -820,21 +942,34 @@ class TradingBot:
         px = ask if side is Side.BUY else bid
         return px if px is not None else st.mark_price()
 
-    async def submit(self, intent: OrderParams, md: MarketData | None = None, *, risk_exempt: bool = False) -> OrderResult | None:
+    async def submit(
+        self, intent: OrderParams, md: MarketData | None = None, *, risk_exempt: bool = False, origin: str | None = None
+    ) -> OrderResult | None:
         """Size, risk-check, announce and send one order intent.
 
+        :param origin: who asked for the order, named in every log line that drops it
+            (default: ``"strategy <name>"``, or ``"bot"`` for a risk-exempt order).
         :returns: the exchange's :class:`~perpbot.core.model.OrderResult`, or None when the
             sizer or the risk chain dropped the order (with a logged reason).
         """
+        if origin is None:
+            origin = "bot" if risk_exempt else f"strategy {self.config.strategy}"
+        if self.halted and not risk_exempt:
+            self.orders_rejected += 1
+            logger.warning(f"{origin}: order on {intent.ticker} dropped: the bot is halted ({self.halted})")
+            return None
         qualified = intent.ticker if intent.venue is None else self._qualify(intent.venue, split_ticker(intent.ticker)[1])
         if qualified not in self.markets:
-            logger.error(f"order on unknown market {qualified!r} dropped")
+            self.orders_rejected += 1
+            logger.error(
+                f"{origin}: order on unknown market {qualified!r} dropped (markets of this run: {', '.join(self.markets)})"
+            )
             return None
         venue, ticker = self._venue_and_ticker(qualified)
         market = self.markets[qualified]
         ref = intent.price or self._reference_price(qualified, intent.side)
         if ref is None:
-            logger.warning(f"order on {qualified} dropped: no price yet")
+            logger.warning(f"{origin}: order on {qualified} dropped: no price yet")
             return None
         if intent.size is None:
             pos = self.portfolios[venue].positions.get(ticker)
@@ -862,25 +997,27 @@ class TradingBot:
                 if sizing.notional >= manager.large_order_usd and manager.age_s() != 0:
                     # a large order: size again on a balance fetched just now (seed 004)
                     sizing = self.sizer.size(intent, view(await manager.refresh()))
+            except ExchangeError as exc:  # before PerpbotError, its base
+                self.orders_rejected += 1
+                logger.error(f"{origin}: {intent.side.value} {qualified} not sized: balance fetch from {venue} failed: {exc}")
+                return None
             except PerpbotError as exc:
                 self.orders_rejected += 1
-                logger.warning(f"sizer {self.config.sizer} refused {intent.side.value} {qualified}: {exc}")
-                return None
-            except ExchangeError as exc:
-                self.orders_rejected += 1
-                logger.error(f"{intent.side.value} {qualified} not sized: balance fetch from {venue} failed: {exc}")
+                logger.warning(f"{origin}: sizer {self.config.sizer} refused {intent.side.value} {qualified}: {exc}")
                 return None
             size = market.round_size(sizing.quantity)
             if size < market.min_order_size:
-                logger.info(f"{intent.side.value} {qualified} skipped: {sizing.reason} (size {size} < min {market.min_order_size})")
+                logger.info(
+                    f"{origin}: {intent.side.value} {qualified} skipped: {sizing.reason} (size {size} < min {market.min_order_size})"
+                )
                 return None
         else:
             size = market.round_size(intent.size)
             if size < market.min_order_size:
                 self.orders_rejected += 1
                 logger.warning(
-                    f"{intent.side.value} {qualified} rejected: size {intent.size} below minimum {market.min_order_size} "
-                    f"(step {market.step_size}); not raised silently"
+                    f"{origin}: {intent.side.value} {qualified} rejected: size {intent.size} below minimum "
+                    f"{market.min_order_size} (step {market.step_size}); not raised silently"
                 )
                 return None
         price = intent.price
@@ -992,11 +1129,11 @@ class TradingBot:
         if decision.action is RiskAction.CLOSE_WORST:
             worst = decision.ticker if decision.ticker in self.positions() else self._worst_position()
             if worst is not None:
-                await self.close_position(worst, f"risk {decision.policy}: {decision.reason}")
+                await self.close_position(worst, f"risk {decision.policy}: {decision.reason}", origin=f"risk policy {decision.policy}")
         elif decision.action is RiskAction.CLOSE_ALL:
             await self.cancel_all()
             for t in list(self.positions()):
-                await self.close_position(t, f"risk {decision.policy}: {decision.reason}")
+                await self.close_position(t, f"risk {decision.policy}: {decision.reason}", origin=f"risk policy {decision.policy}")
         elif decision.action is RiskAction.HALT:
             await self.cancel_all()
             self.halted = f"{decision.policy}: {decision.reason}"
@@ -1014,8 +1151,11 @@ class TradingBot:
                 worst, worst_pnl = t, pnl
         return worst
 
-    async def close_position(self, qualified: str, reason: str) -> OrderResult | None:
-        """Close a position with a reduce-only IOC market order (exempt from exposure checks)."""
+    async def close_position(self, qualified: str, reason: str, *, origin: str = "bot") -> OrderResult | None:
+        """Close a position with a reduce-only IOC market order (exempt from exposure checks).
+
+        :param origin: who asked, for the log lines (see :meth:`submit`).
+        """
         pos = self.positions().get(qualified)
         if pos is None or pos.size == 0:
             return None
@@ -1030,7 +1170,7 @@ class TradingBot:
             tag="close",
             reason=reason,
         )
-        return await self.submit(intent, risk_exempt=True)
+        return await self.submit(intent, risk_exempt=True, origin=origin)
 
     async def cancel_all(self) -> None:
         """Cancel every open order of this bot (its own and the ones reconciliation adopted).
@@ -1114,6 +1254,13 @@ class TradingBot:
                 else:
                     funding_out -= st.funding
         notes = list(self.notes)
+        for (method, err, where), n in self.strategy_error_counts.items():
+            notes.append(f"strategy {self.config.strategy}.{method} raised {err}{where} {n} time{'s' if n != 1 else ''} (logged once)")
+        for (plugin, hook, err), n in self.observer_errors.items():
+            notes.append(
+                f"observer plugin {plugin!r} failed in {hook} with {err} {n} time{'s' if n != 1 else ''} "
+                "(logged once; the other observers still got each event)"
+            )
         for venue, ex in self.exchanges.items():
             missing = getattr(ex, "funding_missing", None)
             if missing:

@@ -115,7 +115,7 @@ class BotConfig:
     :param tickers: dYdX tickers (``"BTC-USD"``), qualified ``"venue:TICKER"`` for other venues.
     :param decision_interval_s: seconds of clock time between strategy decision cycles.
     :param snapshot_interval_s: seconds between equity snapshots (journal, report).
-    :param max_events: stop after this many feed events (batch items; None: run to the end of the data).
+    :param max_events: stop after this many market events (each depth level entry, trade, quote, bar, funding rate; the summary's unit; None: run to the end of the data).
     :param live: explicit opt-in for real-money trading (dYdX mainnet).
     :param balance_ttl_s: seconds the exchange balance used for sizing is cached (seed 004: 5-10 s).
     :param large_order_usd: an order sized at this notional or more is re-sized on a fresh balance.

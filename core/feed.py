@@ -48,6 +48,15 @@ class BaseFeed(abc.ABC):
     async def stop(self) -> None:
         """Close files or connections; safe to call twice."""
 
+    def hold_pacing(self, held: bool) -> None:
+        """Pause (``True``) or resume (``False``) a replay's real-time pacing.
+
+        While held, batches come as fast as they are read; when released, a paced feed
+        (``speed`` > 0) paces again from the next batch's time, as if the replay started
+        there. The bot holds pacing while a resumed run re-reads the data before its
+        checkpoint. Feeds that do not pace have nothing to do (this default).
+        """
+
     def progress(self) -> tuple[int, int] | None:
         """``(done, total)`` in bytes or rows for a progress bar; None when unknown (live)."""
         return None

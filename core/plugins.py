@@ -44,6 +44,37 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 )
 
 
+def implementations(hook, *, registration_order: bool = False) -> list:
+    """The plain (non-wrapper) implementations of a pluggy hook.
+
+    :param hook: a pluggy ``HookCaller`` (``pm.hook.<name>``).
+    :param registration_order: False: the order pluggy calls them (the last registered
+        first, ``tryfirst``/``trylast`` respected); True: the reverse, the plugins' load order.
+    :returns: a list of ``pluggy.HookImpl``.
+    """
+    impls = [i for i in hook.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+    return impls if registration_order else impls[::-1]
+
+
+def call_one(hook, impl, **kwargs) -> list:
+    """Call ONE implementation of a hook through pluggy, so that a failure is its own.
+
+    pluggy passes each implementation only the arguments it names (an implementation may
+    take fewer than the spec lists, ``perpbot/core/hookspecs.py``); calling ``impl.function``
+    directly would not. The hook's wrappers (``hookwrapper``/``wrapper``), if any, wrap
+    this one call.
+
+    :param hook: the pluggy ``HookCaller`` the implementation belongs to.
+    :param impl: one ``pluggy.HookImpl`` from :func:`implementations`.
+    :param kwargs: the hook's arguments, by name.
+    :returns: the implementation's result in a list (empty when it returned None); an
+        async implementation's result is its un-awaited coroutine.
+    :raises Exception: whatever the implementation raised, unchanged.
+    """
+    wrappers = [i for i in hook.get_hookimpls() if i.hookwrapper or i.wrapper]
+    return hook._hookexec(hook.name, [impl, *wrappers], kwargs, False)
+
+
 @attrs.define
 class Registration:
     kind: str
@@ -165,10 +196,10 @@ class PluginManager:
     def _collect(self) -> None:
         for kind in _BASES:
             hook = getattr(self.pm.hook, f"register_{kind}")
-            for impl in hook.get_hookimpls():
+            for impl in implementations(hook, registration_order=True):
                 register = self._make_register(kind, impl.plugin_name)
                 try:
-                    impl.function(register)
+                    call_one(hook, impl, register=register)
                 except PluginError:
                     raise
                 except Exception as exc:
@@ -221,10 +252,11 @@ class PluginManager:
         import typer
         import typer.main
 
-        for impl in self.pm.hook.register_commands.get_hookimpls():
+        hook = self.pm.hook.register_commands
+        for impl in implementations(hook, registration_order=True):
             scratch = typer.Typer()
             try:
-                impl.function(scratch)
+                call_one(hook, impl, cli=scratch)
                 if scratch.registered_commands:
                     typer.main.get_command(scratch)
             except Exception as exc:

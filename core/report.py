@@ -148,7 +148,8 @@ class RunSummary:
             f"max drawdown      {_usd(self.max_drawdown):>14} USD  ({self.max_drawdown_frac * 100:.3f}%, {self.max_drawdown_duration_s:.0f} s)",
             f"decisions {self.decisions}, orders sent {self.orders_sent}, rejected {self.orders_rejected},"
             f" risk actions {self.risk_actions}, strategy errors {self.strategy_errors}",
-            f"events processed  {self.events_read:,} in {self.wall_seconds:.2f} s ({self.events_per_second:,.0f} events/s)"
+            f"events processed  {self.events_read:,} (depth level entries, trades, quotes)"
+            f" in {self.wall_seconds:.2f} s ({self.events_per_second:,.0f} events/s)"
             + (f"; {self.events:,} applied" if self.events != self.events_read else ""),
         ]
         if self.strategy_lines:

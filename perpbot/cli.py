@@ -249,7 +249,7 @@ def main_callback(
     subaccount: Annotated[Optional[int], typer.Option(help="dYdX subaccount number (default 0).", min=0)] = None,
     address: Annotated[Optional[str], typer.Option(help="dYdX address dydx1... (default: derived from the mnemonic).")] = None,
     mnemonic_file: Annotated[Optional[Path], typer.Option(help="File holding the wallet mnemonic; must be readable by its owner only (chmod 600).")] = None,
-    max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events.", min=1)] = None,
+    max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events (an event: one depth level entry, trade or quote; the summary counts the same).", min=1)] = None,
     decision_interval: Annotated[Optional[float], typer.Option(help="Seconds between strategy decisions (clock time).")] = None,
     unknown_positions: Annotated[Optional[str], typer.Option(help="Positions the journal does not know at start: adopt, flatten or refuse (default).")] = None,
     close_on_stop: Annotated[bool, typer.Option("--close-on-stop", help="Close positions with reduce-only orders when stopping.")] = False,

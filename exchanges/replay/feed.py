@@ -231,6 +231,7 @@ class ReplayFeed(BaseFeed):
         self.sources: list = []
         self._iters: list = []
         self._batches = 0
+        self._pacing_held = False
 
     # -- tickers ----------------------------------------------------------------
 
@@ -367,7 +368,8 @@ class ReplayFeed(BaseFeed):
         merged = merge_sorted(iters) if sync else _amerge_sorted(iters)
         speed = float(self.params.speed)
         first = True
-        wall0 = data0 = 0
+        wall0 = None  # pacing anchor (wall time, data time); None: anchor at the next paced batch
+        data0 = 0
         n = 0
         while True:
             if sync:
@@ -380,8 +382,11 @@ class ReplayFeed(BaseFeed):
             if first:
                 first = False
                 yield [MarketInfo(t, ts, m) for t, m in self._markets.items()]
-                wall0, data0 = _monotonic(), ts
-            if speed > 0:
+            if self._pacing_held:
+                wall0 = None
+            if speed > 0 and not self._pacing_held:
+                if wall0 is None:
+                    wall0, data0 = _monotonic(), ts
                 delay = wall0 + (ts - data0) / 1e9 / speed - _monotonic()
                 if delay > 0.0005:
                     await asyncio.sleep(delay)
@@ -391,6 +396,13 @@ class ReplayFeed(BaseFeed):
                     await asyncio.sleep(0)  # let signal handlers and the dashboard run
             self._batches += 1
             yield batch
+
+    def hold_pacing(self, held: bool) -> None:
+        """While held, batches are not paced; released, pacing restarts from the next batch's time.
+
+        See :meth:`perpbot.core.feed.BaseFeed.hold_pacing` (a resumed run's warm-up).
+        """
+        self._pacing_held = bool(held)
 
     def _any_iter(self, src):
         if isinstance(src, dydx_fmt.DydxRecording):

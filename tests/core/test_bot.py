@@ -230,8 +230,26 @@ def test_client_ids_are_unique_and_reserved():
 def test_max_events_stops_early(tmp_path):
     bot = make_bot(tmp_path, events(30), max_events=5)
     summary = run(bot)
-    # max_events counts feed events: snapshot, oracle, 3 trades
-    assert bot.events_read == 5 and summary.events == 1 + 3 and "max events" in summary.stop_reason
+    # max_events counts events as the summary does: oracle + 4 trades (the snapshot is not one)
+    assert summary.events == 5 and bot.events_read == 6 and "max events 5 reached" in summary.stop_reason
+
+
+def test_max_events_and_the_summary_count_one_unit(tmp_path):
+    """Issue 9.7: --max-events counted feed messages while the summary counted level entries."""
+    from perpbot.core.model import BookDelta
+
+    depth = [
+        [BookDelta("BTC-USD", T0 + i * S, ((D("59990") - i, D("1")), (D("59989") - i, D("1"))), ((D("60010") + i, D("1")),))]
+        for i in range(1, 30)
+    ]
+    batches = [[e] for e in events(1)] + depth  # snapshot, oracle, then 29 depth messages of 3 level entries
+    bot = make_bot(tmp_path, [], feeds={"list": {"batches": batches}}, max_events=10)
+    summary = run(bot)
+    # 1 oracle + 3 depth messages of 3 level entries reach 10: the limit is in events, not messages
+    assert summary.events == 10 and summary.events_read == 10
+    assert bot.events_read == 5  # feed items: snapshot, oracle, 3 depth messages
+    assert "max events 10 reached" in summary.stop_reason
+    assert "events processed  10 (depth level entries, trades, quotes)" in summary.render()
 
 
 def test_shutdown_cancels_only_the_bots_own_orders(tmp_path):
@@ -306,3 +324,51 @@ def test_an_unhealthy_spell_pauses_until_a_fresh_snapshot(tmp_path):
     by_time = {md.ts_ns: md for md in ScriptedStrategy.seen}
     assert by_time[T0 + 6 * S].paused == {"BTC-USD": "no book snapshot yet"}
     assert by_time[T0 + 8 * S].tradable == ("BTC-USD",)
+
+
+@pytest.fixture
+def log_lines():
+    """Messages the bot logs at INFO and above, as ``"LEVEL message"`` strings."""
+    from loguru import logger
+
+    lines = []
+    sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"), level="INFO")
+    yield lines
+    logger.remove(sink)
+
+
+def test_a_repeated_strategy_exception_is_logged_once_with_its_file_and_line_then_counted(tmp_path, log_lines):
+    """Issue 9.14: the same strategy exception was logged every cycle (172 times in one run)."""
+    import inspect
+
+    from tests.core import simple
+
+    ScriptedStrategy.SCRIPT = [RuntimeError(f"bug {i}") for i in range(7)]
+    bot = make_bot(tmp_path, events(12))
+    summary = run(bot)
+    assert summary.strategy_errors == 7
+    logged = [m for m in log_lines if "raised RuntimeError" in m]
+    assert len(logged) == 1, logged
+    # the place is the strategy plugin's own frame (simple.py's `raise item`), not the bot's
+    source, first = inspect.getsourcelines(simple.ScriptedStrategy.execute_strategy)
+    line = first + next(i for i, text in enumerate(source) if "raise item" in text)
+    assert f"bug 0 at {simple.__file__}:{line}" in logged[0]
+    assert logged[0].startswith("ERROR strategy scripted.execute_strategy raised RuntimeError")
+    (note,) = [n for n in summary.notes if "raised RuntimeError" in n]
+    assert f"{simple.__file__}:{line} 7 times (logged once)" in note
+    assert "7 times (logged once)" in summary.render()
+
+
+def test_dropped_orders_name_the_strategy_that_made_them(tmp_path, log_lines):
+    """Issue 9.14: an order on an unknown market or below the minimum size did not say whose it was."""
+    ScriptedStrategy.SCRIPT = [
+        StrategyResult.place(OrderParams("DOGE-USD", Side.BUY, size=D("10"))),
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.00005"))),
+    ]
+    bot = make_bot(tmp_path, events())
+    summary = run(bot)
+    assert bot.exchange.placed == [] and summary.orders_rejected == 2
+    (unknown,) = [m for m in log_lines if "DOGE-USD" in m]
+    assert unknown.startswith("ERROR strategy scripted: order on unknown market 'DOGE-USD' dropped (markets of this run: BTC-USD)")
+    (small,) = [m for m in log_lines if "below minimum" in m]
+    assert small.startswith("WARNING strategy scripted: BUY BTC-USD rejected: size 0.00005 below minimum")

@@ -333,8 +333,99 @@ def test_resume_warm_up_and_state_round_trip(tmp_path):
 
     bot2 = make_bot(tmp_path, events(30))
     bot2.import_state(state)
-    bot2.resume_from_event = 20
+    assert bot.events_read == 21  # max_events counts events (20: the oracle and 19 trades) + the snapshot
+    bot2.resume_from_event = bot.events_read  # as the journal does: the checkpoint's feed-item cursor
     summary = asyncio.run(bot2.run())
     assert summary.events == counted(events(30)) and bot2.events_read == len(events(30))
-    assert bot2.decisions == bot.decisions + len(events(30)) - 20  # one per event after the warm-up, none during it
+    # one per event after the warm-up, none during it
+    assert bot2.decisions == bot.decisions + len(events(30)) - bot.events_read
     assert bot2.states["BTC-USD"].book.best_bid() is not None  # state was warmed from the start
+
+
+def test_an_observer_that_raises_does_not_keep_the_event_from_the_others(tmp_path):
+    """Issue 9.13: one pluggy call in one try: the first observer to raise kept the event from
+    the observers after it (the journal then missed on_fill)."""
+    from loguru import logger
+
+    class Broken:
+        __name__ = "broken"
+
+        @hookimpl
+        def on_fill(self, bot, fill):
+            raise ValueError("observer bug")
+
+        @hookimpl
+        async def on_order_result(self, bot, order, result):  # an async observer fails when awaited
+            raise KeyError("async observer bug")
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01"))) for _ in range(3)]
+    rec = Recorder()
+    lines = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="ERROR")
+    try:
+        # registered last, pluggy calls it first: before the fix the recorder never saw a fill
+        bot = make_bot(tmp_path, events(), rec, Broken())
+        summary = asyncio.run(bot.run())
+    finally:
+        logger.remove(sink)
+    assert [c[0] for c in rec.calls].count("on_fill") == 3
+    assert [c[0] for c in rec.calls].count("on_order_result") == 3
+    failures = [m for m in lines if "observer plugin" in m]
+    assert len(failures) == 2  # once per (plugin, hook, error), not once per event
+    assert any(m.startswith("observer plugin 'broken' failed in on_fill: ValueError: observer bug") for m in failures)
+    assert any(m.startswith("observer plugin 'broken' failed in on_order_result: KeyError") for m in failures)
+    assert bot.observer_errors == {("broken", "on_fill", "ValueError"): 3, ("broken", "on_order_result", "KeyError"): 3}
+    text = summary.render()
+    assert "observer plugin 'broken' failed in on_fill with ValueError 3 times" in text
+
+
+def test_an_error_raised_to_halt_is_not_contained_by_observer_isolation(tmp_path):
+    """A plugin that stops trading on purpose (a journal that cannot write) is not an observer bug."""
+
+    class Halt(Exception):
+        halts_trading = True
+
+    class Stopper:
+        __name__ = "stopper"
+
+        @hookimpl
+        def on_fill(self, bot, fill):
+            raise Halt("journal unavailable")
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events(), Stopper())
+    with pytest.raises(Halt, match="journal unavailable"):
+        asyncio.run(bot.notify("on_fill", fill=None))
+
+
+def test_hooks_are_called_through_pluggy_so_fewer_arguments_work(tmp_path):
+    """Issue 9.13: register hooks were called as impl.function(register): an implementation taking
+    fewer arguments than the spec (as pluggy allows, core/hookspecs.py) failed to load."""
+    import typer
+
+    from perpbot.core.plugins import PluginManager
+
+    seen = []
+
+    class Few:
+        __name__ = "few"
+
+        @hookimpl
+        def register_strategies(self):
+            seen.append("register_strategies")
+
+        @hookimpl
+        def register_commands(self):
+            seen.append("register_commands")
+
+        @hookimpl
+        def on_fill(self, fill):  # no bot
+            seen.append(("on_fill", fill.size))
+
+    pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(), Few()), default_plugins=())
+    pm.register_commands(typer.Typer())
+    assert seen == ["register_strategies", "register_commands"]
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events(), Few())
+    asyncio.run(bot.run())
+    assert ("on_fill", D("0.01")) in seen

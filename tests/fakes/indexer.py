@@ -26,8 +26,8 @@ Protocol facts mirrored here (dydxprotocol/v4-chain ``indexer/services/socks`` a
 
 Data: real recorded payloads are READ at run time from the shared data folder
 (``$DYDX_FAKES_DATA_DIR`` or ``<repo>/../shared/data``); they are never copied into the
-repo.  Without that folder a small built-in dataset (BTC-USD / ETH-USD with the real
-chain parameters) is used.
+repo.  Without that folder, or with ``PERPBOT_NO_SHARED_DATA=1`` (tests/shared_data.py),
+a small built-in dataset (BTC-USD / ETH-USD with the real chain parameters) is used.
 
 Usage in a pytest-asyncio test (same event loop)::
 
@@ -68,6 +68,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from .. import shared_data
 
 log = logging.getLogger("tests.fakes.indexer")
 
@@ -179,14 +181,16 @@ class Dataset:
 
 
 def default_data_dir() -> Optional[Path]:
-    """``$DYDX_FAKES_DATA_DIR`` or ``<repo>/../shared/data`` when present."""
+    """``$DYDX_FAKES_DATA_DIR`` or the shared data folder (``tests/shared_data.py``:
+    ``$PERPBOT_SHARED_DATA`` or ``<repo>/../shared/data``) when present; None, hence the
+    built-in dataset, while ``PERPBOT_NO_SHARED_DATA=1`` hides it (a user's clone)."""
+    if shared_data.hidden():
+        return None
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         p = Path(env)
         return p if p.is_dir() else None
-    repo = Path(__file__).resolve().parents[2]
-    p = repo.parent / "shared" / "data"
-    return p if p.is_dir() else None
+    return shared_data.shared_data_dir()
 
 
 def _market(ticker, clob, ar, qce, sbq, spt, tick, step, oracle, imf, mmf, market_id) -> dict:
