@@ -163,6 +163,59 @@ def _call_strategy(bot: Any, method: str, arg: Any) -> None:
         logger.error(f"strategy {method} raised during reconciliation: {exc}")
 
 
+async def _refuse_changed_strategy(bot: Any, session: Any, cp: Any) -> None:
+    """A checkpoint resumes only under the strategy and parameters it was taken with (issue 9.4).
+
+    The checkpoint's run row (``runs.config_json``, written by ``_ensure`` in
+    :mod:`perpbot.plugins.journal`) holds the strategy name and its parameters as given
+    (values as text). This run's are put in the same form, then both are parsed through
+    the strategy's ``Params`` and compared as values, so ``0.10`` and ``0.1``, or a default
+    given explicitly, are equal; when either side does not parse, the texts are compared.
+
+    :raises ConfigError: naming the journal, the first differing parameter with both
+        values, and ``--fresh``.
+    """
+    import json
+
+    from perpbot.core.params import params_to_dict, parse_params
+
+    row = await session.writer.call(lambda j: next((r for r in j.runs() if r["run_id"] == cp.run_id), None))
+    if row is None:
+        return
+    where = f"journal {getattr(session, 'path', '')}: its checkpoint (run {cp.run_id})"
+    try:
+        old_cfg = json.loads(row["config_json"] or "{}")
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where} has an unreadable configuration ({exc}), so resuming it cannot be checked; "
+            "run with --fresh to start over"
+        ) from None
+    old_name = old_cfg.get("strategy") or row["strategy"]
+    name = bot.config.strategy
+    if old_name != name:
+        raise ConfigError(
+            f"{where} is of strategy {old_name!r}, this run's is {name!r}; "
+            "run with --fresh to start over (or use another --journal)"
+        )
+    old_raw = {k: str(v) for k, v in (old_cfg.get("strategy_params") or {}).items()}
+    new_raw = {k: str(v) for k, v in bot.config.strategy_params().items()}
+    params_cls = getattr(type(bot.strategy), "Params", None)
+    try:
+        old = params_to_dict(parse_params(params_cls, old_raw, f"strategy {name}"))
+        new = params_to_dict(parse_params(params_cls, new_raw, f"strategy {name}"))
+    except (ConfigError, TypeError):
+        old, new = old_raw, new_raw
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if changed:
+        k = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise ConfigError(
+            f"{where} was taken with strategy {name} parameter {k}={old.get(k, '(unset)')}, "
+            f"this run has {k}={new.get(k, '(unset)')}{more}; resume with the same parameters, "
+            "or run with --fresh to start over"
+        )
+
+
 async def reconcile(bot: Any, session: Any) -> ReconcileReport:
     """Reconcile ``bot`` with its journal (``session.writer``) and its exchanges; see the module docstring."""
     w = session.writer
@@ -197,6 +250,7 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         and all(callable(getattr(ex, "import_state", None)) for ex in exchanges.values())
         and set(exchanges) <= set(cp.state.get("exchanges", {}))
     ):
+        await _refuse_changed_strategy(bot, session, cp)
         counts = await w.call(lambda j: j.void_after(cp, run_ids=previous_runs))
         rep.voided = sum(counts.values())
         st = cp.state
