@@ -66,7 +66,8 @@ from perpbot.core.params import parse_params
 from perpbot.core.plugins import call_one, implementations
 from perpbot.core.policies import RiskAction, RiskDecision, RiskView, SizingView
 from perpbot.core.portfolio import Portfolio
-from perpbot.core.report import DrawdownTracker, MarketLine, RunSummary
+from perpbot.core.metrics import DrawdownTracker, TradeLedger, market_label
+from perpbot.core.report import MarketLine, RunSummary
 from perpbot.core.state import MarketData, MarketState
 from perpbot.core.strategy import StrategyContext, StrategyResult
 
@@ -302,6 +303,8 @@ class TradingBot:
         self.day_start_equity = ZERO
         self._day = None
         self.drawdown = DrawdownTracker()
+        #: round trips, wins and realized PnL per order tag (core/metrics.py; the report uses the same)
+        self.ledger = TradeLedger()
         self.start_ns = 0
         self.notes: list[str] = []
         self._pending: list = []
@@ -332,7 +335,7 @@ class TradingBot:
         return (venue or self.config.primary_venue), t
 
     def _qualify(self, venue: str, ticker: str) -> str:
-        return ticker if venue == self.config.primary_venue else f"{venue}:{ticker}"
+        return market_label(venue, ticker, self.config.primary_venue)
 
     def marks(self) -> dict:
         """Mark price per (qualified) ticker: oracle where known, else mid (USD)."""
@@ -691,12 +694,8 @@ class TradingBot:
         for name in self._STATE_FIELDS:
             v = getattr(self, name)
             out[name] = str(v) if isinstance(v, Decimal) else v
-        dd = self.drawdown
-        out["drawdown"] = {
-            "peak": None if dd.peak is None else str(dd.peak), "max_dd": str(dd.max_dd),
-            "max_dd_frac": str(dd.max_dd_frac), "peak_ns": dd.peak_ns,
-            "max_dd_duration_ns": dd.max_dd_duration_ns, "samples": dd.samples,
-        }
+        out["drawdown"] = self.drawdown.state()
+        out["ledger"] = self.ledger.state()
         out["client_id_next"] = self.client_ids._next
         out["risk"] = {
             p.name: p.get_state() for p in self.risk_chain if callable(getattr(p, "get_state", None))
@@ -711,14 +710,12 @@ class TradingBot:
             cur = getattr(self, name)
             v = state[name]
             setattr(self, name, Decimal(v) if isinstance(cur, Decimal) else v)
-        dd = state.get("drawdown")
-        if dd:
-            self.drawdown.peak = None if dd["peak"] is None else Decimal(dd["peak"])
-            self.drawdown.max_dd = Decimal(dd["max_dd"])
-            self.drawdown.max_dd_frac = Decimal(dd["max_dd_frac"])
-            self.drawdown.peak_ns = dd["peak_ns"]
-            self.drawdown.max_dd_duration_ns = dd["max_dd_duration_ns"]
-            self.drawdown.samples = dd["samples"]
+        if state.get("drawdown"):
+            self.drawdown = DrawdownTracker()
+            self.drawdown.restore(state["drawdown"])
+        if state.get("ledger"):
+            self.ledger = TradeLedger()
+            self.ledger.restore(state["ledger"])
         if state.get("client_id_next"):
             self.client_ids._next = max(self.client_ids._next, int(state["client_id_next"]))
         for p in self.risk_chain:
@@ -784,6 +781,10 @@ class TradingBot:
         self.last_fill_ns = fill.ts_ns
         self.last_activity_ns = fill.ts_ns
         info = self.open_orders.get(fill.client_id)
+        self.ledger.add_fill(
+            venue, fill.ticker, fill.side.value, fill.price, fill.size, fill.fee, fill.ts_ns,
+            tag=(info.tag if info is not None and info.tag else fill.tag), strategy=self.config.strategy,
+        )
         if info is not None:
             filled = info.filled_size + fill.size
             if filled >= info.size:
@@ -813,6 +814,7 @@ class TradingBot:
             await self.notify("on_order_update", update=ev)
         elif t is FundingPayment:
             self.portfolios[venue].apply_funding(ev)
+            self.ledger.add_funding(ev.amount, self.config.strategy)
             if venue != self.config.primary_venue:
                 ev = attrs.evolve(ev, ticker=self._qualify(venue, ev.ticker), venue=venue)
             self._call_strategy("on_funding_payment", ev)
@@ -1245,8 +1247,12 @@ class TradingBot:
                 size = pos.size if pos else ZERO
                 mark = marks.get(t)
                 upnl = pos.unrealized_pnl(mark) if (pos and pos.size and mark is not None) else ZERO
+                closed = self.ledger.per_market.get((venue, t))
                 lines.append(
-                    MarketLine(self._qualify(venue, t), st.trades, st.volume, st.fees, st.funding, st.realized_pnl, upnl, size, st.liquidations)
+                    MarketLine(
+                        self._qualify(venue, t), st.trades, st.volume, st.fees, st.funding, st.realized_pnl, upnl, size,
+                        st.liquidations, closed.closed if closed else 0, closed.wins if closed else 0,
+                    )
                 )
                 liquidations += st.liquidations
                 if st.funding > 0:
@@ -1290,6 +1296,15 @@ class TradingBot:
             max_drawdown=self.drawdown.max_dd,
             max_drawdown_frac=self.drawdown.max_dd_frac,
             max_drawdown_duration_s=self.drawdown.max_dd_duration_ns / NS,
+            max_drawdown_peak_ns=self.drawdown.max_dd_peak_ns,
+            max_drawdown_trough_ns=self.drawdown.max_dd_trough_ns,
+            max_drawdown_recovery_ns=self.drawdown.max_dd_recovery_ns,
+            longest_underwater_s=self.drawdown.longest_underwater_ns / NS,
+            equity_samples=self.drawdown.samples,
+            closed_trades=self.ledger.closed_trades,
+            wins=self.ledger.wins,
+            per_tag=[attrs.evolve(f) for _k, f in sorted(self.ledger.per_tag.items())],
+            funding_by_strategy=dict(self.ledger.funding_by_strategy),
             events=self.events_processed,
             wall_seconds=time.perf_counter() - self._wall_start if self._wall_start else 0.0,
             decisions=self.decisions,

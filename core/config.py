@@ -33,7 +33,7 @@ import attrs
 import tomli_w
 
 from perpbot.core.errors import ConfigError
-from perpbot.core.params import parse_bool, parse_decimal
+from perpbot.core.params import did_you_mean, parse_bool, parse_decimal, parse_params
 
 UNKNOWN_POSITION_POLICIES = ("adopt", "flatten", "refuse")
 DEFAULT_RISK_POLICIES = ("kill_switch", "stale_data", "circuit_breaker", "max_leverage", "liquidation_distance", "seed_thresholds")
@@ -218,6 +218,88 @@ def _table(value: Any, key: str) -> dict:
     return dict(value)
 
 
+def bot_settings(bot: Mapping[str, Any], source: str = "", labels: Mapping[str, str] | None = None) -> dict:
+    """Validate ``[bot]`` keys into :class:`BotConfig` keyword arguments.
+
+    The one validation of these settings, used by the config file and by the CLI flags
+    (``perpbot.cli`` passes the flag values under their config keys).
+
+    :param source: prefix of error messages (the config file's path; ``""`` for flags).
+    :param labels: key -> name shown in errors (default ``bot.<key>``; the CLI passes its
+        flag names, e.g. ``{"decision_interval_s": "--decision-interval"}``).
+    :returns: a dict of BotConfig fields (``journal`` becomes ``journal_enabled``).
+    :raises ConfigError: ``<source>: <label>: <problem>, got <value>``, one line.
+    """
+    labels = labels or {}
+    pre = f"{source}: " if source else ""
+
+    def lab(key: str) -> str:
+        return labels.get(key, f"bot.{key}")
+
+    def err(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{pre}{lab(key)}: {problem}")
+
+    def call(fn, key, *args, **kw):
+        try:
+            return fn(bot[key], lab(key), *args, **kw)
+        except ConfigError as exc:
+            raise ConfigError(f"{pre}{exc}") from None
+
+    kw: dict[str, Any] = {}
+    if "exchange" in bot:
+        kw["exchange"] = tuple(str(v).strip().lower() for v in call(_as_list, "exchange"))
+        if not kw["exchange"]:
+            raise err("exchange", "must name at least one exchange")
+    if "strategy" in bot:
+        if not isinstance(bot["strategy"], str) or not bot["strategy"].strip():
+            raise err("strategy", f"expected a name, got {bot['strategy']!r}")
+        kw["strategy"] = bot["strategy"].strip()
+    if "tickers" in bot:
+        try:
+            kw["tickers"] = tuple(normalize_ticker(t) for t in _as_list(bot["tickers"], lab("tickers")))
+        except ConfigError as exc:
+            raise ConfigError(f"{pre}{exc}") from None
+        if not kw["tickers"]:
+            raise err("tickers", f"must name at least one market (e.g. BTC-USD), got {bot['tickers']!r}")
+    if "feed" in bot:
+        if not isinstance(bot["feed"], str) or not bot["feed"].strip():
+            raise err("feed", f"expected a name, got {bot['feed']!r}")
+        kw["feed"] = bot["feed"].strip()
+    if "unknown_positions" in bot:
+        v = str(bot["unknown_positions"]).strip().lower()
+        if v not in UNKNOWN_POSITION_POLICIES:
+            raise err("unknown_positions", f"expected one of {', '.join(UNKNOWN_POSITION_POLICIES)}, got {bot['unknown_positions']!r}")
+        kw["unknown_positions"] = v
+    for key in ("balance_ttl_s", "large_order_usd"):
+        if key in bot:
+            v = call(_as_decimal, key)
+            if v < 0:
+                raise err(key, f"must not be negative, got {v}")
+            kw[key] = v
+    for key in ("decision_interval_s", "snapshot_interval_s", "checkpoint_interval_s"):
+        if key in bot:
+            v = call(_as_decimal, key)
+            if v <= 0:
+                raise err(key, f"must be positive, got {v}")
+            kw[key] = v
+    for key, field in (("state_dir", "state_dir"), ("journal_path", "journal_path")):
+        if key in bot:
+            v = bot[key]
+            if isinstance(v, os.PathLike):
+                v = os.fspath(v)
+            if not isinstance(v, str) or not v.strip():
+                raise err(key, f"expected a directory or file path (text), got {bot[key]!r}")
+            kw[field] = Path(v)
+    if "journal" in bot:
+        kw["journal_enabled"] = call(_as_bool, "journal")
+    for key in ("dashboard", "report", "progress", "live", "close_on_stop", "verbose"):
+        if key in bot:
+            kw[key] = call(_as_bool, key)
+    if bot.get("max_events") not in (None, "", 0):
+        kw["max_events"] = call(_as_int, "max_events", minimum=1)
+    return kw
+
+
 def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotConfig:
     """Validate a parsed TOML document into a :class:`BotConfig`.
 
@@ -225,54 +307,14 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotC
     """
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise ConfigError(f"{source}: unknown section [{unknown[0]}] (known: {', '.join(sorted(_TOP_KEYS))})")
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]{did_you_mean(unknown[0], _TOP_KEYS)} (known: {', '.join(sorted(_TOP_KEYS))})")
     bot = _table(data.get("bot"), "[bot]")
     bad = sorted(set(bot) - _BOT_KEYS)
     if bad:
-        raise ConfigError(f"{source}: unknown key bot.{bad[0]} (known: {', '.join(sorted(_BOT_KEYS))})")
-    kw: dict[str, Any] = {}
-    if "exchange" in bot:
-        kw["exchange"] = tuple(str(v).strip().lower() for v in _as_list(bot["exchange"], "bot.exchange"))
-        if not kw["exchange"]:
-            raise ConfigError(f"{source}: bot.exchange must name at least one exchange")
-    if "strategy" in bot:
-        if not isinstance(bot["strategy"], str):
-            raise ConfigError(f"{source}: bot.strategy: expected a name, got {bot['strategy']!r}")
-        kw["strategy"] = bot["strategy"].strip()
-    if "tickers" in bot:
-        kw["tickers"] = tuple(normalize_ticker(t) for t in _as_list(bot["tickers"], "bot.tickers"))
-    if "feed" in bot:
-        if not isinstance(bot["feed"], str):
-            raise ConfigError(f"{source}: bot.feed: expected a name, got {bot['feed']!r}")
-        kw["feed"] = bot["feed"].strip()
-    if "unknown_positions" in bot:
-        v = str(bot["unknown_positions"]).strip().lower()
-        if v not in UNKNOWN_POSITION_POLICIES:
-            raise ConfigError(f"{source}: bot.unknown_positions: expected one of {', '.join(UNKNOWN_POSITION_POLICIES)}, got {bot['unknown_positions']!r}")
-        kw["unknown_positions"] = v
-    for key in ("balance_ttl_s", "large_order_usd"):
-        if key in bot:
-            v = _as_decimal(bot[key], f"bot.{key}")
-            if v < 0:
-                raise ConfigError(f"{source}: bot.{key}: must not be negative, got {v}")
-            kw[key] = v
-    for key in ("decision_interval_s", "snapshot_interval_s", "checkpoint_interval_s"):
-        if key in bot:
-            v = _as_decimal(bot[key], f"bot.{key}")
-            if v <= 0:
-                raise ConfigError(f"{source}: bot.{key}: must be positive, got {v}")
-            kw[key] = v
-    if "state_dir" in bot:
-        kw["state_dir"] = Path(str(bot["state_dir"]))
-    if "journal" in bot:
-        kw["journal_enabled"] = _as_bool(bot["journal"], "bot.journal")
-    if bot.get("journal_path"):
-        kw["journal_path"] = Path(str(bot["journal_path"]))
-    for key in ("dashboard", "report", "progress", "live", "close_on_stop", "verbose"):
-        if key in bot:
-            kw[key] = _as_bool(bot[key], f"bot.{key}")
-    if bot.get("max_events") not in (None, "", 0):
-        kw["max_events"] = _as_int(bot["max_events"], "bot.max_events", minimum=1)
+        raise ConfigError(f"{source}: unknown key bot.{bad[0]}{did_you_mean(bad[0], _BOT_KEYS)} (known: {', '.join(sorted(_BOT_KEYS))})")
+    if bot.get("journal_path") in ("", None):
+        bot.pop("journal_path", None)  # an empty journal_path means "the default"
+    kw = bot_settings(bot, source)
     venues = _table(data.get("venues"), "[venues]")
     kw["venues"] = {str(k).lower(): str(v).lower() for k, v in venues.items()}
     kw["feeds"] = {k: _table(v, f"[feed.{k}]") for k, v in _table(data.get("feed"), "[feed]").items()}
@@ -300,14 +342,56 @@ def load_config(path: str | os.PathLike) -> BotConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
+    raw = p.read_bytes()
     try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh, parse_float=Decimal)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config {p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the file as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {p}: {exc}") from None
     cfg = config_from_mapping(data, source=str(p))
     _resolve_feed_paths(cfg, p.resolve().parent)
     return cfg
+
+
+def check_risk_params(risk: Mapping[str, Mapping[str, Any]], registry: Any, label=None) -> None:
+    """Every risk section names a registered policy, and every key is one of its parameters.
+
+    A policy not in the chain (``risk.policies`` / ``--risk``) may keep parameters (``init``
+    writes a section per policy); they take effect once it is added.
+
+    :param risk: policy name -> raw parameters (``BotConfig.risk``).
+    :param registry: the plugin registry (:class:`perpbot.core.plugins.Registry`).
+    :param label: ``label(policy, key)`` -> where the value came from, shown first in errors
+        (default ``"[risk.<policy>]"``); the CLI names ``--risk-param policy.key=value``.
+    :raises ConfigError: unknown policy (with the closest registered name) or a parameter
+        unknown to, or refused by, the policy's Params (with the closest field name).
+    """
+    label = label or (lambda policy, key=None: f"[risk.{policy}]")
+    policies = registry.risk_policies
+    for policy, params in risk.items():
+        if policy not in policies:
+            known = ", ".join(sorted(policies)) or "none"
+            raise ConfigError(
+                f"{label(policy, None)}: unknown risk policy {policy!r}{did_you_mean(policy, policies)} (known: {known})"
+            )
+        pcls = policies[policy]
+        for key in params:
+            try:
+                parse_params(pcls.Params, {key: params[key]}, f"risk policy {policy}")
+            except ConfigError as exc:
+                if "missing required parameter" in str(exc):
+                    continue  # judged with all its keys below
+                raise ConfigError(f"{label(policy, key)}: {exc}") from None
+        try:
+            parse_params(pcls.Params, params, f"risk policy {policy}")
+        except ConfigError as exc:
+            raise ConfigError(f"{label(policy, None)}: {exc}") from None
 
 
 def _resolve_feed_paths(cfg: BotConfig, base: Path) -> None:

@@ -7,14 +7,24 @@ into an instance, with a one-line :class:`~perpbot.core.errors.ConfigError` nami
 owner, the field and the bad value.
 
 Supported field types: ``Decimal``, ``int``, ``bool``, ``str``, ``tuple[str, ...]``,
-``tuple[Decimal, ...]``, ``Decimal | None`` / ``int | None`` and ``enum.Enum`` subclasses.
+``tuple[Decimal, ...]``, ``Decimal | None`` / ``int | None``, ``enum.Enum`` subclasses
+and ``dict`` (a TOML table, kept as given).
 A float is never accepted for a Decimal field from code; TOML floats are read
-as Decimal by the config loader.
+as Decimal by the config loader. :func:`check_params_class` (run when a plugin
+registers) refuses a field declared ``float`` (money and ratios are Decimal), a
+field with no type, and any other type the converter does not know, so a value is
+never handed to a strategy unconverted.
+
+A field may name its command-line flag: ``param(D("0.1"), "...", flag="--take-profit")``
+(metadata ``"flag"``). The CLI adds one option per declared flag, grouped per plugin
+in ``--help``, and maps it onto the field (:func:`param_flags`).
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
+import re
 import types
 import typing
 from decimal import Decimal, InvalidOperation
@@ -78,6 +88,19 @@ def _convert(owner: str, name: str, tp: Any, value: Any) -> Any:
         else:
             raise ConfigError(f"{owner}: parameter {name}: expected a list, got {value!r}")
         return tuple(_convert(owner, name, inner, v) for v in items)
+    if tp is float:  # not for plugins (check_params_class refuses it); core's SignalConfig scales
+        try:
+            if isinstance(value, float) and not isinstance(value, bool):
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError(f"must be finite, got {value!r}")
+                return value
+            return float(parse_decimal(value))
+        except ValueError as exc:
+            raise ConfigError(f"{owner}: parameter {name}: {exc}") from None
+    if tp is dict or origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{owner}: parameter {name}: expected a table, got {value!r}")
+        return dict(value)
     if tp is Decimal:
         try:
             return parse_decimal(value)
@@ -111,7 +134,8 @@ def _convert(owner: str, name: str, tp: Any, value: Any) -> Any:
                 return member
         choices = ", ".join(str(m.value) for m in tp)
         raise ConfigError(f"{owner}: parameter {name}: expected one of {choices}, got {value!r}")
-    return value
+    problem = _type_problem(tp) if tp is not Any else "has no type"
+    raise ConfigError(f"{owner}: parameter {name} {problem or f'has unsupported type {tp}'}; the plugin must declare it")
 
 
 def parse_params(cls: type, raw: Mapping[str, Any] | None, owner: str) -> Any:
@@ -127,7 +151,7 @@ def parse_params(cls: type, raw: Mapping[str, Any] | None, owner: str) -> Any:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields)) or "none"
-        raise ConfigError(f"{owner}: unknown parameter {unknown[0]!r} (known: {known})")
+        raise ConfigError(f"{owner}: unknown parameter {unknown[0]!r}{did_you_mean(unknown[0], fields)} (known: {known})")
     kwargs = {}
     for name, value in raw.items():
         kwargs[name] = _convert(owner, name, hints.get(name, Any), value)
@@ -137,7 +161,45 @@ def parse_params(cls: type, raw: Mapping[str, Any] | None, owner: str) -> Any:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{owner}: {exc}") from None
+        msg = str(exc)
+        if not msg.startswith("parameter "):
+            field = _failing_field(cls, kwargs)
+            if field is not None:
+                msg = f"parameter {field}: {msg}"
+        raise ConfigError(f"{owner}: {msg}") from None
+
+
+def did_you_mean(name: str, choices) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _failing_field(cls: type, kwargs: Mapping[str, Any]) -> str | None:
+    """The field whose own validator rejects its value (given or default), for the error prefix.
+
+    Each field validator is called alone with ``instance=None``; a validator that needs the
+    instance (or raises anything but ValueError/TypeError) is skipped. None when no single
+    field is to blame (a check across fields in ``__attrs_post_init__``).
+    """
+    for f in attrs.fields(cls):
+        if f.validator is None:
+            continue
+        if f.name in kwargs:
+            value = kwargs[f.name]
+        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            continue
+        elif f.default is attrs.NOTHING:
+            continue
+        else:
+            value = f.default
+        try:
+            f.validator(None, f, value)
+        except (ValueError, TypeError):
+            return f.name
+        except Exception:
+            continue
+    return None
 
 
 def describe_params(cls: type | None) -> list[dict]:
@@ -157,6 +219,7 @@ def describe_params(cls: type | None) -> list[dict]:
                 "default": None if default is attrs.NOTHING else default,
                 "required": default is attrs.NOTHING,
                 "help": f.metadata.get("help", ""),
+                "flag": f.metadata.get("flag"),
             }
         )
     return out
@@ -187,9 +250,102 @@ def in_range(lo: Decimal | int | None = None, hi: Decimal | int | None = None):
     return check
 
 
-def param(default: Any = attrs.NOTHING, help: str = "", validator=None, **kw):
-    """Shorthand for an attrs field with a help text: ``x: Decimal = param(Decimal(1), "...")``."""
-    return attrs.field(default=default, validator=validator, metadata={"help": help}, **kw)
+def _prefixed(validator):
+    """Wrap a field validator so its ValueError reads ``parameter <field>: ...`` like :func:`in_range`'s."""
+    if validator is None:
+        return None
+    if isinstance(validator, (list, tuple)):
+        return [_prefixed(v) for v in validator]
+
+    def check(instance, attribute, value):
+        try:
+            validator(instance, attribute, value)
+        except ValueError as exc:
+            msg = str(exc)
+            if msg.startswith("parameter "):
+                raise
+            raise ValueError(f"parameter {attribute.name}: {msg}") from None
+
+    check.__wrapped__ = validator  # type: ignore[attr-defined]
+    return check
+
+
+def param(default: Any = attrs.NOTHING, help: str = "", validator=None, *, flag: str | None = None, **kw):
+    """Shorthand for an attrs field with a help text: ``x: Decimal = param(Decimal(1), "...")``.
+
+    :param validator: an attrs validator (or a list); a ValueError it raises is shown as
+        ``parameter <field>: <message>``.
+    :param flag: the command-line flag that sets this field, e.g. ``"--take-profit"``
+        (lower case, ``--`` then letters, digits and dashes); unique across the installed
+        plugins. The CLI adds it to ``--help`` under the plugin's name.
+    """
+    metadata = {"help": help}
+    if flag is not None:
+        metadata["flag"] = flag
+    return attrs.field(default=default, validator=_prefixed(validator), metadata=metadata, **kw)
+
+
+_FLAG_RE = re.compile(r"^--[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def param_flags(cls: type | None) -> list[tuple[str, str]]:
+    """``[(flag, field name)]`` for the fields of params class ``cls`` that declare a flag."""
+    if cls is None or not attrs.has(cls):
+        return []
+    return [(f.metadata["flag"], f.name) for f in attrs.fields(cls) if f.metadata.get("flag")]
+
+
+def _type_problem(tp: Any) -> str | None:
+    """Why ``tp`` cannot be a parameter type (None: supported by :func:`_convert`)."""
+    if tp is float:
+        return "is declared float; money, prices and ratios are Decimal (declare it Decimal)"
+    if tp in (Decimal, int, bool, str, dict):
+        return None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return None
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            return f"has type {tp}; only X | None unions are supported"
+        return _type_problem(args[0])
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            inner = _type_problem(args[0])
+            return None if inner is None else inner
+        return f"has type {tp}; use tuple[X, ...]"
+    return (
+        f"has type {getattr(tp, '__name__', tp)}, which parameters do not support "
+        "(Decimal, int, bool, str, an Enum, tuple[X, ...], dict or X | None)"
+    )
+
+
+def check_params_class(cls: type) -> None:
+    """Refuse a params class whose values could reach a plugin unconverted.
+
+    Every field needs a type annotation of a supported type (see the module docstring);
+    ``float`` is refused (inexact; money and ratios are Decimal); a declared ``flag`` must look
+    like ``--name``.
+
+    :raises ValueError: ``field <name> ...`` naming the first bad field.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:  # an annotation that does not resolve
+        raise ValueError(f"its annotations do not resolve: {type(exc).__name__}: {exc}") from None
+    for f in attrs.fields(cls):
+        tp = hints.get(f.name, f.type)
+        if tp is None or tp is Any or isinstance(tp, str):
+            raise ValueError(f"field {f.name} has no type; annotate it (e.g. {f.name}: Decimal = param(...))")
+        problem = _type_problem(tp)
+        if problem:
+            raise ValueError(f"field {f.name} {problem}")
+        flag = f.metadata.get("flag")
+        if flag is not None and (not isinstance(flag, str) or not _FLAG_RE.match(flag)):
+            raise ValueError(f"field {f.name}: flag {flag!r} must look like '--some-name'")
 
 
 @attrs.frozen

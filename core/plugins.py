@@ -13,13 +13,25 @@ Environment switches:
   distributions/entry-point names to load (empty string: none).
 - ``PERPBOT_DISABLE_PLUGINS``: comma-separated names of plugins (built-in module
   names or entry-point names) not to load.
+
+A plugin is checked when it registers: hook names against :mod:`perpbot.core.hookspecs`
+(a misspelt one is named with the closest real hook), each registered class against
+its base, a strategy's ``should_execute``/``execute_strategy`` must be ``async def``,
+and its ``Params`` fields must be typed (:func:`perpbot.core.params.check_params_class`)
+with unique command-line flags. With ``strict=False`` (the CLI) a plugin that fails
+is recorded in :attr:`PluginManager.broken` and left out instead of raising, so
+``--help`` and ``runbot.py plugins`` keep working for everyone;
+:meth:`PluginManager.raise_if_broken` raises before a run.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
+import inspect
 import os
+import typing
 from typing import Any, Callable
 
 import attrs
@@ -27,6 +39,7 @@ import pluggy
 
 from perpbot.core import hookspecs
 from perpbot.core.errors import PluginError
+from perpbot.core.params import check_params_class, describe_params, param_flags
 
 #: Built-in plugins, registered through the same hooks as third-party ones.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -83,6 +96,20 @@ class Registration:
     plugin: str
 
 
+@attrs.frozen
+class FlagOwner:
+    """Who declared a command-line flag: ``kind`` (``"strategies"``, ...), the registered
+    ``name`` (``"grid"``), the params ``field`` it sets and the ``plugin`` that registered it."""
+
+    kind: str
+    name: str
+    field: str
+    plugin: str
+    help: str = ""
+    type: Any = None
+    default: Any = None
+
+
 @attrs.define
 class Registry:
     """Everything plugins registered, by kind then name."""
@@ -93,6 +120,7 @@ class Registry:
     position_sizers: dict = attrs.Factory(dict)
     feeds: dict = attrs.Factory(dict)
     owners: dict = attrs.Factory(dict)  # (kind, name) -> plugin name
+    flags: dict = attrs.Factory(dict)  # "--take-profit" -> FlagOwner
 
     def get(self, kind: str, name: str) -> type:
         table = getattr(self, kind)
@@ -126,14 +154,21 @@ class PluginManager:
 
     :param load_entry_points: load third-party plugins from the entry-point group.
     :param extra_plugins: objects/modules to register in addition (tests).
+    :param strict: raise :class:`PluginError` at the first plugin that fails (default);
+        ``False`` records it in :attr:`broken` (plugin name -> one-line reason), leaves it
+        out (its hooks unregistered, its registrations removed) and goes on.
     """
 
-    def __init__(self, *, load_entry_points: bool = True, extra_plugins: tuple = (), default_plugins=None):
+    def __init__(self, *, load_entry_points: bool = True, extra_plugins: tuple = (), default_plugins=None,
+                 strict: bool = True):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.versions: dict[str, str] = {}
         self.builtin: set[str] = set()
+        self.strict = strict
+        #: plugin name -> why it was left out (only with ``strict=False``)
+        self.broken: dict[str, str] = {}
         disabled = {n.strip() for n in os.environ.get("PERPBOT_DISABLE_PLUGINS", "").split(",") if n.strip()}
         for modname in DEFAULT_PLUGINS if default_plugins is None else default_plugins:
             if modname in disabled:
@@ -143,20 +178,84 @@ class PluginManager:
             except ModuleNotFoundError as exc:
                 if exc.name and (exc.name == modname or modname.startswith(exc.name + ".")):
                     continue  # an optional built-in that is not present in this build
-                raise PluginError(f"built-in plugin {modname} failed to import: {exc}") from exc
+                self._fail(modname, f"built-in plugin {modname} failed to import: {exc}", exc)
+                continue
+            except Exception as exc:
+                self._fail(modname, f"built-in plugin {modname} failed to import: {type(exc).__name__}: {exc}", exc)
+                continue
             self._register_plugin(mod, modname, builtin=True)
         if load_entry_points:
             self._load_entry_points(disabled)
         for obj in extra_plugins:
             name = getattr(obj, "__name__", None) or type(obj).__name__
             self._register_plugin(obj, name, builtin=False)
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
-            hooks = ", ".join(sorted(h for h in dir(exc.plugin) if h.startswith(("register_", "on_", "reconcile_"))))
-            raise PluginError(f"plugin {name!r} implements an unknown hook (has: {hooks}); check the name against perpbot.core.hookspecs") from None
+        for name, message in self._unknown_hooks().items():
+            self._fail(name, message)
         self._collect()
+
+    # -- failures ------------------------------------------------------------
+
+    def _fail(self, name: str, message: str, cause: BaseException | None = None) -> None:
+        """A plugin failed: raise (strict) or record it in :attr:`broken` and leave it out."""
+        if self.strict:
+            raise PluginError(message) from cause
+        self.broken.setdefault(name, message)
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin=plugin, name=name)
+        for key, owner in list(self.registry.owners.items()):
+            if owner == name:
+                kind, reg_name = key
+                getattr(self.registry, kind).pop(reg_name, None)
+                del self.registry.owners[key]
+        for flag, owner in list(self.registry.flags.items()):
+            if owner.plugin == name:
+                del self.registry.flags[flag]
+
+    def mark_broken(self, name: str, message: str) -> None:
+        """Record plugin ``name`` as broken (a problem found outside registration, e.g. by the CLI);
+        raises :class:`PluginError` when the manager is strict."""
+        self._fail(name, message)
+
+    def _unknown_hooks(self) -> dict[str, str]:
+        """Plugin name -> one line naming its hook implementations that match no hook spec,
+        each with the closest real hook name (difflib)."""
+        spec_names = sorted(n for n in vars(hookspecs) if callable(getattr(hookspecs, n)) and
+                            hasattr(getattr(hookspecs, n), f"{hookspecs.PROJECT}_spec"))
+        bad: dict[str, list[str]] = {}
+        for name in list(self.pm.hook.__dict__):
+            if name.startswith("_"):
+                continue
+            caller = getattr(self.pm.hook, name)
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if not impl.optionalhook:
+                    bad.setdefault(impl.plugin_name, []).append(name)
+        out = {}
+        for plugin, names in bad.items():
+            parts = []
+            for hook in sorted(names):
+                close = difflib.get_close_matches(hook, spec_names, n=1, cutoff=0.6)
+                parts.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            out[plugin] = (
+                f"plugin {plugin!r} implements unknown hook {', '.join(parts)}; "
+                "hook names are listed in perpbot.core.hookspecs"
+            )
+        return out
+
+    def raise_if_broken(self) -> None:
+        """Raise :class:`PluginError` for the first broken plugin (a run must not start without it).
+
+        :raises PluginError: ``<reason>; fix the plugin or disable it with PERPBOT_DISABLE_PLUGINS=<name>``.
+        """
+        if not self.broken:
+            return
+        name, message = next(iter(self.broken.items()))
+        more = f" ({len(self.broken) - 1} more broken: runbot.py plugins lists them)" if len(self.broken) > 1 else ""
+        raise PluginError(f"{message}; fix the plugin or disable it with PERPBOT_DISABLE_PLUGINS={name}{more}")
+
+    # -- configuration -----------------------------------------------------
 
     # -- loading -----------------------------------------------------------
 
@@ -169,11 +268,12 @@ class PluginManager:
                 continue
             if allow is not None and ep.name not in allow and dist not in allow:
                 continue
+            self.versions[ep.name] = ep.dist.version if ep.dist else "?"
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken third-party plugin must say who it is
-                raise PluginError(f"plugin {ep.name!r} (from {dist}) failed to load: {exc}") from exc
-            self.versions[ep.name] = ep.dist.version if ep.dist else "?"
+                self._fail(ep.name, f"plugin {ep.name!r} (from {dist}) failed to load: {type(exc).__name__}: {exc}", exc)
+                continue
             self._register_plugin(obj, ep.name, builtin=False)
 
     def _register_plugin(self, obj: Any, name: str, builtin: bool) -> None:
@@ -182,9 +282,11 @@ class PluginManager:
         try:
             self.pm.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
+            self._fail(name, f"plugin {name!r} is invalid: {exc}")
+            return
         except ValueError as exc:
-            raise PluginError(f"plugin {name!r} could not be registered: {exc}") from None
+            self._fail(name, f"plugin {name!r} could not be registered: {exc}")
+            return
         if builtin:
             self.builtin.add(name)
             from perpbot.core import __version__
@@ -197,15 +299,15 @@ class PluginManager:
         for kind in _BASES:
             hook = getattr(self.pm.hook, f"register_{kind}")
             for impl in implementations(hook, registration_order=True):
+                if impl.plugin_name in self.broken:
+                    continue
                 register = self._make_register(kind, impl.plugin_name)
                 try:
                     call_one(hook, impl, register=register)
-                except PluginError:
-                    raise
+                except PluginError as exc:
+                    self._fail(impl.plugin_name, str(exc), exc)
                 except Exception as exc:
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r} failed in register_{kind}: {exc}"
-                    ) from exc
+                    self._fail(impl.plugin_name, f"plugin {impl.plugin_name!r} failed in register_{kind}: {exc}", exc)
 
     def _make_register(self, kind: str, plugin_name: str) -> Callable[[type], type]:
         modname, basename = _BASES[kind]
@@ -227,11 +329,38 @@ class PluginManager:
                     f"{_LABELS[kind]} name {name!r} is registered twice: "
                     f"by plugin {other!r} and by plugin {plugin_name!r}"
                 )
+            label = f"plugin {plugin_name!r}: {_LABELS[kind]} {name}"
+            if kind == "strategies":
+                for method in ("should_execute", "execute_strategy"):
+                    fn = getattr(cls, method, None)
+                    if fn is not None and not inspect.iscoroutinefunction(fn):
+                        raise PluginError(
+                            f"{label}: {cls.__name__}.{method} must be 'async def' (the bot awaits it), "
+                            f"but it is a plain function"
+                        )
             params = getattr(cls, "Params", None)
             if params is not None and not attrs.has(params):
-                raise PluginError(f"plugin {plugin_name!r}: {cls.__name__}.Params must be an attrs class")
+                raise PluginError(f"{label}: {cls.__name__}.Params must be an attrs class")
+            flags: dict[str, FlagOwner] = {}
+            if params is not None:
+                try:
+                    check_params_class(params)
+                except ValueError as exc:
+                    raise PluginError(f"{label}: Params {exc}") from None
+                described = {p["name"]: p for p in describe_params(params)}
+                hints = typing.get_type_hints(params)
+                for flag, field in param_flags(params):
+                    other = self.registry.flags.get(flag) or flags.get(flag)
+                    if other is not None:
+                        raise PluginError(
+                            f"{label}: flag {flag} (parameter {field}) is already declared by "
+                            f"{_LABELS[other.kind]} {other.name} (plugin {other.plugin!r}, parameter {other.field})"
+                        )
+                    flags[flag] = FlagOwner(kind, name, field, plugin_name, described[field]["help"],
+                                            hints.get(field), described[field]["default"])
             table[name] = cls
             self.registry.owners[(kind, name)] = plugin_name
+            self.registry.flags.update(flags)
             return cls
 
         return register
@@ -254,17 +383,25 @@ class PluginManager:
 
         hook = self.pm.hook.register_commands
         for impl in implementations(hook, registration_order=True):
+            if impl.plugin_name in self.broken:
+                continue
             scratch = typer.Typer()
             try:
                 call_one(hook, impl, cli=scratch)
                 if scratch.registered_commands:
                     typer.main.get_command(scratch)
             except Exception as exc:
-                raise PluginError(f"plugin {impl.plugin_name!r}: its commands are invalid: {type(exc).__name__}: {exc}") from exc
+                self._fail(
+                    impl.plugin_name,
+                    f"plugin {impl.plugin_name!r}: its commands are invalid: {type(exc).__name__}: {exc}",
+                    exc,
+                )
+                continue
             cli.registered_commands.extend(scratch.registered_commands)
 
     def listing(self) -> list[dict]:
-        """One row per plugin: name, version, built-in?, hooks, and what it registered."""
+        """One row per plugin: name, version, built-in?, hooks, what it registered, and
+        ``broken`` (None, or why the plugin was left out)."""
         rows = []
         for name, plugin in self.pm.list_name_plugin():
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
@@ -280,6 +417,18 @@ class PluginManager:
                     "builtin": name in self.builtin,
                     "hooks": hooks,
                     "registers": registered,
+                    "broken": None,
+                }
+            )
+        for name, reason in self.broken.items():
+            rows.append(
+                {
+                    "name": name,
+                    "version": self.versions.get(name, "?"),
+                    "builtin": name in DEFAULT_PLUGINS,
+                    "hooks": [],
+                    "registers": [],
+                    "broken": reason,
                 }
             )
         return rows

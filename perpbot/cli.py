@@ -76,9 +76,26 @@ def _split(value: str | None) -> list[str]:
 
 def build_config(opts: dict):
     """Merge the config file (if any) with CLI flags (flags win) into a BotConfig."""
-    from perpbot.core.config import BotConfig, load_config, normalize_ticker
+    from perpbot.core.config import BotConfig, bot_settings, check_risk_params, load_config
 
     cfg = load_config(opts["config"]) if opts.get("config") else BotConfig()
+    if cfg.risk:
+        check_risk_params(cfg.risk, _plugin_manager().registry,
+                          lambda policy, key=None: f"{opts['config']}: [risk.{policy}]" + (f" {key}" if key else ""))
+    if opts.get("journal") and opts.get("no_journal"):
+        raise ConfigError(f"--journal {opts['journal']} and --no-journal contradict each other: give one of them")
+    # flags that set [bot] keys get the config file's own validation (perpbot.core.config.bot_settings)
+    bot_flags = {}
+    for opt, key in _BOT_FLAGS.items():
+        if opts.get(opt) is not None:
+            bot_flags[key] = opts[opt]
+    if opts.get("no_journal"):
+        bot_flags["journal"] = False
+    for opt in ("dashboard", "live", "verbose"):
+        if opts.get(opt):
+            bot_flags[opt] = True
+    for key, value in bot_settings(bot_flags, labels=_BOT_FLAG_LABELS).items():
+        setattr(cfg, key, value)
     if opts.get("exchange"):
         venues = []
         for item in _split(opts["exchange"]):
@@ -90,27 +107,8 @@ def build_config(opts: dict):
                 cfg.venues[venue] = plugin.strip().lower()
             venues.append(venue)
         cfg.exchange = tuple(venues)
-    if opts.get("strategy"):
-        cfg.strategy = opts["strategy"].strip()
-    if opts.get("ticker"):
-        cfg.tickers = tuple(normalize_ticker(t) for t in _split(opts["ticker"]))
-    if opts.get("feed"):
-        cfg.feed = opts["feed"].strip()
-    if opts.get("state_dir"):
-        cfg.state_dir = Path(opts["state_dir"])
-    if opts.get("journal"):
-        cfg.journal_path = Path(opts["journal"])
-    if opts.get("no_journal"):
-        cfg.journal_enabled = False
-    for key in ("dashboard", "live", "fresh", "verbose"):
-        if opts.get(key):
-            setattr(cfg, key, True)
-    if opts.get("report") is not None:
-        cfg.report = opts["report"]
-    if opts.get("max_events"):
-        cfg.max_events = opts["max_events"]
-    if opts.get("decision_interval") is not None:
-        cfg.decision_interval_s = Decimal(str(opts["decision_interval"]))
+    if opts.get("fresh"):
+        cfg.fresh = True
     if opts.get("sizer"):
         cfg.sizer = opts["sizer"]
     if opts.get("risk") is not None:
@@ -139,12 +137,20 @@ def build_config(opts: dict):
     sizer_params = _kv_pairs(opts.get("sizer_param"), "--sizer-param")
     if sizer_params:
         cfg.sizers.setdefault(cfg.sizer, {}).update(sizer_params)
+    cli_risk: dict = {}
     for item in opts.get("risk_param") or []:
         if "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--risk-param: expected policy.key=value, got {item!r}")
         (k, v), = _kv_pairs([item], "--risk-param").items()
         policy, key = k.split(".", 1)
-        cfg.risk.setdefault(policy, {})[key] = v
+        cli_risk.setdefault(policy.strip(), {})[key.strip()] = v
+    if cli_risk:
+        check_risk_params(cli_risk, _plugin_manager().registry,
+                          lambda policy, key=None: "--risk-param " + ", ".join(
+                              f"{policy}.{k}={v}" for k, v in cli_risk[policy].items() if key is None or k == key))
+        for policy, values in cli_risk.items():
+            cfg.risk.setdefault(policy, {}).update(values)
+    _apply_plugin_flags(cfg, opts)
     if opts.get("collateral") is not None:
         cfg.exchanges.setdefault("paper", {})["collateral"] = opts["collateral"]
     dydx = {
@@ -166,6 +172,150 @@ def build_config(opts: dict):
     if cfg.live:
         cfg.exchanges.setdefault("dydx", {})["live"] = True
     return cfg
+
+
+#: CLI option -> [bot] key; their values go through perpbot.core.config.bot_settings
+_BOT_FLAGS = {
+    "strategy": "strategy",
+    "ticker": "tickers",
+    "feed": "feed",
+    "state_dir": "state_dir",
+    "journal": "journal_path",
+    "report": "report",
+    "max_events": "max_events",
+    "decision_interval": "decision_interval_s",
+}
+_BOT_FLAG_LABELS = {
+    "strategy": "--strategy",
+    "tickers": "--ticker",
+    "feed": "--feed",
+    "state_dir": "--state-dir",
+    "journal_path": "--journal",
+    "journal": "--no-journal",
+    "report": "--report",
+    "max_events": "--max-events",
+    "decision_interval_s": "--decision-interval",
+    "dashboard": "--dashboard",
+    "live": "--live",
+    "verbose": "--verbose",
+}
+
+#: prefix of the parameter names of the options plugins declare (see _plugin_options)
+_FLAG_DEST = "pf__"
+
+
+def _flag_dest(flag: str) -> str:
+    return _FLAG_DEST + flag[2:].replace("-", "_")
+
+
+def _apply_plugin_flags(cfg, opts: dict) -> None:
+    """Map the plugin-declared flags given (``--take-profit 0.008``) onto their plugin's params.
+
+    :raises ConfigError: a flag of a plugin that this run does not use (naming the plugin that
+        owns it), or a flag that contradicts a ``--param``/``--sizer-param``/``--risk-param``.
+    """
+    given = {k: v for k, v in opts.items() if k.startswith(_FLAG_DEST) and v is not None}
+    if not given:
+        return
+    flags = {_flag_dest(flag): (flag, owner) for flag, owner in _plugin_manager().registry.flags.items()}
+    for dest, value in given.items():
+        if dest not in flags:
+            raise ConfigError(f"option {dest} is not declared by any installed plugin")
+        flag, owner = flags[dest]
+        if owner.kind == "strategies":
+            if owner.name != cfg.strategy:
+                raise ConfigError(
+                    f"{flag}: a parameter of strategy {owner.name!r}, but this run's strategy is {cfg.strategy!r} "
+                    f"(add --strategy {owner.name}, or drop {flag})"
+                )
+            table = cfg.strategies.setdefault(owner.name, {})
+        elif owner.kind == "position_sizers":
+            if owner.name != cfg.sizer:
+                raise ConfigError(
+                    f"{flag}: a parameter of position sizer {owner.name!r}, but this run's sizer is {cfg.sizer!r} "
+                    f"(add --sizer {owner.name}, or drop {flag})"
+                )
+            table = cfg.sizers.setdefault(owner.name, {})
+        elif owner.kind == "risk_policies":
+            if owner.name not in cfg.risk_policies:
+                raise ConfigError(
+                    f"{flag}: a parameter of risk policy {owner.name!r}, which is not in this run's risk chain "
+                    f"({', '.join(cfg.risk_policies) or 'none'}; add it with --risk)"
+                )
+            table = cfg.risk.setdefault(owner.name, {})
+        elif owner.kind == "feeds":
+            if owner.name != cfg.feed:
+                raise ConfigError(
+                    f"{flag}: a parameter of feed {owner.name!r}, but this run's feed is {cfg.feed!r} "
+                    f"(add --feed {owner.name}, or drop {flag})"
+                )
+            table = cfg.feeds.setdefault(owner.name, {})
+        else:  # exchanges
+            plugins = {cfg.venue_plugin(v) for v in cfg.exchange}
+            if owner.name not in plugins:
+                raise ConfigError(
+                    f"{flag}: a parameter of exchange {owner.name!r}, which this run does not use "
+                    f"({', '.join(cfg.exchange)})"
+                )
+            table = cfg.exchanges.setdefault(owner.name, {})
+        if owner.field in table and str(table[owner.field]) != str(value) and opts.get("config") is None:
+            raise ConfigError(f"{flag} {value} contradicts {owner.field}={table[owner.field]}: give one of them")
+        table[owner.field] = value
+
+
+def _metavar(tp) -> str:
+    """The metavar shown in --help for a params field type."""
+    import enum
+    import types
+    import typing
+
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = args[0] if args else str
+    if typing.get_origin(tp) is tuple:
+        return f"{_metavar(typing.get_args(tp)[0])},..."
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "|".join(str(m.value) for m in tp)
+    return {Decimal: "DECIMAL", int: "INTEGER", str: "TEXT"}.get(tp, "VALUE")
+
+
+def _plugin_parameters(pm) -> list:
+    """One ``inspect.Parameter`` (a typer option) per flag the installed plugins declare.
+
+    Flags are grouped in ``--help`` by plugin (typer's ``rich_help_panel``). A flag that
+    collides with a core option marks its plugin broken (``runbot.py plugins`` shows it).
+    """
+    import inspect
+    import typing
+
+    from perpbot.core.plugins import _LABELS
+
+    core = set()
+    for p in inspect.signature(main_callback, eval_str=True).parameters.values():
+        for meta in getattr(p.annotation, "__metadata__", ()):
+            for decl in (getattr(meta, "param_decls", None) or ()) + ((meta.default,) if isinstance(getattr(meta, "default", None), str) else ()):
+                core.update(d for d in str(decl).split("/"))
+    out = []
+    for flag, owner in sorted(pm.registry.flags.items(), key=lambda kv: (kv[1].kind, kv[1].name, kv[0])):
+        if flag in core or f"--no-{flag[2:]}" in core:
+            pm.mark_broken(owner.plugin, f"plugin {owner.plugin!r}: {_LABELS[owner.kind]} {owner.name}: flag {flag} "
+                                         "is a core option of runbot.py; choose another name")
+            continue
+        if owner.plugin in pm.broken:
+            continue
+        panel = f"{_LABELS[owner.kind].capitalize()} {owner.name} (plugin {owner.plugin})"
+        default = owner.default
+        default_txt = "" if default is None else f"; default {getattr(default, 'value', default)}"
+        help_text = f"{owner.help} (parameter {owner.field}{default_txt})"
+        if owner.type is bool:
+            decl = f"{flag}/--no-{flag[2:]}"
+            ann = typing.Annotated[Optional[bool], typer.Option(decl, help=help_text, rich_help_panel=panel,
+                                                               show_default=False)]
+        else:
+            ann = typing.Annotated[Optional[str], typer.Option(flag, help=help_text, rich_help_panel=panel,
+                                                              metavar=_metavar(owner.type), show_default=False)]
+        out.append(inspect.Parameter(_flag_dest(flag), inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann))
+    return out
 
 
 def _auto_feed(cfg, opts) -> str:
@@ -191,7 +341,9 @@ def _plugin_manager():
     from perpbot.core.plugins import PluginManager
 
     if not _PM:
-        _PM.append(PluginManager())
+        # not strict: a broken third-party plugin must not break --help or `plugins` for everyone;
+        # it is listed as broken there, and a run refuses to start (pm.raise_if_broken)
+        _PM.append(PluginManager(strict=False))
     return _PM[0]
 
 
@@ -201,6 +353,7 @@ def run_bot(cfg) -> int:
     from perpbot.core.logs import configure_logging
 
     pm = _plugin_manager()
+    pm.raise_if_broken()
     bot = TradingBot(cfg, pm)
     configure_logging(
         verbose=cfg.verbose,
@@ -208,7 +361,16 @@ def run_bot(cfg) -> int:
         run_id=bot.run_id,
         quiet_console=cfg.dashboard,
     )
-    summary = asyncio.run(bot.run())
+    bar = None
+    if cfg.progress and not cfg.dashboard:
+        from perpbot.progress import attach_progress_bar
+
+        bar = attach_progress_bar(bot)  # None for live feeds
+    try:
+        summary = asyncio.run(bot.run())
+    finally:
+        if bar is not None:
+            bar.close()
     typer.echo(summary.render())
     if bot.halted:
         typer.echo(f"halted: {bot.halted}", err=True)
@@ -250,7 +412,7 @@ def main_callback(
     address: Annotated[Optional[str], typer.Option(help="dYdX address dydx1... (default: derived from the mnemonic).")] = None,
     mnemonic_file: Annotated[Optional[Path], typer.Option(help="File holding the wallet mnemonic; must be readable by its owner only (chmod 600).")] = None,
     max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events (an event: one depth level entry, trade or quote; the summary counts the same).", min=1)] = None,
-    decision_interval: Annotated[Optional[float], typer.Option(help="Seconds between strategy decisions (clock time).")] = None,
+    decision_interval: Annotated[Optional[str], typer.Option(help="Seconds between strategy decisions (clock time), > 0.", metavar="SECONDS")] = None,
     unknown_positions: Annotated[Optional[str], typer.Option(help="Positions the journal does not know at start: adopt, flatten or refuse (default).")] = None,
     close_on_stop: Annotated[bool, typer.Option("--close-on-stop", help="Close positions with reduce-only orders when stopping.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")] = False,
@@ -269,6 +431,7 @@ def main_callback(
         from perpbot.core.logs import configure_logging
 
         configure_logging(verbose=verbose)
+        _plugin_manager().raise_if_broken()
         cfg = build_config(opts)
         code = run_bot(cfg)
     except PerpbotError as exc:
@@ -311,6 +474,7 @@ def plugins_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="perpbot plugins")
@@ -320,6 +484,15 @@ def plugins_command(
     table.add_column("registers")
     table.add_column("hooks")
     for r in rows:
+        if r.get("broken"):
+            table.add_row(
+                r["name"],
+                r["version"],
+                "BROKEN",
+                "-",
+                f"[red]{escape(r['broken'])}[/red]",
+            )
+            continue
         table.add_row(
             r["name"],
             r["version"],
@@ -328,6 +501,9 @@ def plugins_command(
             ", ".join(h for h in r["hooks"] if not h.startswith("register_")) or "-",
         )
     Console(width=160).print(table)
+    for r in rows:
+        if r.get("broken"):
+            typer.echo(f"broken plugin {r['name']}: {r['broken']}", err=True)
 
 
 @app.command("init")
@@ -341,25 +517,54 @@ def init_command(
     try:
         if path.exists() and not force:
             raise ConfigError(f"{path} exists; use --force to overwrite")
-        text = default_config_text(_plugin_manager())
+        pm = _plugin_manager()
+        for name, reason in pm.broken.items():
+            typer.echo(f"warning: plugin {name} is broken and left out of {path}: {reason}", err=True)
+        text = default_config_text(pm)
         path.write_text(text)
     except PerpbotError as exc:
         _fail(exc, _STATE["verbose"])
     typer.echo(f"wrote {path}")
 
 
-def _register_plugin_commands() -> None:
-    try:
-        _plugin_manager().register_commands(app)
-    except PerpbotError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(getattr(exc, "exit_code", 1))
+_BUILT: list = []
+
+
+def build_app() -> typer.Typer:
+    """The CLI with the installed plugins' subcommands and flags added (once per process).
+
+    The default command's options are those of :func:`main_callback` plus one option per
+    flag a plugin's params declare (``param(..., flag="--take-profit")``), grouped per plugin
+    in ``--help``. A plugin that fails here is marked broken, never breaks the CLI.
+
+    :returns: the :class:`typer.Typer` app, ready to call.
+    """
+    if _BUILT:
+        return app
+    import functools
+    import inspect
+
+    pm = _plugin_manager()
+    pm.register_commands(app)
+    extra = _plugin_parameters(pm)
+    if extra:
+        base = inspect.signature(main_callback, eval_str=True)
+
+        @functools.wraps(main_callback)
+        def callback(**kwargs):
+            return main_callback(**{k: v for k, v in kwargs.items() if k in base.parameters})
+
+        callback.__signature__ = base.replace(parameters=[*base.parameters.values(), *extra])
+        callback.__annotations__ = {**main_callback.__annotations__, **{p.name: p.annotation for p in extra}}
+        del callback.__wrapped__  # typer must read __signature__, not main_callback's
+        app.callback()(callback)
+    _BUILT.append(True)
+    return app
 
 
 def main() -> None:
     """Console-script entry point (``runbot``)."""
-    _register_plugin_commands()
-    app()
+    build_app()()
 
 
 if __name__ == "__main__":

@@ -89,9 +89,9 @@ class FundingArbParams:
     """Funding-arbitrage parameters. Rates and fees are fractions (0.0005 = 5 bp); hours in h."""
 
     ticker: str = param("", "primary leg, e.g. BTC-USD (default: the run's first unqualified ticker)")
-    hedge_venue: str = param("", "venue of the second leg (default: the venue of the run's qualified ticker, else binance)")
-    notional_usd: Decimal = param(D("1000"), "notional per leg, USD", _positive)
-    horizon_h: Decimal = param(D("168"), "expected holding horizon used to value the funding edge, hours", _positive)
+    hedge_venue: str = param("", "venue of the second leg (default: the venue of the run's qualified ticker, else binance)", flag="--hedge-venue")
+    notional_usd: Decimal = param(D("1000"), "notional per leg, USD", _positive, flag="--notional-usd")
+    horizon_h: Decimal = param(D("168"), "expected holding horizon used to value the funding edge, hours", _positive, flag="--horizon")
     execution: Execution = param(
         Execution.LIMIT,
         "limit: post-only orders at the touch (maker fees, re-quoted after requote_s); market: IOC market orders (taker fees + slippage)",
@@ -114,11 +114,11 @@ class FundingArbParams:
     )
     safety_margin: Decimal = param(D("0.0005"), "extra edge required on top of fees and slippage, fraction of notional", in_range(D(0), ONE))
     rate_halflife_h: Decimal = param(D("24"), "half-life of the moving average of settled per-hour rates, hours", _positive)
-    warmup_h: Decimal = param(D("24"), "hours of funding history needed on both legs before entering", in_range(D(0)))
+    warmup_h: Decimal = param(D("24"), "hours of funding history needed on both legs before entering", in_range(D(0)), flag="--funding-warmup")
     exit_spread_1h: Decimal = param(D("0"), "exit when the per-hour spread in our favour falls to this (0: closed or flipped)")
-    max_hold_h: Decimal = param(D("336"), "exit after holding this long, hours", _positive)
+    max_hold_h: Decimal = param(D("336"), "exit after holding this long, hours", _positive, flag="--max-hold")
     rebalance_tolerance: Decimal = param(D("0.05"), "rebalance when |N_primary - N_hedge| exceeds this fraction of the notional", _positive)
-    reentry_cooldown_h: Decimal = param(D("8"), "hours to wait after an exit before entering again", in_range(D(0)))
+    reentry_cooldown_h: Decimal = param(D("8"), "hours to wait after an exit before entering again", in_range(D(0)), flag="--reentry-cooldown")
 
 
 @attrs.define

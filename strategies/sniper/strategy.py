@@ -179,6 +179,7 @@ class Sniper(BaseStrategy):
         # runtime
         self._pending: dict[str, tuple[str, int, str]] = {}  # ticker -> (kind, since_ns, side or exit reason)
         self._trip_pnl: dict[str, Decimal] = defaultdict(lambda: ZERO)  # gross PnL of the open round trip, USD
+        self._trip_fees: dict[str, Decimal] = defaultdict(lambda: ZERO)  # fees of the open round trip, USD
         self._exit_reason: dict[str, str] = {}  # ticker -> reason of the exit in flight
         self._pos: dict[str, Decimal] = {}  # signed size from fills
         self._first_ns: int | None = None
@@ -519,12 +520,15 @@ class Sniper(BaseStrategy):
                 total = e.size + fill.size
                 e.price = (e.price * e.size + fill.price * fill.size) / total
                 e.size = total
+            self._trip_fees[t] += fill.fee
             if self._pending.get(t, ("",))[0] == "entry":
                 del self._pending[t]
         else:
             # reducing, closing or flipping
             e = self.entries.get(t)
             closed = min(abs(signed), abs(prev))
+            close_fee = fill.fee * closed / fill.size  # a flipping fill's fee is split by size (core/metrics.py)
+            self._trip_fees[t] += close_fee
             if e is not None:
                 direction = 1 if prev > 0 else -1
                 pnl = (fill.price - e.price) * closed * direction
@@ -536,9 +540,12 @@ class Sniper(BaseStrategy):
                 if reason is None:
                     reason = tag.split(":", 1)[1] if tag.startswith(EXIT_TAG + ":") else (f"outside ({tag})" if tag else "outside the strategy")
                 self.exits_count[t][reason] += 1
-                if e is not None:
-                    (self.wins if self._trip_pnl[t] > 0 else self.losses)[t] += 1
+                if e is not None:  # won: PnL net of the trip's fees > 0 (core/metrics.py, as the summary and report)
+                    (self.wins if self._trip_pnl[t] - self._trip_fees[t] > 0 else self.losses)[t] += 1
                 self._trip_pnl.pop(t, None)
+                self._trip_fees.pop(t, None)
+                if new != 0:
+                    self._trip_fees[t] = fill.fee - close_fee
                 until = fill.ts_ns + self._cooldown_ns
                 if until > self.cooldown_until.get(t, 0):
                     self.cooldown_until[t] = until
@@ -578,6 +585,7 @@ class Sniper(BaseStrategy):
             "gross_pnl": {t: str(v) for t, v in self.gross_pnl.items()},
             "fees": {t: str(v) for t, v in self.fees.items()},
             "trip_pnl": {t: str(v) for t, v in self._trip_pnl.items()},
+            "trip_fees": {t: str(v) for t, v in self._trip_fees.items()},
             "cycles": self.cycles,
             # in-flight bookkeeping, so a resumed run decides exactly as an uninterrupted one
             "first_ns": self._first_ns,
@@ -598,6 +606,7 @@ class Sniper(BaseStrategy):
         self.gross_pnl = defaultdict(lambda: ZERO, {t: D(str(v)) for t, v in state.get("gross_pnl", {}).items()})
         self.fees = defaultdict(lambda: ZERO, {t: D(str(v)) for t, v in state.get("fees", {}).items()})
         self._trip_pnl = defaultdict(lambda: ZERO, {t: D(str(v)) for t, v in state.get("trip_pnl", {}).items()})
+        self._trip_fees = defaultdict(lambda: ZERO, {t: D(str(v)) for t, v in state.get("trip_fees", {}).items()})
         self.cycles = int(state.get("cycles", 0))
         first = state.get("first_ns")
         self._first_ns = int(first) if first is not None else None
@@ -618,7 +627,7 @@ class Sniper(BaseStrategy):
             open_txt = f", open {self._pos[t]:+}" if t in self._pos else ""
             lines.append(
                 f"  {t}: {self.entries_count.get(t, 0)} entries, {exits} exits ({self.wins.get(t, 0)} won, "
-                f"{self.losses.get(t, 0)} lost), gross PnL {self.gross_pnl.get(t, ZERO):+.2f} USD, "
+                f"{self.losses.get(t, 0)} lost after fees), gross PnL {self.gross_pnl.get(t, ZERO):+.2f} USD, "
                 f"fees {self.fees.get(t, ZERO):.2f} USD{open_txt}"
             )
         return lines

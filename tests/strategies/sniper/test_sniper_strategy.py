@@ -405,7 +405,7 @@ def test_fills_feed_the_summary(scene, make_sniper):
     _round_trip(s, scene, "BTC-USD", Side.SELL, "60000", "60150", T0 + 10 * NS, "60150")  # SL, -1.5 USD
     lines = s.summary_lines()
     assert lines[0].startswith("sniper: 2 entries, 2 exits (by reason: stop-loss 1, take-profit 1), 0 open")
-    assert "BTC-USD: 2 entries, 2 exits (1 won, 1 lost), gross PnL +0.50 USD" in lines[1]
+    assert "BTC-USD: 2 entries, 2 exits (1 won, 1 lost after fees), gross PnL +0.50 USD" in lines[1]
 
 
 def test_exits_by_others_are_counted_as_outside(scene, make_sniper):
