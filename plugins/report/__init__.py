@@ -9,9 +9,11 @@ report is written to ``<state_dir>/report-<run_id>.html`` and its path is added
 to the run summary.
 
 Every figure comes from journal rows: the report's "Sources" section lists each
-SQL query with its parameters and row count. Definitions (PnL split, Sharpe and
-Sortino periodicity and annualisation, drawdown duration, trades, exposure,
-turnover) are in :mod:`perpbot.plugins.report.analytics`.
+SQL query with its parameters and row count. The figures the report shares with
+the run summary (drawdown, wins net of fees, realized PnL per order tag, funding per
+strategy, Sharpe and Sortino with their minimum sample, market labels, number and
+duration formatting) are defined once in :mod:`perpbot.core.metrics`; report-only
+figures (PnL split, exposure, turnover) in :mod:`perpbot.plugins.report.analytics`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from loguru import logger
 
 from perpbot.core.errors import PerpbotError
 from perpbot.core.hookspecs import hookimpl
+from perpbot.core.metrics import format_duration, plain
 from perpbot.plugins.report.analytics import Report, build_report
 from perpbot.plugins.report.html import render_html
 
@@ -117,17 +120,22 @@ def summary_lines(files: ReportFiles) -> list[str]:
     """A few lines for the terminal."""
     rep = files.report
 
-    def f(v, spec):
-        return "n/a" if v is None else format(v, spec)
+    def f(v, **kw):
+        return plain(v, 2, grouping=True, **kw)
 
+    if rep.ratios_supported:
+        ratios = f"Sharpe {'n/a' if rep.sharpe is None else f'{rep.sharpe:.2f}'}, Sortino {'n/a' if rep.sortino is None else f'{rep.sortino:.2f}'}"
+    else:
+        ratios = f"Sharpe and Sortino {rep.annualisation_note or 'not shown'}"
     lines = [
         f"report: {files.html}",
-        f"  net PnL {f(rep.net_pnl, '+,.2f')} USD = realized {f(rep.realized, '+,.2f')} + unrealized {f(rep.unrealized, '+,.2f')}"
-        f" - fees {f(rep.fees + rep.liquidation_fees, ',.2f')} + funding {f(rep.funding, '+,.2f')}",
+        f"  net PnL {f(rep.net_pnl, sign=True)} USD = realized {f(rep.realized, sign=True)} + unrealized {f(rep.unrealized, sign=True)}"
+        f" - fees {f(rep.fees + rep.liquidation_fees)} + funding {f(rep.funding, sign=True)}",
         f"  return {'n/a' if rep.total_return is None else f'{rep.total_return * 100:+.3f}%'}, "
-        f"Sharpe {f(rep.sharpe, '.2f')}, Sortino {f(rep.sortino, '.2f')}, max drawdown {f(rep.max_drawdown, ',.2f')} USD "
-        f"({rep.max_drawdown_frac * 100:.2f}%), win rate {'n/a' if rep.win_rate is None else f'{rep.win_rate * 100:.1f}%'} "
+        f"max drawdown {f(rep.max_drawdown)} USD ({rep.max_drawdown_frac * 100:.3f}%, lasted {format_duration(rep.max_drawdown_duration_s)}), "
+        f"win rate (net of fees) {'n/a' if rep.win_rate is None else f'{rep.win_rate * 100:.1f}%'} "
         f"of {len(rep.closed_trades)} trades",
+        f"  {ratios}",
         f"  figures: {files.json}",
         f"  chart: {files.png}" if files.png else f"  {files.png_note}",
     ]
@@ -148,7 +156,7 @@ def register_commands(cli):
         run: Annotated[Optional[str], typer.Option("--run", help="Report this run (and the runs it resumed); default: the last run.")] = None,
         all_runs: Annotated[bool, typer.Option("--all", help="Report every run of the journal together.")] = False,
     ):
-        """Write the HTML/PNG report of a journal (PnL split, Sharpe, Sortino, drawdown, trades, charts)."""
+        """Write the HTML/PNG report of a journal (PnL split, drawdown, trades, charts; Sharpe/Sortino on enough daily returns)."""
         try:
             files = write_report(journal, out or Path(journal).resolve().parent, run_id=run, all_runs=all_runs)
         except PerpbotError as exc:

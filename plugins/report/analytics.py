@@ -10,11 +10,12 @@ run): that run plus the runs it resumed from (``runs.resumed_from``,
 transitively). Rows a resumed paper run superseded (``voided = 1``) are left
 out. ``all_runs=True`` takes every run of the journal.
 
-Definitions (money in USD, exact Decimal sums; ratios as floats):
+Definitions: the figures the report shares with the run summary (realized PnL per
+fill and per order tag, trades and wins net of fees, funding per strategy, max drawdown,
+Sharpe and Sortino with their minimum sample, market labels, number and duration
+formatting) are defined once, in :mod:`perpbot.core.metrics`, and computed here with the
+same classes the bot uses. Report-only figures:
 
-- **realized PnL**: closed PnL by the average-entry method per (venue, market),
-  replayed from the fills in journal order (the bot's own portfolio method);
-  before fees and funding.
 - **unrealized PnL**: the final position times (last mark price - average entry);
   the last mark is the latest ``marks`` row of that market (else the last fill price).
 - **fees**: sum of ``fills.fee`` (negative = rebates) plus liquidation fees.
@@ -23,25 +24,11 @@ Definitions (money in USD, exact Decimal sums; ratios as floats):
   the change in journaled equity (``equity_snapshots``) and the difference shown.
 - **return** = last equity / first equity - 1 (equity summed over venues at
   each snapshot time).
-- **Sharpe / Sortino**: the equity series is resampled onto a regular grid of
-  ``period_s`` seconds (the run's equity sampling interval; last value carried
-  forward; the journal samples equity 12 times per snapshot interval, see
-  ``runs.config_json`` ``equity_sample_s``), simple returns per period, risk-free rate 0. Sharpe = mean / sample
-  std x sqrt(periods per year); Sortino = mean / downside deviation (root mean
-  square of min(r, 0) over all periods) x sqrt(periods per year); a year is
-  365.25 days of 24 h (crypto trades around the clock). Fewer than 3 returns or
-  zero deviation: not defined. Runs shorter than a day: annualised figures are
-  shown but flagged as not meaningful.
-- **max drawdown**: largest fall from a running peak of the (raw) equity series,
-  USD and fraction of that peak; its duration runs from that peak to the
-  recovery of it (or to the end of the data, "not recovered"). The longest
-  time under water is also given.
-- **trades** (round trips): per (venue, market) a trade opens when the position
-  leaves zero and closes when it returns to zero; a fill that flips the side
-  closes one trade and opens the next (its fee split by size). Trade PnL =
-  realized PnL of its fills - their fees (funding is not attributed to trades).
-  Win rate = trades with PnL > 0 / closed trades; average trade = mean PnL of
-  closed trades.
+- **max drawdown**: the figure the bot recorded in its run summary
+  (``runs.summary_json``, every decision cycle) when the selected runs are one resume
+  chain whose last run recorded it; otherwise computed by the same tracker from the
+  journal's sampled equity, and the report says so. The drawdown chart is drawn from the
+  sampled equity.
 - **exposure**: share of equity snapshots with open positions (time in market),
   and the average gross leverage (gross notional / equity) over the snapshots.
 - **turnover**: traded notional (sum of |size x price| of the fills), and that
@@ -61,11 +48,27 @@ from typing import Any, Iterable
 import attrs
 
 from perpbot.core.errors import DataError
+from perpbot.core.metrics import (
+    DAYS_PER_YEAR,
+    MIN_DAILY_RETURNS,
+    DrawdownTracker,
+    Trade,
+    TradeLedger,
+    daily_returns,
+    market_label,
+    plain,
+    resample,
+    sharpe_sortino,
+)
 from perpbot.plugins.journal.store import Journal
+
+__all__ = [
+    "Breakdown", "Marker", "Report", "Source", "Sources", "Trade", "build_report", "decimate", "drawdowns",
+    "replay_fills", "resample",
+]
 
 ZERO = Decimal(0)
 NS = 1_000_000_000
-YEAR_S = 365.25 * 86400
 
 
 # ---------------------------------------------------------------------------
@@ -101,34 +104,12 @@ class Sources:
 
 
 @attrs.define
-class Trade:
-    """One round trip on one market."""
-
-    venue: str
-    ticker: str
-    side: str  # LONG or SHORT
-    open_ns: int
-    close_ns: int | None
-    entry_price: Decimal
-    exit_price: Decimal | None
-    size: Decimal  # largest absolute size held
-    realized: Decimal = ZERO
-    fees: Decimal = ZERO
-    fills: int = 0
-    strategy: str = ""
-
-    @property
-    def pnl(self) -> Decimal:
-        return self.realized - self.fees
-
-    @property
-    def closed(self) -> bool:
-        return self.close_ns is not None
-
-
-@attrs.define
 class Breakdown:
-    """Figures of one market or one strategy (USD)."""
+    """Figures of one market, one strategy or one order tag (USD).
+
+    ``realized`` sums the realized PnL of the group's fills; ``trades``/``wins`` count the
+    round trips closed by them (wins net of fees, :mod:`perpbot.core.metrics`).
+    """
 
     key: str
     fills: int = 0
@@ -170,9 +151,10 @@ class Report:
     runs: list  # dicts of the runs rows in the chain
     run_ids: list
     strategies: list
-    venues: list
+    venues: list  # primary venue first
     start_ns: int
     end_ns: int
+    primary_venue: str = ""
     # pnl
     realized: Decimal = ZERO
     unrealized: Decimal = ZERO
@@ -183,9 +165,9 @@ class Report:
     end_equity: Decimal | None = None
     # performance
     total_return: float | None = None
-    period_s: float | None = None
+    period_s: float | None = None  # the journal's equity sampling interval
     periods_per_year: float | None = None
-    n_returns: int = 0
+    n_returns: int = 0  # daily returns
     sharpe: float | None = None
     sortino: float | None = None
     annualisation_note: str = ""
@@ -197,6 +179,8 @@ class Report:
     max_drawdown_duration_s: float = 0.0
     max_drawdown_recovered: bool = True
     longest_underwater_s: float = 0.0
+    #: where the drawdown figures come from (the run summary or the sampled equity)
+    drawdown_source: str = ""
     # trading
     trades: list = attrs.Factory(list)
     fills: int = 0
@@ -211,8 +195,8 @@ class Report:
     per_tag: dict = attrs.Factory(dict)
     equity_series: list = attrs.Factory(list)  # (ts_ns, equity)
     drawdown_series: list = attrs.Factory(list)  # (ts_ns, fraction <= 0)
-    price_series: dict = attrs.Factory(dict)  # ticker -> [(ts_ns, price)]
-    markers: dict = attrs.Factory(dict)  # ticker -> [Marker]
+    price_series: dict = attrs.Factory(dict)  # market label -> [(ts_ns, price)]
+    markers: dict = attrs.Factory(dict)  # market label -> [Marker]
     risk_actions: list = attrs.Factory(list)
     liquidations: list = attrs.Factory(list)
     sources: list = attrs.Factory(list)
@@ -233,20 +217,34 @@ class Report:
         return [t for t in self.trades if t.closed]
 
     @property
+    def wins(self) -> int:
+        """Closed trades won net of fees."""
+        return sum(1 for t in self.trades if t.won)
+
+    @property
     def win_rate(self) -> float | None:
         closed = self.closed_trades
-        return sum(1 for t in closed if t.pnl > 0) / len(closed) if closed else None
+        return self.wins / len(closed) if closed else None
 
     @property
     def average_trade(self) -> Decimal | None:
         closed = self.closed_trades
         return sum((t.pnl for t in closed), ZERO) / len(closed) if closed else None
 
+    @property
+    def ratios_supported(self) -> bool:
+        """Sharpe/Sortino are shown only on at least ``MIN_DAILY_RETURNS`` daily returns."""
+        return self.sharpe is not None or self.sortino is not None
+
+    def label(self, venue: str, ticker: str) -> str:
+        """The market's name as the run summary prints it."""
+        return market_label(venue, ticker, self.primary_venue)
+
     def figures(self) -> dict:
-        """The headline figures as JSON-ready values (Decimals as strings)."""
+        """The headline figures as JSON-ready values (Decimals as plain decimal strings)."""
 
         def s(v):
-            return None if v is None else str(v)
+            return None if v is None else plain(v)
 
         return {
             "journal": self.journal,
@@ -265,36 +263,40 @@ class Report:
             "total_return": self.total_return,
             "sharpe": self.sharpe,
             "sortino": self.sortino,
+            "daily_returns": self.n_returns,
+            "min_daily_returns": MIN_DAILY_RETURNS,
             "period_s": self.period_s,
-            "periods_per_year": self.periods_per_year,
             "max_drawdown": s(self.max_drawdown),
             "max_drawdown_frac": self.max_drawdown_frac,
             "max_drawdown_duration_s": self.max_drawdown_duration_s,
             "max_drawdown_recovered": self.max_drawdown_recovered,
+            "max_drawdown_source": self.drawdown_source,
             "longest_underwater_s": self.longest_underwater_s,
             "fills": self.fills,
             "volume": s(self.volume),
             "turnover": self.turnover,
             "closed_trades": len(self.closed_trades),
+            "wins": self.wins,
             "win_rate": self.win_rate,
             "average_trade": s(self.average_trade),
             "time_in_market": self.time_in_market,
             "avg_gross_leverage": self.avg_gross_leverage,
             "per_market": {k: _breakdown_dict(b) for k, b in self.per_market.items()},
             "per_strategy": {k: _breakdown_dict(b) for k, b in self.per_strategy.items()},
+            "per_tag": {k: _breakdown_dict(b) for k, b in self.per_tag.items()},
         }
 
 
 def _breakdown_dict(b: Breakdown) -> dict:
     return {
         "fills": b.fills,
-        "volume": str(b.volume),
-        "realized": str(b.realized),
-        "unrealized": str(b.unrealized),
-        "fees": str(b.fees),
-        "funding": str(b.funding),
-        "net": str(b.net),
-        "position": str(b.position),
+        "volume": plain(b.volume),
+        "realized": plain(b.realized),
+        "unrealized": plain(b.unrealized),
+        "fees": plain(b.fees),
+        "funding": plain(b.funding),
+        "net": plain(b.net),
+        "position": plain(b.position),
         "trades": b.trades,
         "wins": b.wins,
     }
@@ -305,153 +307,54 @@ def _breakdown_dict(b: Breakdown) -> dict:
 # ---------------------------------------------------------------------------
 
 
-@attrs.define
-class _Book:
-    """Average-entry position of one market while replaying fills."""
+def replay_fills(fills: list[dict], strategy_of: dict | None = None, tag_of: dict | None = None):
+    """Replay fills (dicts with venue, ticker, side, price, size, fee, ts_ns, client_id and
+    optionally tag) through a :class:`~perpbot.core.metrics.TradeLedger`.
 
-    size: Decimal = ZERO
-    entry: Decimal = ZERO
-    realized: Decimal = ZERO
-    trade: Trade | None = None
-
-
-def replay_fills(fills: list[dict], strategy_of: dict | None = None) -> tuple[dict, list[Trade], dict]:
-    """Replay fills (dicts with venue, ticker, side, price, size, fee, ts_ns, client_id).
-
-    :returns: ``(books, trades, markers)``: final book per (venue, ticker) with
-        ``size``, ``entry``, ``realized``; every round trip; entry/exit markers per ticker.
+    :returns: ``(ledger, results, markers)``: the ledger (books, every trade, per-tag sums),
+        the :class:`~perpbot.core.metrics.FillResult` of each fill (same order), and the
+        entry/exit markers per ``(venue, ticker)``.
     """
     strategy_of = strategy_of or {}
-    books: dict[tuple, _Book] = defaultdict(_Book)
-    trades: list[Trade] = []
-    markers: dict[str, list] = defaultdict(list)
+    tag_of = tag_of or {}
+    ledger = TradeLedger(keep_trades=True)
+    results = []
+    markers: dict[tuple, list] = defaultdict(list)
     for f in fills:
+        tag = tag_of.get(f["client_id"]) or f.get("tag") or ""
+        r = ledger.add_fill(
+            f["venue"], f["ticker"], f["side"], f["price"], f["size"], f["fee"], f["ts_ns"],
+            tag=tag, strategy=strategy_of.get(f["client_id"]) or "",
+        )
+        results.append(r)
         key = (f["venue"], f["ticker"])
-        b = books[key]
-        size, price, fee = f["size"], f["price"], f["fee"]
-        signed = size if f["side"] == "BUY" else -size
-        old = b.size
-        new = old + signed
-        strategy = strategy_of.get(f["client_id"], "")
-        if old == 0 or (old > 0) == (signed > 0):
-            b.entry = (abs(old) * b.entry + size * price) / abs(new)
-            if b.trade is None:
-                b.trade = Trade(key[0], key[1], "LONG" if signed > 0 else "SHORT", f["ts_ns"], None, price, None, ZERO, strategy=strategy)
-                trades.append(b.trade)
-            b.trade.fees += fee
-            b.trade.fills += 1
-            b.trade.entry_price = b.entry
-            b.trade.size = max(b.trade.size, abs(new))
-            markers[f["ticker"]].append(Marker(f["ts_ns"], price, f["side"], "entry", size, f["client_id"]))
-            b.size = new
-            continue
-        closed = min(abs(old), size)
-        direction = 1 if old > 0 else -1
-        realized = closed * (price - b.entry) * direction
-        b.realized += realized
-        t = b.trade
-        if t is None:  # a position that existed before the journal's first fill
-            t = Trade(key[0], key[1], "LONG" if old > 0 else "SHORT", f["ts_ns"], None, b.entry, None, abs(old), strategy=strategy)
-            trades.append(t)
-        opened = size - closed
-        close_fee = fee * closed / size
-        t.realized += realized
-        t.fees += close_fee
-        t.fills += 1
-        markers[f["ticker"]].append(Marker(f["ts_ns"], price, f["side"], "exit", closed, f["client_id"]))
-        if new == 0:
-            t.close_ns, t.exit_price = f["ts_ns"], price
-            b.trade, b.entry = None, ZERO
-        elif (new > 0) != (old > 0):  # flipped: close this trade, open the next at the fill price
-            t.close_ns, t.exit_price = f["ts_ns"], price
-            b.entry = price
-            b.trade = Trade(key[0], key[1], "LONG" if new > 0 else "SHORT", f["ts_ns"], None, price, None, abs(new), strategy=strategy)
-            b.trade.fees += fee - close_fee
-            b.trade.fills += 1
-            trades.append(b.trade)
-            markers[f["ticker"]].append(Marker(f["ts_ns"], price, f["side"], "entry", opened, f["client_id"]))
-        b.size = new
-    return dict(books), trades, dict(markers)
-
-
-def resample(series: list[tuple[int, Decimal]], period_ns: int) -> list[float]:
-    """Values of ``series`` on a regular grid from its first time, last value carried forward."""
-    if not series or period_ns <= 0:
-        return []
-    out = []
-    t = series[0][0]
-    end = series[-1][0]
-    i = 0
-    current = series[0][1]
-    while t <= end:
-        while i < len(series) and series[i][0] <= t:
-            current = series[i][1]
-            i += 1
-        out.append(float(current))
-        t += period_ns
-    if series[-1][0] > t - period_ns:  # the last sample falls after the last grid point
-        out.append(float(series[-1][1]))
-    return out
-
-
-def sharpe_sortino(values: list[float], periods_per_year: float) -> tuple[float | None, float | None, int]:
-    """Annualised Sharpe and Sortino of the simple returns of ``values`` (risk-free 0)."""
-    rets = [values[i] / values[i - 1] - 1 for i in range(1, len(values)) if values[i - 1] > 0]
-    n = len(rets)
-    if n < 3:
-        return None, None, n
-    mean = sum(rets) / n
-    var = sum((r - mean) ** 2 for r in rets) / (n - 1)
-    k = math.sqrt(periods_per_year)
-    sharpe = mean / math.sqrt(var) * k if var > 0 else None
-    down = math.sqrt(sum(min(r, 0.0) ** 2 for r in rets) / n)
-    sortino = mean / down * k if down > 0 else None
-    return sharpe, sortino, n
+        if r.closed_size:
+            markers[key].append(Marker(f["ts_ns"], f["price"], f["side"], "exit", r.closed_size, f["client_id"]))
+        if r.opened_size:
+            markers[key].append(Marker(f["ts_ns"], f["price"], f["side"], "entry", r.opened_size, f["client_id"]))
+    return ledger, results, dict(markers)
 
 
 def drawdowns(series: list[tuple[int, Decimal]]) -> dict:
-    """Max drawdown (USD, fraction, peak/trough/recovery times) and the longest time under water."""
-    peak = None
-    peak_ns = 0
-    best = {"dd": ZERO, "frac": 0.0, "peak_ns": None, "trough_ns": None, "recovery_ns": None, "peak": None}
-    underwater_since = None
-    longest = 0
+    """Max drawdown of ``series`` by :class:`~perpbot.core.metrics.DrawdownTracker`, and the
+    drawdown series for the chart (fraction of the running peak, <= 0)."""
+    t = DrawdownTracker()
     dd_series = []
     for ts, eq in series:
-        if peak is None or eq >= peak:
-            if underwater_since is not None:
-                longest = max(longest, ts - underwater_since)
-                underwater_since = None
-            if best["peak"] is not None and best["recovery_ns"] is None and peak is not None and eq >= best["peak"]:
-                best["recovery_ns"] = ts
-            peak, peak_ns = eq, ts
-            dd_series.append((ts, 0.0))
-            continue
-        if underwater_since is None:
-            underwater_since = peak_ns
-        dd = peak - eq
-        frac = float(dd / peak) if peak > 0 else 0.0
-        dd_series.append((ts, -frac))
-        if dd > best["dd"]:
-            best.update(dd=dd, frac=frac, peak_ns=peak_ns, trough_ns=ts, recovery_ns=None, peak=peak)
-    end = series[-1][0] if series else 0
-    if underwater_since is not None:
-        longest = max(longest, end - underwater_since)
-    recovered = best["recovery_ns"] is not None or best["peak_ns"] is None
-    if best["peak_ns"] is None:
-        duration = 0
-    else:
-        duration = (best["recovery_ns"] if best["recovery_ns"] is not None else end) - best["peak_ns"]
+        t.update(eq, ts)
+        frac = float((t.peak - eq) / t.peak) if t.peak and t.peak > 0 else 0.0
+        dd_series.append((ts, -frac if frac else 0.0))
     return {
-        "max_dd": best["dd"],
-        "max_dd_frac": best["frac"],
-        "peak_ns": best["peak_ns"],
-        "trough_ns": best["trough_ns"],
-        "recovery_ns": best["recovery_ns"],
-        "duration_s": duration / NS,
-        "recovered": recovered,
-        "longest_underwater_s": longest / NS,
+        "max_dd": t.max_dd,
+        "max_dd_frac": float(t.max_dd_frac),
+        "peak_ns": t.max_dd_peak_ns,
+        "trough_ns": t.max_dd_trough_ns,
+        "recovery_ns": t.max_dd_recovery_ns,
+        "duration_s": t.max_dd_duration_ns / NS,
+        "recovered": t.recovered,
+        "longest_underwater_s": t.longest_underwater_ns / NS,
         "series": dd_series,
+        "samples": t.samples,
     }
 
 
@@ -480,7 +383,10 @@ def _chain(runs: list[sqlite3.Row], run_id: str | None) -> list[str]:
 
 
 def build_report(path: str | Path, *, run_id: str | None = None, all_runs: bool = False, max_points: int = 1500) -> Report:
-    """Compute every figure of the report from the journal at ``path`` (read-only)."""
+    """Compute every figure of the report from the journal at ``path`` (read-only).
+
+    :raises DataError: missing or unreadable journal, unknown run id, a journal without runs.
+    """
     j = Journal.open(path, readonly=True)
     try:
         return _build(j, str(path), run_id=run_id, all_runs=all_runs, max_points=max_points)
@@ -492,6 +398,40 @@ def _in(ids: list[str]) -> str:
     return ",".join("?" * len(ids)) or "NULL"
 
 
+def _venues_in_order(runs: list[dict]) -> list[str]:
+    """Venues of the runs, primary first: the order of ``--exchange`` (``config_json``
+    ``exchange``, else the ``runs.venues`` column as written), last run first."""
+    out: list[str] = []
+    for r in reversed(runs):
+        try:
+            listed = json.loads(r.get("config_json") or "{}").get("exchange") or []
+        except (ValueError, AttributeError):
+            listed = []
+        if not listed:
+            listed = [v for v in (r.get("venues") or "").split(",") if v]
+        for v in listed:
+            if v not in out:
+                out.append(v)
+    return out
+
+
+def _recorded_summary(runs: list[dict], ids: list[str], all_runs: bool, by_id: dict) -> dict | None:
+    """The run summary the last selected run recorded, when it covers every selected run
+    (one resume chain: the bot carries its drawdown tracker across a resume)."""
+    if not runs:
+        return None
+    last = runs[-1]
+    if all_runs and _chain(list(by_id.values()), last["run_id"]) != ids:
+        return None
+    try:
+        summary = json.loads(last.get("summary_json") or "null")
+    except ValueError:
+        return None
+    if not isinstance(summary, dict) or summary.get("max_drawdown") is None:
+        return None
+    return summary
+
+
 def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_points: int) -> Report:
     src = Sources(j.conn)
     runs = src.query("runs of the journal", "SELECT * FROM runs ORDER BY started_wall_ns, rowid")
@@ -499,6 +439,7 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
         raise DataError(f"{path}: the journal has no runs yet")
     ids = [r["run_id"] for r in runs] if all_runs else _chain(runs, run_id)
     chain_rows = [dict(r) for r in runs if r["run_id"] in ids]
+    strategy_of_run = {r["run_id"]: r["strategy"] for r in chain_rows}
     ph = _in(ids)
 
     fills_rows = src.query(
@@ -551,12 +492,27 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
             "fee": Decimal(r["fee"]),
             "ts_ns": r["ts_ns"],
             "client_id": r["client_id"],
+            "tag": r["tag"] if "tag" in r.keys() else "",
             "liquidity": r["liquidity"],
             "liquidation": r["liquidation"],
         }
         for r in fills_rows
     ]
-    books, trades, markers = replay_fills(fills, strategy_of)
+    ledger, results, markers = replay_fills(fills, strategy_of, tag_of)
+    for r in funding_rows:
+        ledger.add_funding(Decimal(r["amount"]), strategy_of_run.get(r["run_id"], ""))
+
+    venues = _venues_in_order(chain_rows)
+    rep = Report(
+        journal=path,
+        runs=chain_rows,
+        run_ids=ids,
+        strategies=sorted({r["strategy"] for r in chain_rows}),
+        venues=venues,
+        start_ns=0,
+        end_ns=0,
+        primary_venue=venues[0] if venues else "",
+    )
 
     # last marks
     last_mark: dict[tuple, Decimal] = {}
@@ -564,70 +520,54 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
     for r in mark_rows:
         p = Decimal(r["price"])
         last_mark[(r["venue"], r["ticker"])] = p
-        price_series[r["ticker"]].append((r["ts_ns"], p))
-    last_fill_price = {(f["venue"], f["ticker"]): f["price"] for f in fills}
-    for key, price in last_fill_price.items():
-        last_mark.setdefault(key, price)  # no mark journaled for that market: its last fill price
+        price_series[rep.label(r["venue"], r["ticker"])].append((r["ts_ns"], p))
+    for f in fills:
+        last_mark.setdefault((f["venue"], f["ticker"]), f["price"])  # no mark journaled: its last fill price
 
-    rep = Report(
-        journal=path,
-        runs=chain_rows,
-        run_ids=ids,
-        strategies=sorted({r["strategy"] for r in chain_rows}),
-        venues=sorted({v for r in chain_rows for v in (r["venues"] or "").split(",") if v}),
-        start_ns=0,
-        end_ns=0,
-    )
-
-    # per market
     per_market: dict[str, Breakdown] = {}
-
-    def market(venue, ticker):
-        key = ticker if venue == (rep.venues[0] if rep.venues else venue) else f"{venue}:{ticker}"
-        if key not in per_market:
-            per_market[key] = Breakdown(key)
-        return per_market[key]
-
     per_strategy: dict[str, Breakdown] = {}
     per_tag: dict[str, Breakdown] = {}
-    for f in fills:
-        for b in (
-            market(f["venue"], f["ticker"]),
-            per_strategy.setdefault(strategy_of.get(f["client_id"]) or "(none)", Breakdown(strategy_of.get(f["client_id"]) or "(none)")),
-            per_tag.setdefault(tag_of.get(f["client_id"]) or "(no tag)", Breakdown(tag_of.get(f["client_id"]) or "(no tag)")),
-        ):
+
+    def group(table: dict, key: str) -> Breakdown:
+        b = table.get(key)
+        if b is None:
+            b = table[key] = Breakdown(key)
+        return b
+
+    def market(venue, ticker):
+        return group(per_market, rep.label(venue, ticker))
+
+    for f, res in zip(fills, results):
+        tag = tag_of.get(f["client_id"]) or f["tag"] or "(no tag)"
+        for b in (market(f["venue"], f["ticker"]), group(per_strategy, strategy_of.get(f["client_id"]) or "(none)"), group(per_tag, tag)):
             b.fills += 1
             b.volume += f["size"] * f["price"]
             b.fees += f["fee"]
+            b.realized += res.realized
             if f["liquidity"] == "MAKER":
                 b.maker_fills += 1
             if f["liquidation"]:
                 b.liquidations += 1
-    for (venue, ticker), book in books.items():
+            for t in res.closed:
+                b.trades += 1
+                b.wins += 1 if t.won else 0
+    for (venue, ticker), book in ledger.books.items():
         m = market(venue, ticker)
-        m.realized = book.realized
         m.position = book.size
         if book.size:
             mark = last_mark.get((venue, ticker))
             if mark is not None:
                 m.unrealized = book.size * (mark - book.entry)
-    for t in trades:
-        m = market(t.venue, t.ticker)
-        st = per_strategy.setdefault(t.strategy or "(none)", Breakdown(t.strategy or "(none)"))
-        st.realized += t.realized
-        if t.closed:
-            for b in (m, st):
-                b.trades += 1
-                b.wins += 1 if t.pnl > 0 else 0
-    for (venue, ticker), book in books.items():
-        if book.size and book.trade is not None:
-            st = per_strategy.setdefault(book.trade.strategy or "(none)", Breakdown(book.trade.strategy or "(none)"))
-            st.unrealized += market(venue, ticker).unrealized
-            st.position += book.size
+            if book.trade is not None:
+                st = group(per_strategy, book.trade.strategy or "(none)")
+                st.unrealized += m.unrealized
+                st.position += book.size
     for r in funding_rows:
         amt = Decimal(r["amount"])
         market(r["venue"], r["ticker"]).funding += amt
         rep.funding += amt
+    for name, amt in ledger.funding_by_strategy.items():
+        group(per_strategy, name or "(none)").funding += amt
     for r in liq_rows:
         fee = Decimal(r["fee"])
         rep.liquidation_fees += fee
@@ -635,14 +575,14 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
         rep.liquidations.append(dict(r))
     rep.per_market = dict(sorted(per_market.items()))
     rep.per_strategy = per_strategy
-    rep.per_tag = per_tag
-    rep.realized = sum((b.realized for b in books.values()), ZERO)
+    rep.per_tag = dict(sorted(per_tag.items()))
+    rep.realized = sum((r.realized for r in results), ZERO)
     rep.unrealized = sum((b.unrealized for b in per_market.values()), ZERO)
     rep.fees = sum((f["fee"] for f in fills), ZERO)
     rep.fills = len(fills)
     rep.volume = sum((f["size"] * f["price"] for f in fills), ZERO)
-    rep.trades = trades
-    rep.markers = markers
+    rep.trades = ledger.trades
+    rep.markers = {rep.label(v, t): m for (v, t), m in markers.items()}
     rep.risk_actions = [dict(r) for r in risk_rows]
 
     # equity
@@ -669,31 +609,40 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
         if avg_eq > 0:
             rep.turnover = float(rep.volume / avg_eq)
         dd = drawdowns(series)
-        rep.max_drawdown = dd["max_dd"]
-        rep.max_drawdown_frac = dd["max_dd_frac"]
-        rep.max_drawdown_peak_ns = dd["peak_ns"]
-        rep.max_drawdown_trough_ns = dd["trough_ns"]
-        rep.max_drawdown_recovery_ns = dd["recovery_ns"]
-        rep.max_drawdown_duration_s = dd["duration_s"]
-        rep.max_drawdown_recovered = dd["recovered"]
-        rep.longest_underwater_s = dd["longest_underwater_s"]
         rep.drawdown_series = dd["series"]
-        # Sharpe / Sortino on a regular grid
-        period_s = _snapshot_period(chain_rows, series)
-        rep.period_s = period_s
-        if period_s:
-            rep.periods_per_year = YEAR_S / period_s
-            grid = resample(series, int(period_s * NS))
-            rep.sharpe, rep.sortino, rep.n_returns = sharpe_sortino(grid, rep.periods_per_year)
-            span_s = (rep.end_ns - rep.start_ns) / NS
-            rep.annualisation_note = (
-                f"{rep.n_returns} returns of {period_s:g} s each, annualised with sqrt({rep.periods_per_year:,.0f}) "
-                f"(365.25 days x 24 h per year), risk-free rate 0"
+        recorded = _recorded_summary(chain_rows, ids, all_runs, {r["run_id"]: r for r in runs})
+        if recorded is not None:
+            rep.max_drawdown = Decimal(str(recorded["max_drawdown"]))
+            rep.max_drawdown_frac = float(Decimal(str(recorded.get("max_drawdown_frac") or 0)))
+            rep.max_drawdown_peak_ns = recorded.get("max_drawdown_peak_ns")
+            rep.max_drawdown_trough_ns = recorded.get("max_drawdown_trough_ns")
+            rep.max_drawdown_recovery_ns = recorded.get("max_drawdown_recovery_ns")
+            rep.max_drawdown_duration_s = float(recorded.get("max_drawdown_duration_s") or 0.0)
+            rep.max_drawdown_recovered = rep.max_drawdown_peak_ns is None or rep.max_drawdown_recovery_ns is not None
+            rep.longest_underwater_s = float(recorded.get("longest_underwater_s") or rep.max_drawdown_duration_s)
+            n = recorded.get("equity_samples")
+            rep.drawdown_source = (
+                f"the bot's tracker over every decision cycle{f' ({n:,} equity samples)' if n else ''}, recorded in the "
+                f"run summary of {chain_rows[-1]['run_id']}; the chart shows the journal's {len(series):,} sampled points"
             )
-            if span_s < 86400:
-                rep.annualisation_note += (
-                    f"; the data spans only {span_s / 3600:.2f} h, so annualised ratios are not meaningful"
-                )
+        else:
+            rep.max_drawdown = dd["max_dd"]
+            rep.max_drawdown_frac = dd["max_dd_frac"]
+            rep.max_drawdown_peak_ns = dd["peak_ns"]
+            rep.max_drawdown_trough_ns = dd["trough_ns"]
+            rep.max_drawdown_recovery_ns = dd["recovery_ns"]
+            rep.max_drawdown_duration_s = dd["duration_s"]
+            rep.max_drawdown_recovered = dd["recovered"]
+            rep.longest_underwater_s = dd["longest_underwater_s"]
+            rep.drawdown_source = (
+                f"the journal's {len(series):,} sampled equity points: the selected runs recorded no run summary "
+                "covering them all (a killed run, or independent runs), so a fall between samples is not seen"
+            )
+        rep.period_s = _snapshot_period(chain_rows, series)
+        rep.periods_per_year = DAYS_PER_YEAR
+        ratios = sharpe_sortino(daily_returns(series))
+        rep.sharpe, rep.sortino, rep.n_returns = ratios.sharpe, ratios.sortino, ratios.n_returns
+        rep.annualisation_note = ratios.note
     else:
         rep.notes.append("the journal has no equity snapshots for these runs: return, Sharpe, Sortino and drawdown are not available")
         if fills:
@@ -702,7 +651,7 @@ def _build(j: Journal, path: str, *, run_id: str | None, all_runs: bool, max_poi
         diff = rep.equity_change - rep.net_pnl
         if diff != 0:
             rep.notes.append(
-                f"net PnL from fills, funding and marks differs from the equity change by {diff:.6f} USD "
+                f"net PnL from fills, funding and marks differs from the equity change by {plain(diff, 6)} USD "
                 "(deposits/withdrawals, positions held before the journal began, or marks taken at different times)"
             )
     rep.price_series = {t: decimate(s, max_points) for t, s in price_series.items()}

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
+from perpbot.core.metrics import MIN_DAILY_RETURNS, format_duration, plain
 from perpbot.plugins.report.analytics import NS, Report
 
 ESC = html.escape
@@ -48,15 +49,12 @@ footer{color:#5b6672;font-size:12px;margin-top:32px}
 
 
 def usd(v: Decimal | None, places: int = 2) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:,.{places}f}"
+    """Money rounded to ``places``, thousands separated, plain decimal ("n/a" for None)."""
+    return plain(v, places, grouping=True)
 
 
 def signed_usd(v: Decimal | None) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:+,.2f}"
+    return plain(v, 2, sign=True, grouping=True)
 
 
 def pct(v: float | None, places: int = 2) -> str:
@@ -76,7 +74,8 @@ def cls(v: Any) -> str:
 
 def exact(v: Any, shown: str, *, colour: bool = True) -> str:
     """A figure with its exact value on hover (green/red by sign when ``colour``)."""
-    return f'<span title="exact: {ESC(str(v))}" class="{cls(v) if colour else ""}">{ESC(shown)}</span>'
+    text = plain(v) if isinstance(v, (Decimal, float, int)) and not isinstance(v, bool) else str(v)
+    return f'<span title="exact: {ESC(text)}" class="{cls(v) if colour else ""}">{ESC(shown)}</span>'
 
 
 def when(ts_ns: int | None) -> str:
@@ -85,18 +84,7 @@ def when(ts_ns: int | None) -> str:
     return datetime.fromtimestamp(ts_ns / NS, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def duration(seconds: float) -> str:
-    s = int(round(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    parts = [f"{d}d"] if d else []
-    if h or d:
-        parts.append(f"{h}h")
-    if m or h or d:
-        parts.append(f"{m}m")
-    parts.append(f"{s}s")
-    return " ".join(parts)
+duration = format_duration  # days, hours, minutes (core/metrics.py)
 
 
 # ---------------------------------------------------------------------------
@@ -261,7 +249,7 @@ def _breakdown_rows(items) -> list[list[str]]:
                 exact(b.net, signed_usd(b.net)),
                 str(b.trades),
                 pct(b.win_rate, 1).lstrip("+") if b.win_rate is not None else "n/a",
-                exact(b.position, f"{b.position.normalize():f}", colour=False) if b.position else "0",
+                exact(b.position, plain(b.position), colour=False) if b.position else "0",
             ]
         )
     return rows
@@ -291,10 +279,15 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
     cards = [
         _card("net PnL (USD)", exact(rep.net_pnl, signed_usd(rep.net_pnl))),
         _card("return", exact(rep.total_return, pct(rep.total_return, 3))),
-        _card("Sharpe (ann.)", exact(rep.sharpe, num(rep.sharpe))),
-        _card("Sortino (ann.)", exact(rep.sortino, num(rep.sortino))),
+    ]
+    if rep.ratios_supported:  # only on at least MIN_DAILY_RETURNS daily returns (core/metrics.py)
+        cards += [
+            _card("Sharpe (ann.)", exact(rep.sharpe, num(rep.sharpe))),
+            _card("Sortino (ann.)", exact(rep.sortino, num(rep.sortino))),
+        ]
+    cards += [
         _card("max drawdown", exact(rep.max_drawdown, f"{usd(rep.max_drawdown)} ({rep.max_drawdown_frac * 100:.2f}%)", colour=False)),
-        _card("win rate", exact(rep.win_rate, "n/a" if rep.win_rate is None else f"{rep.win_rate * 100:.1f}% of {len(closed)}")),
+        _card("win rate (net of fees)", exact(rep.win_rate, "n/a" if rep.win_rate is None else f"{rep.win_rate * 100:.1f}% of {len(closed)}")),
         _card("average trade (USD)", exact(rep.average_trade, signed_usd(rep.average_trade))),
         _card("final equity (USD)", exact(rep.end_equity, usd(rep.end_equity), colour=False)),
     ]
@@ -322,22 +315,23 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
     parts.append("<h2>Performance</h2>")
     perf = [
         ["return", exact(rep.total_return, pct(rep.total_return, 4))],
-        ["Sharpe ratio (annualised)", exact(rep.sharpe, num(rep.sharpe, 3))],
-        ["Sortino ratio (annualised)", exact(rep.sortino, num(rep.sortino, 3))],
-        ["periodicity", ESC(rep.annualisation_note or "n/a")],
+        ["Sharpe ratio (annualised, daily returns)", exact(rep.sharpe, num(rep.sharpe, 3))],
+        ["Sortino ratio (annualised, daily returns)", exact(rep.sortino, num(rep.sortino, 3))],
+        [f"Sharpe and Sortino (at least {MIN_DAILY_RETURNS} daily returns)", ESC(rep.annualisation_note or "n/a")],
         [
             "max drawdown",
             f"{exact(rep.max_drawdown, usd(rep.max_drawdown), colour=False)} USD, {rep.max_drawdown_frac * 100:.3f}% of the peak at "
             f"{when(rep.max_drawdown_peak_ns)}; trough {when(rep.max_drawdown_trough_ns)}",
         ],
+        ["max drawdown from", ESC(rep.drawdown_source or "n/a")],
         [
             "max drawdown duration",
             f"{duration(rep.max_drawdown_duration_s)}"
             + (f" (recovered {when(rep.max_drawdown_recovery_ns)})" if rep.max_drawdown_recovery_ns else " (not recovered by the end)" if rep.max_drawdown_peak_ns else ""),
         ],
         ["longest time under water", duration(rep.longest_underwater_s)],
-        ["closed trades (round trips)", f"{len(closed)} ({sum(1 for t in closed if t.pnl > 0)} won), {len(rep.trades) - len(closed)} open"],
-        ["win rate", "n/a" if rep.win_rate is None else f"{rep.win_rate * 100:.1f}%"],
+        ["closed trades (round trips)", f"{len(closed)} ({rep.wins} won net of fees), {len(rep.trades) - len(closed)} open"],
+        ["win rate (trades won net of fees)", "n/a" if rep.win_rate is None else f"{rep.win_rate * 100:.1f}%"],
         ["average trade (after fees)", exact(rep.average_trade, signed_usd(rep.average_trade))],
         ["fills", str(rep.fills)],
         ["traded notional (USD)", exact(rep.volume, usd(rep.volume), colour=False)],
@@ -380,7 +374,7 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
                     "value": float(m.price),
                     "shape": shape,
                     "color": color,
-                    "tip": f"{m.kind} {m.side} {m.size.normalize():f} @ {m.price} (client id {m.client_id}, {when(m.ts_ns)})",
+                    "tip": f"{m.kind} {m.side} {plain(m.size)} @ {plain(m.price)} (client id {m.client_id}, {when(m.ts_ns)})",
                 }
             )
         if len(ms) > 600:
@@ -394,7 +388,10 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
     parts.append(_table(BREAKDOWN_HEADERS, _breakdown_rows(rep.per_market.items())))
     parts.append("<h2>Per strategy</h2>")
     parts.append(_table(BREAKDOWN_HEADERS, _breakdown_rows(rep.per_strategy.items())))
-    parts.append("<p class='sub'>Per order tag (what the strategy called its orders):</p>")
+    parts.append(
+        "<p class='sub'>Per order tag (what the strategy called its orders; an exit's tag names its reason). "
+        "Each fill's realized PnL and fee count under its order's tag; trades under the tag of the fill that closed them.</p>"
+    )
     parts.append(_table(BREAKDOWN_HEADERS, _breakdown_rows(sorted(rep.per_tag.items()))))
 
     # trades
@@ -406,13 +403,13 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
     for t in shown:
         trows.append(
             [
-                ESC(t.ticker if t.venue in (rep.venues[:1] or [t.venue]) else f"{t.venue}:{t.ticker}"),
+                ESC(rep.label(t.venue, t.ticker)),
                 t.side,
                 when(t.open_ns),
                 when(t.close_ns) if t.closed else "open",
-                exact(t.entry_price, str(t.entry_price.normalize())),
-                exact(t.exit_price, str(t.exit_price.normalize())) if t.exit_price is not None else "",
-                exact(t.size, f"{t.size.normalize():f}"),
+                exact(t.entry_price, plain(t.entry_price), colour=False),
+                exact(t.exit_price, plain(t.exit_price), colour=False) if t.exit_price is not None else "",
+                exact(t.size, plain(t.size), colour=False),
                 str(t.fills),
                 exact(t.realized, signed_usd(t.realized)),
                 exact(-t.fees, signed_usd(-t.fees)),
@@ -435,7 +432,11 @@ def render_html(rep: Report, *, png_note: str = "") -> str:
         parts.append("<h2>Liquidations</h2>")
         parts.append(_table(
             ["time", "market", "size", "price", "fee", "reason"],
-            [[when(r["ts_ns"]), ESC(r["ticker"]), r["size"], r["price"], r["fee"], ESC(r["reason"])] for r in rep.liquidations],
+            [
+                [when(r["ts_ns"]), ESC(rep.label(r["venue"], r["ticker"])), plain(Decimal(r["size"])), plain(Decimal(r["price"])),
+                 plain(Decimal(r["fee"])), ESC(r["reason"])]
+                for r in rep.liquidations
+            ],
         ))
     parts.append("<h2>Runs</h2>")
     rrows = []

@@ -91,6 +91,16 @@ def journal(tmp_path_factory):
 # ---------------------------------------------------------------------------
 
 
+def daily_returns_by_hand(series):
+    """Equity at the first sample and every whole day after it (last value at or before), returns."""
+    days = (series[-1][0] - series[0][0]) // (86400 * NS)
+    closes = []
+    for k in range(days + 1):
+        at = series[0][0] + k * 86400 * NS
+        closes.append(float([v for t, v in series if t <= at][-1]))
+    return [b / a - 1 for a, b in zip(closes, closes[1:])]
+
+
 def independent(path: Path) -> dict:
     """Recompute the report's figures with plain SQL and straightforward loops."""
     con = sqlite3.connect(path)
@@ -129,20 +139,9 @@ def independent(path: Path) -> dict:
     for i, (_t, e) in enumerate(series):
         peak = max(v for _tt, v in series[: i + 1])
         mdd = max(mdd, peak - e)
-    # Sharpe on the journal's sampling grid
-    cfg = json.loads(con.execute("SELECT config_json FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()[0])
-    period = float(D(cfg["equity_sample_s"]))
-    grid = []
-    t, i, cur = series[0][0], 0, series[0][1]
-    while t <= series[-1][0]:
-        while i < len(series) and series[i][0] <= t:
-            cur = series[i][1]
-            i += 1
-        grid.append(float(cur))
-        t += int(period * NS)
-    rets = [b / a - 1 for a, b in zip(grid, grid[1:])]
-    ppy = 365.25 * 86400 / period
-    sharpe = statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(ppy) if len(rets) >= 3 and statistics.stdev(rets) > 0 else None
+    # Sharpe on whole days (at least 30 daily returns, else not defined)
+    rets = daily_returns_by_hand(series)
+    sharpe = statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365.25) if len(rets) >= 30 else None
     return {
         "realized": realized,
         "unrealized": size * (mark - entry) if size else D(0),
@@ -184,7 +183,7 @@ def test_report_figures_equal_an_independent_recomputation(journal):
     assert rep.win_rate == sum(1 for p in ind["trades"] if p > 0) / len(ind["trades"])
     assert rep.average_trade == sum(ind["trades"], D(0)) / len(ind["trades"])
     assert rep.n_returns == ind["n_rets"]
-    assert rep.sharpe == pytest.approx(ind["sharpe"], rel=1e-9)
+    assert ind["sharpe"] is None and rep.sharpe is None and rep.sortino is None  # 400 s: no daily returns
     assert rep.per_market["BTC-USD"].position == ind["position"] == bot.portfolio.positions["BTC-USD"].size
     # the bot's own books agree with the journal-derived figures (before the hand-added rows)
     assert ind["realized"] == bot.portfolio.realized_pnl and ind["fees"] == bot.portfolio.fees_paid
@@ -219,7 +218,9 @@ def test_html_is_self_contained_and_shows_traceable_figures(journal, tmp_path):
         assert figure in html
     assert f'exact: {rep.net_pnl}' in html  # the exact value behind each rounded figure
     assert "Sources" in html and "SELECT f.*, i.strategy AS strategy FROM fills f" in html
-    assert "Sharpe" in html and "annualised with sqrt(" in html and "risk-free rate 0" in html
+    # a 400 s run: no Sharpe/Sortino card, and the performance table says why
+    assert "Sharpe (ann.)</div>" not in html and "Sortino (ann.)</div>" not in html
+    assert "needs at least 30 daily returns, the data has 0" in html
     figures = json.loads(files.json.read_text())
     assert D(figures["net_pnl"]) == rep.net_pnl and figures["closed_trades"] == len(rep.closed_trades)
 
@@ -278,8 +279,10 @@ def test_report_of_a_resumed_run_equals_the_uninterrupted_one(tmp_path):
     a = build_report(tmp_path / "whole.sqlite").figures()
     b = build_report(tmp_path / "cut.sqlite").figures()
     assert len(b["run_ids"]) == 2
-    for key in ("realized", "unrealized", "fees", "net_pnl", "end_equity", "max_drawdown", "fills", "closed_trades", "win_rate"):
+    for key in ("realized", "unrealized", "fees", "net_pnl", "end_equity", "max_drawdown", "fills", "closed_trades", "win_rate",
+                "wins", "per_tag", "max_drawdown_duration_s"):
         assert a[key] == b[key], key
+    assert "the bot's tracker" in build_report(tmp_path / "cut.sqlite").drawdown_source  # carried across the resume
     assert any("voided" in n for n in build_report(tmp_path / "cut.sqlite").notes)
 
 
@@ -318,3 +321,106 @@ def test_render_html_of_a_journal_without_snapshots(tmp_path):
     rep = build_report(tmp_path / "j.sqlite")
     html = render_html(rep)
     assert "no equity snapshots" in html and "n/a" in html
+
+
+# ---------------------------------------------------------------------------
+# issue 9: labels, plain decimals, per-tag realized PnL, funding per strategy, ratios
+# ---------------------------------------------------------------------------
+
+
+def _hand_journal(path, *, venues=("paper", "binance"), strategy="funding_arb"):
+    """A journal written by hand: one run on ``venues`` (the first is the primary)."""
+    from perpbot.core.model import Balance, Fill, Liquidity, OrderParams, OrderRequest, OrderType
+
+    j = Journal(path)
+    j.start_run("r1", ts_ns=0, strategy=strategy, venues=list(venues), tickers=["BTC-USD"],
+                config={"exchange": list(venues), "strategy": strategy})
+    cid = iter(range(1, 100))
+
+    def fill(venue, side, price, size, fee, ts, tag):
+        c = next(cid)
+        order = OrderParams(ticker="BTC-USD", side=side, size=D(size), order_type=OrderType.MARKET, tag=tag)
+        j.record_intent("r1", OrderRequest.from_params(order, c, D(size)), ts_ns=ts, venue=venue, strategy=strategy)
+        j.record_fill("r1", Fill(c, "BTC-USD", side, D(price), D(size), D(fee), Liquidity.TAKER, ts, fill_id=f"f{c}", tag=tag),
+                      venue=venue)
+
+    return j, fill, Balance
+
+
+def test_two_venue_legs_are_labelled_by_the_primary_venue_not_alphabetically(tmp_path):
+    from perpbot.core.model import Side
+
+    j, fill, _ = _hand_journal(tmp_path / "j.sqlite", venues=("paper", "binance"))
+    fill("paper", Side.SELL, "35050", "0.1", "1.75", 1 * NS, "farb-open")
+    fill("binance", Side.BUY, "35040", "0.1", "1.75", 1 * NS, "farb-open")
+    j.close()
+    rep = build_report(tmp_path / "j.sqlite")
+    assert rep.primary_venue == "paper" and rep.venues == ["paper", "binance"]
+    assert rep.per_market["BTC-USD"].position == D("-0.1")  # the paper leg
+    assert rep.per_market["binance:BTC-USD"].position == D("0.1")  # the Binance leg, not "BTC-USD"
+    html = render_html(rep)
+    assert "binance:BTC-USD" in html
+
+
+def test_prices_sizes_and_figures_print_as_plain_decimals(tmp_path):
+    from perpbot.core.model import Side
+
+    j, fill, _ = _hand_journal(tmp_path / "j.sqlite", venues=("paper",))
+    fill("paper", Side.BUY, "35050", "0.10", "0E-8", 1 * NS, "in")
+    fill("paper", Side.SELL, "35100", "0.10", "0E-8", 2 * NS, "out")
+    j.close()
+    files = write_report(tmp_path / "j.sqlite", tmp_path)
+    html = files.html.read_text()
+    assert "3.505E+4" not in html and "E+" not in html and "E-" not in html
+    assert ">35050<" in html and ">35100<" in html and ">0.1<" in html  # entry, exit, size in the trades table
+    assert "exact: 35050" in html
+
+
+def test_realized_pnl_per_tag_and_funding_per_strategy(tmp_path):
+    from perpbot.core.model import FundingPayment, Side
+
+    j, fill, _ = _hand_journal(tmp_path / "j.sqlite", venues=("paper",), strategy="sniper")
+    fill("paper", Side.BUY, "100", "2", "0.1", 1 * NS, "sniper-entry")
+    fill("paper", Side.SELL, "104", "1", "0.05", 2 * NS, "sniper-exit:take-profit")  # +4
+    fill("paper", Side.SELL, "99", "1", "0.05", 3 * NS, "sniper-exit:stop-loss")  # -1
+    j.record_funding("r1", FundingPayment("BTC-USD", 2 * NS, D("1"), D("100"), D("0.0001"), D("-0.02")), venue="paper")
+    j.close()
+    rep = build_report(tmp_path / "j.sqlite")
+    assert {k: b.realized for k, b in rep.per_tag.items()} == {
+        "sniper-entry": D(0), "sniper-exit:stop-loss": D(-1), "sniper-exit:take-profit": D(4)
+    }
+    assert sum((b.realized for b in rep.per_tag.values()), D(0)) == rep.realized == D(3)
+    assert rep.per_strategy["sniper"].funding == rep.funding == D("-0.02")
+    # one round trip (2 -> 0), closed by the stop-loss fill; won net of fees (3 - 0.2 > 0)
+    assert rep.per_tag["sniper-exit:stop-loss"].trades == 1 and rep.wins == 1
+
+
+def test_sharpe_and_sortino_only_on_enough_daily_returns(tmp_path):
+    """Headline ratios need at least 30 daily returns; the values equal a computation by hand."""
+    from perpbot.core.metrics import MIN_DAILY_RETURNS
+    from perpbot.core.model import Balance
+
+    def journal(days, name):
+        j = Journal(tmp_path / name)
+        j.start_run("r1", ts_ns=0, strategy="grid", venues=["paper"], tickers=["BTC-USD"])
+        eq = D(10000)
+        series = []
+        for h in range(days * 24 + 1):
+            eq += D((h // 24 * 37) % 11 - 5) + D((h * 7919) % 7 - 3)  # days up and days down
+            ts = h * 3600 * NS
+            j.record_equity("r1", Balance(eq, eq, eq), ts_ns=ts, venue="paper")
+            series.append((ts, eq))
+        j.close()
+        return build_report(tmp_path / name), series
+
+    short, _ = journal(MIN_DAILY_RETURNS - 1, "short.sqlite")
+    assert short.sharpe is None and short.sortino is None and short.n_returns == MIN_DAILY_RETURNS - 1
+    assert "Sharpe (ann.)</div>" not in render_html(short)
+    long, series = journal(MIN_DAILY_RETURNS + 10, "long.sqlite")
+    rets = daily_returns_by_hand(series)
+    assert long.n_returns == len(rets) == MIN_DAILY_RETURNS + 10
+    assert long.sharpe == pytest.approx(statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365.25), rel=1e-9)
+    down = math.sqrt(sum(min(r, 0) ** 2 for r in rets) / len(rets))
+    assert long.sortino == pytest.approx(statistics.mean(rets) / down * math.sqrt(365.25), rel=1e-9)
+    html = render_html(long)
+    assert "Sharpe (ann.)</div>" in html and "Sortino (ann.)</div>" in html
