@@ -43,6 +43,7 @@ from perpbot.core.clock import LiveClock, SimulatedClock
 from perpbot.core.config import BotConfig, split_ticker
 from perpbot.core.errors import ConfigError, ExchangeError, PerpbotError
 from perpbot.core.exchange import ExchangeContext
+from perpbot.core.feed import ProgressUpdate
 from perpbot.core.model import (
     ZERO,
     BookDelta,
@@ -318,7 +319,7 @@ class TradingBot:
         self._wall_start = 0.0
         self._running = False
         self._stopping = False
-        self._progress = None
+        self._progress_observers: list = []  # see add_progress_observer
 
     # ------------------------------------------------------------------
     # wiring helpers
@@ -565,7 +566,7 @@ class TradingBot:
         resume_from = self.resume_from_ns if simulated else 0
         warmup = self.resume_from_event
         stop = self._stop
-        progress = self._start_progress()
+        progress = bool(self._progress_observers)
         batches = 0
         not_counted = (BookSnapshot, MarketInfo, FeedStatus)
         # a resumed replay re-reads the data up to its checkpoint at full speed: a paced
@@ -626,8 +627,8 @@ class TradingBot:
                 if self._pending:
                     await self._drain()
             batches += 1
-            if progress is not None and batches % 256 == 0:
-                self._advance_progress()
+            if progress and batches % 256 == 0:
+                self._report_progress(False)
             if now >= self._next_checkpoint_ns:
                 self._next_checkpoint_ns = now + self._checkpoint_ns
                 await self.notify("on_checkpoint")
@@ -643,11 +644,12 @@ class TradingBot:
                 self.stop_reason = "end of data"
 
     def _release_pacing(self, held: bool) -> bool:
+        if progress:
+            self._report_progress(True)
         """End the resume warm-up's unpaced stretch (see :meth:`BaseFeed.hold_pacing`); returns False."""
         if held:
             self.feed.hold_pacing(False)
         return False
-        self._finish_progress()
 
     def _warm_up(self, batch: list, remaining: int) -> int:
         """Apply up to ``remaining`` events of ``batch`` to market state only (resume warm-up).
@@ -725,41 +727,27 @@ class TradingBot:
         self.resumed = True
 
     # ------------------------------------------------------------------
-    # progress bar (replays)
+    # progress (the bar itself is drawn by the command line: perpbot/progress.py)
     # ------------------------------------------------------------------
 
-    def _start_progress(self):
-        if not self.config.progress or self.config.dashboard or self.feed.progress() is None:
-            return None
-        try:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    def add_progress_observer(self, observer) -> None:
+        """Call ``observer(update)`` with a :class:`~perpbot.core.feed.ProgressUpdate` while the run goes.
 
-            self._progress = Progress(
-                TextColumn("replay"),
-                BarColumn(),
-                TextColumn("{task.percentage:>5.1f}%"),
-                TextColumn("{task.fields[events]:>12,} events"),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            done, total = self.feed.progress()
-            self._progress_task = self._progress.add_task("replay", total=total or 1, events=0)
-            self._progress.start()
-            return self._progress
-        except Exception:  # a progress bar must never break a run
-            self._progress = None
-            return None
+        Called every 256 batches and once at the end (``update.final``). An observer that raises
+        is logged once and dropped; the run goes on.
+        """
+        self._progress_observers.append(observer)
 
-    def _advance_progress(self) -> None:
-        if self._progress is not None:
-            done, total = self.feed.progress() or (0, 1)
-            self._progress.update(self._progress_task, completed=done, total=total, events=self.events_processed)
-
-    def _finish_progress(self) -> None:
-        if self._progress is not None:
-            self._advance_progress()
-            self._progress.stop()
-            self._progress = None
+    def _report_progress(self, final: bool) -> None:
+        got = self.feed.progress()
+        done, total = got if got is not None else (0, 0)
+        update = ProgressUpdate(done, total, self.events_processed, self.clock.now_ns(), final)
+        for obs in list(self._progress_observers):
+            try:
+                obs(update)
+            except Exception as exc:  # a progress display must never break a run
+                self._progress_observers.remove(obs)
+                logger.warning(f"progress observer {obs!r} failed and was removed: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------
     # account events
@@ -1317,3 +1305,4 @@ class TradingBot:
             strategy_lines=strategy_lines,
             feed_stats=dict(self.feed.stats()),
         )
+            unsynced_books=dict(self.feed.unsynced_books()),

@@ -8,9 +8,25 @@ the ``register_feeds`` hook and chosen by name (``--feed``).
 from __future__ import annotations
 
 import abc
-from typing import Any, AsyncIterator, ClassVar, Mapping
+from typing import Any, AsyncIterator, ClassVar, Mapping, NamedTuple
 
 from perpbot.core.model import Market
+
+
+class ProgressUpdate(NamedTuple):
+    """What the bot hands its progress observers (every 256 batches and once at the end of the run).
+
+    ``done`` and ``total`` are :meth:`BaseFeed.progress` (the replay feed: ns of market time;
+    ``total`` 0 = not known yet); ``events`` the market events processed so far (the run
+    summary's unit); ``market_ns`` the clock's time (ns since the epoch); ``final`` True on
+    the last update (the data ended, a stop was requested or the bot halted).
+    """
+
+    done: int
+    total: int
+    events: int
+    market_ns: int
+    final: bool
 
 
 class BaseFeed(abc.ABC):
@@ -58,8 +74,19 @@ class BaseFeed(abc.ABC):
         """
 
     def progress(self) -> tuple[int, int] | None:
-        """``(done, total)`` in bytes or rows for a progress bar; None when unknown (live)."""
+        """``(done, total)`` for a progress bar, in the feed's own unit; None when it has no end (live).
+
+        The built-in replay feed counts market time in ns (first replayed timestamp to the
+        data's last one); other feeds may count rows. ``total`` 0 means not known yet.
+        ``done`` never decreases and equals ``total`` once the data has ended. The bot hands
+        these figures to progress observers (``TradingBot.add_progress_observer``); drawing
+        a bar is the command line's job (``perpbot/progress.py``).
+        """
         return None
+
+    def unsynced_books(self) -> dict[str, str]:
+        """``{ticker: reason}`` of markets whose order book never synced (named in the run summary)."""
+        return {}
 
     def stats(self) -> dict:
         """Counters for the summary (e.g. messages, level entries, gaps, resyncs)."""

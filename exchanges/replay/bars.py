@@ -168,6 +168,79 @@ class BarFile:
     def size(self) -> int:
         return self.file.size
 
+    def last_ts(self, stop=None) -> int | None:
+        """Event time (ns) of the file's last bar: its close time (see the module docstring), or None.
+
+        Reads the last CSV line (:meth:`LineFile.tail`) or the Parquet time column; the bar
+        interval comes from ``interval_s`` or the step between the first two rows of one symbol.
+
+        :raises DataError: a last row whose time cannot be read (naming the file).
+        """
+        if self.parquet:
+            first, last = self._parquet_times()
+            if last is None:
+                return None
+        else:
+            lines = self.file.tail(1, stop)
+            if not lines:
+                return None
+            text = lines[-1].decode(errors="replace")
+            row = next(csv.reader([text])) if '"' in text else text.split(",")
+            try:
+                last = epoch_ns(row[0])
+            except ValueError:
+                if len(self.file.tail(2, stop)) < 2:  # the header is the only line
+                    return None
+                raise DataError(f"{self.path}: last row: time {row[0]!r} is neither an epoch number nor ISO-8601") from None
+        if self.timestamp_is == "close":
+            return last
+        return last + (self._head_interval_ns() or 0)
+
+    def _head_interval_ns(self) -> int | None:
+        """``interval_s`` in ns, else the step between the first two rows of one symbol (None if unknown)."""
+        if self.interval_s:
+            return self.interval_s * 1_000_000_000
+        if self.parquet:
+            header, rows = self._parquet_rows(limit=200)
+        else:
+            head = self.file.head(1 << 16)
+            lines = head.decode(errors="replace").splitlines()
+            if len(head) >= 1 << 16:
+                lines = lines[:-1]  # the last line may be cut
+            rows = list(csv.reader(lines[:200]))
+            header, rows = (rows[0], rows[1:]) if rows else ([], [])
+        if not header:
+            return None
+        low = [c.strip().lower() for c in header]
+        tcol = next((i for i, c in enumerate(low) if c in _TICKER_COLS), None)
+        seen: dict = {}
+        for r in rows:
+            if not r or (tcol is not None and len(r) <= tcol):
+                continue
+            key = r[tcol] if tcol is not None else None
+            try:
+                t = epoch_ns(r[0])
+            except ValueError:
+                return None
+            if key in seen and t > seen[key]:
+                return t - seen[key]
+            seen[key] = t
+        return None
+
+    def _parquet_times(self) -> tuple[int | None, int | None]:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            return None, None
+        pf = pq.ParquetFile(self.path)
+        name = pf.schema_arrow.names[0]
+        col = pq.read_table(self.path, columns=[name]).column(0)
+        if len(col) == 0:
+            return None, None
+        first, last = col[0].as_py(), col[len(col) - 1].as_py()
+        conv = lambda v: epoch_ns(v if isinstance(v, str) else _cell(v))  # noqa: E731
+        return conv(first), conv(last)
+
     def symbols(self) -> list[str]:
         if self.parquet:
             header, rows = self._parquet_rows(limit=50)

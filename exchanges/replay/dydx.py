@@ -77,6 +77,19 @@ class DydxRecording:
     def size(self) -> int:
         return self.file.size
 
+    def last_ts(self, stop=None) -> int | None:
+        """``recv_ns`` of the recording's last complete line (last rotated part), or None."""
+        import orjson
+
+        parts = list(getattr(self.reader, "parts", None) or [self.path])
+        for part in reversed(parts):
+            for line in reversed(LineFile(part).tail(4, stop)):
+                try:
+                    return int(orjson.loads(line)["recv_ns"])
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a line cut by a recorder that was killed
+        return None
+
     def reader_stats(self) -> dict:
         st = getattr(self.reader, "stats", None)
         if callable(st):

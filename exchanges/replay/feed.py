@@ -11,6 +11,15 @@ Each file's format is sniffed (see :func:`open_source`):
 
 Files are merged by timestamp (one clock for all: a Binance recording's receive
 time, a bar's close time, a funding settlement time), one batch per raw message.
+Binance files that share a market (a recorder's consecutive files) are read as ONE
+stream, in time order, whose book sync carries across files (see :mod:`.binance`);
+files of different markets are merged side by side.
+
+Progress (:meth:`ReplayFeed.progress`) is measured in market time: from the first
+replayed timestamp to the data's last one. The last timestamp comes from the tail
+of each file (:meth:`~.lineio.LineFile.tail`: a plain file's last bytes; a gzip
+file decompressed once without parsing, in a background thread started by the
+first ``progress()`` call, so a run that shows no progress bar never pays for it).
 Before the first data batch the feed emits one :class:`MarketInfo` per market,
 with parameters from real dYdX metadata (``dydx_markets.json``).
 
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -159,6 +169,8 @@ class ReplayFeed(BaseFeed):
 
     def __init__(self, config: Mapping[str, Any] | None = None, context: Any = None):
         super().__init__(config or {}, context)
+        self._symbols_of: dict[Path, list[str]] = {}  # Binance file -> venue symbols (sniffed once)
+        self._streams_logged = False
         raw = dict(self.config)
         if isinstance(raw.get("symbol_map"), str):  # CLI form "SYM=TICKER,SYM2=TICKER2"
             pairs = [kv for kv in raw["symbol_map"].split(",") if kv.strip()]
@@ -231,6 +243,14 @@ class ReplayFeed(BaseFeed):
         self.sources: list = []
         self._iters: list = []
         self._batches = 0
+        # progress in market time (ns): first replayed timestamp, latest one, the data's last one
+        self._first_ns: int | None = None
+        self._cur_ns = 0
+        self._end_ns: int | None = None
+        self._finished = False
+        self._scan: threading.Thread | None = None
+        self._scan_stop = threading.Event()
+        self._books_warned = False
         self._pacing_held = False
 
     # -- tickers ----------------------------------------------------------------
@@ -240,14 +260,19 @@ class ReplayFeed(BaseFeed):
         v, base = split_venue(ticker)
         return (v if v in self._venues_with_files else None), base
 
+    def _binance_symbols(self, path: Path) -> list[str]:
+        """Venue symbols of a Binance recording, from its first MiB (else its file name's first token)."""
+        syms = self._symbols_of.get(path)
+        if syms is None:
+            syms = binance_fmt.sniff_symbols(LineFile(path).head(1 << 20)) or [path.name.split("_")[0]]
+            self._symbols_of[path] = syms
+        return syms
+
     def _present_tickers(self) -> set[tuple[str | None, str]]:
         found: set[tuple[str | None, str]] = set()
         for path, kind, venue in self.inputs:
             if kind == "binance":
-                syms = binance_fmt.sniff_symbols(LineFile(path).head(1 << 20))
-                if not syms:
-                    syms = [path.name.split("_")[0]]
-                found.update((venue, self.mapper(s)) for s in syms)
+                found.update((venue, self.mapper(s)) for s in self._binance_symbols(path))
             elif kind == "bars":
                 src = bars_fmt.BarFile(path, lambda s: None, self.params.bar_interval_s, self.params.bar_timestamp)
                 found.update((venue, self.mapper(s)) for s in src.symbols())
@@ -292,12 +317,50 @@ class ReplayFeed(BaseFeed):
         """Market parameters (real dYdX metadata) of the replayed tickers."""
         return dict(self._markets)
 
+    def _binance_streams(self) -> dict[tuple[Path, str | None], list[Path]]:
+        """Binance files grouped into streams: files of one venue that share a symbol, in time order.
+
+        Keyed by (the group's first file in input order, venue). Files are ordered by the receive
+        time of their first line; that they do not overlap is checked while reading.
+        """
+        groups: list[tuple[str | None, set[str], list[Path]]] = []
+        for path, kind, venue in self.inputs:
+            if kind != "binance":
+                continue
+            syms = set(self._binance_symbols(path))
+            hits = [g for g in groups if g[0] == venue and g[1] & syms]
+            if not hits:
+                groups.append((venue, syms, [path]))
+                continue
+            keep = hits[0]
+            for g in hits[1:]:  # this file joins streams that were apart so far
+                keep[1].update(g[1])
+                keep[2].extend(g[2])
+                groups.remove(g)
+            keep[1].update(syms)
+            keep[2].append(path)
+        out = {}
+        for venue, _, paths in groups:
+            first = next(p for p, _, v in self.inputs if p in paths and v == venue)
+            out[(first, venue)] = sorted(paths, key=binance_fmt.first_ts)
+        return out
+
     def _open_sources(self) -> list:
         p = self.params
         sources = []
+        streams = self._binance_streams()
         for path, kind, venue in self.inputs:
             if kind == "binance":
-                sources.append(binance_fmt.BinanceRecording(path, self._selector(venue), p.on_gap))
+                paths = streams.get((path, venue))
+                if paths is None:
+                    continue  # read as part of an earlier file's stream
+                if len(paths) > 1 and not self._streams_logged:
+                    logger.info(
+                        "replay: {} files of {} form one stream: {}",
+                        len(paths), ", ".join(sorted({s for f in paths for s in self._binance_symbols(f)})),
+                        ", ".join(f.name for f in paths),
+                    )
+                sources.append(binance_fmt.BinanceRecording(paths, self._selector(venue), p.on_gap))
             elif kind == "bars":
                 sources.append(bars_fmt.BarFile(path, self._selector(venue), p.bar_interval_s, p.bar_timestamp))
             elif kind == "funding":
@@ -306,6 +369,7 @@ class ReplayFeed(BaseFeed):
                 tickers = [t for t in self.tickers if self._source_key(t)[0] == venue]
                 sources.append(dydx_fmt.DydxRecording(path, [split_venue(t)[1] for t in tickers], self.markets()))
             sources[-1].venue = venue
+        self._streams_logged = True
         return sources
 
     def _mirrored(self, it):
@@ -330,6 +394,7 @@ class ReplayFeed(BaseFeed):
             self.sources = self._open_sources()
 
     async def stop(self) -> None:
+        self._scan_stop.set()
         for it in self._iters:
             close = getattr(it, "aclose", None)
             if close is not None:
@@ -351,7 +416,22 @@ class ReplayFeed(BaseFeed):
             self.sources = self._open_sources()
         iters = [self._sync_iter(s) for s in self.sources]
         self._iters.extend(iters)
-        return merge_sorted(iters)
+        return self._tracked(merge_sorted(iters))
+
+    def _tracked(self, merged):
+        """Record market-time progress and check book sync along a ``(ts, batch)`` stream."""
+        n = 0
+        ts = None
+        for ts, batch in merged:
+            if self._first_ns is None:
+                self._first_ns = ts
+            self._cur_ns = ts
+            n += 1
+            if not n & 4095:
+                self._check_books(ts)
+            yield ts, batch
+        self._finished = True
+        self._check_books(ts, final=True)
 
     def _sync_iter(self, src):
         it = self._any_iter(src)
@@ -381,7 +461,9 @@ class ReplayFeed(BaseFeed):
             ts, batch = item
             if first:
                 first = False
+                self._first_ns = ts
                 yield [MarketInfo(t, ts, m) for t, m in self._markets.items()]
+            self._cur_ns = ts
             if self._pacing_held:
                 wall0 = None
             if speed > 0 and not self._pacing_held:
@@ -395,7 +477,11 @@ class ReplayFeed(BaseFeed):
                 if not n & 1023:
                     await asyncio.sleep(0)  # let signal handlers and the dashboard run
             self._batches += 1
+            if not self._batches & 4095:
+                self._check_books(ts)
             yield batch
+        self._finished = True
+        self._check_books(self._cur_ns, final=True)
 
     def hold_pacing(self, held: bool) -> None:
         """While held, batches are not paced; released, pacing restarts from the next batch's time.
@@ -418,12 +504,102 @@ class ReplayFeed(BaseFeed):
             it = self._mirrored(it)
         return it
 
-    def progress(self) -> tuple[int, int] | None:
-        """(compressed bytes read, total bytes) over all files."""
-        srcs = self.sources or []
-        if not srcs:
-            return (0, sum(p.stat().st_size for p, _ in self.kinds))
-        return (sum(s.bytes_read for s in srcs), sum(s.size for s in srcs))
+    # -- progress in market time ---------------------------------------------------
+
+    def progress(self) -> tuple[int, int]:
+        """``(market time done, market time total)`` in ns, from the first replayed timestamp.
+
+        ``done`` is the latest replayed timestamp minus the first; ``total`` the data's last
+        timestamp (the latest over all files, from their tails) minus the first, and 0 while it
+        is not known yet: before the first batch, and while the background scan of the files'
+        tails runs (the first call starts it). At the end of the data ``done == total``.
+        """
+        if self._finished:
+            t = max(self._cur_ns - (self._first_ns or self._cur_ns), self._total(), 1)
+            return (t, t)
+        if self._end_ns is None and self._scan is None:
+            self._scan = threading.Thread(target=self._scan_end, name="replay-last-timestamp", daemon=True)
+            self._scan.start()
+        if self._first_ns is None:
+            return (0, 0)
+        done = self._cur_ns - self._first_ns
+        total = self._total()
+        return (done, max(total, done) if total else 0)
+
+    def wait_for_span(self, timeout: float | None = None) -> bool:
+        """Start the background scan of the files' tails if needed and wait for it (tools, tests).
+
+        :returns: True when the data's last timestamp is known.
+        """
+        if self._end_ns is None and self._scan is None:
+            self.progress()
+        if self._scan is not None:
+            self._scan.join(timeout)
+        return self._end_ns is not None
+
+    def _total(self) -> int:
+        if self._end_ns is None or self._first_ns is None:
+            return 0
+        return max(0, self._end_ns - self._first_ns)
+
+    def last_timestamp(self, stop=None) -> int | None:
+        """The data's last timestamp (ns; the latest over all files' tails), or None when no file tells.
+
+        Synchronous; :meth:`progress` runs it in a background thread. Costs a gzip file one
+        decompression without parsing (see :meth:`~.lineio.LineFile.tail`).
+
+        :param stop: optional ``() -> bool`` polled while scanning; True ends the scan (None returned).
+        :raises DataError: a file that cannot be read (corrupt gzip, bad last row).
+        """
+        sources = self.sources or self._open_sources()
+        ends = []
+        for s in sources:
+            end = s.last_ts(stop)
+            if stop is not None and stop():
+                return None
+            if end is not None:
+                ends.append(end)
+        return max(ends) if ends else None
+
+    def _scan_end(self) -> None:
+        try:
+            self._end_ns = self.last_timestamp(self._scan_stop.is_set)
+        except Exception as exc:  # noqa: BLE001 - a progress estimate must not stop a replay; say why it is missing
+            logger.warning("replay: cannot tell where the data ends ({}); the progress bar shows no percentage", exc)
+
+    # -- book sync --------------------------------------------------------------------
+
+    def unsynced_books(self) -> dict[str, str]:
+        """``{ticker: reason}`` of the markets with depth data whose order book never synced."""
+        out: dict[str, str] = {}
+        for s in self.sources:
+            get = getattr(s, "unsynced", None)
+            if get is not None:
+                out.update(get())
+        return out
+
+    def _check_books(self, ts: int | None, final: bool = False) -> None:
+        """Say loudly, once, when no market's order book has synced after ``STALL_S`` s of data (or at its end)."""
+        if self._books_warned or ts is None:
+            return
+        books: dict[str, bool] = {}
+        for s in self.sources:
+            get = getattr(s, "book_markets", None)
+            if get is not None:
+                books.update(get())
+        if not books or any(books.values()):
+            return
+        waited = ts - (self._first_ns if self._first_ns is not None else ts)
+        if not final and waited < binance_fmt.STALL_S * 1_000_000_000:
+            return
+        self._books_warned = True
+        reasons = self.unsynced_books()
+        logger.error(
+            "replay: NO order book has synced {} ({} of market data): no strategy can trade on empty books. {}",
+            "by the end of the data" if final else "yet",
+            _span(waited),
+            "; ".join(f"{t}: {r}" for t, r in sorted(reasons.items())),
+        )
 
     def stats(self) -> dict:
         """Counters summed over files: messages, depth_messages, level_entries, deletes, trades, quotes,
@@ -444,6 +620,15 @@ class ReplayFeed(BaseFeed):
         )
         out["batches"] = self._batches
         return out
+
+
+def _span(ns: int) -> str:
+    s = ns / 1e9
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
 
 
 def merge_sorted(iters: list) -> Iterator[tuple[int, list]]:

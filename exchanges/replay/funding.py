@@ -67,11 +67,34 @@ class FundingFile:
     def size(self) -> int:
         return self.file.size
 
-    def _rows(self):
+    def last_ts(self, stop=None) -> int | None:
+        """Settlement time (ns) of the latest row this file replays (its own pass over the file), or None.
+
+        :raises DataError: as :meth:`events` does for a bad time.
+        """
+        last = None
+        for lineno, venue, coin, row, ix in self._rows(LineFile(self.path), record=False):
+            if stop is not None and not lineno % 4096 and stop():
+                return None
+            if self.route(venue, coin):
+                ts = self._ts(row, ix, f"{self.path}:{lineno}")
+                if last is None or ts > last:
+                    last = ts
+        return last
+
+    @staticmethod
+    def _ts(row, ix, where: str) -> int:
+        tcol = "settlement_hour_utc" if "settlement_hour_utc" in ix and row[ix["settlement_hour_utc"]] else "ts_utc"
+        try:
+            return epoch_ns(row[ix[tcol]])
+        except ValueError as exc:
+            raise DataError(f"{where}: {tcol}: {exc}") from None
+
+    def _rows(self, lf: LineFile | None = None, record: bool = True):
         path = self.path
         header = None
         lineno = 0
-        for chunk in self.file.chunks():
+        for chunk in (lf or self.file).chunks():
             text = b"\n".join(chunk).decode(errors="replace")
             for row in csv.reader(io.StringIO(text)):
                 lineno += 1
@@ -87,7 +110,8 @@ class FundingFile:
                 if len(row) != len(header):
                     raise DataError(f"{path}:{lineno}: expected {len(header)} columns, got {len(row)}")
                 venue = row[ix["venue"]].strip().lower()
-                self.venues.add(venue)
+                if record:
+                    self.venues.add(venue)
                 yield lineno, venue, row[ix["coin"]].strip(), row, ix
         if header is None:
             raise DataError(f"{path}: empty funding file")
@@ -100,11 +124,7 @@ class FundingFile:
             if not tickers:
                 continue
             where = f"{self.path}:{lineno}"
-            tcol = "settlement_hour_utc" if "settlement_hour_utc" in ix and row[ix["settlement_hour_utc"]] else "ts_utc"
-            try:
-                ts = epoch_ns(row[ix[tcol]])
-            except ValueError as exc:
-                raise DataError(f"{where}: {tcol}: {exc}") from None
+            ts = self._ts(row, ix, where)
             raw_rate = row[ix["rate"]].strip()
             try:
                 rate = Decimal(raw_rate)
