@@ -41,7 +41,7 @@ def test_main_job_trades_both_markets_and_summarises(main_job):
     assert all(n > 0 for n in rows.values()), f"a market had no fills: {rows}"
     for label in ("fees paid", "funding received", "realized PnL", "unrealized PnL", "final equity", "max drawdown", "liquidations"):
         assert label in out
-    m = re.search(r"events processed\s+([\d,]+) in [\d.]+ s \(([\d,]+) events/s\)", out)
+    m = re.search(r"events processed\s+([\d,]+) \(depth level entries, trades, quotes\) in [\d.]+ s \(([\d,]+) events/s\)", out)
     assert m, out
     # every level entry, trade and quote of the two recordings (architecture.md: 1,027,653)
     assert int(m.group(1).replace(",", "")) == 1_027_653
