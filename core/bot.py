@@ -40,7 +40,7 @@ from loguru import logger
 
 from perpbot.core.balance import BalanceManager
 from perpbot.core.clock import LiveClock, SimulatedClock
-from perpbot.core.config import BotConfig, split_ticker
+from perpbot.core.config import BotConfig, check_risk_params, split_ticker
 from perpbot.core.errors import ConfigError, ExchangeError, PerpbotError
 from perpbot.core.exchange import ExchangeContext
 from perpbot.core.feed import ProgressUpdate
@@ -262,6 +262,7 @@ class TradingBot:
         self.risk_chain = []
         for name in config.risk_policies:
             pcls = reg.get("risk_policies", name)
+        check_risk_params(config.risk, reg)  # a misspelt [risk.<policy>] or key is an error, never ignored
             self.risk_chain.append(pcls(parse_params(pcls.Params, config.risk_params(name), f"risk policy {name}"), self))
 
         # runtime state ----------------------------------------------------

@@ -108,3 +108,27 @@ def test_relative_feed_paths_resolve_against_the_config_file(tmp_path):
     assert cfg.feeds["replay"]["files"] == [str(d / "../data/a.gz"), "/abs/b.gz", "sample:bars"]
     assert cfg.feeds["replay"]["markets_file"] == ""
     assert cfg.feeds["replay"]["speed"] == 2
+
+
+# -- issue 9.4: a risk section the registry does not know is an error wherever the config comes from
+
+
+@pytest.mark.parametrize(
+    "risk,message",
+    [
+        ({"max_leveage": {"max_leverage": "3"}}, "[risk.max_leveage]: unknown risk policy 'max_leveage' (did you mean 'max_leverage'?)"),
+        ({"max_leverage": {"max_leveage": "3"}}, "unknown parameter 'max_leveage' (did you mean 'max_leverage'?)"),
+    ],
+)
+def test_the_bot_refuses_risk_params_no_policy_reads(tmp_path, risk, message):
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.plugins import PluginManager
+    from perpbot.core.testing import bot_config
+    from tests.core.simple import TestPlugin
+
+    pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(),), default_plugins=("perpbot.plugins.risk",))
+    cfg = bot_config(exchange=("instant",), feed="list", strategy="scripted", tickers=("BTC-USD",),
+                     state_dir=tmp_path, sizer="test_notional", feeds={"list": {"events": []}}, risk=risk)
+    with pytest.raises(ConfigError) as exc:
+        TradingBot(cfg, pm)
+    assert message in str(exc.value)
