@@ -56,6 +56,8 @@ def _plugin_section(header: str, cls: type, description: str = "") -> str:
     if description:
         out.insert(0, f"\n# {description}")
     for p in describe_params(getattr(cls, "Params", None)):
+        if p.get("flag"):
+            p = {**p, "help": f"{p['help']} (command line: {p['flag']})"}
         default = _toml_value(p["default"])
         if default is None:
             out.append(_line(p["name"], "", f"{p['help']} (required)" if p["required"] else p["help"], commented=True))

@@ -132,3 +132,12 @@ def test_the_bot_refuses_risk_params_no_policy_reads(tmp_path, risk, message):
     with pytest.raises(ConfigError) as exc:
         TradingBot(cfg, pm)
     assert message in str(exc.value)
+
+
+def test_init_config_names_each_parameters_flag():
+    from perpbot.core.initconfig import default_config_text
+    from perpbot.core.plugins import PluginManager
+
+    text = default_config_text(PluginManager(load_entry_points=False))
+    grid = text.split("[strategy.grid]")[1].split("\n[")[0]
+    assert "(command line: --take-profit)\ntake_profit_pct = " in grid
