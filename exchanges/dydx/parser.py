@@ -41,8 +41,9 @@ Values are checked at the parser, as the Binance replay parser does
 a size a finite, non-negative one (``"0"`` deletes a level; a trade's size must be positive);
 an oracle price must be finite and positive, a funding rate finite. Nothing else can be
 what the venue did (the chain's prices are subticks and its sizes quantums, both
-``uint64`` in v4-chain ``proto/dydxprotocol/clob/order.proto``, message ``Order``). A message carrying such a value emits no event from it
-and is counted in ``stats["bad_payloads"]``; when it is order-book data, the book is
+``uint64`` in v4-chain ``proto/dydxprotocol/clob/order.proto``, message ``Order``).
+A message carrying such a value emits no event from it and is counted in
+``stats["bad_payloads"]``; when it is order-book data, the book is
 marked unhealthy (``"bad book data ..."``) and resynced from REST like a crossed book (a
 dropped update leaves the book unknown), via ``resync_wanted`` / ``take_resyncs``.
 
