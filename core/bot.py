@@ -182,6 +182,8 @@ class TradingBot:
     def __init__(self, config: BotConfig, plugin_manager, *, clock=None):
         self.config = config
         self.pm = plugin_manager
+        # the historic configure hook: before anything is built, and kept for later plugins
+        plugin_manager.configure(config)
         self.run_id = uuid.uuid4().hex[:12]
         reg = plugin_manager.registry
         self.state_dir = Path(config.state_dir)

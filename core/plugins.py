@@ -88,6 +88,34 @@ def call_one(hook, impl, **kwargs) -> list:
     return hook._hookexec(hook.name, [impl, *wrappers], kwargs, False)
 
 
+def _traceback_codes(tb) -> list:
+    """The code objects of a traceback's frames, innermost first."""
+    codes = []
+    while tb is not None:
+        codes.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    return codes[::-1]
+
+
+def _impl_owner(pm: pluggy.PluginManager, hook, *codes) -> str:
+    """The name of the plugin whose implementation of ``hook`` has one of ``codes``
+    (innermost first), or ``"?"``. Also finds a plugin that is registering right now
+    (pluggy replays a historic hook before it adds the implementation to the hook)."""
+    by_code = {}
+    for name, plugin in pm.list_name_plugin():
+        code = getattr(getattr(plugin, hook.name, None), "__code__", None)
+        if code is not None:
+            by_code[code] = name
+    for impl in hook.get_hookimpls():
+        code = getattr(impl.function, "__code__", None)
+        if code is not None:
+            by_code[code] = impl.plugin_name
+    for code in codes:
+        if code in by_code:
+            return by_code[code]
+    return "?"
+
+
 @attrs.define
 class Registration:
     kind: str
@@ -256,6 +284,45 @@ class PluginManager:
         raise PluginError(f"{message}; fix the plugin or disable it with PERPBOT_DISABLE_PLUGINS={name}{more}")
 
     # -- configuration -----------------------------------------------------
+
+    def configure(self, config: Any) -> None:
+        """Give every plugin the run's configuration: the historic ``configure`` hook.
+
+        pluggy keeps the call (``call_historic``), so a plugin registered afterwards
+        receives the same configuration when it registers (an exception its ``configure``
+        raises then propagates from the registration). Calling again with the very
+        same object does nothing; with another configuration (a second bot on this
+        manager) the hook is called again and both stay in the history, oldest first.
+
+        :param config: the :class:`perpbot.core.config.BotConfig` of the run.
+        :raises ConfigError: raised by a plugin that refuses the configuration, unchanged.
+        :raises PluginError: any other failure of an implementation, naming its plugin;
+            also for an ``async`` implementation (``configure`` is never awaited).
+        """
+        if getattr(self, "_configured", None) is config:
+            return
+        self._configured = config
+        hook = self.pm.hook.configure
+
+        def check_result(result: Any) -> None:
+            if inspect.isawaitable(result):
+                code = getattr(result, "cr_code", None)
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise PluginError(
+                    f"plugin {_impl_owner(self.pm, hook, code)!r}: its configure hook is async; "
+                    "configure must be a plain function (it is never awaited)"
+                )
+
+        from perpbot.core.errors import ConfigError
+
+        try:
+            hook.call_historic(result_callback=check_result, kwargs={"config": config})
+        except (ConfigError, PluginError):
+            raise
+        except Exception as exc:
+            owner = _impl_owner(self.pm, hook, *_traceback_codes(exc.__traceback__))
+            raise PluginError(f"plugin {owner!r} failed in configure: {type(exc).__name__}: {exc}") from exc
 
     # -- loading -----------------------------------------------------------
 

@@ -429,3 +429,91 @@ def test_hooks_are_called_through_pluggy_so_fewer_arguments_work(tmp_path):
     bot = make_bot(tmp_path, events(), Few())
     asyncio.run(bot.run())
     assert ("on_fill", D("0.01")) in seen
+
+
+# -- configure: historic -------------------------------------------------------------------
+
+
+class Configured:
+    __name__ = "configured"
+
+    def __init__(self):
+        self.configs = []
+
+    @hookimpl
+    def configure(self, config):
+        self.configs.append(config)
+
+
+def test_hook_configure(tmp_path):
+    """The run's configuration reaches plugins when the bot is built, before anything runs,
+    and a plugin registered after that call still receives it (pluggy historic hook)."""
+    early = Configured()
+    bot = make_bot(tmp_path, events(), early)
+    assert early.configs == [bot.config]
+    bot.pm.configure(bot.config)  # the same configuration again: not announced twice
+    assert early.configs == [bot.config]
+
+    late = Configured()
+    bot.pm.pm.register(late, name="late")  # registered after the call: receives it at registration
+    assert late.configs == [bot.config]
+    summary = asyncio.run(bot.run())
+    assert summary.events and early.configs == late.configs == [bot.config]
+
+
+def test_hook_configure_errors_name_the_plugin(tmp_path):
+    from perpbot.core.errors import ConfigError, PluginError
+    from perpbot.core.plugins import PluginManager
+
+    class Refuses:
+        __name__ = "refuses"
+
+        @hookimpl
+        def configure(self, config):
+            raise ConfigError("refuses: bot.tickers: needs ETH-USD, got BTC-USD")
+
+    class Buggy:
+        __name__ = "buggy"
+
+        @hookimpl
+        def configure(self, config):
+            return {}["missing"]
+
+    class Async:
+        __name__ = "async-configure"
+
+        @hookimpl
+        async def configure(self, config):
+            pass
+
+    # a plugin's own ConfigError is the configuration error it is (exit code 2)
+    with pytest.raises(ConfigError, match="needs ETH-USD"):
+        make_bot(tmp_path, events(), Refuses())
+    # any other failure is a PluginError naming the plugin (exit code 4)
+    with pytest.raises(PluginError, match="plugin 'buggy' failed in configure: KeyError"):
+        make_bot(tmp_path, events(), Configured(), Buggy())
+    with pytest.raises(PluginError, match="plugin 'async-configure': its configure hook is async"):
+        make_bot(tmp_path, events(), Async())
+    # the same checks for a plugin registered after the configuration was announced
+    pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(),), default_plugins=())
+    pm.configure(object())
+    with pytest.raises(PluginError, match="async-configure"):
+        pm.pm.register(Async(), name="async-configure")
+
+
+def test_every_hook_is_typed():
+    """Every hookspec parameter and return value is annotated, and the annotations (imported
+    under TYPE_CHECKING in core/hookspecs.py) resolve to real types."""
+    import ast
+    import typing
+
+    tree = ast.parse(inspect.getsource(hookspecs))
+    names: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            exec(compile(ast.Module(body=node.body, type_ignores=[]), "hookspecs-type-checking", "exec"), names)
+    assert "TradingBot" in names and "BotConfig" in names
+    for name in HOOKS:
+        fn = getattr(hookspecs, name)
+        hints = typing.get_type_hints(fn, globalns={**vars(hookspecs), **names})
+        assert set(hints) == set(inspect.signature(fn).parameters) | {"return"}, f"hook {name}: not fully annotated"
