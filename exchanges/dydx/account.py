@@ -273,7 +273,7 @@ class AccountState:
     def _order_row(self, row: Mapping[str, Any]) -> None:
         try:
             self._order_row_inner(row)
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
             self.stats["bad_rows"] += 1
             logger.warning(f"dYdX order row with an unexpected shape ignored ({type(exc).__name__}: {exc})")
 

@@ -1268,7 +1268,7 @@ class FakeIndexer:
             if st != 200:
                 return st, sub
             q = {"address": addr, kind: num, "status": ",".join(INITIAL_ORDER_STATUSES)}
-            orders = self._query_orders(q, parent=parent)
+            _, orders = self._query_orders(q, parent=parent)
             out = dict(sub)
             out["orders"] = orders
             out["blockHeight"] = str(self.height)
