@@ -69,7 +69,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .. import shared_data
+from ... import shared_data
 
 log = logging.getLogger("tests.fakes.indexer")
 
