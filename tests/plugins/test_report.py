@@ -283,6 +283,18 @@ def test_report_of_a_resumed_run_equals_the_uninterrupted_one(tmp_path):
                 "wins", "per_tag", "max_drawdown_duration_s"):
         assert a[key] == b[key], key
     assert "the bot's tracker" in build_report(tmp_path / "cut.sqlite").drawdown_source  # carried across the resume
+    # the resumed bot's own summary (ledger and drawdown tracker restored from the checkpoint) equals the whole run's
+    def recorded(name):
+        j = Journal.open(tmp_path / name, readonly=True)
+        try:
+            return json.loads(j.runs()[-1]["summary_json"])
+        finally:
+            j.close()
+
+    sa, sb = recorded("whole.sqlite"), recorded("cut.sqlite")
+    for key in ("max_drawdown", "max_drawdown_peak_ns", "max_drawdown_trough_ns", "closed_trades", "wins", "per_tag"):
+        assert sa[key] == sb[key], key
+    assert sb["closed_trades"] == b["closed_trades"] and sb["wins"] == b["wins"]
     assert any("voided" in n for n in build_report(tmp_path / "cut.sqlite").notes)
 
 
