@@ -210,7 +210,7 @@ class TradingBot:
                 book_of=(lambda t, p=prefix: self.states[p + t].book if (p + t) in self.states else None),
                 state_of=(lambda t, p=prefix: self.states.get(p + t)),
                 state_dir=self.state_dir,
-                options={"live": config.live, "venue": venue, "replay": feed_cls.replay},
+                options={"live": config.live, "venue": venue, "replay": feed_cls.replay, "run_id": self.run_id},
             )
             self.exchanges[venue] = cls(config.exchange_options(venue), ctx)
             self.exchanges[venue].preflight()
@@ -1108,6 +1108,30 @@ class TradingBot:
     # ------------------------------------------------------------------
     # risk escalations
     # ------------------------------------------------------------------
+
+    def halt(self, reason: str, *, source: str = "") -> None:
+        """Halt the bot: open no new risk, stop after the current batch, exit as halted.
+
+        The public way for a plugin to stop a bot that can no longer trade safely (the
+        journal calls it when a write fails: ``"journal unavailable: ..."``). From the call
+        on, :meth:`submit` drops every order that is not risk-exempt (closes stay allowed),
+        the loop stops after the current batch, :meth:`shutdown` cancels the bot's open
+        orders, ``bot.halted`` holds ``reason`` and the CLI exits with the halt code 6. The
+        first halt's reason wins; later calls are ignored.
+
+        :param reason: one line saying why (shown in the log, the summary and on stderr).
+        :param source: who halted (a plugin name), recorded as the policy of the HALT entry
+            in ``bot.risk_log``.
+
+        Call it on the event loop's thread; from another thread use
+        ``loop.call_soon_threadsafe(bot.halt, reason)``.
+        """
+        if self.halted:
+            return
+        self.halted = reason
+        self.risk_log.append(RiskDecision(RiskAction.HALT, reason, policy=source, ts_ns=self.clock.now_ns()))
+        logger.error(f"HALT{f' by {source}' if source else ''}: {reason}")
+        self.request_stop(f"HALT: {reason}")
 
     async def _handle_risk(self, decision: RiskDecision, policy=None) -> None:
         if not decision.policy and policy is not None:

@@ -101,6 +101,7 @@ The whole position is closed at once (the chain may liquidate in parts per block
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Mapping
@@ -230,6 +231,10 @@ class PaperExchange(BaseExchangeClient):
         self._funding_due: list = []  # [hour_ns, settle_at_ns, [(sub, ticker, size, mark)]]
         self._funding_warned: set[str] = set()
         self._fill_seq = 0
+        #: fill ids are ``paper-<run>-<n>``: unique across runs like a real venue's (a journal
+        #: keeps one row per venue fill id; ids restarting at ``paper-1`` collided, issue 9.2).
+        #: ``<run>`` is the bot's run id (``context.options["run_id"]``), kept by a resumed run
+        self._fill_prefix = f"paper-{(context.options or {}).get('run_id') or uuid.uuid4().hex[:12]}-"
         self._fills: deque[Fill] = deque(maxlen=self.cfg.fills_kept)
         self._latency_ns = self.cfg.latency_ms * 1_000_000
         self.funding_missing: set[str] = set()
@@ -798,7 +803,6 @@ class PaperExchange(BaseExchangeClient):
                 f"undercollateralized at fill ({o.side.value} {qty} {t} at {price}): initial margin required "
                 f"{_fmt(chk.required)} USD, available {_fmt(chk.available)} USD"
             )
-        self._fill_seq += 1
         fill = Fill(
             client_id=o.client_id,
             ticker=t,
@@ -808,7 +812,7 @@ class PaperExchange(BaseExchangeClient):
             fee=fee,
             liquidity=Liquidity.MAKER if maker else Liquidity.TAKER,
             ts_ns=ts,
-            fill_id=f"paper-{self._fill_seq}",
+            fill_id=self._next_fill_id(),
             venue=self.venue,
             tag=o.tag,
         )
@@ -1152,7 +1156,6 @@ class PaperExchange(BaseExchangeClient):
             bq = bankruptcy_quote(pr, -size, ar.equity, ar.maintenance_margin)
             quote_received = size * price
             fee = liquidation_fee(quote_received, bq, self.cfg.max_liquidation_fee_ppm)
-            self._fill_seq += 1
             side = Side.SELL if size > 0 else Side.BUY
             fill = Fill(
                 client_id=LIQUIDATION_CLIENT_ID,
@@ -1163,7 +1166,7 @@ class PaperExchange(BaseExchangeClient):
                 fee=ZERO,
                 liquidity=Liquidity.TAKER,
                 ts_ns=ts,
-                fill_id=f"paper-{self._fill_seq}",
+                fill_id=self._next_fill_id(),
                 venue=self.venue,
                 tag="liquidation",
                 liquidation=True,
@@ -1363,6 +1366,11 @@ class PaperExchange(BaseExchangeClient):
             return None, None
         return book.best_bid_price(), book.best_ask_price()
 
+    def _next_fill_id(self) -> str:
+        """The next venue fill id, ``paper-<run>-<n>`` (unique across runs; see ``_fill_prefix``)."""
+        self._fill_seq += 1
+        return f"{self._fill_prefix}{self._fill_seq}"
+
     # ------------------------------------------------------------------
     # persistence (resume a paper run)
     # ------------------------------------------------------------------
@@ -1391,6 +1399,7 @@ class PaperExchange(BaseExchangeClient):
             # already holds every fill before it
             "fills": [_fill_to_dict(f) for f in list(self._fills)[-EXPORTED_FILLS:]],
             "fill_seq": self._fill_seq,
+            "fill_prefix": self._fill_prefix,
             "rejections": self.rejections,
         }
 
@@ -1434,6 +1443,8 @@ class PaperExchange(BaseExchangeClient):
         self.liquidations = [_liquidation_from_dict(x) for x in data.get("liquidations", [])]
         self._fills = deque((_fill_from_dict(f) for f in data.get("fills", [])), maxlen=self.cfg.fills_kept)
         self._fill_seq = int(data.get("fill_seq", 0))
+        # a resumed run continues its timeline's fill ids (a state without a prefix keeps this run's)
+        self._fill_prefix = str(data.get("fill_prefix") or self._fill_prefix)
         self.rejections = int(data.get("rejections", 0))
         self._consumed = {}
         self._marks = {}

@@ -28,13 +28,24 @@ strategy runs (:mod:`perpbot.plugins.journal.reconcile`) and returns its one-lin
 
 Writes happen on a dedicated thread (:mod:`perpbot.plugins.journal.writer`): the event
 loop never waits on the disk except for the intent commit, which must finish
-before the order goes out. Schema and migrations: :mod:`perpbot.plugins.journal.schema`.
+before the order goes out.
+
+A journal that fails after start (a write lost: damaged file, full disk...) halts
+the bot (issue 9.3): the writer reports its first failure
+(:meth:`JournalWriter.on_failure`), the session calls the bot's public
+``bot.halt("journal unavailable: ...")`` on the event loop (the bot opens no new
+risk, stops after the current batch, cancels its open orders at shutdown, and
+the CLI exits with the halt code 6), and from that moment ``on_order_submit``
+refuses every order, so no order goes out unrecorded. A journal that cannot be
+opened (damaged, read-only, a folder, a table missing, unreadable checkpoint
+state) stops the start with one line naming the file and what to do. Schema and migrations: :mod:`perpbot.plugins.journal.schema`.
 Other plugins reach the journal with :func:`session_of` (e.g. the report
 plugin flushes it at stop before reading it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from decimal import Decimal
@@ -51,15 +62,17 @@ from perpbot.plugins.journal.codec import dumps_state
 from perpbot.plugins.journal.reconcile import UnknownPositionsError, flatten, reconcile
 from perpbot.plugins.journal.schema import SCHEMA_VERSION
 from perpbot.plugins.journal.state import take_checkpoint_state
-from perpbot.plugins.journal.store import Checkpoint, DuplicateClientId, Journal
+from perpbot.plugins.journal.store import Checkpoint, DuplicateClientId, DuplicateFill, Journal, JournalUnavailable
 from perpbot.plugins.journal.writer import JournalInUse, JournalWriter
 
 __all__ = [
     "Checkpoint",
     "DuplicateClientId",
+    "DuplicateFill",
     "Journal",
     "JournalInUse",
     "JournalSession",
+    "JournalUnavailable",
     "JournalWriter",
     "SCHEMA_VERSION",
     "UnknownPositionsError",
@@ -83,6 +96,14 @@ class JournalSession:
         self.run_id = bot.run_id
         self.primary = bot.config.primary_venue
         self.writer = JournalWriter(self.path).start()
+        self._bot = weakref.ref(bot)
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        #: fills a venue reported again (same fill id, same fill): journaled once, counted here
+        self.repeated_fills = 0
+        self.writer.on_failure(self._writer_failed)
         self.started = False
         self.reconciled = False
         self.stopped = False
@@ -106,6 +127,35 @@ class JournalSession:
         #: every venue is a simulator: intents are committed (not fsynced) before sending,
         #: which survives a killed process; real venues get an fsync per intent
         self.simulated = all(ex.capabilities().simulated for ex in bot.exchanges.values())
+
+    # -- failure -------------------------------------------------------------
+
+    def _writer_failed(self, failure: str) -> None:
+        """The writer's first failure (writer thread): halt the bot on its event loop."""
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._halt, failure)
+                return
+            except RuntimeError:  # the loop is closed: the run is over
+                return
+        self._halt(failure)
+
+    def _halt(self, failure: str) -> None:
+        bot = self._bot()
+        if bot is None or self.stopped:
+            return
+        reason = f"journal unavailable: {failure}"
+        halt = getattr(bot, "halt", None)
+        if callable(halt):
+            halt(reason, source="journal")
+        else:  # a bot without the public halt(): orders are still refused by on_order_submit
+            logger.error(f"{reason} (this bot has no halt(); new orders are refused)")
+
+    def refuse_if_failed(self) -> None:
+        """:raises JournalUnavailable: after a journal failure (no order may go out unrecorded)."""
+        if self.writer.failure is not None:
+            raise JournalUnavailable(f"journal unavailable: {self.writer.failure}; order not sent")
 
     # -- helpers ------------------------------------------------------------
 
@@ -349,7 +399,7 @@ async def on_bot_stop(bot, summary):
         s.stopped = True
         s.close()
     if s.writer.errors:
-        logger.error(f"journal {s.path}: {s.writer.errors} write(s) failed; last: {s.writer.last_error}")
+        logger.error(f"journal {s.path}: {s.writer.errors} write(s) failed; first: {s.writer.failure}; last: {s.writer.last_error}")
 
 
 # ---------------------------------------------------------------------------
@@ -364,6 +414,7 @@ async def on_order_submit(bot, order):
         s = _ensure(bot)
         if s is None:
             return
+    s.refuse_if_failed()
     venue, _ = s.venue_of(order.ticker, order.venue)
     s.known_ids.add(int(order.client_id))
     await s.writer.call(
@@ -431,7 +482,7 @@ def on_fill(bot, fill):
     if s is None or s.stopped:
         return
     venue, fill = s.on_venue(fill)
-    s.post(Journal.record_fill, fill, venue=venue)
+    s.post(_record_fill, s, fill, venue=venue)
     pf = getattr(bot, "portfolios", {}).get(venue)
     t = fill.ticker
     if pf is not None and t in pf.positions:
@@ -441,6 +492,18 @@ def on_fill(bot, fill):
             mark = st.mark_price()
         s.post(Journal.record_position, pf.positions[t], ts_ns=fill.ts_ns, venue=venue, mark=mark, reason="fill")
     s.save_strategy_state(bot, "fill")
+
+
+def _record_fill(j: Journal, run_id: str, session: JournalSession, fill, *, venue: str) -> None:
+    """Journal a fill (writer thread); a fill the venue reported again is said, not dropped in silence.
+
+    :raises DuplicateFill: its fill id is journaled for another fill (a journal failure: the bot halts).
+    """
+    if not j.record_fill(run_id, fill, venue=venue):
+        session.repeated_fills += 1
+        logger.warning(
+            f"journal: fill {fill.fill_id} of {venue} (order {fill.client_id}) was reported again; journaled once"
+        )
 
 
 @hookimpl

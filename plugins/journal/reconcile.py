@@ -164,13 +164,13 @@ def _call_strategy(bot: Any, method: str, arg: Any) -> None:
 
 
 async def _refuse_changed_strategy(bot: Any, session: Any, cp: Any) -> None:
-    """A checkpoint resumes only under the strategy and parameters it was taken with (issue 9.4).
+    """A checkpoint resumes only under the strategy and parameters it was taken with.
 
     The checkpoint's run row (``runs.config_json``, written by ``_ensure`` in
     :mod:`perpbot.plugins.journal`) holds the strategy name and its parameters as given
     (values as text). This run's are put in the same form, then both are parsed through
-    the strategy's ``Params`` and compared as values, so ``0.10`` and ``0.1``, or a default
-    given explicitly, are equal; when either side does not parse, the texts are compared.
+    the strategy's ``Params``, so ``0.10`` and ``0.1``, or a default given explicitly,
+    compare equal; when either side does not parse, the texts are compared.
 
     :raises ConfigError: naming the journal, the first differing parameter with both
         values, and ``--fresh``.
@@ -182,14 +182,14 @@ async def _refuse_changed_strategy(bot: Any, session: Any, cp: Any) -> None:
     row = await session.writer.call(lambda j: next((r for r in j.runs() if r["run_id"] == cp.run_id), None))
     if row is None:
         return
-    where = f"journal {getattr(session, 'path', '')}: its checkpoint (run {cp.run_id})"
     try:
         old_cfg = json.loads(row["config_json"] or "{}")
     except ValueError as exc:
         raise ConfigError(
-            f"{where} has an unreadable configuration ({exc}), so resuming it cannot be checked; "
-            "run with --fresh to start over"
+            f"journal {getattr(session, 'path', '')}: the configuration of run {cp.run_id} is unreadable ({exc}), "
+            "so resuming it cannot be checked; run with --fresh to start over"
         ) from None
+    where = f"journal {getattr(session, 'path', '')}: its checkpoint (run {cp.run_id})"
     old_name = old_cfg.get("strategy") or row["strategy"]
     name = bot.config.strategy
     if old_name != name:
@@ -229,7 +229,9 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
     rep.reserved_ids = len(ids)
     previous_runs = await w.call(lambda j: [r["run_id"] for r in j.runs() if r["run_id"] != bot.run_id])
     rep.new_journal = not previous_runs
-    cp = await w.call(lambda j: j.last_checkpoint())
+    # the state blob is decoded only to resume from it: a fresh run (--fresh, or after a replay
+    # that ran to the end of its data) starts even when that blob is unreadable
+    cp = await w.call(lambda j: j.last_checkpoint(with_state=False))
 
     # 2. paper resume -----------------------------------------------------------
     exchanges = dict(bot.exchanges)
@@ -242,6 +244,14 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         if stop == "end of data":
             rep.fresh = True
             rep.finished_from = cp.run_id
+    if (
+        simulated
+        and cp is not None
+        and not rep.fresh
+        and cp.run_id != bot.run_id
+        and all(callable(getattr(ex, "import_state", None)) for ex in exchanges.values())
+    ):
+        cp = await w.call(lambda j: j.last_checkpoint())  # DataError naming --fresh when unreadable
     if (
         simulated
         and cp is not None

@@ -54,6 +54,75 @@ class DuplicateClientId(PerpbotError):
     """An order intent reused a client id already in the journal: the order is not sent."""
 
 
+class DuplicateFill(DataError):
+    """A fill's venue fill id is already journaled for a DIFFERENT fill (issue 9.2).
+
+    A venue's fill id names one fill for good: the same id with other figures
+    (order, market, side, price or size) is a collision, never a repeat, and the
+    journal refuses it loudly rather than keep one of the two. A venue reporting
+    the SAME fill again (a reconnect, reconciliation) is not an error:
+    :meth:`Journal.record_fill` returns False for it.
+    """
+
+
+class JournalUnavailable(DataError):
+    """The journal file cannot be opened, read or written: damaged, read-only, a folder,
+    a table missing, the disk full... The message is one line naming the file and
+    what to do (see :func:`describe_journal_error`)."""
+
+
+#: every table of the current schema (a journal missing one is refused at open)
+REQUIRED_TABLES = ("meta", "runs", *LEDGER_TABLES, "checkpoints", "market_cursor")
+
+_MOVE_ASIDE = "move it aside (keep it for inspection) and run again: a new journal starts"
+
+
+def describe_journal_error(path: str | Path, exc: BaseException, doing: str = "cannot use journal") -> str:
+    """One line for a journal file that failed: ``"<doing> <path>: <what> (<sqlite error>): <what to do>"``.
+
+    :param path: the journal file.
+    :param exc: the :class:`sqlite3.Error` or :class:`OSError` raised.
+    :param doing: the start of the line (``"cannot open journal"``, ``"cannot write journal"``...).
+    The kind of failure comes from SQLite's primary result code (``exc.sqlite_errorcode & 0xff``,
+    https://www.sqlite.org/rescode.html), not from the message text.
+    """
+    path = Path(path)
+    err = " ".join(str(exc).split()) or type(exc).__name__  # one line
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    head = f"{doing} {path}"
+    if path.is_dir():
+        return f"{head}: the journal path is a folder: give --journal a file path (e.g. {path / 'journal.sqlite'})"
+    if isinstance(exc, OSError):
+        return f"{head}: {err}: check that its folder exists and is writable, or give another --journal"
+    if primary == sqlite3.SQLITE_READONLY:
+        return (
+            f"{head}: the file (or its folder) is read-only ({err}): make it writable "
+            f"(chmod u+w {path} {path.parent}) or give another --journal"
+        )
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return f"{head}: the file is damaged or not a journal ({err}): {_MOVE_ASIDE}"
+    if primary == sqlite3.SQLITE_FULL:
+        return f"{head}: the disk is full ({err}): free space and run again (committed rows are kept)"
+    if primary == sqlite3.SQLITE_IOERR:
+        return f"{head}: the disk failed ({err}): check the disk and the file, or {_MOVE_ASIDE}"
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return f"{head}: another process holds the file ({err}): stop it, or give this bot another --journal"
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return f"{head}: the file cannot be opened ({err}): check that it and its folder exist and are writable"
+    if "no such table" in err or "no such column" in err:
+        return f"{head}: it is not a complete perpbot journal ({err}): {_MOVE_ASIDE}"
+    return f"{head}: {err}: {_MOVE_ASIDE}"
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True for a failure of the journal FILE (damaged, read-only, full, missing table...),
+    False for a refused row (a constraint: duplicate client id or fill id) or a caller's bug."""
+    if isinstance(exc, (sqlite3.IntegrityError, DuplicateClientId, DuplicateFill)):
+        return False
+    return isinstance(exc, (sqlite3.DatabaseError, OSError, JournalUnavailable))
+
+
 @attrs.frozen
 class Checkpoint:
     """A resumable point of a run.
@@ -92,14 +161,19 @@ class Journal:
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
-        if readonly:
-            if not self.path.is_file():
-                raise DataError(f"journal not found: {self.path}")
-            uri = f"file:{self.path}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        if self.path.is_dir():
+            raise JournalUnavailable(describe_journal_error(self.path, IsADirectoryError(str(self.path)), "cannot open journal"))
+        try:
+            if readonly:
+                if not self.path.is_file():
+                    raise DataError(f"journal not found: {self.path}")
+                uri = f"file:{self.path}?mode=ro"
+                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalUnavailable(describe_journal_error(self.path, exc, "cannot open journal")) from None
         self.conn.row_factory = sqlite3.Row
         try:
             self.conn.execute("PRAGMA busy_timeout=5000")
@@ -109,6 +183,12 @@ class Journal:
                     raise DataError(f"{self.path}: SQLite refused WAL mode (got {mode})")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.from_version, _ = migrate(self.conn, path=str(self.path))
+                # a write now: a read-only file (or folder) is refused at open, not at the first fill
+                self.conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('opened_wall_ns', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(_now_wall()),),
+                )
             else:
                 self.from_version = schema_version(self.conn)
                 if self.from_version == 0:
@@ -118,11 +198,39 @@ class Journal:
                         f"{self.path}: journal schema version {self.from_version} is newer than "
                         f"this perpbot supports ({SCHEMA_VERSION})"
                     )
+            self._check_file()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise DataError(f"{self.path}: cannot open journal: {exc}") from None
+            raise JournalUnavailable(describe_journal_error(self.path, exc, "cannot open journal")) from None
+        except BaseException:
+            self.conn.close()
+            raise
         self.version = schema_version(self.conn)
         self._in_tx = False
+
+    def _check_file(self) -> None:
+        """Refuse, at open, a journal whose pages are damaged or that lacks a table.
+
+        ``PRAGMA quick_check`` reads every page (linear in the file size; about a
+        millisecond per 500 KB), so damage is found before the bot trades, not at its
+        first failing write.
+
+        :raises JournalUnavailable: one line naming the file and what to do.
+        """
+        problem = str(self.conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+        if problem != "ok":
+            lines = [ln.strip() for ln in problem.splitlines() if ln.strip() and not ln.startswith("***")]
+            problem = "; ".join(lines) or problem.strip()
+            raise JournalUnavailable(
+                f"cannot open journal {self.path}: the file is damaged (sqlite quick_check: {problem}): {_MOVE_ASIDE}"
+            )
+        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in REQUIRED_TABLES if t not in have]
+        if missing and schema_version(self.conn) == SCHEMA_VERSION:
+            raise JournalUnavailable(
+                f"cannot open journal {self.path}: it is not a complete perpbot journal "
+                f"(table{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing): {_MOVE_ASIDE}"
+            )
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> "Journal":
@@ -364,7 +472,19 @@ class Journal:
     # -- account events -----------------------------------------------------
 
     def record_fill(self, run_id: str, fill: Fill, *, venue: str, source: str = "exchange") -> bool:
-        """Write a fill; returns False (and writes nothing) for a venue fill id already journaled."""
+        """Write a fill. Returns True when written.
+
+        Fills are unique per (venue, venue fill id) over the whole journal (live rows): a
+        venue's fill id names one fill for good, so a restarted live run dedupes the fills
+        reconciliation re-reads. Simulators make ids unique per run the same way
+        (``paper-<run>-<n>``, :mod:`perpbot.exchanges.paper.exchange`).
+
+        :returns: False, writing nothing, when the SAME fill (same fill id, order, market,
+            side, price and size) is already journaled: the venue reported it again. The
+            caller says so (:func:`perpbot.plugins.journal.on_fill` logs a warning).
+        :raises DuplicateFill: the fill id is journaled for a different fill (a collision: one
+            of the two would be lost).
+        """
         try:
             self._exec(
                 "INSERT INTO fills(run_id, ts_ns, wall_ns, client_id, venue, ticker, side, price, size, fee, "
@@ -388,9 +508,20 @@ class Journal:
                 ),
             )
         except sqlite3.IntegrityError as exc:
-            if "fill_id" in str(exc):
+            if "fill_id" not in str(exc):
+                raise
+            row = self.conn.execute(
+                "SELECT run_id, client_id, ticker, side, price, size FROM fills WHERE venue=? AND fill_id=? AND voided=0",
+                (venue, fill.fill_id),
+            ).fetchone()
+            if row is not None and _same_fill(row, fill):
                 return False
-            raise
+            where = f"run {row['run_id']}, order {row['client_id']}" if row is not None else "another row"
+            raise DuplicateFill(
+                f"journal {self.path}: fill id {fill.fill_id!r} of venue {venue!r} is already journaled for a "
+                f"different fill ({where}); not recording order {fill.client_id}'s fill under it "
+                "(fill ids must be unique per venue: a venue or simulator reused one)"
+            ) from None
         return True
 
     def has_fill(self, fill: Fill, *, venue: str) -> bool:
@@ -567,10 +698,18 @@ class Journal:
             raise
         return int(cur.lastrowid)
 
-    def last_checkpoint(self) -> Checkpoint | None:
+    def last_checkpoint(self, *, with_state: bool = True) -> Checkpoint | None:
+        """The latest checkpoint, or None.
+
+        :param with_state: decode its state blob (False: ``state`` is ``{}``, for callers that
+            only need its counters and run id).
+        :raises DataError: the state or high-water marks are not readable (bad JSON); the
+            message names the file and says to run with ``--fresh``.
+        """
         row = self.conn.execute("SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
         if row is None:
             return None
+        what = f"checkpoint {row['seq']}"
         return Checkpoint(
             seq=row["seq"],
             run_id=row["run_id"],
@@ -579,10 +718,22 @@ class Journal:
             events_read=row["events_read"],
             last_event_ns=row["last_event_ns"],
             client_id_high=row["client_id_high"],
-            high_water=json.loads(row["high_water_json"]),
-            state=loads_state(row["state_json"]),
+            high_water=self._decode(row["high_water_json"], what, json.loads),
+            state=self._decode(row["state_json"], what) if with_state else {},
             reason=row["reason"],
         )
+
+    def _decode(self, text: str, what: str, loads=loads_state) -> Any:
+        """Decode a stored JSON blob; a damaged one is a :class:`DataError` naming the file and what to do."""
+        try:
+            return loads(text)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(
+                f"journal {self.path}: the state of {what} is unreadable ({type(exc).__name__}: {exc}); "
+                "run with --fresh to start over without it (the journal keeps its rows), or move the journal aside"
+            ) from None
 
     def void_after(self, checkpoint: Checkpoint, *, run_ids: Iterable[str] | None = None) -> dict[str, int]:
         """Mark rows written after ``checkpoint`` as voided (a paper run rewound to it).
@@ -631,7 +782,7 @@ class Journal:
             "run_id": row["run_id"],
             "events": row["events"],
             "last_event_ns": row["last_event_ns"],
-            "position": loads_state(row["position_json"]),
+            "position": self._decode(row["position_json"], f"market cursor {feed!r}"),
         }
 
     # -- reads ------------------------------------------------------------------
@@ -701,7 +852,7 @@ class Journal:
         ).fetchone()
         if row is None:
             return None
-        return loads_state(row["state_json"]), row
+        return self._decode(row["state_json"], f"strategy state {row['seq']}"), row
 
     def count(self, table: str, *, include_voided: bool = False) -> int:
         if table not in LEDGER_TABLES and table not in ("runs", "checkpoints", "meta", "market_cursor"):
@@ -760,6 +911,20 @@ class Journal:
             if total > size:
                 problems.append(f"client id {cid}: filled {total} > ordered {size}")
         return problems
+
+
+def _same_fill(row: sqlite3.Row, fill: Fill) -> bool:
+    """True when a journaled fill row and ``fill`` are the same fill (order, market, side, price, size).
+
+    Time and fee are not compared: a venue may report one fill with a different timestamp
+    (block time vs indexer time) or fee precision on its REST and streaming paths."""
+    return (
+        int(row["client_id"]) == int(fill.client_id)
+        and row["ticker"] == fill.ticker
+        and row["side"] == enum_value(fill.side)
+        and Decimal(row["price"]) == Decimal(fill.price)
+        and Decimal(row["size"]) == Decimal(fill.size)
+    )
 
 
 def intent_to_order_info(row: sqlite3.Row, *, status: str = "PENDING", filled: Decimal = ZERO) -> OrderInfo:

@@ -17,6 +17,17 @@ Because one thread executes everything in order, a checkpoint written after a
 fill is never committed before that fill. Each operation runs inside a
 SAVEPOINT, so a failing one (e.g. a duplicate client id) is rolled back alone
 and its caller gets the exception, while the rest of the batch commits.
+
+Failures (issue 9.3). A write that is lost is a *journal failure*: a posted
+write that raised (nobody else will hear of it), a commit that failed, or any
+operation the FILE refused (damaged, read-only, disk full, a table missing:
+:func:`~perpbot.plugins.journal.store.is_storage_error`; its caller gets a
+:class:`~perpbot.plugins.journal.store.JournalUnavailable` naming the file and
+what to do). A refused row whose caller handles it (a duplicate client id) is
+not one. At the first failure :attr:`JournalWriter.failure` is set and every
+callback given to :meth:`JournalWriter.on_failure` is called: the journal
+plugin halts the bot with it ("journal unavailable"), so a bot never trades
+unrecorded. The writer keeps writing what it can after a failure.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from typing import Any, Callable
 from loguru import logger
 
 from perpbot.core.errors import PerpbotError
-from perpbot.plugins.journal.store import Journal
+from perpbot.plugins.journal.store import Journal, JournalUnavailable, describe_journal_error, is_storage_error
 
 try:  # POSIX advisory locks; elsewhere the journal is not guarded against a second bot
     import fcntl
@@ -63,6 +74,9 @@ class JournalWriter:
         self.journal: Journal | None = None  # only touched by the writer thread
         self.errors = 0
         self.last_error: str = ""
+        #: the first journal failure (one line naming the file and what to do), None while healthy
+        self.failure: str | None = None
+        self._failure_callbacks: list[Callable[[str], Any]] = []
         self.written = 0
         self.closed = False
         self._lock_fd: int | None = None
@@ -87,6 +101,23 @@ class JournalWriter:
             raise
         atexit.register(self.close)  # an interpreter exit without on_bot_stop still commits what is queued
         return self
+
+    def on_failure(self, callback: Callable[[str], Any]) -> None:
+        """Call ``callback(failure)`` once, at the first journal failure (see the module docstring).
+
+        ``failure`` is one line naming the file, the operation and what to do. The callback
+        runs on the WRITER thread: hand the news to an event loop with
+        ``loop.call_soon_threadsafe``. Registered after a failure, it is called at once.
+        """
+        self._failure_callbacks.append(callback)
+        if self.failure is not None:
+            self._notify(callback, self.failure)
+
+    def _notify(self, callback: Callable[[str], Any], failure: str) -> None:
+        try:
+            callback(failure)
+        except Exception as exc:  # a broken listener must not stop the writer thread
+            logger.opt(exception=exc).error("journal {}: failure callback raised: {}", self.path.name, exc)
 
     def _lock(self) -> None:
         """An exclusive advisory lock on ``<journal>.lock`` (released by the OS if the process dies)."""
@@ -199,17 +230,28 @@ class JournalWriter:
                         break
                     batch.append(nxt)
             if batch:
-                self._execute(j, batch)
+                try:
+                    self._execute(j, batch)
+                except BaseException as exc:  # never leave a caller waiting on a dead thread
+                    self._failed("batch", exc)
+                    for _fn, _args, _kwargs, _durable, fut in batch:
+                        if fut is not None and not fut.done():
+                            fut.set_exception(JournalUnavailable(self.failure or str(exc)))
+                    try:
+                        j.rollback()
+                    except Exception:
+                        j._in_tx = bool(j.conn.in_transaction)
         try:
             j.close()
         except Exception as exc:  # pragma: no cover - closing a healthy file does not fail
             logger.warning("journal {}: close failed: {}", self.path.name, exc)
 
     def _execute(self, j: Journal, batch: list) -> None:
-        done: list[tuple[concurrent.futures.Future, Any, BaseException | None]] = []
+        """Run ``batch`` in order: consecutive non-durable operations share one transaction."""
+        done: list[tuple[Any, concurrent.futures.Future | None, Any, BaseException | None]] = []
 
         def settle() -> None:
-            for fut, value, exc in done:
+            for _fn, fut, value, exc in done:
                 if fut is None:
                     continue
                 if exc is not None:
@@ -223,48 +265,106 @@ class JournalWriter:
                 # commit what came before, then this operation alone with FULL sync
                 self._commit(j, done)
                 settle()
-                j.set_synchronous("FULL")
                 try:
-                    j.begin()
-                    value, exc = self._one(j, fn, args, kwargs)
-                    done.append((fut, value, exc))
+                    j.set_synchronous("FULL")
+                except Exception as exc:
+                    done.append((fn, fut, None, self._failed(fn, exc)))
+                    settle()
+                    continue
+                try:
+                    self._run_one(j, fn, args, kwargs, fut, done)
                     self._commit(j, done)
                 finally:
-                    j.set_synchronous("NORMAL")
+                    try:
+                        j.set_synchronous("NORMAL")
+                    except Exception as exc:
+                        self._failed("set_synchronous", exc)
                 settle()
                 continue
-            j.begin()
-            value, exc = self._one(j, fn, args, kwargs)
-            if exc is not None and fut is None:
-                self._log_error(fn, exc)
-            done.append((fut, value, exc))
+            self._run_one(j, fn, args, kwargs, fut, done)
         self._commit(j, done)
         settle()
 
+    def _run_one(self, j: Journal, fn, args, kwargs, fut, done: list) -> None:
+        """Run one operation inside the open transaction (opened if needed) and append its outcome to ``done``."""
+        try:
+            j.begin()
+        except BaseException as exc:
+            self._tx_lost(j, done, exc)
+            done.append((fn, fut, None, self._failed(fn, exc)))
+            return
+        value, exc = self._one(j, fn, args, kwargs)
+        if exc is not None:
+            if not j.conn.in_transaction:
+                # SQLite rolled the whole transaction back (I/O error, full disk, damage):
+                # the operations before this one in the batch are lost as well
+                self._tx_lost(j, done, exc)
+            if fut is None or is_storage_error(exc):
+                exc = self._failed(fn, exc)
+        done.append((fn, fut, value, exc))
+
     def _one(self, j: Journal, fn, args, kwargs) -> tuple[Any, BaseException | None]:
-        j.conn.execute("SAVEPOINT op")
+        try:
+            j.conn.execute("SAVEPOINT op")
+        except BaseException as exc:
+            return None, exc
         try:
             value = fn(j, *args, **kwargs)
         except BaseException as exc:
-            j.conn.execute("ROLLBACK TO op")
-            j.conn.execute("RELEASE op")
+            try:
+                j.conn.execute("ROLLBACK TO op")
+                j.conn.execute("RELEASE op")
+            except Exception:
+                pass  # the transaction is gone already (the caller checks conn.in_transaction)
             return None, exc
-        j.conn.execute("RELEASE op")
+        try:
+            j.conn.execute("RELEASE op")
+        except BaseException as exc:
+            return None, exc
         self.written += 1
         return value, None
+
+    def _tx_lost(self, j: Journal, done: list, exc: BaseException) -> None:
+        """The open transaction is gone: every operation in it failed with ``exc``."""
+        try:
+            j.rollback()
+        except Exception:
+            pass
+        j._in_tx = bool(j.conn.in_transaction)
+        for i, (fn, fut, _value, err) in enumerate(done):
+            if err is None:
+                self.written -= 1
+                done[i] = (fn, fut, None, self._failed(fn, exc))
 
     def _commit(self, j: Journal, done: list) -> None:
         try:
             j.commit()
         except BaseException as exc:  # the whole transaction is lost: tell every waiter
-            self._log_error("commit", exc)
-            try:
-                j.rollback()
-            except Exception:
-                j._in_tx = False
-            for i, (fut, _value, err) in enumerate(done):
-                if err is None:
-                    done[i] = (fut, None, exc)
+            self._failed("commit", exc)
+            self._tx_lost(j, done, exc)
+
+    def _failed(self, fn: Any, exc: BaseException) -> BaseException:
+        """Count and log a journal failure, notify the failure callbacks at the first one.
+
+        Returns the exception for a waiting caller: a :class:`JournalUnavailable` naming the
+        file and what to do for a storage error, else ``exc`` itself.
+        """
+        if isinstance(exc, JournalUnavailable):
+            line, out = str(exc), exc
+        elif is_storage_error(exc):
+            line = describe_journal_error(self.path, exc, "cannot write journal")
+            out = JournalUnavailable(line)
+        else:
+            name = getattr(fn, "__name__", None) or str(fn)
+            what = "a write" if name == "<lambda>" else name
+            line = f"cannot write journal {self.path}: {what} failed: {exc if str(exc) else type(exc).__name__}"
+            out = exc
+        self._log_error(fn, exc)
+        if self.failure is None:
+            self.failure = line
+            for callback in list(self._failure_callbacks):
+                self._notify(callback, line)
+        return out
 
     def _log_error(self, fn: Any, exc: BaseException) -> None:
         self.errors += 1

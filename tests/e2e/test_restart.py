@@ -125,7 +125,8 @@ def final_state(journal: Path) -> dict:
                 "funding": pf["funding_net"],
             }
         # the simulator's own accounts, fills, funding and fee tiers; client ids differ after a
-        # restart (a restarted bot never reuses an id), so they are left out of the comparison
+        # restart (a restarted bot never reuses an id), and so does the run part of fill ids
+        # (paper-<run>-<n>: unique across runs, issue 9.2), so they are left out of the comparison
         sim = _without_client_ids(json.loads(json.dumps(cp.state["exchanges"], default=str, sort_keys=True)))
         for venue_state in sim.values():
             venue_state.pop("orders", None)  # canceled at stop in both runs
@@ -143,7 +144,11 @@ def final_state(journal: Path) -> dict:
 
 def _without_client_ids(value):
     if isinstance(value, dict):
-        return {k: _without_client_ids(v) for k, v in value.items() if k != "client_id"}
+        return {
+            k: (v.rsplit("-", 1)[-1] if k == "fill_id" and isinstance(v, str) else _without_client_ids(v))
+            for k, v in value.items()
+            if k not in ("client_id", "fill_prefix")
+        }
     if isinstance(value, list):
         return [_without_client_ids(v) for v in value]
     return value

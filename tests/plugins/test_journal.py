@@ -28,7 +28,7 @@ from perpbot.core.hookspecs import hookimpl
 from perpbot.core.model import Fill, Liquidity, OrderRequest, OrderResult, OrderStatus, OrderType, Side
 from perpbot.core.plugins import PluginManager
 from perpbot.core.testing import bot_config
-from perpbot.plugins.journal import DuplicateClientId, Journal, JournalWriter, session_of
+from perpbot.plugins.journal import DuplicateClientId, DuplicateFill, Journal, JournalWriter, session_of
 from perpbot.plugins.journal.codec import dumps_state, loads_state
 from perpbot.plugins.journal.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 from tests.plugins.journal_fakes import JournalTestPlugin, oscillating_events
@@ -316,9 +316,16 @@ def test_migrating_a_v1_journal_to_the_current_schema_keeps_every_row(tmp_path):
     assert j.last_checkpoint().events_read == 3
     with pytest.raises(DuplicateClientId):
         j.record_intent("v2run", order(cid=99), ts_ns=5, venue="paper")
+    # the same fill reported again is journaled once; another fill under that id is an error (issue 9.2)
     assert not j.record_fill(
-        "v2run", Fill(99, "BTC-USD", Side.BUY, D("1"), D("1"), D("0"), Liquidity.MAKER, 6, fill_id="f-1"), venue="paper"
+        "v2run", Fill(99, "BTC-USD", Side.BUY, D("59000.5"), D("0.004"), D("0.059"), Liquidity.MAKER, 6, fill_id="f-1"),
+        venue="paper",
     ), "a venue fill id already journaled is not booked twice"
+    with pytest.raises(DuplicateFill, match="fill id 'f-1' of venue 'paper' is already journaled for a different fill"):
+        j.record_fill(
+            "v2run", Fill(99, "BTC-USD", Side.BUY, D("1"), D("1"), D("0"), Liquidity.MAKER, 6, fill_id="f-1"), venue="paper"
+        )
+    assert j.count("fills") == 1
     assert j.verify() == []
     j.close()
     # reopening does not migrate again
