@@ -151,12 +151,17 @@ class Registry:
     flags: dict = attrs.Factory(dict)  # "--take-profit" -> FlagOwner
 
     def get(self, kind: str, name: str) -> type:
+        """The class registered as ``name`` under ``kind`` (``"strategies"``, ``"risk_policies"``, ...).
+
+        :raises ConfigError: for an unknown name, with the closest registered name and the list.
+        """
         table = getattr(self, kind)
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
             from perpbot.core.errors import ConfigError
+            from perpbot.core.params import did_you_mean
 
-            raise ConfigError(f"unknown {_LABELS[kind]} {name!r} (available: {known})")
+            raise ConfigError(f"unknown {_LABELS[kind]} {name!r}{did_you_mean(name, table)} (available: {known})")
         return table[name]
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from perpbot.core.config import DEFAULT_RISK_POLICIES
 from perpbot.core.errors import ConfigError, PerpbotError
 
 app = typer.Typer(
@@ -74,6 +75,37 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def risk_chain(current: tuple, spec: str) -> tuple:
+    """The risk chain after ``--risk SPEC``, from ``current`` (the config file's or the default chain).
+
+    ``a,b`` replaces the chain; ``''`` empties it; ``+name`` appends a policy and ``-name``
+    removes one (``+max_positions,-seed_thresholds``), keeping the others in order.
+
+    :raises ConfigError: when replacement and +/- items are mixed, a policy is added twice,
+        or a removed policy is not in the chain (naming it and the chain).
+    """
+    items = _split(spec)
+    signed = [i for i in items if i[:1] in "+-"]
+    if not signed:
+        return tuple(items)
+    if len(signed) != len(items):
+        raise ConfigError(f"--risk: either list the whole chain or only +name/-name changes, got {spec!r}")
+    chain = list(current)
+    for item in items:
+        name = item[1:].strip()
+        if not name:
+            raise ConfigError(f"--risk: {item!r} names no policy")
+        if item[0] == "+":
+            if name in chain:
+                raise ConfigError(f"--risk: {name!r} is already in the chain ({', '.join(chain)})")
+            chain.append(name)
+        else:
+            if name not in chain:
+                raise ConfigError(f"--risk: cannot remove {name!r}, the chain is {', '.join(chain) or 'empty'}")
+            chain.remove(name)
+    return tuple(chain)
+
+
 def build_config(opts: dict):
     """Merge the config file (if any) with CLI flags (flags win) into a BotConfig."""
     from perpbot.core.config import BotConfig, bot_settings, check_risk_params, load_config
@@ -112,7 +144,7 @@ def build_config(opts: dict):
     if opts.get("sizer"):
         cfg.sizer = opts["sizer"]
     if opts.get("risk") is not None:
-        cfg.risk_policies = tuple(_split(opts["risk"]))
+        cfg.risk_policies = risk_chain(cfg.risk_policies, opts["risk"])
     if opts.get("close_on_stop"):
         cfg.close_on_stop = True
     if opts.get("unknown_positions"):
@@ -392,7 +424,7 @@ def main_callback(
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable).")] = None,
     sizer: Annotated[Optional[str], typer.Option(help="Position sizer plugin (default fixed_notional).")] = None,
     sizer_param: Annotated[Optional[list[str]], typer.Option("--sizer-param", help="Sizer parameter key=value.")] = None,
-    risk: Annotated[Optional[str], typer.Option(help="Risk policies in order, comma-separated ('' for none).")] = None,
+    risk: Annotated[Optional[str], typer.Option(help="Risk chain: 'a,b' replaces it ('' for none); '+name' adds and '-name' removes a policy. Default: " + ",".join(DEFAULT_RISK_POLICIES) + ".")] = None,
     risk_param: Annotated[Optional[list[str]], typer.Option("--risk-param", help="Risk parameter policy.key=value.")] = None,
     collateral: Annotated[Optional[str], typer.Option(help="Paper starting collateral, USD.")] = None,
     journal: Annotated[Optional[Path], typer.Option(help="Journal file (SQLite); reused to resume.")] = None,

@@ -184,3 +184,40 @@ def test_help_groups_plugin_flags_per_plugin(monkeypatch):
     for flag in ("--quantity", "--take-profit", "--direction", "--max-orders", "--wait-time", "--grid-step",
                  "--stop-price", "--pause-price"):
         assert flag in grid_panel, flag
+
+
+def test_risk_adds_and_removes_policies_from_the_chain():
+    from perpbot.core.config import DEFAULT_RISK_POLICIES
+
+    cfg = runbot.build_config(opts(risk="+max_positions,-seed_thresholds", feed="replay"))
+    assert cfg.risk_policies == tuple(p for p in DEFAULT_RISK_POLICIES if p != "seed_thresholds") + ("max_positions",)
+    assert runbot.build_config(opts(risk="kill_switch", feed="replay")).risk_policies == ("kill_switch",)
+    assert runbot.build_config(opts(risk="", feed="replay")).risk_policies == ()
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("+kill_switch", "already in the chain"),
+    ("-nosuch", "cannot remove 'nosuch'"),
+    ("kill_switch,+max_positions", "either list the whole chain"),
+    ("+", "names no policy"),
+])
+def test_bad_risk_changes_are_one_config_error(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        runbot.build_config(opts(risk=spec, feed="replay"))
+
+
+def test_risk_removal_parses_on_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(runbot.app, ["--risk", "-nosuch", "--feed", "replay", "--state-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "cannot remove 'nosuch'" in res.output
+
+
+def test_unknown_plugin_names_give_the_closest_name():
+    from perpbot.core.plugins import PluginManager
+
+    reg = PluginManager(load_entry_points=False).registry
+    with pytest.raises(ConfigError, match=r"unknown risk policy 'max_leveage' \(did you mean 'max_leverage'\?\)"):
+        reg.get("risk_policies", "max_leveage")
+    with pytest.raises(ConfigError, match=r"did you mean 'sniper'"):
+        reg.get("strategies", "snipr")
