@@ -173,7 +173,8 @@ class JournalWriter:
         return fut
 
     def post(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Queue a write whose outcome nobody waits for (errors are logged and counted)."""
+        """Queue a write whose outcome nobody waits for: if it fails, that is logged, counted and
+        a journal failure (:attr:`failure`, :meth:`on_failure`)."""
         if self.closed:
             logger.warning("journal {}: write after close dropped ({})", self.path.name, getattr(fn, "__name__", fn))
             return
