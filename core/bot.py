@@ -262,9 +262,9 @@ class TradingBot:
         sizer_cls = reg.get("position_sizers", config.sizer)
         self.sizer = sizer_cls(parse_params(sizer_cls.Params, config.sizer_params(), f"sizer {config.sizer}"), self)
         self.risk_chain = []
+        check_risk_params(config.risk, reg)  # a misspelt [risk.<policy>] or key is an error, never ignored
         for name in config.risk_policies:
             pcls = reg.get("risk_policies", name)
-        check_risk_params(config.risk, reg)  # a misspelt [risk.<policy>] or key is an error, never ignored
             self.risk_chain.append(pcls(parse_params(pcls.Params, config.risk_params(name), f"risk policy {name}"), self))
 
         # runtime state ----------------------------------------------------
@@ -645,10 +645,10 @@ class TradingBot:
         else:
             if not self.stop_reason:
                 self.stop_reason = "end of data"
-
-    def _release_pacing(self, held: bool) -> bool:
         if progress:
             self._report_progress(True)
+
+    def _release_pacing(self, held: bool) -> bool:
         """End the resume warm-up's unpaced stretch (see :meth:`BaseFeed.hold_pacing`); returns False."""
         if held:
             self.feed.hold_pacing(False)
@@ -1331,5 +1331,5 @@ class TradingBot:
             notes=notes,
             strategy_lines=strategy_lines,
             feed_stats=dict(self.feed.stats()),
-        )
             unsynced_books=dict(self.feed.unsynced_books()),
+        )
