@@ -34,6 +34,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import attrs
 from loguru import logger
 
+from perpbot.core.errors import DataError
 from perpbot.core.model import ZERO, Balance, Market, Position
 
 NS = 1_000_000_000
@@ -178,20 +179,30 @@ class LeverageInfo:
 
 def market_max_leverage(market: Market) -> Decimal:
     """A market's maximum leverage ``1 / IMF`` (x), with the OI-scaled IMF when the market
-    has open-interest caps (``perpbot.core.margin.adjusted_initial_margin_fraction``)."""
+    has open-interest caps (``perpbot.core.margin.adjusted_initial_margin_fraction``; chain
+    ``protocol/x/perpetuals/types/liquidity_tier.go`` ``GetAdjustedInitialMarginPpm``).
+
+    The base IMF is used, unscaled, when the market has no upper cap (scaling disabled on
+    chain, exact) or carries no oracle price (market metadata without prices, e.g. the
+    replay's snapshot: the OI notional is unknown there, so the scaling cannot be applied).
+
+    :raises DataError: naming the market when its IMF or caps are not valid chain values
+        (an IMF that is not whole ppm, caps with sub-quantum digits or lower > upper); never
+        the unscaled IMF in place of the scaled one.
+    """
     imf = market.initial_margin_fraction
     if market.open_interest_upper_cap > 0 and market.oracle_price:
-        try:
-            from perpbot.core import margin
+        from perpbot.core import margin
 
+        try:
             imf = margin.adjusted_initial_margin_fraction(
                 imf,
                 market.open_interest * market.oracle_price,
                 market.open_interest_lower_cap,
                 market.open_interest_upper_cap,
             )
-        except (ValueError, TypeError):  # pragma: no cover - defensive
-            pass
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"maximum leverage of {market.ticker} unknown: {exc}") from exc
     return Decimal(1) / imf
 
 
