@@ -89,7 +89,7 @@ def absent_reason() -> str:
 def guarded_roots() -> tuple[str, ...]:
     """Absolute folder paths (with a trailing separator) that ``install_guard`` denies."""
     roots = {configured_dir(), DEFAULT_DIR}
-    fakes_dir = os.environ.get("DYDX_FAKES_DATA_DIR")  # tests/fakes/indexer.py DATA_DIR_ENV
+    fakes_dir = os.environ.get("DYDX_FAKES_DATA_DIR")  # tests/fakes/indexer/dataset.py DATA_DIR_ENV
     if fakes_dir:
         roots.add(Path(fakes_dir))
     out = set()

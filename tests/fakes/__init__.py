@@ -1,7 +1,7 @@
 """Loopback fakes of the dYdX v4 indexer (REST + WebSocket) and full-node gRPC API that
 speak the real protocol, for tests that drive real client code paths offline.
 
-* ``FakeIndexer`` (tests/fakes/indexer.py): comlink REST under ``/v4`` and socks WebSocket
+* ``FakeIndexer`` (tests/fakes/indexer/): comlink REST under ``/v4`` and socks WebSocket
   at ``/v4/ws`` on one ephemeral 127.0.0.1 port, seeded from real recorded payloads read
   from the shared data folder (or a small built-in dataset).
 * ``FakeNode`` (tests/fakes/node.py): insecure gRPC server from v4-proto servicers
