@@ -14,6 +14,15 @@ the run summary (drawdown, wins net of fees, realized PnL per order tag, funding
 strategy, Sharpe and Sortino with their minimum sample, market labels, number and
 duration formatting) are defined once in :mod:`perpbot.core.metrics`; report-only
 figures (PnL split, exposure, turnover) in :mod:`perpbot.plugins.report.analytics`.
+
+What lives where: :mod:`.queries` (the SQL and the run selection), :mod:`.values` (the
+:class:`Report` value), :mod:`.analytics` (rows to figures, :func:`build_report`),
+:mod:`.html` (the HTML document and its SVG charts); here the files (:func:`write_report`,
+:func:`render_png`), the ``report`` command and the end-of-run hook.
+
+Imports: :mod:`perpbot.core`, the journal plugin's read side
+(:class:`perpbot.plugins.journal.store.Journal`, ``session_of``), ``typer`` and optionally
+matplotlib; never an exchange or strategy.
 """
 
 from __future__ import annotations
@@ -149,6 +158,9 @@ def summary_lines(files: ReportFiles) -> list[str]:
 
 @hookimpl
 def register_commands(cli):
+    """Hook implementation: add the ``report JOURNAL [--out DIR] [--run ID | --all]`` command
+    to the CLI (``cli``: the typer app). Errors are one line on stderr and the error's exit code."""
+
     @cli.command("report")
     def report_command(
         journal: Annotated[Path, typer.Argument(help="The journal (SQLite) of a run.")],

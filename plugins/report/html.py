@@ -6,6 +6,9 @@ HTML document that opens offline in any browser. Charts are SVG drawn here
 market with the fills marked (entries as triangles pointing in the trade's
 direction, exits as circles). Hovering a marker or a table figure shows its
 exact value.
+
+Imports :mod:`perpbot.core` and :mod:`perpbot.plugins.report.values` (the standard library
+otherwise).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from perpbot.core.metrics import MIN_DAILY_RETURNS, format_duration, plain
-from perpbot.plugins.report.analytics import NS, Report
+from perpbot.plugins.report.values import Report
+
+NS = 1_000_000_000
 
 ESC = html.escape
 
@@ -54,18 +59,22 @@ def usd(v: Decimal | None, places: int = 2) -> str:
 
 
 def signed_usd(v: Decimal | None) -> str:
+    """Money with its sign, 2 decimals, thousands separated ("+1,234.50"; "n/a" for None)."""
     return plain(v, 2, sign=True, grouping=True)
 
 
 def pct(v: float | None, places: int = 2) -> str:
+    """A fraction as a signed percentage (``0.0123`` -> ``"+1.23%"``; "n/a" for None)."""
     return "n/a" if v is None else f"{v * 100:+.{places}f}%"
 
 
 def num(v: float | None, places: int = 2) -> str:
+    """A plain number with ``places`` decimals ("n/a" for None)."""
     return "n/a" if v is None else f"{v:.{places}f}"
 
 
 def cls(v: Any) -> str:
+    """CSS class by sign: ``"pos"`` above 0, ``"neg"`` below, ``""`` at 0 or for values that do not compare."""
     try:
         return "pos" if v > 0 else "neg" if v < 0 else ""
     except TypeError:
@@ -79,6 +88,7 @@ def exact(v: Any, shown: str, *, colour: bool = True) -> str:
 
 
 def when(ts_ns: int | None) -> str:
+    """A time in ns since the epoch as ``"YYYY-MM-DD HH:MM:SS UTC"`` ("n/a" for 0/None)."""
     if not ts_ns:
         return "n/a"
     return datetime.fromtimestamp(ts_ns / NS, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,4 +1,4 @@
-"""Risk policies (plugins/risk.py): every policy, its thresholds and edges, and the
+"""Risk policies (plugins/risk/): every policy, its thresholds and edges, and the
 seed's -15% emergency flattening through the real bot on real prices."""
 
 from __future__ import annotations
