@@ -1,0 +1,138 @@
+"""Calling plugin code safely: observer hooks and the strategy's methods.
+
+A plugin's bug is contained (logged once naming the plugin and its file:line, counted, and
+shown in the run summary) so that the run, and the other plugins, go on. Imports only
+:mod:`perpbot.core` modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loguru import logger
+
+from perpbot.core.bot.support import await_me_maybe, error_location, halts_trading, source_folder
+from perpbot.core.plugins import call_one, implementations
+
+
+class ObserverCalls:
+    """Calls observer hooks (:mod:`perpbot.core.hookspecs`) one implementation at a time.
+
+    :param pm: the :class:`~perpbot.core.plugins.PluginManager`.
+    :param view: what observers receive as ``bot`` (the :class:`~perpbot.core.bot.TradingBot`,
+        typed for plugins as :class:`~perpbot.core.bot.view.RunView`).
+    :param verbose: log tracebacks of contained failures.
+    """
+
+    def __init__(self, pm: Any, view: Any, *, verbose: bool = False):
+        self.pm = pm
+        self.view = view
+        self.verbose = verbose
+        #: (plugin, hook, error type) -> how many times an observer raised it; logged once
+        self.errors: dict[tuple, int] = {}
+
+    async def notify(self, hook: str, **kwargs) -> list:
+        """Call observer hook ``hook`` with ``bot=view`` and ``kwargs``, and await the results.
+
+        An implementation that raises is logged once naming its plugin, counted (the summary
+        notes it) and skipped; the implementations after it still get the event. Two kinds of
+        error propagate instead: any failure of ``on_order_submit`` (the order must not be sent
+        without its intent recorded) and an error raised on purpose to stop trading
+        (:func:`~perpbot.core.bot.support.halts_trading`).
+
+        :returns: the implementations' non-None results, awaited, in pluggy's call order.
+        """
+        caller = getattr(self.pm.hook, hook)
+        kwargs["bot"] = self.view
+        # each implementation on its own: one observer that raises must not keep the event
+        # from the observers after it (the journal's on_fill among them). As pluggy does, all
+        # are called first, then the awaitables of async ones are awaited, in the same order
+        called = []
+        for impl in implementations(caller):
+            try:
+                called.extend((impl, r) for r in call_one(caller, impl, **kwargs))
+            except Exception as exc:
+                self.failed(hook, impl.plugin_name, exc)
+        out = []
+        for impl, r in called:
+            try:
+                out.append(await await_me_maybe(r))
+            except Exception as exc:
+                self.failed(hook, impl.plugin_name, exc)
+        return out
+
+    def failed(self, hook: str, plugin: str, exc: BaseException) -> None:
+        """Log an observer's failure once per (plugin, hook, error type) and count every one.
+
+        :raises Exception: ``exc`` itself when it must not be contained: any failure of
+            ``on_order_submit``, or an error raised to stop the run (``halts_trading``).
+        """
+        if hook == "on_order_submit" or halts_trading(exc):
+            raise exc
+        key = (plugin, hook, type(exc).__name__)
+        n = self.errors.get(key, 0) + 1
+        self.errors[key] = n
+        if n == 1:
+            logger.opt(exception=self.verbose).error(
+                f"observer plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}{error_location(exc)} "
+                "(the other observers still got the event; repeats are counted in the summary)"
+            )
+
+    def notes(self) -> list[str]:
+        """One summary line per (plugin, hook, error type) that failed, with its count."""
+        return [
+            f"observer plugin {plugin!r} failed in {hook} with {err} {n} time{'s' if n != 1 else ''} "
+            "(logged once; the other observers still got each event)"
+            for (plugin, hook, err), n in self.errors.items()
+        ]
+
+
+class StrategyCalls:
+    """Calls the strategy's event methods and counts what it raises.
+
+    :param bot: the :class:`~perpbot.core.bot.TradingBot` (its ``strategy``, ``config`` and
+        the ``strategy_errors`` counter, which this object increments).
+    """
+
+    def __init__(self, bot: Any):
+        self.bot = bot
+        #: (method, error type, " at file:line") -> how many times the strategy raised it; logged once
+        self.counts: dict[tuple, int] = {}
+
+    def call(self, method: str, arg: Any) -> None:
+        """``strategy.<method>(arg)`` (``on_fill``, ``on_order_update``, ...); an error is contained and counted."""
+        try:
+            getattr(self.bot.strategy, method)(arg)
+        except Exception as exc:
+            self.failed(method, exc, "contained")
+
+    def failed(self, method: str, exc: BaseException, consequence: str) -> None:
+        """Count a strategy exception; log it only the first time it is raised at that place.
+
+        The place is the last traceback frame inside the strategy plugin's own folder, so the
+        log names the plugin's file and line; the summary counts the repeats.
+
+        :param consequence: what the bot did about it, for the log line (e.g. ``"cycle skipped"``).
+        """
+        bot = self.bot
+        bot.strategy_errors += 1
+        where = error_location(exc, source_folder(bot.strategy))
+        key = (method, type(exc).__name__, where)
+        n = self.counts.get(key, 0) + 1
+        self.counts[key] = n
+        name = bot.config.strategy
+        if n == 1:
+            logger.opt(exception=bot.config.verbose).error(
+                f"strategy {name}.{method} raised {type(exc).__name__}: {exc}{where} "
+                f"({consequence}; repeats are counted in the summary, not logged)"
+            )
+        else:
+            logger.debug(f"strategy {name}.{method} raised {type(exc).__name__}: {exc} again ({n} times)")
+
+    def notes(self) -> list[str]:
+        """One summary line per (method, error type, place) the strategy raised, with its count."""
+        name = self.bot.config.strategy
+        return [
+            f"strategy {name}.{method} raised {err}{where} {n} time{'s' if n != 1 else ''} (logged once)"
+            for (method, err, where), n in self.counts.items()
+        ]

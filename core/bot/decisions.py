@@ -1,0 +1,104 @@
+"""The decision cycle: every ``decision_interval_s`` of clock time, risk checks then the strategy.
+
+Order of one cycle: equity tracking (drawdown, peak, day start); an equity snapshot for
+observers every ``snapshot_interval_s``; every risk policy's ``check_account`` (a decision
+that is not an approval is carried out, and CLOSE_ALL or HALT end the cycle); the strategy's
+``should_execute`` then ``execute_strategy`` on a :class:`~perpbot.core.state.MarketData`
+view; ``on_decision``; the result's cancels, closes and orders. Imports only
+:mod:`perpbot.core` modules.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from perpbot.core.bot.support import NS
+from perpbot.core.policies import RiskAction
+from perpbot.core.strategy import StrategyResult
+
+
+class DecisionCycle:
+    """Runs the bot's decision cycles and keeps their timers.
+
+    :param bot: the :class:`~perpbot.core.bot.TradingBot` (equity reference points and the
+        ``decisions`` counter are updated here).
+    :param orders: the :class:`~perpbot.core.bot.orders.OrderRouter` carrying out risk
+        decisions and strategy results.
+    :param strategy_calls: the :class:`~perpbot.core.bot.calls.StrategyCalls` counting the
+        strategy's errors.
+    """
+
+    def __init__(self, bot: Any, orders: Any, strategy_calls: Any):
+        self.bot = bot
+        self.orders = orders
+        self.strategy_calls = strategy_calls
+        config = bot.config
+        #: clock time (ns) of the next decision cycle
+        self.next_decision_ns = 0
+        #: clock time (ns) of the next ``on_equity_snapshot``
+        self.next_snapshot_ns = 0
+        #: the UTC day number (``now // 86400 s``) of ``bot.day_start_equity``
+        self.day: int | None = None
+        self.decision_ns = int(Decimal(config.decision_interval_s) * NS)
+        self.snapshot_ns = int(Decimal(config.snapshot_interval_s) * NS)
+
+    def track_equity(self, now: int) -> None:
+        """Feed the total equity (USD) at ``now`` (ns) to the drawdown tracker, the peak and the day start."""
+        bot = self.bot
+        eq = bot.total_equity()
+        bot.drawdown.update(eq, now)
+        if eq > bot.peak_equity:
+            bot.peak_equity = eq
+        day = now // (86400 * NS)
+        if self.day != day:
+            self.day = day
+            bot.day_start_equity = eq
+
+    async def run(self, now: int) -> None:
+        """One decision cycle at clock time ``now`` (ns); see the module docstring.
+
+        A strategy method that raises (or returns something other than a
+        :class:`~perpbot.core.strategy.StrategyResult` or None) skips the cycle; the error is
+        counted and logged once.
+        """
+        bot = self.bot
+        self.next_decision_ns = now + self.decision_ns
+        self.track_equity(now)
+        if now >= self.next_snapshot_ns:
+            self.next_snapshot_ns = now + self.snapshot_ns
+            await bot.notify("on_equity_snapshot", ts_ns=now, balance=bot.balance())
+        view = bot.risk_view()
+        for policy in bot.risk_chain:
+            decision = policy.check_account(view)
+            if not decision.approved:
+                await self.orders.handle_risk(decision, policy)
+                if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):
+                    return
+        if bot.halted:
+            return
+        md = bot.market_data()
+        try:
+            go = await bot.strategy.should_execute(md)
+        except Exception as exc:
+            self.strategy_calls.failed("should_execute", exc, "cycle skipped, state kept")
+            return
+        if not go:
+            return
+        try:
+            result = await bot.strategy.execute_strategy(md)
+        except Exception as exc:
+            self.strategy_calls.failed("execute_strategy", exc, "cycle skipped, state kept")
+            return
+        bot.decisions += 1
+        if result is None:
+            return
+        if not isinstance(result, StrategyResult):
+            self.strategy_calls.failed(
+                "execute_strategy", TypeError(f"returned {type(result).__name__}, not a StrategyResult"), "cycle skipped"
+            )
+            return
+        await bot.notify("on_decision", strategy=bot.strategy, result=result)
+        await self.orders.execute_result(result, md)
+        if result.wait_s:
+            self.next_decision_ns = now + int(Decimal(str(result.wait_s)) * NS)
