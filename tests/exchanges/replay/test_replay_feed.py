@@ -19,6 +19,7 @@ from perpbot.exchanges.replay import samples
 from perpbot.exchanges.replay.feed import ReplayFeed, merge_sorted, sniff
 from perpbot.exchanges.replay.markets import load_markets
 from perpbot.exchanges.replay.symbols import SymbolMapper, normalize_ticker
+from tests.shared_data import absent_reason, shared_root
 
 
 def ctx(*tickers):
@@ -272,10 +273,10 @@ async def test_dydx_recording_is_delegated_to_the_plugins_reader(tmp_path, monke
     assert [type(b[0]) for b in batches] == [MarketInfo, Quote, FeedStatus]
 
 
-DYDX_WS = Path(__file__).resolve().parents[4] / "shared" / "data" / "dydx_v4" / "nautilus_py" / "websocket"
+DYDX_WS = shared_root() / "dydx_v4" / "nautilus_py" / "websocket"
 
 
-@pytest.mark.skipif(not DYDX_WS.is_dir(), reason="real dYdX indexer payloads not available (../shared/data absent)")
+@pytest.mark.skipif(not DYDX_WS.is_dir(), reason=f"real dYdX indexer payloads not available ({absent_reason()})")
 async def test_real_dydx_recording_replays_through_the_dydx_plugin(tmp_path):
     recording = pytest.importorskip("perpbot.exchanges.dydx.recording")
     import json
