@@ -48,12 +48,16 @@ so every book and trade in this framework is in base units.
 Performance: each price and size string is converted to Decimal (and
 validated) once and then served from a bounded cache; the parser yields one
 batch per raw line and keeps its counters in locals.
+
+Where the code lives: this module holds :class:`BinanceRecording` (the files of one
+stream, read line by line: the hot loop); :mod:`.binance_parse` the line and value
+format (sniffing, Decimal conversion, COIN-M contracts); :mod:`.binance_sync` the
+depth-sync state machine and the unsynced-book reports. Their public names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,86 +65,39 @@ import orjson
 from loguru import logger
 
 from perpbot.core.errors import DataError
-from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, Quote, Side, Trade
+from perpbot.core.model import BookDelta, FeedStatus, Quote, Side, Trade
 
+from perpbot.exchanges.replay.binance_parse import (
+    BadValue,
+    ValueParser,
+    coinm_contract_usd,
+    describe_message,
+    first_ts,
+    looks_like,
+    sniff_symbols,
+    snapshot_symbol,
+)
+from perpbot.exchanges.replay.binance_sync import (
+    FILTERED,
+    STALL_S,
+    SYNCED,
+    WAIT_FIRST,
+    WAITING,
+    DepthSync,
+    MarketSync,
+)
 from perpbot.exchanges.replay.lineio import LineFile
 
-WAITING = "waiting for book snapshot"
-#: market time (seconds) a market may wait for its first book sync before the reader warns
-STALL_S = 60
-_STALL_NS = STALL_S * 1_000_000_000
-_CACHE_MAX = 1 << 18
-_EXP_MAX = 30  # |decimal exponent| of a sane price or size (rejects "1e999999999")
-_BUFFER_MAX = 10_000  # pre-snapshot diffs kept per market
-_WAIT_SNAPSHOT, _WAIT_FIRST, _SYNCED = 0, 1, 2
+__all__ = [
+    "STALL_S", "WAITING", "BinanceRecording", "DepthSync", "MarketSync", "ValueParser",
+    "coinm_contract_usd", "first_ts", "looks_like", "sniff_symbols",
+]
+
 _BUY, _SELL = Side.BUY, Side.SELL
-_FILTERED = object()
-
-
-class _Bad(Exception):
-    """A bad value inside one line; the reader adds file:line and raises DataError."""
-
-
-def looks_like(head: bytes) -> bool:
-    """True when the first line is ``<integer> {json}`` (a Binance raw recording)."""
-    line = head.split(b"\n", 1)[0].strip()
-    sp = line.find(b" ")
-    return sp > 0 and line[:sp].isdigit() and line[sp + 1 : sp + 2] == b"{"
-
-
-def sniff_symbols(head: bytes) -> list[str]:
-    """Venue symbols named in the first lines (``"s":"BTCUSDT"`` or ``"symbol":...``)."""
-    import re
-
-    found = []
-    for m in re.finditer(rb'"(?:s|symbol)"\s*:\s*"([A-Za-z0-9_]+)"', head):
-        s = m.group(1).decode()
-        if s not in found:
-            found.append(s)
-    return found
-
-
-def first_ts(path: str | Path) -> int:
-    """Receive time (ns) of a recording's first line; 0 when it has none (it sorts first)."""
-    for line in LineFile(path).head(1 << 16).split(b"\n"):
-        sp = line.find(b" ")
-        if sp > 0 and line[:sp].isdigit():
-            return int(line[:sp])
-        if line.strip():
-            break
-    return 0
-
-
-def coinm_contract_usd(symbol: str) -> Decimal | None:
-    """USD value of one COIN-M contract (Binance: 100 for BTCUSD, 10 for the others); None for USD-M."""
-    if "_" not in symbol:
-        return None
-    return Decimal(100) if symbol.startswith("BTCUSD") else Decimal(10)
-
-
-class _Market:
-    """Sync state of one symbol's book, carried across the files of one stream."""
-
-    __slots__ = (
-        "symbol", "ticker", "state", "last_u", "snap_id", "buffer", "contract_usd", "status_sent",
-        "ever_synced", "first_ts", "waiting_depth", "snapshots", "problem", "stall_warned",
-    )
-
-    def __init__(self, symbol: str, ticker: str, first_ts: int = 0):
-        self.symbol = symbol
-        self.ticker = ticker
-        self.state = _WAIT_SNAPSHOT
-        self.last_u = -1
-        self.snap_id = -1
-        self.buffer: deque = deque(maxlen=_BUFFER_MAX)
-        self.contract_usd = coinm_contract_usd(symbol)
-        self.status_sent = False
-        self.ever_synced = False
-        self.first_ts = first_ts  # receive time of the symbol's first line
-        self.waiting_depth = 0  # depth updates read while the book was never synced
-        self.snapshots = 0
-        self.problem = ""  # the last reason the book could not sync (a gap after a snapshot)
-        self.stall_warned = False
+_STATS = (
+    "messages", "depth_messages", "level_entries", "deletes", "trades", "quotes", "snapshots", "gaps",
+    "dropped_messages", "dropped_level_entries", "filtered_messages", "ignored",
+)
 
 
 class BinanceRecording:
@@ -151,9 +108,15 @@ class BinanceRecording:
         one file to the next, so a file that continues an earlier one needs no snapshot.
     :param select: venue symbol -> dYdX ticker, or None to skip that symbol (ticker filter).
     :param on_gap: ``"error"`` or ``"resync"``.
-    :raises DataError: (while reading) a file that starts before the previous one ended,
-        naming both.
-    Counters are in :attr:`stats`; markets whose book never synced in :meth:`unsynced`.
+    :raises ValueError: an empty list of files.
+    :raises DataError: a missing file (here); while reading, a file that starts before the
+        previous one ended, naming both (see :meth:`events`).
+
+    Counters are in :attr:`stats` (``str -> int``: messages, depth_messages, level_entries,
+    deletes, trades, quotes, snapshots, gaps, dropped_messages, dropped_level_entries,
+    filtered_messages, ignored); markets whose book never synced in :meth:`unsynced`.
+    The sync state is :attr:`sync` (:class:`~.binance_sync.DepthSync`), the value caches
+    :attr:`values` (:class:`~.binance_parse.ValueParser`).
     """
 
     kind = "binance"
@@ -166,31 +129,13 @@ class BinanceRecording:
         self.file = self.files[0]
         self.path = self.file.path  # the first file (names the source)
         self.paths = [f.path for f in self.files]
-        self._cur_path = self.path  # the file being read (error messages)
         self.select = select
         self.on_gap = on_gap
-        self.markets: dict[str, object] = {}
-        self.stats = dict.fromkeys(
-            (
-                "messages",
-                "depth_messages",
-                "level_entries",
-                "deletes",
-                "trades",
-                "quotes",
-                "snapshots",
-                "gaps",
-                "dropped_messages",
-                "dropped_level_entries",
-                "filtered_messages",
-                "ignored",
-            ),
-            0,
-        )
-        self._prices: dict = {}
-        self._sizes: dict = {}
-        self._zero_patterns: list[bytes] = []
-        self._file_symbol: str | None = None
+        self.stats = dict.fromkeys(_STATS, 0)
+        self.values = ValueParser()
+        self.sync = DepthSync(select, on_gap, self.stats, ", ".join(p.name for p in self.paths), self.path)
+        #: venue symbol -> :class:`~.binance_sync.MarketSync`, or ``FILTERED`` for a symbol not replayed
+        self.markets = self.sync.markets
         self._warned: set = set()
         self.lineno = 0
 
@@ -198,14 +143,20 @@ class BinanceRecording:
 
     @property
     def bytes_read(self) -> int:
+        """Bytes of the stream's files consumed so far (compressed bytes for gzip), for progress bars."""
         return sum(f.bytes_read for f in self.files)
 
     @property
     def size(self) -> int:
+        """Total size in bytes of the stream's files (on disk, compressed for gzip)."""
         return sum(f.size for f in self.files)
 
     def last_ts(self, stop=None) -> int | None:
-        """Receive time (ns) of the last line of the last file (see :meth:`LineFile.tail`), or None."""
+        """Receive time (ns) of the last line of the last file (see :meth:`LineFile.tail`), or None.
+
+        :param stop: optional ``() -> bool`` polled while a gzip file is scanned; True ends the scan.
+        :raises DataError: a corrupt gzip file.
+        """
         for f in reversed(self.files):
             for line in reversed(f.tail(4, stop)):
                 sp = line.find(b" ")
@@ -213,146 +164,19 @@ class BinanceRecording:
                     return int(line[:sp])
         return None
 
-    # -- book sync ------------------------------------------------------------------
-
-    def _names(self) -> str:
-        return ", ".join(p.name for p in self.paths)
-
-    def _unsynced_reason(self, m: _Market) -> str:
-        if m.snapshots:
-            return (
-                f"its {m.snapshots} depth snapshot(s) in {self._names()} were never followed by a matching "
-                f"depth update ({m.problem or 'no update after the snapshot'})"
-            )
-        if m.waiting_depth:
-            return (
-                f"no depth snapshot in {self._names()}, so its {m.waiting_depth} depth updates could not be "
-                "applied; a Binance file that continues an earlier recording has no snapshot: replay it "
-                "together with the earlier file(s) of that market"
-            )
-        return f"no depth data in {self._names()} (only trades or quotes)"
+    # -- book sync (see binance_sync.DepthSync) ----------------------------------
 
     def unsynced(self) -> dict[str, str]:
         """``{ticker: reason}`` of the markets read so far whose book never synced once."""
-        return {
-            m.ticker: self._unsynced_reason(m)
-            for m in self.markets.values()
-            if m is not _FILTERED and not m.ever_synced and m.status_sent
-        }
+        return self.sync.unsynced()
 
     def book_markets(self) -> dict[str, bool]:
         """``{ticker: synced at least once}`` of the markets read so far."""
-        return {m.ticker: m.ever_synced for m in self.markets.values() if m is not _FILTERED and m.status_sent}
-
-    def _check_stall(self, ts: int) -> None:
-        """Warn once per market that has waited :data:`STALL_S` s of market time for its first sync."""
-        for m in self.markets.values():
-            if m is _FILTERED or m.ever_synced or m.stall_warned or not m.status_sent:
-                continue
-            if ts - m.first_ts >= _STALL_NS:
-                m.stall_warned = True
-                logger.warning(
-                    "{} ({}): its order book has not synced after {} s of market data: {}. "
-                    "Until it does the book is empty and no strategy can trade {}",
-                    m.symbol, m.ticker, STALL_S, self._unsynced_reason(m), m.ticker,
-                )
+        return self.sync.book_markets()
 
     def book_update_id(self, symbol: str) -> int | None:
         """The last depth update id ``u`` applied to ``symbol``'s book (None until synced)."""
-        m = self.markets.get(symbol)
-        if m is None or m is _FILTERED or m.state != _SYNCED:
-            return None
-        return m.last_u
-
-    # -- value conversion (validated once per distinct string) -----------------
-
-    def _price(self, s) -> Decimal:
-        if type(s) is not str:
-            raise _Bad(f"price {s!r} is not a decimal string")
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            raise _Bad(f"price {s!r} is not a number") from None
-        if not d.is_finite() or d <= 0:
-            raise _Bad(f"price {s!r} must be finite and positive")
-        if not -_EXP_MAX <= d.adjusted() <= _EXP_MAX:
-            raise _Bad(f"price {s!r} is out of range")
-        if len(self._prices) >= _CACHE_MAX:
-            self._prices.clear()
-        self._prices[s] = d
-        return d
-
-    def _size(self, s) -> Decimal:
-        if type(s) is not str:
-            raise _Bad(f"size {s!r} is not a decimal string")
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            raise _Bad(f"size {s!r} is not a number") from None
-        if not d.is_finite() or d < 0:
-            raise _Bad(f"size {s!r} must be finite and not negative")
-        if d and not -_EXP_MAX <= d.adjusted() <= _EXP_MAX:
-            raise _Bad(f"size {s!r} is out of range")
-        if not d:  # count deletes on the raw line (compact and spaced JSON)
-            for pat in (b'","' + s.encode() + b'"]', b'", "' + s.encode() + b'"]'):
-                if pat not in self._zero_patterns:
-                    self._zero_patterns.append(pat)
-        if len(self._sizes) >= _CACHE_MAX:
-            self._sizes.clear()
-        self._sizes[s] = d
-        return d
-
-    def _levels(self, raw, contract_usd) -> tuple:
-        """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)``; sizes in base units."""
-        prices = self._prices
-        sizes = self._sizes
-        if contract_usd is None:  # strings seen before come from the caches; new ones are validated once
-            P = self._price
-            S = self._size
-            return tuple([(prices[p] if p in prices else P(p), sizes[q] if q in sizes else S(q)) for p, q in raw])
-        out = []
-        append = out.append
-        for p, q in raw:
-            pd = prices.get(p)
-            if pd is None:
-                pd = self._price(p)
-            qd = sizes.get(q)
-            if qd is None:
-                qd = self._size(q)
-            if contract_usd is not None and qd:
-                qd = qd * contract_usd / pd
-            append((pd, qd))
-        return tuple(out)
-
-    # -- markets ----------------------------------------------------------------
-
-    def _market(self, symbol: str, ts: int = 0):
-        m = self.markets.get(symbol)
-        if m is None:
-            if type(symbol) is not str or not symbol:
-                raise _Bad(f"symbol {symbol!r} is not a text symbol")
-            ticker = self.select(symbol)
-            m = _FILTERED if ticker is None else _Market(symbol, ticker, ts)
-            self.markets[symbol] = m
-            if self._file_symbol is None:
-                self._file_symbol = symbol
-        return m
-
-    def _snapshot_symbol(self, msg: dict) -> str:
-        sym = msg.get("symbol") or msg.get("s")
-        if sym:
-            return sym
-        seen = [s for s in self.markets]
-        if len(seen) == 1:
-            return seen[0]
-        if len(seen) > 1:
-            raise _Bad(f"depth snapshot without a symbol in a file with several symbols ({', '.join(seen)})")
-        # snapshot first, no symbol: take it from the file name (e.g. btcusdt_20240808.gz)
-        stem = self._cur_path.name.split(".")[0].split("_")
-        name = "_".join(p for p in stem if not p.isdigit()).upper()
-        if not name:
-            raise _Bad("depth snapshot without a symbol and no symbol in the file name")
-        return name
+        return self.sync.book_update_id(symbol)
 
     # -- the reader ---------------------------------------------------------------
 
@@ -365,11 +189,18 @@ class BinanceRecording:
         loads = orjson.loads
         JSONDecodeError = orjson.JSONDecodeError
         stats = self.stats
-        markets = self.markets
-        prices = self._prices
-        sizes = self._sizes
-        levels = self._levels
-        zero_patterns = self._zero_patterns
+        sync = self.sync
+        markets = sync.markets
+        market = sync.market
+        first = sync.first
+        gap = sync.gap
+        values = self.values
+        prices = values.prices
+        sizes = values.sizes
+        price = values.price
+        size = values.size
+        levels = values.levels
+        zero_patterns = values.zero_patterns
         lineno = 0
         prev_ts = 0
         n_msg = n_depth = n_levels = n_dels = n_trades = n_quotes = n_filtered = 0
@@ -377,7 +208,7 @@ class BinanceRecording:
         try:
             for lf in self.files:
                 prev_path, path = path, lf.path
-                self._cur_path = path
+                sync.cur_path = path
                 start_ts = prev_ts  # lines of this file must not be earlier (files of one stream follow each other)
                 lineno = 0
                 for chunk in lf.chunks():
@@ -414,15 +245,15 @@ class BinanceRecording:
                             data = msg.get("data", msg)
                             e = data.get("e")
                             if e == "bookTicker" or (e is None and "A" in data and "u" in data):
-                                m = markets.get(data["s"]) or self._market(data["s"], ts)
-                                if m is _FILTERED:
+                                m = markets.get(data["s"]) or market(data["s"], ts)
+                                if m is FILTERED:
                                     n_filtered += 1
                                     continue
                                 b, bq, a, aq = data["b"], data["B"], data["a"], data["A"]
-                                bd = prices[b] if b in prices else self._price(b)
-                                ad = prices[a] if a in prices else self._price(a)
-                                bqd = sizes[bq] if bq in sizes else self._size(bq)
-                                aqd = sizes[aq] if aq in sizes else self._size(aq)
+                                bd = prices[b] if b in prices else price(b)
+                                ad = prices[a] if a in prices else price(a)
+                                bqd = sizes[bq] if bq in sizes else size(bq)
+                                aqd = sizes[aq] if aq in sizes else size(aq)
                                 cu = m.contract_usd
                                 if cu is not None:
                                     bqd = bqd * cu / bd
@@ -435,8 +266,8 @@ class BinanceRecording:
                                 else:
                                     yield ts, [q]
                             elif e == "depthUpdate":
-                                m = markets.get(data["s"]) or self._market(data["s"], ts)
-                                if m is _FILTERED:
+                                m = markets.get(data["s"]) or market(data["s"], ts)
+                                if m is FILTERED:
                                     n_filtered += 1
                                     continue
                                 raw_b = data["b"]
@@ -450,14 +281,14 @@ class BinanceRecording:
                                 U = data["U"]
                                 u = data["u"]
                                 pu = data.get("pu")
-                                if m.state == _SYNCED:
+                                if m.state == SYNCED:
                                     if (pu if pu is not None else U - 1) == m.last_u:
                                         m.last_u = u
                                         yield ts, [BookDelta(m.ticker, ts, bids, asks)]
                                         continue
-                                    batch = self._gap(m, ts, lineno, U, u, pu, bids, asks)
-                                elif m.state == _WAIT_FIRST:
-                                    batch = self._first(m, ts, lineno, U, u, pu, bids, asks)
+                                    batch = gap(m, ts, lineno, U, u, pu, bids, asks)
+                                elif m.state == WAIT_FIRST:
+                                    batch = first(m, ts, lineno, U, u, pu, bids, asks)
                                 else:
                                     m.buffer.append((U, u, pu, bids, asks, lineno))
                                     if not m.ever_synced:
@@ -469,8 +300,8 @@ class BinanceRecording:
                                 if batch:
                                     yield ts, batch
                             elif e == "trade" or e == "aggTrade":
-                                m = markets.get(data["s"]) or self._market(data["s"], ts)
-                                if m is _FILTERED:
+                                m = markets.get(data["s"]) or market(data["s"], ts)
+                                if m is FILTERED:
                                     n_filtered += 1
                                     continue
                                 x = data.get("X")
@@ -478,11 +309,11 @@ class BinanceRecording:
                                     stats["ignored"] += 1  # insurance-fund / ADL prints are not market trades
                                     continue
                                 p = data["p"]
-                                pd = prices[p] if p in prices else self._price(p)
+                                pd = prices[p] if p in prices else price(p)
                                 qs = data["q"]
-                                qd = sizes[qs] if qs in sizes else self._size(qs)
+                                qd = sizes[qs] if qs in sizes else size(qs)
                                 if not qd:
-                                    raise _Bad(f"trade size {qs!r} must be positive")
+                                    raise BadValue(f"trade size {qs!r} must be positive")
                                 if m.contract_usd is not None:
                                     qd = qd * m.contract_usd / pd
                                 maker_is_buyer = data["m"]
@@ -491,7 +322,7 @@ class BinanceRecording:
                                 elif maker_is_buyer is False:
                                     side = _BUY
                                 else:
-                                    raise _Bad(f"trade flag m={maker_is_buyer!r} is not true/false")
+                                    raise BadValue(f"trade flag m={maker_is_buyer!r} is not true/false")
                                 n_trades += 1
                                 tr = Trade(m.ticker, ts, pd, qd, side, str(data["t"] if e == "trade" else data["a"]))
                                 if not m.status_sent:
@@ -500,7 +331,7 @@ class BinanceRecording:
                                 else:
                                     yield ts, [tr]
                             elif "lastUpdateId" in data:
-                                batch = self._snapshot(data, ts, lineno)
+                                batch = self._snapshot(data, ts)
                                 if batch:
                                     yield ts, batch
                             else:
@@ -514,12 +345,12 @@ class BinanceRecording:
                                         lineno,
                                         kind,
                                     )
-                        except _Bad as exc:
+                        except BadValue as exc:
                             raise DataError(f"{path}:{lineno}: {exc}") from None
                         except KeyError as exc:
-                            raise DataError(f"{path}:{lineno}: missing field {exc.args[0]!r} in {_what(msg)}") from None
+                            raise DataError(f"{path}:{lineno}: missing field {exc.args[0]!r} in {describe_message(msg)}") from None
                         except (TypeError, ValueError, AttributeError) as exc:
-                            raise DataError(f"{path}:{lineno}: malformed {_what(msg)} ({exc})") from None
+                            raise DataError(f"{path}:{lineno}: malformed {describe_message(msg)} ({exc})") from None
                     stats["messages"] += n_msg
                     stats["depth_messages"] += n_depth
                     stats["level_entries"] += n_levels
@@ -529,7 +360,7 @@ class BinanceRecording:
                     stats["filtered_messages"] += n_filtered
                     n_msg = n_depth = n_levels = n_dels = n_trades = n_quotes = n_filtered = 0
                     self.lineno = lineno
-                    self._check_stall(prev_ts)
+                    sync.check_stall(prev_ts)
         finally:
             stats["messages"] += n_msg
             stats["depth_messages"] += n_depth
@@ -540,92 +371,18 @@ class BinanceRecording:
             stats["filtered_messages"] += n_filtered
             self.lineno = lineno
         for ticker, reason in self.unsynced().items():
-            logger.warning("{}: the order book of {} never synced: {}", self._names(), ticker, reason)
+            logger.warning("{}: the order book of {} never synced: {}", sync.names, ticker, reason)
 
-    # -- sync steps -------------------------------------------------------------
-
-    def _snapshot(self, data: dict, ts: int, lineno: int) -> list | None:
-        sym = self._snapshot_symbol(data)
-        m = self.markets.get(sym) or self._market(sym, ts)
-        if m is _FILTERED:
+    def _snapshot(self, data: dict, ts: int) -> list | None:
+        """A REST depth snapshot line -> its events (None for a filtered symbol)."""
+        sync = self.sync
+        sym = snapshot_symbol(data, list(sync.markets), sync.cur_path)
+        m = sync.markets.get(sym) or sync.market(sym, ts)
+        if m is FILTERED:
             return None
         snap_id = data["lastUpdateId"]
         if type(snap_id) is not int:
-            raise _Bad(f"lastUpdateId {snap_id!r} is not an integer")
-        bids = self._levels(data["bids"], m.contract_usd)
-        asks = self._levels(data["asks"], m.contract_usd)
-        self.stats["snapshots"] += 1
-        m.snapshots += 1
-        batch: list = []
-        if not m.status_sent:
-            m.status_sent = True
-            batch.append(FeedStatus(m.ticker, ts, False, WAITING))
-        batch.append(BookSnapshot(m.ticker, ts, bids, asks))
-        m.state = _WAIT_FIRST
-        m.snap_id = snap_id
-        buffered = list(m.buffer)
-        m.buffer.clear()
-        for i, (U, u, pu, b, a, ln) in enumerate(buffered):
-            if m.state == _SYNCED:
-                if (pu if pu is not None else U - 1) == m.last_u:
-                    m.last_u = u
-                    batch.append(BookDelta(m.ticker, ts, b, a))
-                    continue
-                got = self._gap(m, ts, ln, U, u, pu, b, a)
-            else:
-                got = self._first(m, ts, ln, U, u, pu, b, a)
-            if got:
-                batch.extend(got)
-            if m.state == _WAIT_SNAPSHOT:  # a gap while syncing (resync mode): keep the rest buffered
-                m.buffer.extend(buffered[i + 1 :])
-                break
-        if m.state != _WAIT_SNAPSHOT:
-            batch.append(FeedStatus(m.ticker, ts, True, ""))
-        return batch
-
-    def _first(self, m: _Market, ts: int, lineno: int, U, u, pu, bids, asks) -> list | None:
-        """A diff while waiting for the first one after a snapshot."""
-        target = m.snap_id if pu is not None else m.snap_id + 1  # futures rule / spot rule
-        if u < target:
-            self.stats["dropped_messages"] += 1
-            self.stats["dropped_level_entries"] += len(bids) + len(asks)
-            return None
-        if U <= target:
-            m.state = _SYNCED
-            m.ever_synced = True
-            m.last_u = u
-            return [BookDelta(m.ticker, ts, bids, asks)]
-        reason = (
-            f"{m.symbol} depth update U={U} u={u} starts after the snapshot's lastUpdateId={m.snap_id}: "
-            "the updates in between are missing"
-        )
-        return self._on_gap(m, ts, lineno, reason, (U, u, pu, bids, asks, lineno))
-
-    def _gap(self, m: _Market, ts: int, lineno: int, U, u, pu, bids, asks) -> list | None:
-        if pu is not None:
-            reason = f"{m.symbol} depth gap: update U={U} u={u} has pu={pu} but the previous update ended at u={m.last_u}"
-        else:
-            reason = f"{m.symbol} depth gap: update U={U} u={u} does not follow the previous u={m.last_u} (expected U={m.last_u + 1})"
-        return self._on_gap(m, ts, lineno, reason, (U, u, pu, bids, asks, lineno))
-
-    def _on_gap(self, m: _Market, ts: int, lineno: int, reason: str, pending: tuple) -> list:
-        self.stats["gaps"] += 1
-        m.problem = f"{self._cur_path.name}:{lineno}: {reason}"
-        if self.on_gap != "resync":
-            raise DataError(f"{self._cur_path}:{lineno}: {reason} (set on_gap = \"resync\" to wait for the next snapshot instead)")
-        logger.warning("{}:{}: {}; waiting for the next snapshot", self._cur_path, lineno, reason)
-        m.state = _WAIT_SNAPSHOT
-        m.buffer.clear()
-        m.buffer.append(pending)
-        return [FeedStatus(m.ticker, ts, False, f"book gap at line {lineno}; {WAITING}")]
-
-
-def _what(msg) -> str:
-    if not isinstance(msg, dict):
-        return f"message (a JSON {type(msg).__name__}, expected an object)"
-    data = msg.get("data", msg)
-    if not isinstance(data, dict):
-        return "message ('data' is not an object)"
-    if "lastUpdateId" in data:
-        return "depth snapshot"
-    return f"{data.get('e') or 'message'}"
+            raise BadValue(f"lastUpdateId {snap_id!r} is not an integer")
+        bids = self.values.levels(data["bids"], m.contract_usd)
+        asks = self.values.levels(data["asks"], m.contract_usd)
+        return sync.snapshot(m, ts, snap_id, bids, asks)

@@ -1,0 +1,208 @@
+"""Binance recordings, message level: recognising a file and turning its strings into numbers.
+
+Part of the Binance reader (:mod:`perpbot.exchanges.replay.binance`, which re-exports the
+public names here). This module knows the LINE and VALUE format only, not the book:
+
+- :func:`looks_like`, :func:`sniff_symbols`, :func:`first_ts`: what a file is, which venue
+  symbols it names and when it starts, from its first bytes;
+- :func:`coinm_contract_usd`: the USD value of one COIN-M contract (quantities of COIN-M
+  symbols are contracts, converted to base units by :class:`ValueParser`);
+- :class:`ValueParser`: price and size strings -> validated :class:`~decimal.Decimal`,
+  each distinct string converted once and then served from a bounded cache (the
+  reader's hot loop reads the caches directly);
+- :func:`snapshot_symbol`: the symbol a REST depth snapshot belongs to (USD-M snapshots
+  carry none);
+- :func:`describe_message`: a message's kind for error text.
+
+A bad value raises :class:`BadValue` (message without a location); the reader adds
+``file:line`` and raises :class:`~perpbot.core.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from perpbot.exchanges.replay.lineio import LineFile
+
+#: most distinct price (and, separately, size) strings cached before the cache is cleared
+CACHE_MAX = 1 << 18
+#: largest |decimal exponent| of a sane price or size (rejects e.g. "1e999999999")
+EXP_MAX = 30
+
+_SYMBOL_RE = re.compile(rb'"(?:s|symbol)"\s*:\s*"([A-Za-z0-9_]+)"')
+
+
+class BadValue(Exception):
+    """A bad value inside one line (message text only); the reader adds file:line and raises DataError."""
+
+
+def looks_like(head: bytes) -> bool:
+    """True when the first line of ``head`` (a file's first bytes) is ``<integer> {json}``: a Binance raw recording."""
+    line = head.split(b"\n", 1)[0].strip()
+    sp = line.find(b" ")
+    return sp > 0 and line[:sp].isdigit() and line[sp + 1 : sp + 2] == b"{"
+
+
+def sniff_symbols(head: bytes) -> list[str]:
+    """Venue symbols named in ``head`` (``"s":"BTCUSDT"`` or ``"symbol":...``), in order of first appearance."""
+    found = []
+    for m in _SYMBOL_RE.finditer(head):
+        s = m.group(1).decode()
+        if s not in found:
+            found.append(s)
+    return found
+
+
+def first_ts(path: str | Path) -> int:
+    """Receive time (ns since the epoch) of a recording's first line; 0 when it has none (it sorts first).
+
+    :raises DataError: a missing or unreadable file (from :class:`~.lineio.LineFile`).
+    """
+    for line in LineFile(path).head(1 << 16).split(b"\n"):
+        sp = line.find(b" ")
+        if sp > 0 and line[:sp].isdigit():
+            return int(line[:sp])
+        if line.strip():
+            break
+    return 0
+
+
+def coinm_contract_usd(symbol: str) -> Decimal | None:
+    """USD value of one COIN-M contract of ``symbol`` (Binance: 100 for BTCUSD_*, 10 for the others).
+
+    None for a USD-M symbol (no ``_`` in the name: its quantities are already base units).
+    Source: Binance COIN-M contract specifications (contract size per symbol).
+    """
+    if "_" not in symbol:
+        return None
+    return Decimal(100) if symbol.startswith("BTCUSD") else Decimal(10)
+
+
+class ValueParser:
+    """Converts price and size strings to validated Decimals, once per distinct string.
+
+    The caches :attr:`prices` and :attr:`sizes` (``str -> Decimal``) are public so the
+    reader's hot loop can look a string up before calling :meth:`price`/:meth:`size`
+    (which validate, cache and return). Each cache is cleared when it reaches
+    :data:`CACHE_MAX` entries. :attr:`zero_patterns` are the byte patterns of a zero size
+    as it appears closing a ``[price, size]`` pair on a raw line (compact and spaced
+    JSON), for counting deletes without parsing them twice.
+    """
+
+    __slots__ = ("prices", "sizes", "zero_patterns")
+
+    def __init__(self) -> None:
+        self.prices: dict[str, Decimal] = {}
+        self.sizes: dict[str, Decimal] = {}
+        self.zero_patterns: list[bytes] = []
+
+    def price(self, s) -> Decimal:
+        """A price string -> Decimal (quote currency per base unit, as the venue sent it).
+
+        :raises BadValue: not a string, not a number, not finite and positive, or an exponent
+            beyond :data:`EXP_MAX`.
+        """
+        if type(s) is not str:
+            raise BadValue(f"price {s!r} is not a decimal string")
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            raise BadValue(f"price {s!r} is not a number") from None
+        if not d.is_finite() or d <= 0:
+            raise BadValue(f"price {s!r} must be finite and positive")
+        if not -EXP_MAX <= d.adjusted() <= EXP_MAX:
+            raise BadValue(f"price {s!r} is out of range")
+        if len(self.prices) >= CACHE_MAX:
+            self.prices.clear()
+        self.prices[s] = d
+        return d
+
+    def size(self, s) -> Decimal:
+        """A size string -> Decimal (base units, or contracts for COIN-M; 0 deletes a level).
+
+        :raises BadValue: not a string, not a number, negative or not finite, or an exponent
+            beyond :data:`EXP_MAX`.
+        """
+        if type(s) is not str:
+            raise BadValue(f"size {s!r} is not a decimal string")
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            raise BadValue(f"size {s!r} is not a number") from None
+        if not d.is_finite() or d < 0:
+            raise BadValue(f"size {s!r} must be finite and not negative")
+        if d and not -EXP_MAX <= d.adjusted() <= EXP_MAX:
+            raise BadValue(f"size {s!r} is out of range")
+        if not d:  # count deletes on the raw line (compact and spaced JSON)
+            for pat in (b'","' + s.encode() + b'"]', b'", "' + s.encode() + b'"]'):
+                if pat not in self.zero_patterns:
+                    self.zero_patterns.append(pat)
+        if len(self.sizes) >= CACHE_MAX:
+            self.sizes.clear()
+        self.sizes[s] = d
+        return d
+
+    def levels(self, raw, contract_usd: Decimal | None) -> tuple:
+        """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)`` with sizes in base units.
+
+        :param contract_usd: USD per COIN-M contract (sizes are converted with
+            ``contracts * contract_usd / price``), or None for USD-M (sizes as sent).
+        :raises BadValue: a bad price or size; ValueError/TypeError for a level that is not a pair.
+        """
+        prices = self.prices
+        sizes = self.sizes
+        if contract_usd is None:  # strings seen before come from the caches; new ones are validated once
+            P = self.price
+            S = self.size
+            return tuple([(prices[p] if p in prices else P(p), sizes[q] if q in sizes else S(q)) for p, q in raw])
+        out = []
+        append = out.append
+        for p, q in raw:
+            pd = prices.get(p)
+            if pd is None:
+                pd = self.price(p)
+            qd = sizes.get(q)
+            if qd is None:
+                qd = self.size(q)
+            if qd:
+                qd = qd * contract_usd / pd
+            append((pd, qd))
+        return tuple(out)
+
+
+def snapshot_symbol(data: dict, seen: list[str], path: Path) -> str:
+    """The venue symbol a REST depth snapshot belongs to.
+
+    Its own ``symbol``/``s`` field; else the one symbol seen so far in the stream
+    (``seen``); else, when nothing was seen yet, the file name without its date parts
+    (``btcusdt_20240808.gz`` -> ``BTCUSDT``).
+
+    :raises BadValue: no symbol in a stream that has several, or none to be had at all.
+    """
+    sym = data.get("symbol") or data.get("s")
+    if sym:
+        return sym
+    if len(seen) == 1:
+        return seen[0]
+    if len(seen) > 1:
+        raise BadValue(f"depth snapshot without a symbol in a file with several symbols ({', '.join(seen)})")
+    # snapshot first, no symbol: take it from the file name (e.g. btcusdt_20240808.gz)
+    stem = path.name.split(".")[0].split("_")
+    name = "_".join(p for p in stem if not p.isdigit()).upper()
+    if not name:
+        raise BadValue("depth snapshot without a symbol and no symbol in the file name")
+    return name
+
+
+def describe_message(msg) -> str:
+    """What a decoded line is, for error text: ``"depth snapshot"``, its event type ``e``, or its wrong shape."""
+    if not isinstance(msg, dict):
+        return f"message (a JSON {type(msg).__name__}, expected an object)"
+    data = msg.get("data", msg)
+    if not isinstance(data, dict):
+        return "message ('data' is not an object)"
+    if "lastUpdateId" in data:
+        return "depth snapshot"
+    return f"{data.get('e') or 'message'}"
