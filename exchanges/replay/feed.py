@@ -24,140 +24,61 @@ Before the first data batch the feed emits one :class:`MarketInfo` per market,
 with parameters from real dYdX metadata (``dydx_markets.json``).
 
 Config keys (``[feed]`` table or CLI): see :class:`ReplayParams`.
+
+Where the code lives: this module holds :class:`ReplayFeed` (opening the sources, the
+merge loop with its real-time pacing, counters). Its collaborators: :mod:`.params`
+(:class:`ReplayParams`), :mod:`.inputs` (file discovery, format sniffing, Binance
+streams), :mod:`.routing` (which tickers, which ticker each symbol's events carry),
+:mod:`.merge` (merging sources by time) and :mod:`.progress` (market-time progress, the
+book-sync watch). The names that used to be defined here (``ReplayParams``,
+``resolve_files``, ``sniff``, ``merge_sorted``) are re-exported.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Mapping
 
-import attrs
 from loguru import logger
 
-from perpbot.core.errors import ConfigError, DataError
+from perpbot.core.errors import ConfigError
 from perpbot.core.feed import BaseFeed
 from perpbot.core.model import Market, MarketInfo
-from perpbot.core.params import in_range, param, parse_params
 
 from perpbot.exchanges.replay import bars as bars_fmt
 from perpbot.exchanges.replay import binance as binance_fmt
 from perpbot.exchanges.replay import dydx as dydx_fmt
 from perpbot.exchanges.replay import funding as funding_fmt
-from perpbot.exchanges.replay import samples
-from perpbot.exchanges.replay.lineio import LineFile
+from perpbot.exchanges.replay.inputs import ReplayInputs, resolve_files, sniff
 from perpbot.exchanges.replay.markets import MARKETS_FILE, known_tickers, load_markets
-from perpbot.exchanges.replay.symbols import SymbolMapper, normalize_ticker, split_venue
+from perpbot.exchanges.replay.merge import amerge_sorted, merge_sorted, tag_async
+from perpbot.exchanges.replay.params import ReplayParams, parse_replay_params
+from perpbot.exchanges.replay.progress import BookSyncWatch, MarketTimeProgress, unsynced_books
+from perpbot.exchanges.replay.routing import TickerRouting
+from perpbot.exchanges.replay.symbols import SymbolMapper, split_venue
+
+__all__ = ["ReplayFeed", "ReplayParams", "merge_sorted", "resolve_files", "sniff"]
 
 _monotonic = time.monotonic  # pacing clock (wall time: speed is "N x real time")
 
-_SAMPLES = {
-    "sample": samples.binance_l2_files,
-    "sample:binance": samples.binance_l2_files,
-    "sample:l2": samples.binance_l2_files,
-    "sample:bars": lambda: [samples.bars_file()],
-    "sample:funding": lambda: [samples.funding_file()],
-}
-
-
-def _on_gap(instance, attribute, value):
-    if value not in ("error", "resync"):
-        raise ValueError(f"parameter on_gap: expected 'error' or 'resync', got {value!r}")
-
-
-def _bar_ts(instance, attribute, value):
-    if value not in ("open", "close"):
-        raise ValueError(f"parameter bar_timestamp: expected 'open' or 'close', got {value!r}")
-
-
-@attrs.frozen
-class ReplayParams:
-    """Configuration of the ``replay`` feed."""
-
-    files: tuple[str, ...] = param(
-        (),
-        "data files to replay, merged by time; empty = the embedded Binance BTCUSDT+ETHUSDT L2 sample. "
-        "'sample:bars' and 'sample:funding' name the other embedded samples",
-    )
-    speed: Decimal = param(Decimal(0), "0 = as fast as possible; N = N x real time", in_range(0))
-    tickers: tuple[str, ...] = param(
-        (), "only these dYdX tickers (BTC-USD or BTC); empty = the bot's tickers, else every market in the files"
-    )
-    symbol_map: dict = param(attrs.Factory(dict), "venue symbol -> dYdX ticker overrides, e.g. {1000PEPEUSDT = 'PEPE-USD'}")
-    on_gap: str = param("error", "a depth update-id gap: 'error' stops with the file and line; 'resync' marks "
-                        "the market unhealthy and waits for the next snapshot", _on_gap)
-    funding_files: tuple[str, ...] = param((), "funding-rate CSVs (long format) merged into the replay")
-    funding_venue: str = param("binance", "whose funding rows to replay from funding files")
-    bar_interval_s: int | None = param(None, "bar length in seconds; default: the step between the first two rows")
-    bar_timestamp: str = param("open", "what a bar file's time column means: 'open' or 'close'", _bar_ts)
-    markets_file: str = param("", "dYdX market metadata (indexer /v4/perpetualMarkets shape); empty = the built-in file")
-    venue_files: dict = param(
-        attrs.Factory(dict),
-        "files of other venues, {venue = [files]}: their events carry 'venue:TICKER'. A qualified ticker of a "
-        "venue without files mirrors the primary files' market data",
-    )
-
-
-def _venue_files(raw) -> dict[str, list[str]]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"feed replay: parameter venue_files: expected a table {{venue = [files]}}, got {raw!r}")
-    out: dict[str, list[str]] = {}
-    for venue, names in raw.items():
-        v = str(venue).strip().lower()
-        if isinstance(names, (str, Path)):
-            names = [names]
-        if not v or not isinstance(names, (list, tuple)):
-            raise ConfigError(f"feed replay: parameter venue_files: expected venue = [files], got {venue!r} = {names!r}")
-        out[v] = [str(n) for n in names]
-    return out
-
-
-def resolve_files(names) -> list[Path]:
-    out: list[Path] = []
-    for n in names:
-        key = str(n).strip()
-        if key.lower() in _SAMPLES:
-            out.extend(_SAMPLES[key.lower()]())
-        else:
-            out.append(Path(key).expanduser())
-    return out
-
-
-def sniff(path: Path) -> str:
-    """``"binance" | "bars" | "funding" | "dydx"`` for a data file, by its content.
-
-    :raises DataError: missing, empty or unrecognised file.
-    """
-    lf = LineFile(path)
-    if lf.size == 0:
-        raise DataError(f"{path}: empty file")
-    with open(path, "rb") as f:
-        if f.read(4) == bars_fmt.PARQUET_MAGIC:
-            return "bars"
-    head = lf.head()
-    if not head.strip():
-        raise DataError(f"{path}: empty file")
-    if binance_fmt.looks_like(head):
-        return "binance"
-    if funding_fmt.looks_like(head):
-        return "funding"
-    if bars_fmt.looks_like(head):
-        return "bars"
-    if dydx_fmt.looks_like(head):
-        return "dydx"
-    first = head.split(b"\n", 1)[0][:80].decode(errors="replace")
-    raise DataError(
-        f"{path}: unrecognised data format (first line {first!r}); expected a Binance '<recv_ns> <json>' recording, "
-        "an OHLCV bar CSV, a funding CSV or a dYdX indexer recording"
-    )
-
 
 class ReplayFeed(BaseFeed):
-    """Replays recorded market data files, merged by time (see the module docstring)."""
+    """Replays recorded market data files, merged by time (see the module docstring).
+
+    :param config: the ``[feed]`` table (see :class:`ReplayParams`).
+    :param context: gives ``tickers`` (the bot's, used when ``tickers`` is not configured)
+        and ``markets`` (``{ticker: Market}`` overriding the metadata's); may be None.
+    :raises ConfigError: a bad parameter, no files, an unknown ticker, or a requested ticker
+        without data in the files; each in one line naming it.
+    :raises DataError: a missing, empty or unrecognised file.
+
+    Attributes: ``params``, ``mapper`` (:class:`~.symbols.SymbolMapper`), ``markets_path``,
+    ``files``, ``funding_paths``, ``inputs`` (``[(path, kind, venue)]``), ``kinds``,
+    ``requested`` and ``tickers`` (see :class:`~.routing.TickerRouting`), ``sources`` (the
+    opened readers, after :meth:`start`).
+    """
 
     name = "replay"
     description = (
@@ -169,69 +90,22 @@ class ReplayFeed(BaseFeed):
 
     def __init__(self, config: Mapping[str, Any] | None = None, context: Any = None):
         super().__init__(config or {}, context)
-        self._symbols_of: dict[Path, list[str]] = {}  # Binance file -> venue symbols (sniffed once)
         self._streams_logged = False
-        raw = dict(self.config)
-        if isinstance(raw.get("symbol_map"), str):  # CLI form "SYM=TICKER,SYM2=TICKER2"
-            pairs = [kv for kv in raw["symbol_map"].split(",") if kv.strip()]
-            if any("=" not in kv for kv in pairs):
-                raise ConfigError(f"feed replay: parameter symbol_map: expected SYMBOL=TICKER pairs, got {raw['symbol_map']!r}")
-            raw["symbol_map"] = dict(kv.split("=", 1) for kv in pairs)
-        elif "symbol_map" in raw and not isinstance(raw["symbol_map"], Mapping):
-            raise ConfigError(f"feed replay: parameter symbol_map: expected a table, got {raw['symbol_map']!r}")
-        self.params: ReplayParams = parse_params(ReplayParams, raw, "feed replay")
+        self.params: ReplayParams = parse_replay_params(self.config)
         p = self.params
         self.mapper = SymbolMapper(p.symbol_map)
         self.markets_path = Path(p.markets_file) if p.markets_file else MARKETS_FILE
-        files = resolve_files(p.files) if p.files else samples.binance_l2_files()
-        if not files:
-            raise ConfigError("feed replay: no files to replay")
-        self.files = files
-        self.funding_paths = resolve_files(p.funding_files)
+        self.input_files = ReplayInputs(p)
+        self.files = self.input_files.files
+        self.funding_paths = self.input_files.funding_paths
         #: (path, kind, venue): venue None for the primary venue's files
-        self.inputs: list[tuple[Path, str, str | None]] = [(f, sniff(f), None) for f in files]
-        for venue, names in _venue_files(p.venue_files).items():
-            self.inputs.extend((f, sniff(f), venue) for f in resolve_files(names))
-        for f in self.funding_paths:
-            if sniff(f) != "funding":
-                raise DataError(f"{f}: is not a funding CSV (expected columns {', '.join(funding_fmt.REQUIRED)})")
-            self.inputs.append((f, "funding", None))
-        self.kinds = [(f, k) for f, k, _ in self.inputs]
-        self._venues_with_files = {v for _, k, v in self.inputs if v is not None and k != "funding"}
-
-        requested = list(p.tickers) or list(getattr(context, "tickers", None) or ())
-        self.requested = list(dict.fromkeys(normalize_ticker(t) for t in requested))
+        self.inputs: list[tuple[Path, str, str | None]] = self.input_files.inputs
+        self.kinds = self.input_files.kinds
         known = known_tickers(self.markets_path)
-        for t in self.requested:
-            base = split_venue(t)[1]
-            if base not in known:
-                raise ConfigError(f"unknown ticker {base!r} (known: {', '.join(known)})")
-        present = self._present_tickers()
-        if self.requested:
-            has_dydx = any(k == "dydx" for _, k in self.kinds)
-            missing = [t for t in self.requested if self._source_key(t) not in present]
-            if missing and not has_dydx:
-                found = sorted(t if v is None else f"{v}:{t}" for v, t in present)
-                raise ConfigError(
-                    f"ticker {missing[0]!r} has no data in the replay files (found: {', '.join(found) or 'none'})"
-                )
-            self.tickers = list(self.requested)
-        else:
-            self.tickers = sorted(t if v is None else f"{v}:{t}" for v, t in present)
-            for t in self.tickers:
-                base = split_venue(t)[1]
-                if base not in known:
-                    raise ConfigError(
-                        f"unknown ticker {base!r} (known: {', '.join(known)}); choose tickers or add it to the market metadata"
-                    )
-        self._wanted = set(self.tickers)
-        # qualified tickers of venues without their own files mirror the primary files' data
-        self._mirror: dict[str, list[str]] = {}
-        for t in self.tickers:
-            v, base = split_venue(t)
-            if v is not None and v not in self._venues_with_files:
-                self._mirror.setdefault(base, []).append(t)
-        self._wanted_plain = {t for t in self.tickers if ":" not in t} | set(self._mirror)
+        self.routing = TickerRouting(p, self.mapper, self.input_files, getattr(context, "tickers", None), known)
+        self.requested = self.routing.requested
+        self.tickers = self.routing.tickers
+        self._mirror = self.routing.mirror
         ctx_markets = getattr(context, "markets", None) or {}
         bases = load_markets(sorted({split_venue(t)[1] for t in self.tickers}), self.markets_path)
         self._markets = {t: bases[split_venue(t)[1]] for t in self.tickers}
@@ -239,77 +113,17 @@ class ReplayFeed(BaseFeed):
             m = ctx_markets.get(t) if isinstance(ctx_markets, Mapping) else None
             if isinstance(m, Market):
                 self._markets[t] = m
-        self._warned: set[str] = set()
         self.sources: list = []
         self._iters: list = []
         self._batches = 0
-        # progress in market time (ns): first replayed timestamp, latest one, the data's last one
-        self._first_ns: int | None = None
-        self._cur_ns = 0
-        self._end_ns: int | None = None
-        self._finished = False
-        self._scan: threading.Thread | None = None
-        self._scan_stop = threading.Event()
-        self._books_warned = False
+        self.market_time = MarketTimeProgress(self.last_timestamp)
+        self._books = BookSyncWatch()
         self._pacing_held = False
 
-    # -- tickers ----------------------------------------------------------------
-
-    def _source_key(self, ticker: str) -> tuple[str | None, str]:
-        """Where a requested ticker's market data comes from: (venue with files or None, base ticker)."""
-        v, base = split_venue(ticker)
-        return (v if v in self._venues_with_files else None), base
-
-    def _binance_symbols(self, path: Path) -> list[str]:
-        """Venue symbols of a Binance recording, from its first MiB (else its file name's first token)."""
-        syms = self._symbols_of.get(path)
-        if syms is None:
-            syms = binance_fmt.sniff_symbols(LineFile(path).head(1 << 20)) or [path.name.split("_")[0]]
-            self._symbols_of[path] = syms
-        return syms
-
-    def _present_tickers(self) -> set[tuple[str | None, str]]:
-        found: set[tuple[str | None, str]] = set()
-        for path, kind, venue in self.inputs:
-            if kind == "binance":
-                found.update((venue, self.mapper(s)) for s in self._binance_symbols(path))
-            elif kind == "bars":
-                src = bars_fmt.BarFile(path, lambda s: None, self.params.bar_interval_s, self.params.bar_timestamp)
-                found.update((venue, self.mapper(s)) for s in src.symbols())
-            elif kind == "dydx":
-                found.update((venue, t) for t in dydx_fmt.sniff_tickers(LineFile(path).head(1 << 20)))
-        return found
-
-    def _selector(self, venue: str | None):
-        """Venue symbol -> the ticker its events carry when it is replayed, else None."""
-        wanted = self._wanted_plain if venue is None else self._wanted
-        prefix = "" if venue is None else f"{venue}:"
-
-        def select(symbol: str) -> str | None:
-            ticker = prefix + self.mapper(symbol)
-            if ticker in wanted:
-                return ticker
-            if not self.requested and symbol not in self._warned:
-                self._warned.add(symbol)
-                logger.warning(
-                    "replay: {} ({}) first appears after the start of its file and is not replayed; "
-                    "name it in tickers to include it",
-                    symbol,
-                    ticker,
-                )
-            return None
-
-        return select
-
-    def _route_funding(self, venue: str, coin: str) -> list[str]:
-        """Tickers a funding row of ``venue`` for ``coin`` is replayed to."""
-        base = self.mapper(coin)
-        out = []
-        if venue == self.params.funding_venue.strip().lower() and base in self._wanted:
-            out.append(base)
-        if f"{venue}:{base}" in self._wanted:
-            out.append(f"{venue}:{base}")
-        return out
+    @property
+    def _first_ns(self) -> int | None:
+        """The first replayed timestamp (ns), None before the first batch (tests read it)."""
+        return self.market_time.first_ns
 
     # -- BaseFeed -----------------------------------------------------------------
 
@@ -317,38 +131,12 @@ class ReplayFeed(BaseFeed):
         """Market parameters (real dYdX metadata) of the replayed tickers."""
         return dict(self._markets)
 
-    def _binance_streams(self) -> dict[tuple[Path, str | None], list[Path]]:
-        """Binance files grouped into streams: files of one venue that share a symbol, in time order.
-
-        Keyed by (the group's first file in input order, venue). Files are ordered by the receive
-        time of their first line; that they do not overlap is checked while reading.
-        """
-        groups: list[tuple[str | None, set[str], list[Path]]] = []
-        for path, kind, venue in self.inputs:
-            if kind != "binance":
-                continue
-            syms = set(self._binance_symbols(path))
-            hits = [g for g in groups if g[0] == venue and g[1] & syms]
-            if not hits:
-                groups.append((venue, syms, [path]))
-                continue
-            keep = hits[0]
-            for g in hits[1:]:  # this file joins streams that were apart so far
-                keep[1].update(g[1])
-                keep[2].extend(g[2])
-                groups.remove(g)
-            keep[1].update(syms)
-            keep[2].append(path)
-        out = {}
-        for venue, _, paths in groups:
-            first = next(p for p, _, v in self.inputs if p in paths and v == venue)
-            out[(first, venue)] = sorted(paths, key=binance_fmt.first_ts)
-        return out
-
     def _open_sources(self) -> list:
         p = self.params
+        route = self.routing
         sources = []
-        streams = self._binance_streams()
+        streams = self.input_files.binance_streams()
+        symbols = self.input_files.binance_symbols
         for path, kind, venue in self.inputs:
             if kind == "binance":
                 paths = streams.get((path, venue))
@@ -357,44 +145,32 @@ class ReplayFeed(BaseFeed):
                 if len(paths) > 1 and not self._streams_logged:
                     logger.info(
                         "replay: {} files of {} form one stream: {}",
-                        len(paths), ", ".join(sorted({s for f in paths for s in self._binance_symbols(f)})),
+                        len(paths), ", ".join(sorted({s for f in paths for s in symbols(f)})),
                         ", ".join(f.name for f in paths),
                     )
-                sources.append(binance_fmt.BinanceRecording(paths, self._selector(venue), p.on_gap))
+                sources.append(binance_fmt.BinanceRecording(paths, route.selector(venue), p.on_gap))
             elif kind == "bars":
-                sources.append(bars_fmt.BarFile(path, self._selector(venue), p.bar_interval_s, p.bar_timestamp))
+                sources.append(bars_fmt.BarFile(path, route.selector(venue), p.bar_interval_s, p.bar_timestamp))
             elif kind == "funding":
-                sources.append(funding_fmt.FundingFile(path, self._route_funding))
+                sources.append(funding_fmt.FundingFile(path, route.route_funding))
             elif kind == "dydx":
-                tickers = [t for t in self.tickers if self._source_key(t)[0] == venue]
+                tickers = [t for t in self.tickers if route.source_key(t)[0] == venue]
                 sources.append(dydx_fmt.DydxRecording(path, [split_venue(t)[1] for t in tickers], self.markets()))
             sources[-1].venue = venue
         self._streams_logged = True
         return sources
 
-    def _mirrored(self, it):
-        """Copy primary-file events to the qualified tickers that mirror them (see ``venue_files``)."""
-        mirror = self._mirror
-        keep = self._wanted
-        evolve = attrs.evolve
-        for ts, batch in it:
-            out = []
-            for ev in batch:
-                targets = mirror.get(ev.ticker)
-                if targets is None:
-                    out.append(ev)
-                    continue
-                if ev.ticker in keep:
-                    out.append(ev)
-                out.extend(evolve(ev, ticker=q) for q in targets)
-            yield ts, out
-
     async def start(self) -> None:
+        """Open the sources (readers of the files); safe to call twice.
+
+        :raises ConfigError: a dYdX recording whose reader module is missing.
+        """
         if not self.sources:
             self.sources = self._open_sources()
 
     async def stop(self) -> None:
-        self._scan_stop.set()
+        """Close the iterators handed out and end the background scan of the files' tails; safe to call twice."""
+        self.market_time.stop()
         for it in self._iters:
             close = getattr(it, "aclose", None)
             if close is not None:
@@ -411,6 +187,9 @@ class ReplayFeed(BaseFeed):
 
         For tools and benchmarks; the bot uses :meth:`batches`. dYdX recordings
         whose reader is asynchronous are not supported here.
+
+        :raises ConfigError: a source whose reader is asynchronous.
+        :raises DataError: (while iterating) bad data, naming the file and line.
         """
         if not self.sources:
             self.sources = self._open_sources()
@@ -420,17 +199,18 @@ class ReplayFeed(BaseFeed):
 
     def _tracked(self, merged):
         """Record market-time progress and check book sync along a ``(ts, batch)`` stream."""
+        prog = self.market_time
         n = 0
         ts = None
         for ts, batch in merged:
-            if self._first_ns is None:
-                self._first_ns = ts
-            self._cur_ns = ts
+            if prog.first_ns is None:
+                prog.first_ns = ts
+            prog.cur_ns = ts
             n += 1
             if not n & 4095:
                 self._check_books(ts)
             yield ts, batch
-        self._finished = True
+        prog.finished = True
         self._check_books(ts, final=True)
 
     def _sync_iter(self, src):
@@ -440,12 +220,19 @@ class ReplayFeed(BaseFeed):
         return it
 
     async def batches(self) -> AsyncIterator[list]:
-        """Event batches in time order: first one MarketInfo per market, then one batch per raw message."""
+        """Event batches in time order: first one MarketInfo per market, then one batch per raw message.
+
+        With ``speed`` N > 0 a batch is held until N x the market time since the first paced
+        batch has passed in wall time (see :meth:`hold_pacing`).
+
+        :raises DataError: bad data, naming the file and line.
+        """
         await self.start()
         iters = [self._any_iter(s) for s in self.sources]
         self._iters.extend(iters)
         sync = not any(hasattr(it, "__anext__") for it in iters)
-        merged = merge_sorted(iters) if sync else _amerge_sorted(iters)
+        merged = merge_sorted(iters) if sync else amerge_sorted(iters)
+        prog = self.market_time
         speed = float(self.params.speed)
         first = True
         wall0 = None  # pacing anchor (wall time, data time); None: anchor at the next paced batch
@@ -461,9 +248,9 @@ class ReplayFeed(BaseFeed):
             ts, batch = item
             if first:
                 first = False
-                self._first_ns = ts
+                prog.first_ns = ts
                 yield [MarketInfo(t, ts, m) for t, m in self._markets.items()]
-            self._cur_ns = ts
+            prog.cur_ns = ts
             if self._pacing_held:
                 wall0 = None
             if speed > 0 and not self._pacing_held:
@@ -480,8 +267,8 @@ class ReplayFeed(BaseFeed):
             if not self._batches & 4095:
                 self._check_books(ts)
             yield batch
-        self._finished = True
-        self._check_books(self._cur_ns, final=True)
+        prog.finished = True
+        self._check_books(prog.cur_ns, final=True)
 
     def hold_pacing(self, held: bool) -> None:
         """While held, batches are not paced; released, pacing restarts from the next batch's time.
@@ -496,15 +283,15 @@ class ReplayFeed(BaseFeed):
             if hasattr(it, "__anext__"):
                 if self._mirror and src.venue is None:
                     raise ConfigError(f"{src.path}: mirroring a dYdX recording to qualified tickers is not supported")
-                return _tag_async(it)
+                return tag_async(it)
             it = ((b[0].ts_ns, b) for b in it if b)
         else:
             it = src.events()
         if self._mirror and src.venue is None and src.kind != "funding":
-            it = self._mirrored(it)
+            it = self.routing.mirrored(it)
         return it
 
-    # -- progress in market time ---------------------------------------------------
+    # -- progress in market time (see progress.MarketTimeProgress) ---------------------
 
     def progress(self) -> tuple[int, int]:
         """``(market time done, market time total)`` in ns, from the first replayed timestamp.
@@ -514,33 +301,15 @@ class ReplayFeed(BaseFeed):
         is not known yet: before the first batch, and while the background scan of the files'
         tails runs (the first call starts it). At the end of the data ``done == total``.
         """
-        if self._finished:
-            t = max(self._cur_ns - (self._first_ns or self._cur_ns), self._total(), 1)
-            return (t, t)
-        if self._end_ns is None and self._scan is None:
-            self._scan = threading.Thread(target=self._scan_end, name="replay-last-timestamp", daemon=True)
-            self._scan.start()
-        if self._first_ns is None:
-            return (0, 0)
-        done = self._cur_ns - self._first_ns
-        total = self._total()
-        return (done, max(total, done) if total else 0)
+        return self.market_time.progress()
 
     def wait_for_span(self, timeout: float | None = None) -> bool:
         """Start the background scan of the files' tails if needed and wait for it (tools, tests).
 
+        :param timeout: seconds to wait at most (None: until the scan ends).
         :returns: True when the data's last timestamp is known.
         """
-        if self._end_ns is None and self._scan is None:
-            self.progress()
-        if self._scan is not None:
-            self._scan.join(timeout)
-        return self._end_ns is not None
-
-    def _total(self) -> int:
-        if self._end_ns is None or self._first_ns is None:
-            return 0
-        return max(0, self._end_ns - self._first_ns)
+        return self.market_time.wait_for_span(timeout)
 
     def last_timestamp(self, stop=None) -> int | None:
         """The data's last timestamp (ns; the latest over all files' tails), or None when no file tells.
@@ -561,51 +330,21 @@ class ReplayFeed(BaseFeed):
                 ends.append(end)
         return max(ends) if ends else None
 
-    def _scan_end(self) -> None:
-        try:
-            self._end_ns = self.last_timestamp(self._scan_stop.is_set)
-        except Exception as exc:  # noqa: BLE001 - a progress estimate must not stop a replay; say why it is missing
-            logger.warning("replay: cannot tell where the data ends ({}); the progress bar shows no percentage", exc)
-
-    # -- book sync --------------------------------------------------------------------
+    # -- book sync and counters ----------------------------------------------------------
 
     def unsynced_books(self) -> dict[str, str]:
         """``{ticker: reason}`` of the markets with depth data whose order book never synced."""
-        out: dict[str, str] = {}
-        for s in self.sources:
-            get = getattr(s, "unsynced", None)
-            if get is not None:
-                out.update(get())
-        return out
+        return unsynced_books(self.sources)
 
     def _check_books(self, ts: int | None, final: bool = False) -> None:
         """Say loudly, once, when no market's order book has synced after ``STALL_S`` s of data (or at its end)."""
-        if self._books_warned or ts is None:
-            return
-        books: dict[str, bool] = {}
-        for s in self.sources:
-            get = getattr(s, "book_markets", None)
-            if get is not None:
-                books.update(get())
-        if not books or any(books.values()):
-            return
-        waited = ts - (self._first_ns if self._first_ns is not None else ts)
-        if not final and waited < binance_fmt.STALL_S * 1_000_000_000:
-            return
-        self._books_warned = True
-        reasons = self.unsynced_books()
-        logger.error(
-            "replay: NO order book has synced {} ({} of market data): no strategy can trade on empty books. {}",
-            "by the end of the data" if final else "yet",
-            _span(waited),
-            "; ".join(f"{t}: {r}" for t, r in sorted(reasons.items())),
-        )
+        self._books.check(self.sources, ts, self.market_time.first_ns, final)
 
     def stats(self) -> dict:
         """Counters summed over files: messages, depth_messages, level_entries, deletes, trades, quotes,
         snapshots, gaps, dropped_messages (pre-snapshot diffs older than the snapshot), bars,
         funding_rates, ignored, and ``events`` (level entries + trades + quotes + bars + funding rates,
-        the benchmark's unit)."""
+        the benchmark's unit), and ``batches`` (batches yielded by :meth:`batches`)."""
         out: dict[str, int] = {}
         for s in self.sources:
             st = s.reader_stats() if isinstance(s, dydx_fmt.DydxRecording) else s.stats
@@ -620,71 +359,3 @@ class ReplayFeed(BaseFeed):
         )
         out["batches"] = self._batches
         return out
-
-
-def _span(ns: int) -> str:
-    s = ns / 1e9
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
-def merge_sorted(iters: list) -> Iterator[tuple[int, list]]:
-    """Merge ``(ts, batch)`` iterators, each already in time order; ties keep the iterators' order.
-
-    Like :func:`heapq.merge`, but drains one source without heap operations while it
-    stays ahead of the others (recordings come in long runs).
-    """
-    if len(iters) == 1:
-        yield from iters[0]
-        return
-    heap = []
-    for i, it in enumerate(iters):
-        for item in it:
-            heap.append((item[0], i, item, it))
-            break
-    heapq.heapify(heap)
-    heappop, heappush = heapq.heappop, heapq.heappush
-    while heap:
-        _, i, item, it = heappop(heap)
-        yield item
-        if not heap:
-            yield from it
-            return
-        bound, bi = heap[0][0], heap[0][1]
-        for item in it:
-            ts = item[0]
-            if ts > bound or (ts == bound and i > bi):
-                heappush(heap, (ts, i, item, it))
-                break
-            yield item
-
-
-async def _tag_async(it):
-    async for b in it:
-        if b:
-            yield b[0].ts_ns, b
-
-
-async def _amerge_sorted(iters: list):
-    """Async variant of :func:`merge_sorted` for a mix of sync and async iterators."""
-
-    async def pull(it):
-        if hasattr(it, "__anext__"):
-            return await anext(it, None)
-        return next(it, None)
-
-    heap = []
-    for i, it in enumerate(iters):
-        got = await pull(it)
-        if got is not None:
-            heap.append((got[0], i, got[1], it))
-    heapq.heapify(heap)
-    while heap:
-        ts, i, b, it = heapq.heappop(heap)
-        yield ts, b
-        got = await pull(it)
-        if got is not None:
-            heapq.heappush(heap, (got[0], i, got[1], it))
