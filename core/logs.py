@@ -1,6 +1,9 @@
 """Logging: loguru configured once (by the CLI), secrets redacted by construction.
 
-- Console: human lines (INFO, DEBUG with ``--verbose``) on stderr.
+- Console: human lines (INFO, DEBUG with ``--verbose``) on stderr, looked up at each
+  write (:class:`CurrentStderr`): while rich draws a live display (the replay progress
+  bar, ``perpbot/progress.py``) it swaps ``sys.stderr`` for a proxy that prints above the
+  bar, and log lines must go through that proxy, not the stream seen at start-up.
 - File: JSON lines (``serialize=True``) in ``<state_dir>/logs/perpbot.jsonl``,
   rotated at 10 MB, keeping 5 files; every record carries ``run_id`` and, where
   the code binds them, ``market`` and ``client_id``.
@@ -33,6 +36,34 @@ def redact(text: str) -> str:
     return text
 
 
+class CurrentStderr:
+    """A file-like sink that writes to whatever ``sys.stderr`` is at the moment of writing.
+
+    loguru keeps the stream object it is given; given ``sys.stderr`` at start-up, it would
+    keep writing to the terminal directly after rich's live display (a progress bar) has
+    replaced ``sys.stderr`` with its proxy, so each log line would land in the middle of
+    the bar and the bar would be redrawn over it. Colour is decided once, when the sink is
+    added, from :meth:`isatty` of the stream current then.
+    """
+
+    name = "<stderr>"
+
+    def write(self, message: str) -> None:
+        """Write ``message`` (one formatted log line) to the current ``sys.stderr``."""
+        sys.stderr.write(message)
+
+    def flush(self) -> None:
+        """Flush the current ``sys.stderr``."""
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        """Whether the current ``sys.stderr`` is a terminal (False when it cannot tell)."""
+        try:
+            return sys.stderr.isatty()
+        except (AttributeError, ValueError):  # a replaced or closed stream
+            return False
+
+
 def _patch(record) -> None:
     if _SECRETS:
         record["message"] = redact(record["message"])
@@ -50,7 +81,7 @@ def configure_logging(*, verbose: bool = False, log_dir: Path | None = None, run
     level = "DEBUG" if verbose else "INFO"
     if not quiet_console:
         logger.add(
-            sys.stderr,
+            CurrentStderr(),
             level=level,
             format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}",
             backtrace=verbose,
