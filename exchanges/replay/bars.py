@@ -59,6 +59,10 @@ def looks_like(head: bytes) -> bool:
 
 
 def is_parquet(path: Path) -> bool:
+    """True when ``path`` starts with Parquet's magic bytes ``PAR1``.
+
+    :raises OSError: the file cannot be opened.
+    """
     with open(path, "rb") as f:
         return f.read(4) == PARQUET_MAGIC
 
@@ -96,6 +100,12 @@ class _Layout:
 
 
 def sniff_symbols(head: bytes, path: Path) -> list[str]:
+    """Venue symbols of a bar CSV from its first bytes ``head``: the merged layout's column
+    prefixes, else the ticker column's values in the first 50 rows, else the file name's
+    first token (see :func:`file_symbol`).
+
+    :raises DataError: a header without a time column or without complete OHLCV columns (naming ``path``).
+    """
     first = head.split(b"\n", 1)[0].decode(errors="replace")
     layout = _Layout(next(csv.reader([first])), str(path))
     syms = layout.symbols()
@@ -162,10 +172,12 @@ class BarFile:
 
     @property
     def bytes_read(self) -> int:
+        """Bytes consumed so far (compressed for gzip; a Parquet file counts whole once read), for progress bars."""
         return self._done_bytes if self.parquet else self.file.bytes_read
 
     @property
     def size(self) -> int:
+        """The file's size in bytes on disk."""
         return self.file.size
 
     def last_ts(self, stop=None) -> int | None:
@@ -242,6 +254,10 @@ class BarFile:
         return conv(first), conv(last)
 
     def symbols(self) -> list[str]:
+        """Venue symbols in the file (see :func:`sniff_symbols`; for Parquet, from its first 50 rows).
+
+        :raises DataError: a bad header, or a Parquet file without ``pyarrow`` installed.
+        """
         if self.parquet:
             header, rows = self._parquet_rows(limit=50)
             layout = _Layout(header, str(self.path))

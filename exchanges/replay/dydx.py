@@ -33,6 +33,7 @@ def looks_like(head: bytes) -> bool:
 
 
 def sniff_tickers(head: bytes) -> list[str]:
+    """dYdX tickers (``"id": "BTC-USD"``) named in a recording's first bytes ``head``, in order of first appearance."""
     out: list[str] = []
     for m in _ID_RE.finditer(head):
         t = m.group(1).decode()
@@ -66,6 +67,7 @@ class DydxRecording:
 
     @property
     def bytes_read(self) -> int:
+        """Bytes consumed so far, from the reader's ``progress()`` (0 when it has none), for progress bars."""
         prog = getattr(self.reader, "progress", None)
         if callable(prog):
             got = prog()
@@ -75,6 +77,7 @@ class DydxRecording:
 
     @property
     def size(self) -> int:
+        """The recording's size in bytes on disk (its first part)."""
         return self.file.size
 
     def last_ts(self, stop=None) -> int | None:
@@ -91,6 +94,7 @@ class DydxRecording:
         return None
 
     def reader_stats(self) -> dict:
+        """The reader's counters (its ``stats`` dict or ``stats()`` result) as a new dict; empty when it keeps none."""
         st = getattr(self.reader, "stats", None)
         if callable(st):
             st = st()

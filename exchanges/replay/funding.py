@@ -37,6 +37,7 @@ REQUIRED = ("ts_utc", "venue", "coin", "interval_h", "rate")
 
 
 def looks_like(head: bytes) -> bool:
+    """True when the first line of ``head`` (a file's first bytes) names every column of :data:`REQUIRED`."""
     first = head.split(b"\n", 1)[0].strip().lower().decode(errors="replace")
     cols = [c.strip() for c in first.split(",")]
     return all(c in cols for c in REQUIRED)
@@ -61,10 +62,12 @@ class FundingFile:
 
     @property
     def bytes_read(self) -> int:
+        """Bytes of the file consumed so far (compressed for gzip), for progress bars."""
         return self.file.bytes_read
 
     @property
     def size(self) -> int:
+        """The file's size in bytes on disk."""
         return self.file.size
 
     def last_ts(self, stop=None) -> int | None:
