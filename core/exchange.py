@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import attrs
 
@@ -28,6 +28,10 @@ from perpbot.core.model import (
     Position,
     TimeInForce,
 )
+
+if TYPE_CHECKING:  # annotations only: core.exchange stays importable without the state module
+    from perpbot.core.book import OrderBook
+    from perpbot.core.state import MarketState
 
 
 @attrs.frozen
@@ -160,19 +164,132 @@ class BaseExchangeClient(abc.ABC):
         return self.context.markets
 
 
+class MarketView:
+    """The read-only market view an exchange client gets from the bot (``ExchangeContext.view``).
+
+    It answers, for ONE venue and by that venue's own ticker (``"BTC-USD"``, never the
+    qualified ``"binance:BTC-USD"``), what the bot's market state holds at the moment of the
+    call: the state already includes the market event being processed (the bot applies an
+    event to its state before it hands the event to :meth:`BaseExchangeClient.on_market_event`).
+    The view copies nothing; callers must not mutate what it returns. The paper simulator
+    matches against :meth:`book` and values positions at :meth:`mark`.
+
+    :param states: the bot's :class:`~perpbot.core.state.MarketState` objects by qualified
+        ticker; the mapping is read at every call, so it may be filled after the view is built.
+    :param markets: this venue's market table (ticker -> :class:`~perpbot.core.model.Market`),
+        used for markets without a state.
+    :param prefix: how this venue's tickers are qualified in ``states``: ``""`` for the primary
+        venue, ``"<venue>:"`` for the others (:func:`perpbot.core.model.market_label`).
+    """
+
+    __slots__ = ("_states", "_markets", "_prefix")
+
+    def __init__(self, states: Mapping[str, Any], markets: Mapping[str, Market], prefix: str = ""):
+        self._states = states
+        self._markets = markets
+        self._prefix = prefix
+
+    def state(self, ticker: str) -> "MarketState | None":
+        """The bot's :class:`~perpbot.core.state.MarketState` of ``ticker``, or None when the bot
+        does not follow that market."""
+        return self._states.get(self._prefix + ticker)
+
+    def book(self, ticker: str) -> "OrderBook | None":
+        """The live L2 :class:`~perpbot.core.book.OrderBook` of ``ticker`` (prices USD, sizes in
+        base units), or None when the bot does not follow that market."""
+        st = self.state(ticker)
+        return st.book if st is not None else None
+
+    def market(self, ticker: str) -> Market | None:
+        """Market parameters of ``ticker`` (tick/step size, margin fractions, oracle price): the
+        state's copy (updated by ``MarketInfo`` events), else the venue's table, else None."""
+        st = self.state(ticker)
+        if st is not None:
+            return st.market
+        return self._markets.get(ticker)
+
+    def mark(self, ticker: str) -> Decimal | None:
+        """Mark price of ``ticker``, USD: the oracle price when the feed has one, else the mid,
+        else the last trade or bar close (:meth:`perpbot.core.state.MarketState.mark_price`);
+        when that is unknown or not positive, the market table's ``oracle_price``; else None."""
+        st = self.state(ticker)
+        if st is not None:
+            m = st.mark_price()
+            if m is not None and m > 0:
+                return m
+        market = self.market(ticker)
+        return market.oracle_price if market is not None else None
+
+    @classmethod
+    def from_callables(
+        cls,
+        state_of: "Callable[[str], Any] | None",
+        book_of: "Callable[[str], Any] | None",
+        markets: Mapping[str, Market] | None,
+    ) -> "MarketView":
+        """A view over the older ``state_of(ticker)`` / ``book_of(ticker)`` callables (contexts
+        built before :class:`MarketView` existed); either may be None (answers None)."""
+        return _CallableMarketView(state_of, book_of, markets if markets is not None else {})
+
+    @classmethod
+    def of(cls, context: Any) -> "MarketView":
+        """The view of an exchange context: its ``view``, else one over its ``state_of``/``book_of``
+        callables (duck-typed contexts of older tests and plugins)."""
+        view = getattr(context, "view", None)
+        if view is not None:
+            return view
+        return cls.from_callables(
+            getattr(context, "state_of", None), getattr(context, "book_of", None), getattr(context, "markets", None)
+        )
+
+
+class _CallableMarketView(MarketView):
+    """:class:`MarketView` answering from ``state_of``/``book_of`` callables."""
+
+    __slots__ = ("_state_of", "_book_of")
+
+    def __init__(self, state_of, book_of, markets):
+        super().__init__({}, markets)
+        self._state_of = state_of
+        self._book_of = book_of
+
+    def state(self, ticker: str):
+        return self._state_of(ticker) if self._state_of is not None else None
+
+    def book(self, ticker: str):
+        st = self.state(ticker)
+        if st is not None:
+            return st.book
+        return self._book_of(ticker) if self._book_of is not None else None
+
+
 @attrs.define
 class ExchangeContext:
     """What the bot hands every exchange client at construction.
 
+    :param clock: the run's clock (``now_ns()``: simulated in replays, wall clock live).
     :param markets: market parameters by ticker (shared, updated by MarketInfo events).
-    :param book_of: ``book_of(ticker)`` returns the bot's live L2 book for that market
-        (simulators match against it).
+    :param view: the read-only :class:`MarketView` of the bot's market state for this venue
+        (simulators match against its books). Built from ``state_of``/``book_of`` when not given.
+    :param state_of: older form of ``view.state`` (kept for plugins and tests that pass or call
+        it; set from the view when not given).
+    :param book_of: older form of ``view.book`` (likewise).
     :param state_dir: a directory the client may write to (recorder, client-id store).
+    :param options: ``live``, ``venue``, ``replay`` and ``run_id`` as the bot sets them.
     """
 
     clock: Any
     markets: dict
-    book_of: Callable[[str], Any] = lambda ticker: None
-    state_of: Callable[[str], Any] = lambda ticker: None
+    book_of: Callable[[str], Any] | None = None
+    state_of: Callable[[str], Any] | None = None
     state_dir: Any = None
     options: dict = attrs.Factory(dict)
+    view: MarketView | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.view is None:
+            self.view = MarketView.from_callables(self.state_of, self.book_of, self.markets)
+        if self.state_of is None:
+            self.state_of = self.view.state
+        if self.book_of is None:
+            self.book_of = self.view.book

@@ -95,12 +95,18 @@ class FeeSchedule:
     # -- persistence ----------------------------------------------------------
 
     def export_state(self) -> dict:
+        """The rolling volume, JSON-serialisable: ``{"buckets": [[hour_start_ns, "USD"], ...],
+        "initial": "USD not yet booked"}``."""
         return {
             "buckets": [[h, str(v)] for h, v in self._buckets],
             "initial": str(self._initial),
         }
 
     def import_state(self, data: dict) -> None:
+        """Restore :meth:`export_state` output (missing keys: empty).
+
+        :raises ValueError: / decimal.InvalidOperation: for a malformed number.
+        """
         self._buckets = deque([int(h), Decimal(v)] for h, v in data.get("buckets", []))
         self.volume = sum((v for _, v in self._buckets), ZERO)
         self._initial = Decimal(data.get("initial", "0"))

@@ -7,12 +7,18 @@ A :class:`SimOrder` moves through stages:
 - ``resting``: a limit order on the book (maker), with its queue position;
 - ``bar_taker``: on bar-only data, a taker order waiting for the next bar;
 - ``done``: terminal (filled, canceled, expired or rejected).
+
+:class:`OrderTable` holds the live orders by client id and, per market, by stage, plus the
+queue of requests still travelling to the book (``latency_ms``). It is a plain container:
+the coordinator (:class:`~perpbot.exchanges.paper.exchange.PaperExchange`) moves orders
+between stages and emits their updates; the matcher, the subaccounts and persistence read it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 from perpbot.core.model import (
     ZERO,
@@ -108,10 +114,12 @@ class SimOrder:
 
     @property
     def remaining(self) -> Decimal:
+        """Size still to fill, base units (``size - filled``)."""
         return self.size - self.filled
 
     @property
     def avg_price(self) -> Decimal | None:
+        """Average fill price, USD (None before the first fill)."""
         return self.notional / self.filled if self.filled else None
 
     @property
@@ -121,18 +129,22 @@ class SimOrder:
 
     @property
     def is_ioc(self) -> bool:
+        """Immediate-or-cancel: a market order or ``time_in_force=IOC`` (what cannot fill at once is canceled)."""
         return self.is_market or self.time_in_force is TimeInForce.IOC
 
     @property
     def is_conditional(self) -> bool:
+        """A stop or take-profit order (waits for its trigger price)."""
         return self.order_type.is_conditional
 
     @property
     def is_stop(self) -> bool:
+        """A stop order (STOP_MARKET or STOP_LIMIT); a take-profit otherwise, when conditional."""
         return self.order_type in _STOP_TYPES
 
     @property
     def live(self) -> bool:
+        """Not yet terminal (any stage but ``done``)."""
         return self.stage != DONE
 
     def trigger_hit(self, price: Decimal) -> bool:
@@ -144,6 +156,8 @@ class SimOrder:
         return price <= tp if self.side is Side.BUY else price >= tp
 
     def info(self, venue: str = "") -> OrderInfo:
+        """The order as the exchange contract reports it (:class:`~perpbot.core.model.OrderInfo`;
+        ``exchange_order_id`` is ``paper-<client id>``)."""
         return OrderInfo(
             client_id=self.client_id,
             ticker=self.ticker,
@@ -165,6 +179,7 @@ class SimOrder:
     # -- persistence ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """Every slot, JSON-serialisable (Decimals and enums as strings); see :meth:`from_dict`."""
         out: dict[str, Any] = {}
         for k in self.__slots__:
             v = getattr(self, k)
@@ -177,6 +192,10 @@ class SimOrder:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SimOrder":
+        """Rebuild an order from :meth:`to_dict` output.
+
+        :raises ValueError: / KeyError: for an unknown enum value or a malformed number.
+        """
         o = cls.__new__(cls)
         enums = {
             "side": Side,
@@ -198,3 +217,87 @@ class SimOrder:
                 v = Decimal(v) if v is not None else (None if k in optional else ZERO)
             setattr(o, k, v)
         return o
+
+
+class OrderTable:
+    """The simulator's live orders: by client id, and per market by stage.
+
+    Attributes (read by the matcher, the subaccounts and persistence; changed by the
+    coordinator and the matcher):
+
+    - ``by_id``: client id -> :class:`SimOrder`, every order not yet terminal;
+    - ``resting`` / ``conditionals`` / ``bar_takers``: ticker -> orders in stage ``resting``,
+      ``untriggered`` and ``bar_taker``, in arrival order (lists are dropped when empty);
+    - ``pending``: requests still travelling to the book, ``(arrive_ns, "place", SimOrder)``
+      or ``(arrive_ns, "cancel", client_id)``, in arrival order;
+    - ``next_expiry_ns``: the earliest good-til time of a resting or untriggered order, ns
+      (0 when none; kept by :meth:`recompute_expiry`).
+    """
+
+    __slots__ = ("by_id", "resting", "conditionals", "bar_takers", "pending", "next_expiry_ns")
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, SimOrder] = {}
+        self.resting: dict[str, list[SimOrder]] = {}
+        self.conditionals: dict[str, list[SimOrder]] = {}
+        self.bar_takers: dict[str, list[SimOrder]] = {}
+        self.pending: deque = deque()
+        self.next_expiry_ns = 0
+
+    def add(self, index: dict[str, list[SimOrder]], o: SimOrder) -> None:
+        """Append ``o`` to ``index`` (one of :attr:`resting`, :attr:`conditionals`, :attr:`bar_takers`)."""
+        index.setdefault(o.ticker, []).append(o)
+
+    def unindex(self, o: SimOrder) -> None:
+        """Remove ``o`` from the per-market stage indexes (not from :attr:`by_id`)."""
+        for index in (self.resting, self.conditionals, self.bar_takers):
+            lst = index.get(o.ticker)
+            if lst and o in lst:
+                lst.remove(o)
+                if not lst:
+                    del index[o.ticker]
+
+    def has_work(self, ticker: str) -> bool:
+        """True when ``ticker`` has resting, untriggered or bar-taker orders."""
+        return bool(self.resting.get(ticker) or self.conditionals.get(ticker) or self.bar_takers.get(ticker))
+
+    def has_live_orders(self, number: int, ticker: str, exclude: SimOrder) -> bool:
+        """True when subaccount ``number`` has an order on ``ticker`` at the book (resting or
+        waiting for a bar), other than ``exclude``."""
+        for x in self.by_id.values():
+            if x is not exclude and x.sub == number and x.ticker == ticker and x.stage in (RESTING, BAR_TAKER):
+                return True
+        return False
+
+    def holds_subaccount(self, number: int) -> bool:
+        """True when an order that reached the book (any stage but pending and done) trades in
+        subaccount ``number`` (its collateral must stay there)."""
+        for o in self.by_id.values():
+            if o.sub == number and o.stage != DONE and o.stage != PENDING:
+                return True
+        return False
+
+    def recompute_expiry(self) -> int:
+        """Recompute and return :attr:`next_expiry_ns`."""
+        e = 0
+        for o in self.by_id.values():
+            if o.expire_ns and o.stage in (RESTING, UNTRIGGERED) and (not e or o.expire_ns < e):
+                e = o.expire_ns
+        self.next_expiry_ns = e
+        return e
+
+    def load(self, orders: Iterable[SimOrder]) -> None:
+        """Replace the whole table with ``orders`` (indexed by their stage); :attr:`pending` is
+        emptied and :attr:`next_expiry_ns` reset (the caller refills and recomputes them)."""
+        self.by_id = {}
+        self.resting, self.conditionals, self.bar_takers = {}, {}, {}
+        for o in orders:
+            self.by_id[o.client_id] = o
+            if o.stage == RESTING:
+                self.add(self.resting, o)
+            elif o.stage == UNTRIGGERED:
+                self.add(self.conditionals, o)
+            elif o.stage == BAR_TAKER:
+                self.add(self.bar_takers, o)
+        self.pending = deque()
+        self.next_expiry_ns = 0
