@@ -1,0 +1,114 @@
+"""Enumerations of the domain model: sides, order types, time in force, statuses, liquidity, margin mode.
+
+Values are the dYdX v4 indexer API strings where dYdX has one (order ``status``,
+``type``, ``timeInForce`` and ``side`` fields of the indexer's order and fill
+payloads). Imports nothing of perpbot.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Side(enum.Enum):
+    """Order or trade side. For trades, the taker's side."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """+1 for BUY, -1 for SELL."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> "Side":
+        """The other side: SELL for BUY, BUY for SELL (the side that closes a position)."""
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @classmethod
+    def parse(cls, value: "Side | str") -> "Side":
+        """Accept ``Side``, "buy"/"sell", "long"/"short", "b"/"s" (any case, blanks ignored).
+
+        :raises ValueError: for anything else, naming the field ``side`` and the value.
+        """
+        if isinstance(value, Side):
+            return value
+        v = str(value).strip().upper()
+        if v in ("BUY", "LONG", "B"):
+            return cls.BUY
+        if v in ("SELL", "SHORT", "S"):
+            return cls.SELL
+        raise ValueError(f"side: expected buy or sell, got {value!r}")
+
+
+class OrderType(enum.Enum):
+    """Order types. On dYdX a MARKET order is a short-term IOC limit order at a worst price."""
+
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP_MARKET = "STOP_MARKET"
+    STOP_LIMIT = "STOP_LIMIT"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+
+    @property
+    def is_conditional(self) -> bool:
+        """True for stop and take-profit types (they need a ``trigger_price``, USD)."""
+        return self not in (OrderType.MARKET, OrderType.LIMIT)
+
+
+class TimeInForce(enum.Enum):
+    """dYdX time in force. GTT rests until its good-til; FOK is deprecated on dYdX and absent."""
+
+    GTT = "GTT"
+    IOC = "IOC"
+    POST_ONLY = "POST_ONLY"
+
+
+class OrderStatus(enum.Enum):
+    """Order lifecycle states (dYdX indexer names where they exist).
+
+    PENDING is perpbot's own: sent, not yet acknowledged by the venue.
+    """
+
+    PENDING = "PENDING"  # sent, not yet acknowledged
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    BEST_EFFORT_CANCELED = "BEST_EFFORT_CANCELED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+    UNTRIGGERED = "UNTRIGGERED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for FILLED, CANCELED, EXPIRED and REJECTED: the order will not change again.
+
+        BEST_EFFORT_CANCELED is not terminal (dYdX may still fill a short-term order
+        until its good-til block).
+        """
+        return self in (
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REJECTED,
+        )
+
+
+class Liquidity(enum.Enum):
+    """Which side of a match a fill was: MAKER (resting order) or TAKER (crossing order).
+
+    Selects the fee rate (dYdX fee tiers have separate maker and taker rates).
+    """
+
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+class MarginMode(enum.Enum):
+    """CROSS positions share the main subaccount; ISOLATED ones live in a child subaccount."""
+
+    CROSS = "CROSS"
+    ISOLATED = "ISOLATED"
