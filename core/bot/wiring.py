@@ -17,7 +17,7 @@ from perpbot.core.bot.support import FeedContext
 from perpbot.core.clock import LiveClock, SimulatedClock
 from perpbot.core.config import BotConfig, check_risk_params, split_ticker
 from perpbot.core.errors import ConfigError
-from perpbot.core.exchange import ExchangeContext
+from perpbot.core.exchange import ExchangeContext, MarketView
 from perpbot.core.params import parse_params
 from perpbot.core.state import MarketState
 from perpbot.core.strategy import StrategyContext
@@ -67,7 +67,7 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
         config.feed_options(),
         FeedContext(clock, tuple(config.tickers), state_dir, options={"live": config.live}),
     )
-    # filled below, after the markets are known; the exchanges' lookups read it when called
+    # filled below, after the markets are known; each venue's MarketView reads it when called
     states: dict[str, MarketState] = {}
 
     exchanges: dict[str, Any] = {}
@@ -79,8 +79,7 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
         ctx = ExchangeContext(
             clock=clock,
             markets=venue_markets[venue],
-            book_of=(lambda t, p=prefix: states[p + t].book if (p + t) in states else None),
-            state_of=(lambda t, p=prefix: states.get(p + t)),
+            view=MarketView(states, venue_markets[venue], prefix),
             state_dir=state_dir,
             options={"live": config.live, "venue": venue, "replay": feed_cls.replay, "run_id": run_id},
         )
