@@ -20,6 +20,17 @@ failure blocks the order (the journal must record intent before sending).
 
 Hot paths (book updates, signal updates) are plain method calls, not hooks.
 
+Every bot-lifecycle and trading hook receives ``bot``: a :class:`~perpbot.core.bot.view.RunView`,
+the documented read-only view of the run (run id, configuration, clock, markets and their
+states, portfolios, positions, balances, marks, open orders, counters, the summary so far,
+the halt reason). At run time it is the :class:`perpbot.core.bot.TradingBot` itself, so a
+plugin written against the bot keeps working, but only the members :class:`RunView` lists
+are a plugin's to use, and it must not assign them; the two calls it may make are
+``bot.halt(reason, source=...)`` and ``bot.request_stop(reason)``. State changes at startup
+go through the :class:`~perpbot.core.bot.resume.ResumeAPI` that :func:`reconcile_startup`
+receives as ``resume``. No plugin reads an attribute starting with ``_``
+(``tests/test_plugin_privacy.py`` checks the built-in ones).
+
 Every parameter and return value is annotated; the annotated types are imported for
 type checkers only (``TYPE_CHECKING``), so this module imports nothing of perpbot at
 run time. An observer may return ``None`` or an awaitable (the bot awaits it).
@@ -36,7 +47,8 @@ if TYPE_CHECKING:
 
     import typer
 
-    from perpbot.core.bot import TradingBot
+    from perpbot.core.bot.resume import ResumeAPI
+    from perpbot.core.bot.view import RunView
     from perpbot.core.config import BotConfig
     from perpbot.core.exchange import BaseExchangeClient
     from perpbot.core.feed import BaseFeed
@@ -141,29 +153,37 @@ def configure(config: BotConfig) -> None:
 
 
 @hookspec
-def on_bot_start(bot: TradingBot) -> Awaitable[None] | None:
+def on_bot_start(bot: RunView) -> Awaitable[None] | None:
     """The bot connected its exchanges and loaded markets; no strategy has run yet.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     """
 
 
 @hookspec(firstresult=True)
-def reconcile_startup(bot: TradingBot) -> Awaitable[str | None] | str | None:
+def reconcile_startup(bot: RunView, resume: ResumeAPI) -> Awaitable[str | None] | str | None:
     """Reconcile persisted state with the exchange before any strategy runs.
 
     Stops at first non-None result. Return a short text summary of what was
     reconciled (or raise :class:`~perpbot.core.errors.PerpbotError` to refuse to start).
+    Called after ``on_bot_start``: the exchanges are connected, the bot's portfolios hold
+    their balances and positions, the ids of orders open on the account are reserved.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
+    :param resume: the :class:`~perpbot.core.bot.resume.ResumeAPI`, the only way to change
+        the bot here: reserve client ids, restore a checkpoint (exchanges, portfolios, open
+        orders, runtime counters, the resume point in the feed), adopt or forget orders, book
+        fills made while the bot was down, restore the strategy and show it missed events,
+        send risk-exempt orders that flatten unknown positions. It stays valid for the run
+        (the journal retries pending flattening orders with it).
     """
 
 
 @hookspec
-def on_bot_stop(bot: TradingBot, summary: RunSummary) -> Awaitable[None] | None:
+def on_bot_stop(bot: RunView, summary: RunSummary) -> Awaitable[None] | None:
     """The bot stopped (normal end, Ctrl-C, SIGTERM or HALT); orders were canceled.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param summary: the end-of-run :class:`perpbot.core.report.RunSummary`.
     """
 
@@ -174,31 +194,31 @@ def on_bot_stop(bot: TradingBot, summary: RunSummary) -> Awaitable[None] | None:
 
 
 @hookspec
-def on_order_submit(bot: TradingBot, order: OrderRequest) -> Awaitable[None] | None:
+def on_order_submit(bot: RunView, order: OrderRequest) -> Awaitable[None] | None:
     """An order is about to be sent. Called and awaited BEFORE the exchange sees it.
 
     A raising implementation blocks the order.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param order: the :class:`perpbot.core.model.OrderRequest` (client id assigned).
     """
 
 
 @hookspec
-def on_order_result(bot: TradingBot, order: OrderRequest, result: OrderResult) -> Awaitable[None] | None:
+def on_order_result(bot: RunView, order: OrderRequest, result: OrderResult) -> Awaitable[None] | None:
     """The exchange answered a placement.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param order: the :class:`perpbot.core.model.OrderRequest`.
     :param result: the :class:`perpbot.core.model.OrderResult`.
     """
 
 
 @hookspec
-def on_order_cancel(bot: TradingBot, client_id: int, ticker: str, result: OrderResult) -> Awaitable[None] | None:
+def on_order_cancel(bot: RunView, client_id: int, ticker: str, result: OrderResult) -> Awaitable[None] | None:
     """The bot asked the exchange to cancel an order and got an answer.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param client_id: our client id.
     :param ticker: the (qualified) ticker.
     :param result: the :class:`perpbot.core.model.OrderResult` of the cancel.
@@ -206,76 +226,76 @@ def on_order_cancel(bot: TradingBot, client_id: int, ticker: str, result: OrderR
 
 
 @hookspec
-def on_order_update(bot: TradingBot, update: OrderUpdate) -> Awaitable[None] | None:
+def on_order_update(bot: RunView, update: OrderUpdate) -> Awaitable[None] | None:
     """An order changed state.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param update: the :class:`perpbot.core.model.OrderUpdate`.
     """
 
 
 @hookspec
-def on_fill(bot: TradingBot, fill: Fill) -> Awaitable[None] | None:
+def on_fill(bot: RunView, fill: Fill) -> Awaitable[None] | None:
     """One of our orders filled (after the portfolio booked it).
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param fill: the :class:`perpbot.core.model.Fill`.
     """
 
 
 @hookspec
-def on_funding_payment(bot: TradingBot, payment: FundingPayment) -> Awaitable[None] | None:
+def on_funding_payment(bot: RunView, payment: FundingPayment) -> Awaitable[None] | None:
     """Funding was paid or received on a position.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param payment: the :class:`perpbot.core.model.FundingPayment` (amount USD, + received).
     """
 
 
 @hookspec
-def on_liquidation(bot: TradingBot, liquidation: Liquidation) -> Awaitable[None] | None:
+def on_liquidation(bot: RunView, liquidation: Liquidation) -> Awaitable[None] | None:
     """A position was liquidated.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param liquidation: the :class:`perpbot.core.model.Liquidation`.
     """
 
 
 @hookspec
-def on_risk_action(bot: TradingBot, decision: RiskDecision) -> Awaitable[None] | None:
+def on_risk_action(bot: RunView, decision: RiskDecision) -> Awaitable[None] | None:
     """A risk policy did not approve (REDUCE, REJECT, CLOSE_WORST, CLOSE_ALL or HALT).
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param decision: the :class:`perpbot.core.policies.RiskDecision` with its reason.
     """
 
 
 @hookspec
-def on_decision(bot: TradingBot, strategy: BaseStrategy, result: StrategyResult) -> Awaitable[None] | None:
+def on_decision(bot: RunView, strategy: BaseStrategy, result: StrategyResult) -> Awaitable[None] | None:
     """A strategy finished a decision cycle.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param strategy: the strategy instance.
     :param result: its :class:`perpbot.core.strategy.StrategyResult`.
     """
 
 
 @hookspec
-def on_checkpoint(bot: TradingBot) -> Awaitable[None] | None:
+def on_checkpoint(bot: RunView) -> Awaitable[None] | None:
     """A resumable point: a batch, its account events and its decision cycle are done.
 
     Fired every ``checkpoint_interval_s`` of clock time (default: the snapshot interval),
     never per event. Journals save resumable state here.
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot` (see ``export_state``).
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView` (see ``export_state``).
     """
 
 
 @hookspec
-def on_equity_snapshot(bot: TradingBot, ts_ns: int, balance: Balance) -> Awaitable[None] | None:
+def on_equity_snapshot(bot: RunView, ts_ns: int, balance: Balance) -> Awaitable[None] | None:
     """Periodic account snapshot (every ``snapshot_interval_s`` of clock time).
 
-    :param bot: the :class:`perpbot.core.bot.TradingBot`.
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param ts_ns: time, ns since the epoch.
     :param balance: the :class:`perpbot.core.model.Balance`.
     """

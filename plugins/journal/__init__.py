@@ -122,6 +122,8 @@ class JournalSession:
         #: updates of other orders are journaled with source 'foreign'
         self.known_ids: set[int] = set()
         self.resume: dict | None = None  # set by reconcile() on a paper resume
+        #: the ResumeAPI reconcile_startup received: pending flattening orders are retried with it
+        self.resume_api: Any = None
         self.flatten_pending: list = []
         self.reconcile_summary = ""
         #: every venue is a simulator: intents are committed (not fsynced) before sending,
@@ -160,6 +162,7 @@ class JournalSession:
     # -- helpers ------------------------------------------------------------
 
     def venue_of(self, ticker: str, venue: str | None = None) -> tuple[str, str]:
+        """``(venue, venue's ticker)`` of a (qualified) ticker; ``venue`` wins when given, else the primary venue."""
         v, t = split_ticker(ticker)
         return (venue or v or self.primary), t
 
@@ -169,9 +172,14 @@ class JournalSession:
         return venue, (event if t == event.ticker else attrs.evolve(event, ticker=t))
 
     def post(self, fn, *args, **kwargs) -> None:
+        """Queue ``fn(journal, run_id, *args, **kwargs)`` on the writer thread (never blocks)."""
         self.writer.post(fn, self.run_id, *args, **kwargs)
 
     def save_strategy_state(self, bot: Any, reason: str, *, force: bool = False) -> None:
+        """Journal ``bot.strategy.get_state()`` when it changed since the last save (``force``: always).
+
+        A ``get_state()`` that raises, or a state the codec cannot store, is logged and skipped.
+        """
         try:
             state = bot.strategy.get_state()
         except Exception as exc:
@@ -209,7 +217,7 @@ class JournalSession:
             return
         self.checkpoints += 1
         last_event_ns = bot.clock.now_ns()
-        high = getattr(bot.client_ids, "_next", 0)
+        high = bot.client_id_high
         self.writer.post(
             Journal.record_checkpoint,
             self.run_id,
@@ -247,7 +255,7 @@ class JournalSession:
             except Exception as exc:
                 logger.error(f"journal: balance of {venue} unavailable: {exc}")
                 continue
-            marks = bot._venue_marks(venue) if hasattr(bot, "_venue_marks") else bot.marks()
+            marks = bot.venue_marks(venue)
             self.writer.post(
                 Journal.record_equity,
                 self.run_id,
@@ -263,6 +271,7 @@ class JournalSession:
             self.writer.post(Journal.record_marks, self.run_id, dict(marks), ts_ns=ts_ns, venue=venue)
 
     def close(self) -> None:
+        """Stop the writer thread (after the queued writes) and close the file."""
         self.writer.close()
 
 
@@ -315,6 +324,7 @@ def _ensure(bot: Any) -> JournalSession | None:
 
 @hookimpl
 def on_bot_start(bot):
+    """Open the journal (``_ensure``) and log its path; a refusal is raised again by ``reconcile_startup``."""
     try:
         s = _ensure(bot)
     except PerpbotError:
@@ -324,7 +334,14 @@ def on_bot_start(bot):
 
 
 @hookimpl
-async def reconcile_startup(bot):
+async def reconcile_startup(bot, resume):
+    """Reconcile the journal with the exchanges through ``resume`` (:func:`~perpbot.plugins.journal.reconcile.reconcile`).
+
+    Marks runs that never recorded their end as crashed, flattens unknown positions when
+    the policy says so, records the summary on the run row and returns it (one line).
+
+    :raises PerpbotError: reconciliation refused the start (the run row says "refused").
+    """
     s = _ensure(bot)
     if s is None:
         return None
@@ -336,7 +353,7 @@ async def reconcile_startup(bot):
         )
     )
     try:
-        rep = await reconcile(bot, s)
+        rep = await reconcile(resume, s)
     except BaseException as exc:
         reason = str(exc)  # bound now: the writer thread runs the lambda later
         await s.writer.call(
@@ -346,9 +363,10 @@ async def reconcile_startup(bot):
         s.close()
         raise
     s.reconciled = True
+    s.resume_api = resume
     s.flatten_pending = list(rep.flatten_pending)
     if s.flatten_pending:
-        s.flatten_pending = await flatten(bot, s.flatten_pending)
+        s.flatten_pending = await flatten(resume, s.flatten_pending)
     summary = rep.line()
     s.reconcile_summary = summary
     resumed_from = rep.resumed_from or (previous[-1] if previous and not rep.fresh and not _simulated(bot) else None)
@@ -370,6 +388,7 @@ def _simulated(bot: Any) -> bool:
 
 @hookimpl(tryfirst=True)
 async def on_bot_stop(bot, summary):
+    """Final balance, positions, strategy state and checkpoint; end the run row; flush and close."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -377,7 +396,7 @@ async def on_bot_stop(bot, summary):
     try:
         s.snapshot_account(bot, now)
         for venue, pf in getattr(bot, "portfolios", {}).items():
-            marks = bot._venue_marks(venue) if hasattr(bot, "_venue_marks") else {}
+            marks = bot.venue_marks(venue)
             for t, p in pf.positions.items():
                 if p.size:
                     s.post(Journal.record_position, p, ts_ns=now, venue=venue, mark=marks.get(t), reason="stop")
@@ -409,6 +428,11 @@ async def on_bot_stop(bot, summary):
 
 @hookimpl
 async def on_order_submit(bot, order):
+    """Commit the order intent before the order is sent (fsynced for real venues).
+
+    :raises JournalUnavailable: after a journal failure (the order is then not sent).
+    :raises DuplicateClientId: the client id is already journaled.
+    """
     s = session_of(bot)
     if s is None:
         s = _ensure(bot)
@@ -430,6 +454,7 @@ async def on_order_submit(bot, order):
 
 @hookimpl
 def on_order_result(bot, order, result):
+    """Journal the exchange's answer to a placement."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -439,6 +464,7 @@ def on_order_result(bot, order, result):
 
 @hookimpl
 def on_order_update(bot, update):
+    """Journal an order update (``source`` "foreign" for ids this journal never wrote)."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -452,6 +478,7 @@ def on_order_update(bot, update):
 
 @hookimpl
 def on_order_cancel(bot, client_id, ticker, result):
+    """Journal the bot's cancel request and the answer (REFUSED when it failed)."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -478,6 +505,7 @@ def on_order_cancel(bot, client_id, ticker, result):
 
 @hookimpl
 def on_fill(bot, fill):
+    """Journal a fill, the position of its market after it, and the strategy's state if it changed."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -508,6 +536,7 @@ def _record_fill(j: Journal, run_id: str, session: JournalSession, fill, *, venu
 
 @hookimpl
 def on_funding_payment(bot, payment):
+    """Journal a funding payment (amount USD, + received)."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -517,6 +546,7 @@ def on_funding_payment(bot, payment):
 
 @hookimpl
 def on_liquidation(bot, liquidation):
+    """Journal a liquidation."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -526,6 +556,7 @@ def on_liquidation(bot, liquidation):
 
 @hookimpl
 def on_risk_action(bot, decision):
+    """Journal a risk decision that was not an approval."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -534,6 +565,7 @@ def on_risk_action(bot, decision):
 
 @hookimpl
 def on_decision(bot, strategy, result):
+    """Journal the strategy's state if it changed; sample equity and marks when due."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
@@ -545,16 +577,18 @@ def on_decision(bot, strategy, result):
 
 @hookimpl
 async def on_equity_snapshot(bot, ts_ns, balance):
+    """Retry pending flattening orders (through the ResumeAPI), then journal balances and marks."""
     s = session_of(bot)
     if s is None or s.stopped:
         return
-    if s.flatten_pending:
-        s.flatten_pending = await flatten(bot, s.flatten_pending)
+    if s.flatten_pending and s.resume_api is not None:
+        s.flatten_pending = await flatten(s.resume_api, s.flatten_pending)
     s.snapshot_account(bot, ts_ns)
 
 
 @hookimpl
 def on_checkpoint(bot):
+    """Queue a checkpoint (only after reconciliation, so a resume never loses what it restored)."""
     s = session_of(bot)
     if s is None or s.stopped or not s.reconciled:
         return

@@ -4,34 +4,39 @@
 connected its exchanges (and loaded their balances, positions and open orders)
 and before any strategy decision. In order:
 
+Every change to the bot goes through the :class:`~perpbot.core.bot.resume.ResumeAPI`
+(``resume``) the hook receives; the bot itself is only read, through ``resume.view``
+(:class:`~perpbot.core.bot.view.RunView`).
+
 1. **Client ids**: every id the journal ever holds (voided rows included) is
-   reserved in ``bot.client_ids``; an id is never reused, so an order is never
+   reserved (``resume.reserve_client_ids``); an id is never reused, so an order is never
    sent twice under one id.
 2. **Paper resume** (every exchange is a simulator, the journal has a
    checkpoint with their ``export_state()``, and ``bot.config.fresh`` is not
    set): rows written after that checkpoint by the killed run are voided, the
    simulators, the bot's portfolios, open-order table and counters are put back
-   as they were at the checkpoint (``bot.import_state``), and
-   ``bot.resume_from_event`` makes the bot re-apply the events it had read to
+   as they were at the checkpoint (``resume.restore_exchange``, ``restore_portfolio``,
+   ``restore_open_orders``, ``import_state``), and ``resume.resume_from_event``
+   makes the bot re-apply the events it had read to
    the market state only (books, signals; no simulator, no decisions) before
    the run continues.
 3. **Orders**: each venue's open orders are compared with the orders the
-   journal believes live. Ours (same client id) are adopted into
-   ``bot.open_orders`` with their journaled tag; ours that vanished are
+   journal believes live. Ours (same client id) are adopted
+   (``resume.adopt_order``) with their journaled tag; ours that vanished are
    journaled as CANCELED (reason "vanished while the bot was down") unless the
    fills show them filled; orders with ids the journal never wrote are foreign
    (placed by someone else): left alone and removed from the bot's table.
 4. **Fills while down** (live venues): ``get_fills_since(last checkpoint)``;
-   fills not yet journaled are booked with ``bot.book_fill`` (the bot's own
-   booking path), journaled with ``source='reconcile'`` and shown to the strategy.
+   fills not yet journaled are booked with ``resume.book_fills_while_down`` (the
+   bot's own booking path, on top of the positions the journal explains), journaled with ``source='reconcile'`` and shown to the strategy.
 5. **Positions**: the journal's fills (replayed through a Portfolio) say what
    we opened; an exchange position they do not explain is *unknown* and the
    ``unknown_positions`` policy applies: ``adopt`` (keep it), ``flatten``
    (reduce-only market order for the unexplained size, before the first
-   decision) or ``refuse`` (raise :class:`~perpbot.core.errors.PerpbotError` listing them).
-6. **Strategy state**: ``strategy.restore_state()`` with the checkpoint's state
+   decision, sent with ``resume.flatten``) or ``refuse`` (raise :class:`~perpbot.core.errors.PerpbotError` listing them).
+6. **Strategy state**: ``resume.restore_strategy()`` with the checkpoint's state
    (paper resume) or the latest journaled state (live); then the strategy is
-   told about vanished orders and fills booked while down.
+   told about vanished orders and fills booked while down (``resume.show_strategy``).
 
 The result is a one-line summary, e.g.
 ``"adopted 3 orders, 1 vanished, booked 2 fills, 0 foreign; positions: adopt (none unknown); strategy state restored"``.
@@ -67,7 +72,12 @@ class UnknownPositionsError(PerpbotError):
 
 
 def unknown_positions_policy(bot: Any) -> str:
-    """``bot.config.unknown_positions``, else env ``PERPBOT_UNKNOWN_POSITIONS``, else ``refuse``."""
+    """``bot.config.unknown_positions``, else env ``PERPBOT_UNKNOWN_POSITIONS``, else ``refuse``.
+
+    :param bot: the run's :class:`~perpbot.core.bot.view.RunView`.
+    :returns: one of :data:`POLICIES`.
+    :raises ConfigError: any other value (naming the accepted ones).
+    """
     value = getattr(bot.config, "unknown_positions", None) or os.environ.get("PERPBOT_UNKNOWN_POSITIONS") or "refuse"
     value = str(value).strip().lower()
     if value not in POLICIES:
@@ -77,7 +87,12 @@ def unknown_positions_policy(bot: Any) -> str:
 
 @attrs.define
 class ReconcileReport:
-    """What reconciliation did (also the source of the one-line summary)."""
+    """What reconciliation did (also the source of the one-line summary).
+
+    Client ids are ints; tickers qualified; sizes signed base units. ``unknown``: positions
+    the journal does not explain (ticker -> unexplained size); ``gone``: journal positions
+    the exchange no longer has; ``flatten_pending``: ``(ticker, size)`` still to flatten.
+    """
 
     resumed_from: str | None = None
     resume_event: int | None = None
@@ -98,6 +113,7 @@ class ReconcileReport:
     finished_from: str = ""
 
     def line(self) -> str:
+        """The one-line summary (``"reserved 3 client ids; adopted 1 orders, ...; positions: adopt (none unknown); ..."``)."""
         parts = []
         if self.new_journal:
             parts.append("new journal")
@@ -132,13 +148,6 @@ def _signed(d: Decimal) -> str:
     return f"{d.normalize():+f}"
 
 
-def _qualify(bot: Any, venue: str, ticker: str) -> str:
-    q = getattr(bot, "_qualify", None)
-    if callable(q):
-        return q(venue, ticker)
-    return ticker if venue == bot.config.primary_venue else f"{venue}:{ticker}"
-
-
 def journal_positions(j: Journal) -> dict[tuple[str, str], Decimal]:
     """(venue, ticker) -> signed size the journal's own fills add up to (voided rows excluded)."""
     books: dict[str, Portfolio] = {}
@@ -150,17 +159,6 @@ def journal_positions(j: Journal) -> dict[tuple[str, str], Decimal]:
         for t, p in pf.positions.items():
             out[(venue, t)] = p.size
     return out
-
-
-def _call_strategy(bot: Any, method: str, arg: Any) -> None:
-    caller = getattr(bot, "_call_strategy", None)
-    if callable(caller):
-        caller(method, arg)
-        return
-    try:
-        getattr(bot.strategy, method)(arg)
-    except Exception as exc:
-        logger.error(f"strategy {method} raised during reconciliation: {exc}")
 
 
 async def _refuse_changed_strategy(bot: Any, session: Any, cp: Any) -> None:
@@ -216,15 +214,26 @@ async def _refuse_changed_strategy(bot: Any, session: Any, cp: Any) -> None:
         )
 
 
-async def reconcile(bot: Any, session: Any) -> ReconcileReport:
-    """Reconcile ``bot`` with its journal (``session.writer``) and its exchanges; see the module docstring."""
+async def reconcile(resume: Any, session: Any) -> ReconcileReport:
+    """Reconcile the bot with its journal (``session.writer``) and its exchanges; see the module docstring.
+
+    :param resume: the :class:`~perpbot.core.bot.resume.ResumeAPI` of ``reconcile_startup``
+        (the bot is read through ``resume.view``, changed only through ``resume``).
+    :param session: the :class:`~perpbot.plugins.journal.JournalSession`.
+    :returns: the :class:`ReconcileReport`.
+    :raises UnknownPositionsError: unexplained positions with ``unknown_positions = refuse``.
+    :raises ConfigError: a checkpoint of another strategy or other parameters (naming ``--fresh``).
+    :raises PerpbotError: an exchange cannot list open orders or fills, or the strategy
+        cannot restore its state.
+    """
+    bot = resume.view
     w = session.writer
     rep = ReconcileReport(policy=unknown_positions_policy(bot), fresh=bool(getattr(bot.config, "fresh", False)))
     primary = bot.config.primary_venue
 
     # 1. client ids -----------------------------------------------------------
     ids = await w.call(lambda j: j.all_client_ids())
-    bot.client_ids.reserve(ids)
+    resume.reserve_client_ids(ids)
     session.known_ids.update(ids)
     rep.reserved_ids = len(ids)
     previous_runs = await w.call(lambda j: [r["run_id"] for r in j.runs() if r["run_id"] != bot.run_id])
@@ -264,22 +273,15 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         counts = await w.call(lambda j: j.void_after(cp, run_ids=previous_runs))
         rep.voided = sum(counts.values())
         st = cp.state
-        for venue, ex in exchanges.items():
-            ex.import_state(st["exchanges"][venue])
+        for venue in exchanges:
+            resume.restore_exchange(venue, st["exchanges"][venue])
         for venue, pstate in st.get("portfolios", {}).items():
-            if venue in bot.portfolios:
-                restore_portfolio(bot.portfolios[venue], pstate)
-        bot.portfolio = bot.portfolios.get(primary, bot.portfolio)
-        bot.open_orders.clear()
-        bot.open_orders.update(st.get("open_orders", {}))
-        restore_bot_runtime(bot, st.get("bot", {}))
-        for policy in getattr(bot, "risk_chain", ()):
-            saved = st.get("risk", {}).get(getattr(policy, "name", ""))
-            if saved is not None and callable(getattr(policy, "restore_state", None)):
-                policy.restore_state(saved)
+            resume.restore_portfolio(venue, lambda pf, pstate=pstate: restore_portfolio(pf, pstate))
+        resume.restore_open_orders(st.get("open_orders", {}))
+        restore_bot_runtime(resume, st.get("bot", {}))
         # the bot re-applies the first events_read feed events to market state only
         # (books, signals; not the simulators, no decisions) before the run continues
-        bot.resume_from_event = cp.events_read
+        resume.resume_from_event(cp.events_read)
         session.resume = {"events_read": cp.events_read, "last_event_ns": cp.last_event_ns}
         rep.resumed_from = cp.run_id
         rep.resume_event = cp.events_read
@@ -297,13 +299,13 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         for info in orders:
             cid = int(info.client_id)
             live_ids.add(cid)
-            qualified = _qualify(bot, venue, split_ticker(info.ticker)[1])
+            qualified = bot.qualify(venue, split_ticker(info.ticker)[1])
             if cid in known_ids:
                 adopted = attrs.evolve(info, ticker=qualified, tag=info.tag or known_ids[cid], venue=info.venue or venue)
-                bot.open_orders[cid] = adopted
+                resume.adopt_order(adopted)
                 rep.adopted.append(cid)
             else:
-                bot.open_orders.pop(cid, None)
+                resume.forget_order(cid)
                 rep.foreign.append((venue, cid, qualified))
                 logger.warning(f"order {cid} on {venue} {qualified} was not placed by this bot (not in its journal): left alone")
 
@@ -334,17 +336,11 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         # while it was down: rebase each venue on the journal's positions, book the fills
         # through the bot's own path, then keep the exchange's collateral (its truth).
         for venue in {v for v, _ in booked}:
-            pf = bot.portfolios[venue]
-            collateral = pf.collateral
             rebased = Portfolio(ZERO)
             for row in await w.call(lambda j: j.fills()):
                 if row["venue"] == venue:
                     rebased.apply_fill(row_to_fill(row))
-            pf.positions = {t: p for t, p in rebased.positions.items() if p.size}
-            for v, f in booked:
-                if v == venue:
-                    bot.book_fill(venue, f)
-            pf.collateral = collateral
+            resume.book_fills_while_down(venue, rebased.positions, [f for v, f in booked if v == venue])
     for venue, f in booked:
         await w.call(lambda j, f=f, v=venue: j.record_fill(bot.run_id, f, venue=v, source="reconcile"))
         jpos[(venue, f.ticker)] = jpos.get((venue, f.ticker), ZERO) + (f.size if f.side is Side.BUY else -f.size)
@@ -373,7 +369,7 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
             tag=info.tag,
         )
         await w.call(lambda j, u=upd, v=venue: j.record_update(bot.run_id, u, venue=v, source="reconcile"))
-        bot.open_orders.pop(cid, None)
+        resume.forget_order(cid)
         rep.vanished.append((cid, upd))
 
     # 5. positions ----------------------------------------------------------------
@@ -384,14 +380,12 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
             for t in sorted(tickers):
                 have = ex_pos[t].size if t in ex_pos else ZERO
                 ours = jpos.get((venue, t), ZERO)
-                q = _qualify(bot, venue, t)
+                q = bot.qualify(venue, t)
                 if have == ours:
                     continue
                 if have == 0:
                     rep.gone[q] = ours
-                    pf = bot.portfolios.get(venue)
-                    if pf is not None and t in pf.positions and pf.positions[t].size:
-                        pf.positions.pop(t, None)
+                    resume.drop_position(venue, t)
                     continue
                 rep.unknown[q] = have - ours
         if rep.unknown:
@@ -412,7 +406,7 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
         for venue, pf in bot.portfolios.items():
             for t, p in pf.positions.items():
                 if p.size:
-                    reason = "adopted" if _qualify(bot, venue, t) in rep.unknown else "reconciled"
+                    reason = "adopted" if bot.qualify(venue, t) in rep.unknown else "reconciled"
                     await w.call(
                         lambda j, p=p, v=venue, r=reason: j.record_position(
                             bot.run_id, p, ts_ns=bot.clock.now_ns(), venue=v, reason=r
@@ -429,35 +423,29 @@ async def reconcile(bot: Any, session: Any) -> ReconcileReport:
             if latest is not None:
                 state = latest[0]
         if state is not None:
-            try:
-                bot.strategy.restore_state(state)
-                rep.strategy_restored = True
-            except Exception as exc:
-                raise PerpbotError(
-                    f"strategy {bot.strategy.name} could not restore its journaled state: {type(exc).__name__}: {exc}; "
-                    "run with --fresh to start over"
-                ) from exc
+            resume.restore_strategy(state)  # PerpbotError naming --fresh when the strategy raises
+            rep.strategy_restored = True
     for _cid, upd in rep.vanished:
-        _call_strategy(bot, "on_order_update", _qualified_event(bot, upd))
+        resume.show_strategy("on_order_update", upd)
     for venue, f in booked:
-        _call_strategy(bot, "on_fill", _qualified_event(bot, f, venue))
+        resume.show_strategy("on_fill", f, venue)
     return rep
 
 
-def _qualified_event(bot: Any, ev: Any, venue: str | None = None) -> Any:
-    venue = venue or getattr(ev, "venue", "") or bot.config.primary_venue
-    if venue == bot.config.primary_venue:
-        return ev
-    return attrs.evolve(ev, ticker=_qualify(bot, venue, ev.ticker), venue=venue)
-
-
 def _size(bot: Any, qualified: str) -> Decimal:
-    p = bot.positions().get(qualified) if callable(getattr(bot, "positions", None)) else None
+    """Signed size (base units) of the bot's position in ``qualified``, zero when flat."""
+    p = bot.positions().get(qualified)
     return p.size if p is not None else ZERO
 
 
-async def flatten(bot: Any, items: list) -> list:
-    """Send reduce-only IOC market orders for the unexplained sizes; returns the items still pending."""
+async def flatten(resume: Any, items: list) -> list:
+    """Send reduce-only IOC market orders for the unexplained sizes (``resume.flatten``).
+
+    :param resume: the :class:`~perpbot.core.bot.resume.ResumeAPI`.
+    :param items: ``[(qualified ticker, signed unexplained size in base units), ...]``.
+    :returns: the items still pending (the order was dropped, e.g. no price yet); a
+        rejected order is logged and not retried.
+    """
     left = []
     for qualified, diff in items:
         side = Side.SELL if diff > 0 else Side.BUY
@@ -471,7 +459,7 @@ async def flatten(bot: Any, items: list) -> list:
             tag="flatten-unknown",
             reason="unknown position at startup (unknown_positions = flatten)",
         )
-        result = await bot.submit(intent, risk_exempt=True)
+        result = await resume.flatten(intent)
         if result is None:
             left.append((qualified, diff))
         elif not result.success:

@@ -12,8 +12,8 @@ market events. Its state blob (tagged JSON, :mod:`perpbot.plugins.journal.codec`
 - ``exchanges``: venue -> ``export_state()`` of every exchange client that has
   one (the paper simulator: its own account, resting orders, queues);
 - ``strategy``: ``{"name", "state"}`` with ``strategy.get_state()``;
-- ``risk``: policy name -> ``get_state()`` (only for a bot without ``export_state``,
-  which already contains them).
+- ``risk``: always empty (kept for the blob's shape; the risk policies' state is in
+  ``bot["exported"]["risk"]``).
 
 Resuming a paper run puts all of that back, so the run continues as if it had
 never stopped (see :mod:`perpbot.plugins.journal.reconcile`).
@@ -26,24 +26,7 @@ from typing import Any
 
 from loguru import logger
 
-#: supervisor attributes saved when the bot has no export_state() (names as in core/bot.py)
-BOT_ATTRS = (
-    "_next_decision_ns",
-    "_next_snapshot_ns",
-    "decisions",
-    "orders_sent",
-    "orders_rejected",
-    "strategy_errors",
-    "consecutive_failures",
-    "last_fill_ns",
-    "last_activity_ns",
-    "start_equity",
-    "peak_equity",
-    "day_start_equity",
-    "_day",
-    "start_ns",
-)
-DRAWDOWN_ATTRS = ("peak", "max_dd", "max_dd_frac", "peak_ns", "dd_start_ns", "max_dd_duration_ns", "samples")
+from perpbot.core.errors import DataError
 
 
 def portfolio_state(pf: Any) -> dict:
@@ -63,38 +46,38 @@ def restore_portfolio(pf: Any, state: dict) -> None:
 
 
 def bot_runtime_state(bot: Any) -> dict:
-    export = getattr(bot, "export_state", None)
-    if callable(export):
-        return {"exported": export()}
-    out = {k: getattr(bot, k) for k in BOT_ATTRS if hasattr(bot, k)}
-    dd = getattr(bot, "drawdown", None)
-    if dd is not None:
-        out["drawdown"] = {k: getattr(dd, k) for k in DRAWDOWN_ATTRS if hasattr(dd, k)}
-    return out
+    """The ``bot`` part of a checkpoint: ``{"exported": bot.export_state()}``.
+
+    :param bot: the run's :class:`~perpbot.core.bot.view.RunView`.
+    """
+    return {"exported": bot.export_state()}
 
 
-def restore_bot_runtime(bot: Any, state: dict) -> None:
-    if "exported" in state:
-        importer = getattr(bot, "import_state", None)
-        if callable(importer):
-            importer(state["exported"])
-            return
-        logger.warning("checkpoint was written by a bot with export_state(); this bot cannot import it")
-        return
-    for k in BOT_ATTRS:
-        if k in state and hasattr(bot, k):
-            setattr(bot, k, state[k])
-    dd = getattr(bot, "drawdown", None)
-    if dd is not None and "drawdown" in state:
-        for k, v in state["drawdown"].items():
-            if hasattr(dd, k):
-                setattr(dd, k, v)
+def restore_bot_runtime(resume: Any, state: dict) -> None:
+    """Put the ``bot`` part of a checkpoint back through ``resume.import_state``.
+
+    :param resume: the :class:`~perpbot.core.bot.resume.ResumeAPI`.
+    :param state: what :func:`bot_runtime_state` returned.
+    :raises DataError: the checkpoint has no exported bot state (naming ``--fresh``).
+    """
+    if "exported" not in state:
+        raise DataError(
+            "journal checkpoint holds no bot runtime state (\"exported\"); it cannot be resumed: "
+            "run with --fresh to start over"
+        )
+    resume.import_state(state["exported"])
 
 
 def take_checkpoint_state(bot: Any) -> dict:
-    """The state blob of a checkpoint of ``bot`` now (see the module docstring)."""
+    """The state blob of a checkpoint of ``bot`` now (see the module docstring).
+
+    :param bot: the run's :class:`~perpbot.core.bot.view.RunView`.
+    :returns: a dict of plain values, Decimals and attrs objects (encoded by
+        :func:`perpbot.plugins.journal.codec.dumps_state`). A strategy whose ``get_state()``
+        raises is logged and checkpointed without its state.
+    """
     exchanges = {}
-    for venue, ex in getattr(bot, "exchanges", {}).items():
+    for venue, ex in bot.exchanges.items():
         export = getattr(ex, "export_state", None)
         if callable(export):
             exchanges[venue] = export()
@@ -105,19 +88,11 @@ def take_checkpoint_state(bot: Any) -> dict:
             strat_state = strategy.get_state()
         except Exception as exc:  # a strategy's bug must not lose the checkpoint
             logger.error(f"strategy get_state() raised {type(exc).__name__}: {exc}; checkpoint without it")
-    risk = {}
-    for policy in () if callable(getattr(bot, "export_state", None)) else getattr(bot, "risk_chain", ()):
-        getter = getattr(policy, "get_state", None)
-        if callable(getter):
-            try:
-                risk[policy.name] = getter()
-            except Exception as exc:
-                logger.error(f"risk policy {policy.name} get_state() raised {exc}")
     return {
         "bot": bot_runtime_state(bot),
-        "portfolios": {v: portfolio_state(pf) for v, pf in getattr(bot, "portfolios", {}).items()},
-        "open_orders": dict(getattr(bot, "open_orders", {})),
+        "portfolios": {v: portfolio_state(pf) for v, pf in bot.portfolios.items()},
+        "open_orders": dict(bot.open_orders),
         "exchanges": exchanges,
         "strategy": {"name": getattr(strategy, "name", ""), "state": strat_state},
-        "risk": risk,
+        "risk": {},  # kept for the blob's shape: risk policies' state is in bot.export_state()["risk"]
     }

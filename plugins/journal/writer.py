@@ -195,12 +195,14 @@ class JournalWriter:
         self.submit(lambda j: None).result(timeout=timeout)
 
     async def flush(self) -> None:
+        """Wait (without blocking the event loop) until everything queued so far is committed."""
         if self._thread is None or self.closed:
             return
         await self.call(lambda j: None)
 
     @property
     def pending(self) -> int:
+        """How many writes are queued and not yet taken by the writer thread."""
         return self._q.qsize()
 
     # -- the thread ----------------------------------------------------------

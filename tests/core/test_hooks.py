@@ -512,8 +512,10 @@ def test_every_hook_is_typed():
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
             exec(compile(ast.Module(body=node.body, type_ignores=[]), "hookspecs-type-checking", "exec"), names)
-    assert "TradingBot" in names and "BotConfig" in names
+    assert "RunView" in names and "ResumeAPI" in names and "BotConfig" in names
     for name in HOOKS:
         fn = getattr(hookspecs, name)
         hints = typing.get_type_hints(fn, globalns={**vars(hookspecs), **names})
         assert set(hints) == set(inspect.signature(fn).parameters) | {"return"}, f"hook {name}: not fully annotated"
+        if "bot" in hints:  # observers get the narrow, documented view of the run (issue 10.2)
+            assert hints["bot"] is names["RunView"], f"hook {name}: bot is not typed as RunView"
