@@ -16,6 +16,12 @@ types JSON would lose:
 Enum and attrs classes are only re-imported from perpbot's own modules (names that
 start with ``perpbot.``); anything else is refused, so a journal cannot make perpbot import
 arbitrary code.
+
+Stored names are public import paths, not file locations: the packages
+:mod:`perpbot.core.model` and :mod:`perpbot.core.signals` set each public class's
+``__module__`` to the package, so values are stored as ``perpbot.core.model:Fill``
+whichever submodule defines ``Fill``, and blobs written before those modules were
+split still load (``tests/core/test_model_names.py``).
 """
 
 from __future__ import annotations
