@@ -372,3 +372,67 @@ def test_dropped_orders_name_the_strategy_that_made_them(tmp_path, log_lines):
     assert unknown.startswith("ERROR strategy scripted: order on unknown market 'DOGE-USD' dropped (markets of this run: BTC-USD)")
     (small,) = [m for m in log_lines if "below minimum" in m]
     assert small.startswith("WARNING strategy scripted: BUY BTC-USD rejected: size 0.00005 below minimum")
+
+
+# ---------------------------------------------------------------------------
+# issue 10.2: the run view observers get, and the resume API reconcilers get
+# ---------------------------------------------------------------------------
+
+
+def test_observers_get_the_documented_run_view(tmp_path):
+    """Every member RunView documents exists on the bot observers receive, with its value."""
+    from perpbot.core.bot import RunView
+    from perpbot.core.bot.view import run_view_members
+
+    seen = {}
+
+    class Watcher:
+        @hookimpl
+        def on_bot_stop(self, bot, summary):
+            seen["bot"] = bot
+            seen["missing"] = [n for n in run_view_members() if not hasattr(bot, n)]
+            seen["marks"] = (bot.marks(), bot.venue_marks("instant"), bot.qualify("other", "BTC-USD"))
+            seen["high"] = bot.client_id_high
+
+    bot = make_bot(tmp_path, events(), Watcher())
+    run(bot)
+    assert isinstance(seen["bot"], RunView) and seen["missing"] == []
+    marks, venue_marks, qualified = seen["marks"]
+    assert venue_marks == marks and "BTC-USD" in marks and qualified == "other:BTC-USD"
+    assert seen["high"] == bot.client_ids.high
+    assert {"halt", "request_stop", "summary", "export_state"} <= set(run_view_members())
+    assert not {"book_fill", "import_state", "submit", "pm", "sizer"} & set(run_view_members())
+
+
+def test_reconcile_startup_changes_the_bot_through_the_resume_api(tmp_path):
+    """A reconciler gets ``resume``: reserved ids are never used, imported state marks the bot
+    resumed (its starting equity kept), adopted orders are the bot's (canceled at stop)."""
+    from perpbot.core.bot import ResumeAPI
+    from perpbot.core.model import OrderInfo, OrderStatus
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    got = {}
+
+    class Reconciler:
+        @hookimpl
+        def reconcile_startup(self, bot, resume):
+            got["api"] = resume
+            assert resume.view is bot
+            high = bot.client_id_high
+            resume.reserve_client_ids([high, high + 1])
+            got["reserved"] = {high, high + 1}
+            state = bot.export_state()
+            state["start_equity"] = "12345"
+            resume.import_state(state)
+            resume.adopt_order(
+                OrderInfo(client_id=7, ticker="BTC-USD", side=Side.SELL, size=D("0.01"), price=D("70000"),
+                          status=OrderStatus.OPEN, order_type=OrderType.LIMIT, venue="instant")
+            )
+            return "reconciled by test"
+
+    bot = make_bot(tmp_path, events(), Reconciler())
+    summary = run(bot)
+    assert isinstance(got["api"], ResumeAPI)
+    assert bot.resumed and summary.starting_equity == D("12345")
+    assert bot.orders and not (set(bot.orders) & got["reserved"])
+    assert 7 in bot.exchange.canceled  # the adopted order is the bot's: canceled at shutdown

@@ -312,3 +312,61 @@ def test_computed_prices_are_shown_rounded():
     assert _price(D("670927.0632655052944908017372")) == "670,927.06"
     assert _price(D("0.132501196791234567")) == "0.1325012"
     assert _price(D("2679.905")) == "2,679.905"  # venue prices keep their own precision
+
+
+# ---------------------------------------------------------------------------
+# issue 10.2: liquidation prices with the chain's rounding, or n/a with the reason
+# ---------------------------------------------------------------------------
+
+
+class _View:
+    """The RunView members the liquidation column reads (two markets on one venue)."""
+
+    def __init__(self, marks):
+        from perpbot.core.model import Market, Position
+
+        class _Pf:
+            positions = {
+                "BTC-USD": Position("BTC-USD", D("0.05"), D("60000.5")),
+                "ETH-USD": Position("ETH-USD", D("-0.123457"), D("2683.61")),
+            }
+
+        self.markets = {
+            "BTC-USD": Market("BTC-USD", 0, D("1"), D("0.000001"), initial_margin_fraction=D("0.05"),
+                          maintenance_margin_fraction=D("0.03")),
+            "ETH-USD": Market("ETH-USD", 1, D("1"), D("0.000001"), initial_margin_fraction=D("0.05"),
+                          maintenance_margin_fraction=D("0.03")),
+        }
+        self.portfolios = {"dydx": _Pf()}
+        self._marks = marks
+
+    def qualify(self, venue, ticker):
+        return ticker
+
+    def venue_marks(self, venue):
+        return dict(self._marks)
+
+
+def test_liquidation_price_counts_other_positions_with_the_chains_rounding():
+    from perpbot.core import margin
+    from perpbot.plugins.dashboard.snapshot import liquidation
+
+    view = _View({"BTC-USD": D("60000"), "ETH-USD": D("2683.611")})
+    pos = view.portfolios["dydx"].positions["BTC-USD"]
+    price, dist, note = liquidation(view, "dydx", "BTC-USD", pos, D("60000"), D("400"))
+    other = margin.maintenance_margin_requirement_usd(D("-0.123457"), D("2683.611"), D("0.05"), D("0.03"))
+    assert other != abs(D("-0.123457")) * D("2683.611") * D("0.03")  # rounding up to quote quantums matters
+    assert note == "" and price == margin.liquidation_price(D("400"), D("0.05"), D("60000"), D("0.03"), other)
+    assert dist == float((D("60000") - price) / D("60000"))
+
+
+def test_liquidation_price_is_na_with_the_reason_when_another_position_has_no_mark():
+    from perpbot.plugins.dashboard.snapshot import liquidation
+
+    view = _View({"BTC-USD": D("60000")})  # no ETH mark: its entry price is not a stand-in
+    pos = view.portfolios["dydx"].positions["BTC-USD"]
+    assert liquidation(view, "dydx", "BTC-USD", pos, D("60000"), D("400")) == (None, None, "no mark price for ETH-USD")
+    snap = sample_snapshot(
+        positions=(PositionRow("BTC-USD", D("0.05"), D("60000.5"), D("60000"), D("-0.02"), None, None, "no mark price for ETH-USD"),)
+    )
+    assert "n/a: no mark price for ETH-USD" in render(snap, width=220)
