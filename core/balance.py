@@ -57,6 +57,8 @@ class BalanceInfo:
 
     @classmethod
     def from_balance(cls, balance: Balance, ts_ns: int) -> "BalanceInfo":
+        """Summarise a :class:`~perpbot.core.model.Balance` (USD): ``total`` = equity,
+        ``available`` = free collateral floored at 0, ``locked`` = initial margin."""
         return cls(
             total=balance.equity,
             available=balance.available,
@@ -110,6 +112,7 @@ class BalanceManager:
         return (self._clock.now_ns() - self._fetched_ns) / NS
 
     def is_fresh(self) -> bool:
+        """True when a balance was fetched less than ``ttl_s`` seconds of clock time ago."""
         return self._fetched_ns is not None and self._clock.now_ns() - self._fetched_ns < self.ttl_ns
 
     async def get(self) -> Balance:

@@ -72,6 +72,7 @@ class OrderBook:
     # -- mutation ---------------------------------------------------------
 
     def clear(self) -> None:
+        """Remove every level of both sides (the book is then empty, not ready for decisions)."""
         self.bids.clear()
         self.asks.clear()
         self._bid_seq.clear()
@@ -170,9 +171,11 @@ class OrderBook:
         return self.asks.peekitem(0) if self.asks else None
 
     def best_bid_price(self) -> Decimal | None:
+        """Best bid price, USD, or None when there are no bids."""
         return self.bids.peekitem(-1)[0] if self.bids else None
 
     def best_ask_price(self) -> Decimal | None:
+        """Best ask price, USD, or None when there are no asks."""
         return self.asks.peekitem(0)[0] if self.asks else None
 
     def mid(self) -> Decimal | None:
@@ -182,6 +185,7 @@ class OrderBook:
         return (self.bids.peekitem(-1)[0] + self.asks.peekitem(0)[0]) / 2
 
     def spread(self) -> Decimal | None:
+        """Best ask minus best bid, USD (negative when crossed); None unless both sides exist."""
         if not self.bids or not self.asks:
             return None
         return self.asks.peekitem(0)[0] - self.bids.peekitem(-1)[0]
@@ -191,6 +195,7 @@ class OrderBook:
         return bool(self.bids and self.asks and self.bids.peekitem(-1)[0] >= self.asks.peekitem(0)[0])
 
     def is_empty(self) -> bool:
+        """True when neither side has a level."""
         return not self.bids and not self.asks
 
     def levels(self, side, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
@@ -208,6 +213,13 @@ class OrderBook:
         return sum((s for _, s in self.levels(side, n)), ZERO)
 
     def size_at(self, side, price: Decimal) -> Decimal:
+        """Size (base units) resting at exactly ``price`` (USD) on ``side``; 0 for no level.
+
+        ``side`` is a :class:`~perpbot.core.model.Side` (BUY = bids) or ``"bid"``/``"bids"``/
+        ``"ask"``/``"asks"``.
+
+        :raises ValueError: for any other side, naming it.
+        """
         book = self.bids if _side_key(side) == _BID else self.asks
         return book.get(price, ZERO)
 

@@ -23,6 +23,10 @@ class Clock:
     simulated: bool = False
 
     def now_ns(self) -> int:  # pragma: no cover - contract
+        """Current time, integer ns since the Unix epoch (UTC). Subclasses implement it.
+
+        :raises NotImplementedError: on the bare contract.
+        """
         raise NotImplementedError
 
     def now(self) -> datetime:
@@ -42,6 +46,7 @@ class LiveClock(Clock):
     """The wall clock."""
 
     def now_ns(self) -> int:
+        """The wall clock, :func:`time.time_ns` (ns since the epoch, UTC)."""
         return time.time_ns()
 
 
@@ -57,6 +62,7 @@ class SimulatedClock(Clock):
         self._now = start_ns
 
     def now_ns(self) -> int:
+        """The latest time :meth:`advance_to` reached (ns since the epoch, UTC)."""
         return self._now
 
     def advance_to(self, ts_ns: int) -> None:

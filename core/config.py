@@ -156,30 +156,39 @@ class BotConfig:
 
     @property
     def primary_venue(self) -> str:
+        """The first venue of ``exchange``: where orders go unless an intent names a ``venue``."""
         return self.exchange[0]
 
     def venue_plugin(self, venue: str) -> str:
+        """The exchange plugin name serving ``venue`` (``venues`` map; the venue's own name by default)."""
         return self.venues.get(venue, venue)
 
     def feed_options(self) -> dict:
+        """A copy of the ``[feeds.<feed>]`` options of the configured feed (empty when none)."""
         return dict(self.feeds.get(self.feed, {}))
 
     def exchange_options(self, venue: str) -> dict:
+        """A copy of ``[exchanges.<plugin>]`` for ``venue``'s plugin, overlaid with
+        ``[exchanges.<venue>]`` when the venue has its own name."""
         plugin = self.venue_plugin(venue)
         opts = dict(self.exchanges.get(plugin, {}))
         opts.update(self.exchanges.get(venue, {}) if venue != plugin else {})
         return opts
 
     def strategy_params(self) -> dict:
+        """A copy of ``[strategies.<strategy>]`` (raw values; the strategy's Params validate them)."""
         return dict(self.strategies.get(self.strategy, {}))
 
     def sizer_params(self) -> dict:
+        """A copy of ``[sizers.<sizer>]`` (raw values; the sizer's Params validate them)."""
         return dict(self.sizers.get(self.sizer, {}))
 
     def risk_params(self, name: str) -> dict:
+        """A copy of ``[risk.<name>]`` for risk policy ``name`` (raw values; empty when none)."""
         return dict(self.risk.get(name, {}))
 
     def resolved_journal_path(self) -> Path:
+        """``journal_path`` when set, else ``<state_dir>/journal-<strategy>-<primary venue>.sqlite``."""
         if self.journal_path is not None:
             return Path(self.journal_path)
         return Path(self.state_dir) / f"journal-{self.strategy}-{self.primary_venue}.sqlite"

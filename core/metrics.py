@@ -257,6 +257,7 @@ class Trade:
 
     @property
     def closed(self) -> bool:
+        """True once the position went back to flat (``close_ns`` is set)."""
         return self.close_ns is not None
 
     @property
@@ -276,6 +277,7 @@ class TagFigures:
 
     @property
     def net(self) -> Decimal:
+        """Realized PnL after fees, USD: ``realized - fees``."""
         return self.realized - self.fees
 
 
@@ -412,18 +414,22 @@ class TradeLedger:
 
     @property
     def closed_trades(self) -> int:
+        """Closed trades over every market (a trade: flat -> position -> flat)."""
         return sum(m.closed for m in self.per_market.values())
 
     @property
     def wins(self) -> int:
+        """Closed trades whose PnL net of fees is > 0, over every market."""
         return sum(m.wins for m in self.per_market.values())
 
     @property
     def win_rate(self) -> float | None:
+        """``wins / closed_trades`` (a fraction, 0..1); None before the first closed trade."""
         n = self.closed_trades
         return self.wins / n if n else None
 
     def realized_by_tag(self) -> dict[str, Decimal]:
+        """Order tag -> realized PnL before fees, USD, sorted by tag."""
         return {k: v.realized for k, v in sorted(self.per_tag.items())}
 
     # -- resume -----------------------------------------------------------------
@@ -510,6 +516,7 @@ class Ratios:
 
     @property
     def supported(self) -> bool:
+        """True when at least one of the ratios could be computed (else ``note`` says why)."""
         return self.sharpe is not None or self.sortino is not None
 
 

@@ -116,14 +116,6 @@ def _impl_owner(pm: pluggy.PluginManager, hook, *codes) -> str:
     return "?"
 
 
-@attrs.define
-class Registration:
-    kind: str
-    name: str
-    cls: type
-    plugin: str
-
-
 @attrs.frozen
 class FlagOwner:
     """Who declared a command-line flag: ``kind`` (``"strategies"``, ...), the registered
@@ -441,6 +433,8 @@ class PluginManager:
 
     @property
     def hook(self):
+        """pluggy's hook relay: ``manager.hook.<hookspec>(**kwargs)`` calls every implementation
+        (see :mod:`perpbot.core.hookspecs` for the hooks, their arguments and results)."""
         return self.pm.hook
 
     def register_commands(self, cli) -> None:

@@ -35,6 +35,8 @@ class RiskAction(enum.Enum):
 
     @property
     def severity(self) -> int:
+        """Rank of the action in the escalation order, 0 (NONE) to 5 (HALT); compare two
+        verdicts with it (higher is more severe)."""
         return list(RiskAction).index(self)
 
 
@@ -51,6 +53,7 @@ class RiskDecision:
 
     @property
     def approved(self) -> bool:
+        """True when the action is NONE (the order goes ahead unchanged)."""
         return self.action is RiskAction.NONE
 
 

@@ -134,9 +134,14 @@ class Portfolio:
     # -- views --------------------------------------------------------------
 
     def open_positions(self) -> dict[str, Position]:
+        """Ticker -> :class:`~perpbot.core.model.Position` for every non-zero position."""
         return {t: p for t, p in self.positions.items() if p.size != 0}
 
     def unrealized_pnl(self, marks: Mapping[str, Decimal]) -> Decimal:
+        """Sum of ``size * (mark - entry_price)`` over open positions, USD.
+
+        :param marks: ticker -> mark price USD; a position without a mark counts 0.
+        """
         total = ZERO
         for t, p in self.positions.items():
             if p.size and t in marks and marks[t] is not None:
@@ -168,6 +173,9 @@ class Portfolio:
         return imr, mmr
 
     def balance(self, marks: Mapping[str, Decimal], ts_ns: int = 0) -> Balance:
+        """The account :class:`~perpbot.core.model.Balance` at ``marks`` (ticker -> USD):
+        equity (:meth:`equity`), free collateral = equity - initial margin, and the margin
+        totals of :meth:`margin_requirements` (base IMF/MMF, no OI scaling)."""
         eq = self.equity(marks)
         imr, mmr = self.margin_requirements(marks)
         return Balance(
@@ -180,6 +188,7 @@ class Portfolio:
         )
 
     def gross_notional(self, marks: Mapping[str, Decimal]) -> Decimal:
+        """Sum of ``|size| * mark`` over open positions, USD (entry price where a mark is missing)."""
         return sum(
             (abs(p.size) * (marks.get(t) or p.entry_price) for t, p in self.positions.items() if p.size), ZERO
         )

@@ -108,6 +108,7 @@ class RunSummary:
 
     @property
     def events_per_second(self) -> float:
+        """:attr:`events_read` per second of wall time (0.0 when no wall time was measured)."""
         return self.events_read / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     @property
@@ -117,10 +118,13 @@ class RunSummary:
 
     @property
     def funding_net(self) -> Decimal:
+        """Funding received minus funding paid, USD."""
         return self.funding_received - self.funding_paid
 
     @property
     def total_return(self) -> Decimal:
+        """``(final_equity - starting_equity) / starting_equity`` (a fraction); 0 without
+        positive starting equity."""
         if self.starting_equity <= 0:
             return ZERO
         return (self.final_equity - self.starting_equity) / self.starting_equity

@@ -54,10 +54,13 @@ class StrategyResult:
 
     @classmethod
     def nothing(cls, reason: str = "") -> "StrategyResult":
+        """A result that does nothing this cycle; ``reason`` is shown and journaled."""
         return cls(StrategyAction.NONE, reason=reason)
 
     @classmethod
     def place(cls, *orders: OrderParams, reason: str = "") -> "StrategyResult":
+        """A result that places ``orders`` (:class:`~perpbot.core.model.OrderParams` intents;
+        the bot sizes and risk-checks each)."""
         return cls(StrategyAction.PLACE_ORDERS, orders=tuple(orders), reason=reason)
 
 
@@ -109,6 +112,7 @@ class BaseStrategy(abc.ABC):
         """Decide what to do; called when :meth:`should_execute` returned True."""
 
     def get_strategy_name(self) -> str:
+        """The registered name (the class attribute ``name``)."""
         return self.name
 
     @classmethod
@@ -118,6 +122,8 @@ class BaseStrategy(abc.ABC):
 
     @classmethod
     def describe_parameters(cls) -> list[dict]:
+        """One dict per field of ``Params``: ``{name, type, default, required, help}`` (see
+        :func:`perpbot.core.params.describe_params`), for documentation and tools."""
         return describe_params(cls.Params)
 
     # -- feedback (optional) ------------------------------------------------

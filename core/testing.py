@@ -65,12 +65,15 @@ class ListFeed(BaseFeed):
     replay = True
 
     def markets(self) -> dict[str, Market]:
+        """The configured ``markets`` (ticker -> :class:`~perpbot.core.model.Market`), else the
+        built-in real parameters of :data:`REAL_MARKET_PARAMS`."""
         given = self.config.get("markets")
         if given:
             return dict(given)
         return {t: market(t) for t in REAL_MARKET_PARAMS}
 
     async def batches(self):
+        """Yield each configured batch as a list of events (``events``: one event per batch)."""
         batches = self.config.get("batches")
         if batches is None:
             batches = [[e] for e in self.config.get("events", [])]
@@ -78,6 +81,7 @@ class ListFeed(BaseFeed):
             yield list(b)
 
     def stats(self) -> dict:
+        """``{"batches": n}``: the number of configured batches (or events)."""
         return {"batches": len(self.config.get("batches") or self.config.get("events") or [])}
 
 
