@@ -13,7 +13,9 @@ from typing import Any, Callable
 import attrs
 from loguru import logger
 
+from perpbot.core.balance import BalanceManager
 from perpbot.core.model import Fill, FundingPayment, Liquidation, OrderStatus, OrderUpdate
+from perpbot.core.portfolio import Portfolio
 
 
 class AccountEvents:
@@ -30,6 +32,31 @@ class AccountEvents:
         self.strategy_calls = strategy_calls
         #: (venue, event) pairs received and not yet processed
         self.pending: list = []
+
+    async def load(self) -> None:
+        """Load each venue's balance and positions into a new portfolio, and make its balance cache.
+
+        Sets ``bot.portfolios`` (venue -> :class:`~perpbot.core.portfolio.Portfolio` with the
+        exchange's collateral, USD, and positions), ``bot.portfolio`` (the primary venue's) and
+        ``bot.balance_managers`` (venue -> :class:`~perpbot.core.balance.BalanceManager`).
+        """
+        bot = self.bot
+        for venue, ex in bot.exchanges.items():
+            bal = await ex.get_balance()
+            pf = Portfolio(bal.collateral, ex.markets())
+            for t, pos in (await ex.get_positions()).items():
+                pf.positions[t] = pos
+            bot.portfolios[venue] = pf
+        bot.portfolio = bot.portfolios[bot.config.primary_venue]
+        bot.balance_managers = {
+            venue: BalanceManager(
+                ex.get_balance,
+                bot.clock,
+                ttl_s=float(bot.config.balance_ttl_s),
+                large_order_usd=bot.config.large_order_usd,
+            )
+            for venue, ex in bot.exchanges.items()
+        }
 
     def sink(self, venue: str) -> Callable[[Any], None]:
         """The callback given to ``exchange.set_event_sink`` for ``venue`` (queues, never blocks)."""

@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from perpbot.core.bot.support import NS
-from perpbot.core.policies import RiskAction
+from perpbot.core.model import ZERO
+from perpbot.core.policies import RiskAction, RiskView
 from perpbot.core.strategy import StrategyResult
 
 
@@ -102,3 +103,39 @@ class DecisionCycle:
         await self.orders.execute_result(result, md)
         if result.wait_s:
             self.next_decision_ns = now + int(Decimal(str(result.wait_s)) * NS)
+
+
+def risk_view(bot: Any) -> RiskView:
+    """The :class:`~perpbot.core.policies.RiskView` risk policies check, as of now.
+
+    Balances and equity USD, times ns; ``circuit_open``: venue -> why its circuit breaker is
+    open (exchanges exposing ``circuit_open``); ``total_equity`` sums every venue.
+
+    :param bot: the :class:`~perpbot.core.bot.TradingBot` (after :meth:`start`: needs portfolios).
+    """
+    circuit = {}
+    for venue, ex in bot.exchanges.items():
+        reason = getattr(ex, "circuit_open", None)
+        if reason:
+            circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
+    balances = {v: bot.balance(v) for v in bot.portfolios}
+    bal = balances[bot.config.primary_venue]
+    return RiskView(
+        now_ns=bot.clock.now_ns(),
+        balance=bal,
+        positions=bot.positions(),
+        marks=bot.marks(),
+        markets=bot.markets,
+        stale=bot.paused(),
+        start_equity=bot.start_equity,
+        peak_equity=bot.peak_equity,
+        day_start_equity=bot.day_start_equity,
+        consecutive_failures=bot.consecutive_failures,
+        last_fill_ns=bot.last_fill_ns,
+        last_activity_ns=bot.last_activity_ns,
+        open_orders=len(bot.open_orders),
+        circuit_open=circuit,
+        state=bot.states,
+        total_equity=sum((b.equity for b in balances.values()), ZERO),
+        balances=balances,
+    )

@@ -43,7 +43,7 @@ from loguru import logger
 from perpbot.core.balance import BalanceManager
 from perpbot.core.bot.account import AccountEvents
 from perpbot.core.bot.calls import ObserverCalls, StrategyCalls
-from perpbot.core.bot.decisions import DecisionCycle
+from perpbot.core.bot.decisions import DecisionCycle, risk_view
 from perpbot.core.bot.loop import EventLoop
 from perpbot.core.bot.orders import OrderRouter
 from perpbot.core.bot.resume import Checkpoints, ResumeAPI
@@ -92,6 +92,7 @@ class TradingBot:
         # runtime state (see RunView) -------------------------------------
         self.portfolios: dict[str, Portfolio] = {}
         self.portfolio: Portfolio | None = None
+        #: per venue: the exchange's own balance, cached for the sizers (seed 004)
         self.balance_managers: dict[str, BalanceManager] = {}
         self.open_orders: dict[int, OrderInfo] = {}
         self.orders: dict[int, OrderRequest] = {}  # every order this run sent (client id -> request)
@@ -235,33 +236,9 @@ class TradingBot:
         )
 
     def risk_view(self) -> RiskView:
-        """The :class:`~perpbot.core.policies.RiskView` risk policies check (balances USD, times ns)."""
-        circuit = {}
-        for venue, ex in self.exchanges.items():
-            reason = getattr(ex, "circuit_open", None)
-            if reason:
-                circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
-        balances = {v: self.balance(v) for v in self.portfolios}
-        bal = balances[self.config.primary_venue]
-        return RiskView(
-            now_ns=self.clock.now_ns(),
-            balance=bal,
-            positions=self.positions(),
-            marks=self.marks(),
-            markets=self.markets,
-            stale=self.paused(),
-            start_equity=self.start_equity,
-            peak_equity=self.peak_equity,
-            day_start_equity=self.day_start_equity,
-            consecutive_failures=self.consecutive_failures,
-            last_fill_ns=self.last_fill_ns,
-            last_activity_ns=self.last_activity_ns,
-            open_orders=len(self.open_orders),
-            circuit_open=circuit,
-            state=self.states,
-            total_equity=sum((b.equity for b in balances.values()), ZERO),
-            balances=balances,
-        )
+        """The :class:`~perpbot.core.policies.RiskView` risk policies check (see
+        :func:`perpbot.core.bot.decisions.risk_view`)."""
+        return risk_view(self)
 
     async def notify(self, hook: str, **kwargs) -> list:
         """Call an observer hook with ``bot=self``, each implementation on its own, and await results.
@@ -322,23 +299,7 @@ class TradingBot:
         for venue, ex in self.exchanges.items():
             ex.set_event_sink(self._account.sink(venue))
             await ex.connect()
-        for venue, ex in self.exchanges.items():
-            bal = await ex.get_balance()
-            pf = Portfolio(bal.collateral, ex.markets())
-            for t, pos in (await ex.get_positions()).items():
-                pf.positions[t] = pos
-            self.portfolios[venue] = pf
-        self.portfolio = self.portfolios[self.config.primary_venue]
-        #: per venue: the exchange's own balance, cached for the sizers (seed 004)
-        self.balance_managers = {
-            venue: BalanceManager(
-                ex.get_balance,
-                self.clock,
-                ttl_s=float(self.config.balance_ttl_s),
-                large_order_usd=self.config.large_order_usd,
-            )
-            for venue, ex in self.exchanges.items()
-        }
+        await self._account.load()
         # orders already open on the account are NOT adopted here: a reconciler (the journal)
         # adopts the ones this bot placed; the ids are reserved so they are never reused
         for ex in self.exchanges.values():
