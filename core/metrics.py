@@ -1,7 +1,7 @@
 """The one set of run-performance definitions, shared by the run summary and the report.
 
 Both :class:`perpbot.core.report.RunSummary` (printed at the end of a run, built by
-``core/bot.py`` from the live books) and the HTML report (``plugins/report/analytics.py``,
+``core/bot/`` from the live books) and the HTML report (``plugins/report/analytics.py``,
 built from the SQLite journal) use the classes and functions below, so a figure that
 appears in both is computed by the same code from the same events.
 
@@ -121,7 +121,7 @@ def format_duration(seconds: float | int | None) -> str:
 
 def market_label(venue: str, ticker: str, primary: str) -> str:
     """How a market is named in the summary and the report: the bare ticker on the
-    primary venue (the first ``--exchange``), ``venue:ticker`` elsewhere (``core/bot.py`` ``_qualify``)."""
+    primary venue (the first ``--exchange``), ``venue:ticker`` elsewhere (``TradingBot.qualify``, core/bot/supervisor.py)."""
     return ticker if not venue or venue == primary else f"{venue}:{ticker}"
 
 
@@ -310,7 +310,7 @@ class _Book:
 class TradeLedger:
     """Round trips, realized PnL per fill and per tag, wins, funding per strategy.
 
-    The bot feeds it every fill it books (``core/bot.py`` ``book_fill``) and every funding
+    The bot feeds it every fill it books (``core/bot/account.py`` ``book_fill``) and every funding
     payment; the report feeds it the journal's fills and funding rows. ``keep_trades``
     keeps every :class:`Trade` (the report lists them); the bot keeps only the open ones
     and the counts.

@@ -11,8 +11,8 @@ reason with the numbers, and ``policy=<name>``:
   largest size that fits, floored to the step), REJECT, or HALT;
 - ``check_account`` (every decision cycle): NONE, CLOSE_WORST, CLOSE_ALL or HALT.
 
-The bot, not the policy, executes escalations (``core/bot.py``
-``TradingBot._handle_risk``): CLOSE_WORST closes one position with a reduce-only
+The bot, not the policy, executes escalations (``core/bot/orders.py``
+``OrderRouter.handle_risk``): CLOSE_WORST closes one position with a reduce-only
 IOC market order; CLOSE_ALL cancels every open order on every venue, then closes
 every position with reduce-only IOC market orders; HALT cancels every open order,
 keeps positions and stops the bot. Those closing orders bypass the chain
