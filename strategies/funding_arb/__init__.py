@@ -28,7 +28,21 @@ with the ``funding_replay`` feed (:mod:`perpbot.strategies.funding_arb.feed`), t
 
 The end-of-run summary prints funding collected per leg, fees per leg, price PnL and the net.
 
-This package is shaped like a third-party plugin: it registers through the same hooks.
+What lives here (one concern per module):
+
+- ``params``: :class:`FundingArbParams`, the execution mode and the order tags;
+- ``carry``: expected per-hour funding per leg (rate EMAs), costs per fill and the entry edge;
+- ``legs``: leg management (entering both legs, exit, rebalance, completing a half-filled
+  pair at market) and the pair's state;
+- ``pnl``: the PnL split per leg (funding, fees, price PnL) and the totals;
+- ``strategy``: :class:`FundingArb` (leg resolution, the decision cycle, persistence; it
+  re-exports the names that lived there before the split);
+- ``feed``: the ``funding_replay`` feed (:class:`FundingReplayFeed`).
+
+What it may import: the public API (``perpbot``; ``perpbot.core`` only for what the public
+API lacks, today nothing) and its own modules; never ``perpbot.exchanges``,
+``perpbot.plugins`` or another strategy. It is shaped like a third-party plugin and
+registers through the same hooks.
 """
 
 from perpbot import hookimpl
@@ -41,9 +55,11 @@ __all__ = ["FundingArb", "FundingArbParams", "FundingReplayFeed", "FundingReplay
 
 @hookimpl
 def register_strategies(register):
+    """Plugin hook: register :class:`FundingArb` as strategy ``funding_arb``."""
     register(FundingArb)
 
 
 @hookimpl
 def register_feeds(register):
+    """Plugin hook: register :class:`FundingReplayFeed` as feed ``funding_replay``."""
     register(FundingReplayFeed)

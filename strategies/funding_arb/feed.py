@@ -65,6 +65,7 @@ SAMPLE_BTC_1H = SAMPLE_DIR / "BTCUSD_PERP_Binance_futures_CM_hour_2023Q4.csv.gz"
 
 
 def shared_data_dir() -> Path:
+    """The shared data folder: ``$PERPBOT_SHARED_DATA``, else ``../shared/data`` next to the repository."""
     return Path(os.environ.get("PERPBOT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -91,6 +92,12 @@ def _spot_or_perp(instance, attribute, value):
 
 @attrs.frozen
 class FundingReplayParams:
+    """Parameters of the ``funding_replay`` feed (``[feed.funding_replay]``): files, venue
+    mapping, time zone of the AHA-HH prices, and the UTC window replayed.
+
+    :raises ValueError: (at construction) ``primary_price`` not ``spot``/``perp``.
+    """
+
     funding_file: str = param("", "funding CSV (long format, UTC); default: the embedded 2023 Q4 sample, else ../shared/data")
     prices_file: str = param("", "price CSV (AHA-HH all_exchanges format, London time, or merged bars); default: the embedded sample")
     primary_venue: str = param("dydx", "the funding file's venue whose rows go to the unqualified (primary) tickers")
@@ -136,6 +143,7 @@ def _open(path: Path):
 
 
 def split_ticker(t: str) -> tuple[str | None, str]:
+    """``"binance:BTC-USD"`` -> ``("binance", "BTC-USD")``; an unqualified ticker -> ``(None, ticker)``."""
     return (t.split(":", 1)[0], t.split(":", 1)[1]) if ":" in t else (None, t)
 
 
@@ -181,6 +189,7 @@ class FundingReplayFeed(BaseFeed):
     # -- contract ----------------------------------------------------------------
 
     def markets(self) -> dict[str, Market]:
+        """dYdX market parameters (:data:`MARKETS`) for each ticker, keyed by the (qualified) ticker."""
         out = {}
         for t in self.tickers:
             plain = split_ticker(t)[1]
@@ -188,10 +197,16 @@ class FundingReplayFeed(BaseFeed):
         return out
 
     async def start(self) -> None:
+        """Load and merge the files (once).
+
+        :raises DataError: a missing file or a malformed row (one line naming file, row and value).
+        """
         if self._events is None:
             self._events = self._load()
 
     async def batches(self) -> AsyncIterator[list]:
+        """The merged events (:class:`~perpbot.Bar`, :class:`~perpbot.FundingRate`,
+        :class:`~perpbot.OraclePrice`), one batch per timestamp, in time order."""
         if self._events is None:
             self._events = self._load()
         batch: list = []
@@ -207,11 +222,13 @@ class FundingReplayFeed(BaseFeed):
             yield batch
 
     def progress(self):
+        """``(events replayed, events total)``; None before loading."""
         if self._events is None:
             return None
         return self._done, len(self._events)
 
     def stats(self) -> dict:
+        """Counts of bars, funding rates and oracle prices loaded, and the two file paths."""
         return dict(self.counts, funding_file=str(self.funding_path), prices_file=str(self.prices_path))
 
     # -- loading -----------------------------------------------------------------------

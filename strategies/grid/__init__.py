@@ -13,8 +13,10 @@ Run it on the embedded real 5-minute bars (paper exchange)::
 The end-of-run summary prints the grid cycles completed and the profit per cycle
 (gross and net of fees). How it works: :mod:`perpbot.strategies.grid.strategy`.
 
-This package is shaped like a third-party plugin: it imports only from ``perpbot`` (and
-its own modules) and registers through the same hook. Its modules:
+What it may import: the public API (``perpbot``; ``perpbot.core`` only for what the public
+API lacks, today nothing) and its own modules; never ``perpbot.exchanges``,
+``perpbot.plugins`` or another strategy. It is shaped like a third-party plugin and
+registers through the same hook. What lives here:
 
 - ``params``: :class:`GridParams`, :class:`Mode`, :class:`Direction`;
 - ``levels``: range-grid level prices (pure Decimal functions);

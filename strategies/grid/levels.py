@@ -58,7 +58,7 @@ def grid_levels(lower: Decimal, upper: Decimal, n: int, spacing: Spacing, tick: 
 
 
 def nearest_level(levels: list[Decimal], price: Decimal) -> int:
-    """Index of the level closest to ``price`` (the lower one on a tie)."""
+    """Index of the level (prices USD, ascending) closest to ``price`` USD (the lower one on a tie)."""
     best, best_d = 0, None
     for i, p in enumerate(levels):
         d = abs(p - price)

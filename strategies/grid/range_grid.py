@@ -25,7 +25,12 @@ __all__ = ["RangeGrid"]
 
 
 class RangeGrid:
-    """The range grid's layout, decisions, reconciliation and fill handling (a mixin)."""
+    """The range grid's layout, decisions, reconciliation and fill handling (a mixin).
+
+    A classic range grid (not in the seeds; added beside seed 002's grid): buys below mid,
+    sells above, a filled level replaced by the opposite order one level away. Prices USD,
+    sizes base units, times ns.
+    """
 
     # -- decisions ----------------------------------------------------------------------
 

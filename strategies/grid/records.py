@@ -40,7 +40,12 @@ def _s(x) -> str | None:
 
 @attrs.define
 class OpenOrder:
-    """The one open order of the take-profit grid (``cid`` None until the bot shows it)."""
+    """The one open order of the take-profit grid (``cid`` None until the bot shows it).
+
+    Seed 002's "State 1: place open order". Fields: ``price`` USD, ``size`` and ``filled``
+    base units, ``created_ns`` ns since the epoch, ``cycle`` the grid cycle that placed it
+    (not persisted: -1 after a restore), ``cancel_sent`` a cancel is on its way.
+    """
 
     side: Side
     price: Decimal
@@ -68,7 +73,13 @@ class OpenOrder:
 
 @attrs.define
 class CloseOrder:
-    """A take-profit close order and the open fills it closes."""
+    """A take-profit close order and the open fills it closes.
+
+    Seed 002's "State 2: ... place close order" at ``open_price * (1 +/- take_profit_pct/100)``.
+    Fields: ``price`` and ``open_price`` USD; ``size`` and ``filled`` base units;
+    ``open_fee``, ``gross`` and ``fees`` USD (the cycle's profit so far); ``created_ns`` ns
+    since the epoch; ``estimated`` the open price is unknown (an adopted orphan order).
+    """
 
     price: Decimal
     size: Decimal
@@ -99,7 +110,15 @@ class CloseOrder:
 
 @attrs.define
 class Level:
-    """One level of the range grid."""
+    """One level of the range grid (a classic range grid; levels from
+    :func:`perpbot.strategies.grid.levels.grid_levels`).
+
+    Fields: ``i`` index from the lowest level; ``price`` USD; ``want`` the side wanted
+    there (None: the empty level); ``size``, ``filled`` base units; ``entry_price`` USD and
+    ``entry_fee`` USD of the fill that created this order (for the cycle's profit);
+    ``filled_value`` USD (sum of price x size filled); ``fees`` USD; ``cid`` the live
+    order's client id; ``pending_cycle`` the cycle that sent it.
+    """
 
     i: int
     price: Decimal

@@ -27,12 +27,23 @@ __all__ = ["TakeProfitGrid"]
 
 
 class TakeProfitGrid:
-    """The take-profit grid's decisions, reconciliation and fill handling (a mixin)."""
+    """The take-profit grid's decisions, reconciliation and fill handling (a mixin).
+
+    Source: seed 002 (``/work/shared/seeds/002_*.txt``, "Example: Grid Strategy
+    Implementation": open, then close at ``fill x (1 + take_profit)``, wait time by order
+    density, minimum grid step). Prices USD, sizes base units, times ns.
+    """
 
     # -- decisions ----------------------------------------------------------------------
 
     def wait_time_over(self, now_ns: int) -> bool:
-        """Seed 002 ``_calculate_wait_time`` (True = no wait); mutates the close-count memory."""
+        """Seed 002 ``_calculate_wait_time`` (True = no wait); mutates the close-count memory.
+
+        ``now_ns``: decision time, ns since the epoch. With ``n`` close orders and
+        ``w = wait_time_s`` seconds: a close order just filled -> no wait; ``n >= max_orders``
+        -> wait; else wait ``2w``, ``w``, ``w/2`` or ``w/4`` since the last open as ``n/max``
+        is at least 2/3, 1/3, 1/6 or below.
+        """
         n = self.active_close_count()
         mx = self.params.max_orders
         if n < self.last_close_count:
@@ -56,7 +67,13 @@ class TakeProfitGrid:
         return D(now_ns - self.last_open_ns) / NS > cool
 
     def grid_step_ok(self, bid: Decimal, ask: Decimal) -> bool:
-        """Seed 002 ``_meet_grid_step_condition``."""
+        """Seed 002 ``_meet_grid_step_condition``: a new close order would be at least one grid
+        step from the nearest resting one.
+
+        Long: ``nearest_close / (ask * (1 + tp/100)) > 1 + grid_step_pct/100``; short:
+        ``(bid * (1 - tp/100)) / nearest_close > 1 + grid_step_pct/100`` (``bid``/``ask`` USD;
+        percent parameters in percent). True without close orders.
+        """
         prices = [c.price for c in self.closes.values()] + [c.price for c in self.pending_closes]
         if not prices:
             return True

@@ -13,8 +13,23 @@ Run it::
     python runbot.py --exchange paper --strategy sniper --ticker BTC,ETH \\
         --param entry_threshold=65 --param max_positions=2
 
-This package is shaped like a third-party plugin: it imports only from
-``perpbot`` and registers through the same hook.
+What lives here (one concern per module):
+
+- ``params``: :class:`SniperParams` (names, defaults, units, command-line flags) and the order tags;
+- ``scoring``: the direction-aware composite (:class:`~perpbot.strategies.sniper.scoring.Scorer`);
+- ``table``: the ranked score table (rows and their text);
+- ``entries``: the entry logic (threshold, warm-up, top-N, cool-down, correlation guard);
+- ``exits``: the exit policy (take-profit, stop-loss, score decay after the minimum hold);
+- ``correlation``: Pearson correlation of bar log returns (the stacking guard);
+- ``state``: everything remembered between cycles (fills, round trips, orders in flight)
+  and its JSON form for checkpoints;
+- ``strategy``: :class:`Sniper`, which wires them into one decision cycle (and re-exports
+  the names that lived there before the split).
+
+What it may import: the public API (``perpbot``; ``perpbot.core`` only for what the public
+API lacks, today nothing) and its own modules; never ``perpbot.exchanges``,
+``perpbot.plugins`` or another strategy. It is shaped like a third-party plugin and
+registers through the same hook.
 """
 
 from perpbot import hookimpl
@@ -26,4 +41,5 @@ __all__ = ["Sniper", "SniperParams", "register_strategies"]
 
 @hookimpl
 def register_strategies(register):
+    """Plugin hook: register :class:`Sniper` as strategy ``sniper``."""
     register(Sniper)
