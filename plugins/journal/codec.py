@@ -47,14 +47,20 @@ def dec(value: Decimal) -> str:
 
 
 def opt_dec(value: Decimal | None) -> str | None:
+    """:func:`dec`, or None (SQL NULL) for None.
+
+    :raises TypeError: for a float.
+    """
     return None if value is None else dec(value)
 
 
 def parse_dec(text: str | None) -> Decimal | None:
+    """A stored decimal TEXT back to its exact Decimal; None for NULL."""
     return None if text is None else Decimal(text)
 
 
 def enum_value(value: Any) -> str:
+    """The stored text of an enum member (its ``value``); any other value as ``str``."""
     return value.value if isinstance(value, enum.Enum) else str(value)
 
 
