@@ -26,6 +26,8 @@ def test_every_package_folder_is_in_the_wheel():
     missing = _on_disk(mapping) - declared
     assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
     assert all(name == "perpbot" or name.startswith("perpbot.") for name in declared)
+    stale = declared - _on_disk(mapping) - {"perpbot.data"}  # perpbot.data is a data folder, not a package
+    assert not stale, f"pyproject.toml lists packages that have no folder: {sorted(stale)}"
 
 
 def test_the_check_sees_a_package_left_out(tmp_path):
