@@ -32,12 +32,16 @@ leverage limits (they shrink exposure).
 Sizers receive a :class:`~perpbot.core.policies.SizingView` and, as ``context``, the bot
 (``volatility_target`` reads bars from ``context.states`` when the view carries no
 volatility).
+
+Imports only :mod:`perpbot.core` (model, params, policies, errors, balance), the
+``perpbot`` package root (``hookimpl``) and ``attrs``.
 """
 
 from __future__ import annotations
 
 import enum
 from decimal import ROUND_FLOOR, Decimal
+from typing import Callable
 
 import attrs
 
@@ -131,6 +135,10 @@ class BaseSizer(PositionSizer):
     Params = LimitParams
 
     def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:  # pragma: no cover
+        """The sizer's own quantity (base units, before limits, may be 0) and its reason.
+
+        :raises NotImplementedError: here; every sizer overrides it.
+        """
         raise NotImplementedError
 
     def margin_used(self, notional: Decimal, view: SizingView) -> Decimal:
@@ -140,6 +148,18 @@ class BaseSizer(PositionSizer):
     # -- the template ----------------------------------------------------------
 
     def size(self, intent: OrderParams, view: SizingView) -> SizingResult:
+        """Size ``intent``: :meth:`raw_quantity`, capped by the intent's size, the leverage and
+        initial-margin limits and ``max_order_size``, floored to the step (module docstring).
+
+        :returns: quantity (base units, a step multiple; 0 with the reason when below the
+            minimum), notional and margin (USD) and the reason naming the binding limit.
+        :raises DataError: the reference price is not positive, or the market's maximum
+            leverage is unknown (:func:`~perpbot.core.balance.market_max_leverage`).
+        :raises InsufficientBalance: a risk-increasing order with no free collateral, or
+            below the minimum with ``below_min = "raise"``.
+        :raises InsufficientLeverage: below the minimum because of leverage, with ``below_min = "raise"``
+            (and :class:`ExposureSizer` without leverage headroom).
+        """
         market: Market = view.market
         price = view.price
         if price is None or not price.is_finite() or price <= 0:
@@ -276,6 +296,8 @@ class BaseSizer(PositionSizer):
 
 @attrs.frozen
 class FixedQuantityParams(LimitParams):
+    """Parameters of :class:`FixedQuantitySizer` (``[sizer]``), plus :class:`LimitParams`."""
+
     quantity: Decimal = param(Decimal("0.001"), "order size, base units (e.g. BTC)", _positive)
 
 
@@ -286,13 +308,16 @@ class FixedQuantitySizer(BaseSizer):
     description = "a fixed size in base units per order"
     Params = FixedQuantityParams
 
-    def raw_quantity(self, intent, view):
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+        """``quantity`` base units, and the reason."""
         q = self.params.quantity
         return q, f"fixed quantity {_fmt(q)} {view.market.base}"
 
 
 @attrs.frozen
 class FixedNotionalParams(LimitParams):
+    """Parameters of :class:`FixedNotionalSizer` (``[sizer]``), plus :class:`LimitParams`."""
+
     notional: Decimal = param(Decimal("1000"), "order notional, USD", _positive)
 
 
@@ -303,7 +328,8 @@ class FixedNotionalSizer(BaseSizer):
     description = "a fixed USD notional per order (the default sizer)"
     Params = FixedNotionalParams
 
-    def raw_quantity(self, intent, view):
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+        """``notional / price`` base units (USD / USD per base unit), and the reason."""
         n = self.params.notional
         q = n / view.price
         return q, f"fixed notional {_fmt(n, 2)} USD / price {_fmt(view.price)} = {_fmt(q)}"
@@ -316,6 +342,8 @@ class FixedNotionalSizer(BaseSizer):
 
 @attrs.frozen
 class ExposureParams(LimitParams):
+    """Parameters of :class:`ExposureSizer` (``[sizer]``), plus :class:`LimitParams`."""
+
     max_portfolio_exposure: Decimal = param(
         Decimal("0.1"),
         "fraction of the available balance one order may commit (seed 004's max_portfolio_exposure, 0.1 = 10%)",
@@ -353,7 +381,13 @@ class ExposureSizer(BaseSizer):
     description = "seed 004: min(balance x leverage, balance x exposure) / price, with min/max size"
     Params = ExposureParams
 
-    def raw_quantity(self, intent, view):
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+        """Seed 004's quantity (class docstring), base units, and the reason naming the bound.
+
+        :raises InsufficientLeverage: a risk-increasing order with free collateral but no
+            leverage headroom (``required``: the leverage one minimum order needs, x).
+        :raises DataError: the market's maximum leverage is unknown.
+        """
         price = view.price
         available = view.balance.available
         calc = LeverageCalculator(self.params.max_leverage)
@@ -384,7 +418,9 @@ class ExposureSizer(BaseSizer):
         )
         return q, reason
 
-    def margin_used(self, notional, view):
+    def margin_used(self, notional: Decimal, view: SizingView) -> Decimal:
+        """Seed 004's margin, USD: ``notional / available leverage`` of the last
+        :meth:`raw_quantity` (``notional * IMF`` when that leverage was 0)."""
         lev = getattr(self, "_leverage", ZERO)
         if lev > 0:
             return notional / lev  # seed 004: notional / leverage
@@ -398,6 +434,8 @@ class ExposureSizer(BaseSizer):
 
 @attrs.frozen
 class VolatilityTargetParams(LimitParams):
+    """Parameters of :class:`VolatilityTargetSizer` (``[sizer]``), plus :class:`LimitParams`."""
+
     target_usd: Decimal = param(
         Decimal("10"), "target volatility of the position per bar, USD (1 standard deviation)", _positive
     )
@@ -451,7 +489,9 @@ class VolatilityTargetSizer(BaseSizer):
             return None, f"only {len(bars)} bars"
         return vol, f"{len(bars)} bars"
 
-    def raw_quantity(self, intent, view):
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+        """``target_usd / (price * max(vol, min_volatility))`` base units and the reason; 0 when
+        the volatility is unknown (the reason says why)."""
         vol, src = self._volatility(view)
         if vol is None:
             return ZERO, f"volatility target: volatility of {view.market.ticker} unknown ({src})"
@@ -470,6 +510,8 @@ class VolatilityTargetSizer(BaseSizer):
 
 @attrs.frozen
 class KellyParams(LimitParams):
+    """Parameters of :class:`KellySizer` (``[sizer]``), plus :class:`LimitParams`."""
+
     fraction: Decimal = param(Decimal("0.25"), "fraction of the full Kelly stake (0.25 = quarter Kelly)", in_range(Decimal(0), Decimal(1)))
     win_rate: Decimal | None = param(
         None, "probability of a winning trade; default: the strategy's score / 100", in_range(Decimal(0), Decimal(1))
@@ -494,7 +536,9 @@ class KellySizer(BaseSizer):
     description = "fractional Kelly from a win rate (or the score) and a payoff ratio"
     Params = KellyParams
 
-    def raw_quantity(self, intent, view):
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+        """The fractional-Kelly quantity (class docstring), base units, and the reason; 0
+        without a win-rate estimate or without an edge."""
         p = self.params.win_rate
         src = "win_rate"
         if p is None:
@@ -522,10 +566,12 @@ class KellySizer(BaseSizer):
         )
 
 
+#: every built-in sizer class, in registration order
 SIZERS = (FixedQuantitySizer, FixedNotionalSizer, ExposureSizer, VolatilityTargetSizer, KellySizer)
 
 
 @hookimpl
-def register_position_sizers(register):
+def register_position_sizers(register: Callable[[type], type]) -> None:
+    """Hook implementation: register each class of :data:`SIZERS` under its ``name``."""
     for cls in SIZERS:
         register(cls)
