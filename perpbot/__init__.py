@@ -66,6 +66,8 @@ and ``perpbot.cli`` (the ``runbot`` command). Plugin code imports only from ``pe
 
 from perpbot.core import __version__
 from perpbot.core.book import OrderBook
+from perpbot.core.bot.resume import ResumeAPI
+from perpbot.core.bot.view import RunView
 from perpbot.core.clock import Clock, LiveClock, SimulatedClock
 from perpbot.core.errors import (
     ConfigError,
