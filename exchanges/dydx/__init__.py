@@ -20,11 +20,30 @@ Against the loopback fakes (``python -m tests.fakes`` prints the ports)::
     runbot.py --exchange dydx --network custom --indexer-rest http://127.0.0.1:P \\
         --indexer-ws ws://127.0.0.1:P/v4/ws --node 127.0.0.1:R --strategy sniper --ticker BTC,ETH
 
-Module map: config (settings), secrets (mnemonic), limits (rate limits, breaker),
-rest (IndexerClient wrapper), ws (the one WebSocket), parser (messages -> events,
-book health), feed, orders (Decimal -> quantums/subticks, Order proto), client_ids
-(persistent fixed32 ids), node (NodeClient on a worker thread), account (subaccount
-state), exchange, recording, cli.
+What lives where, in layers: a module imports :mod:`perpbot.core`, third-party
+libraries and dYdX modules of its own group or an earlier one, never a later group;
+nothing here imports another exchange plugin, a strategy or ``perpbot.plugins``:
+
+- settings and plumbing: ``config`` (:class:`~perpbot.exchanges.dydx.config.DydxSettings`,
+  every key), ``secrets`` (the mnemonic), ``limits`` (rate limits, circuit breaker),
+  ``rest`` (``IndexerRest``, the v4-clients ``IndexerClient`` with retries), ``ws`` (the ONE
+  shared WebSocket, ``acquire``/``release``), ``node`` (``NodeGateway``: the v4-clients
+  ``NodeClient`` on a worker thread, sequence, budget, breaker);
+- messages -> events: ``channels`` (channel names), ``values`` (``BadValue`` and the
+  value checks), ``books`` (order books and their health), ``market_channels``
+  (trades, markets/oracle/funding, candles), ``parser`` (``DydxParser``: decoding,
+  dispatch, counters); ``feed`` (``DydxFeed``) and ``recording`` (record / replay) use it;
+- orders and account: ``orders`` (Decimal -> quantums/subticks, the ``Order`` proto),
+  ``client_ids`` (persistent fixed32 ids), ``order_registry`` (our and foreign orders,
+  unknown outcomes), ``ledger`` (fills, positions, balance, funding), ``account``
+  (``AccountState``: the stream façade over both);
+- the exchange: ``outcomes`` (look-ups by id), ``reconcile`` (REST paging, the
+  maintenance loop), ``order_path`` (place / cancel), ``exchange`` (``DydxExchange``:
+  lifecycle, markets, height, stream);
+- ``cli`` (the ``record`` command).
+
+Imports of the v4-clients packages (``dydx_v4_client``, ``v4_proto``) stay inside
+``rest``, ``node``, ``orders``, ``order_path`` and ``secrets`` (most of them made on use).
 """
 
 from __future__ import annotations
@@ -34,6 +53,7 @@ from perpbot.core.hookspecs import hookimpl
 
 @hookimpl
 def register_feeds(register):
+    """Register the ``dydx`` feed (:class:`~perpbot.exchanges.dydx.feed.DydxFeed`; imported on use)."""
     from perpbot.exchanges.dydx.feed import DydxFeed
 
     register(DydxFeed)
@@ -41,6 +61,7 @@ def register_feeds(register):
 
 @hookimpl
 def register_exchanges(register):
+    """Register the ``dydx`` exchange (:class:`~perpbot.exchanges.dydx.exchange.DydxExchange`; imported on use)."""
     from perpbot.exchanges.dydx.exchange import DydxExchange
 
     register(DydxExchange)
@@ -48,6 +69,7 @@ def register_exchanges(register):
 
 @hookimpl
 def register_commands(cli):
+    """Register the ``record`` command (:func:`perpbot.exchanges.dydx.cli.register`)."""
     from perpbot.exchanges.dydx.cli import register
 
     register(cli)

@@ -311,9 +311,14 @@ class ClientIdStore:
     # ------------------------------------------------------------------ lookups
 
     def our_id(self, dydx_id: int) -> int | None:
+        """Our client id for a dYdX client id we handed out, or None (another client's, or unknown)."""
         return self._by_dydx.get(int(dydx_id))
 
     def get(self, our_id: int) -> dict | None:
+        """The record of our order ``our_id`` (shape in the module docstring), or None.
+
+        The dict is replaced, never mutated, on :meth:`update`: do not change it.
+        """
         return self.orders.get(our_id)
 
     def update(self, our_id: int, *, persist: bool = True, **fields: Any) -> None:
@@ -329,6 +334,7 @@ class ClientIdStore:
                 self._persist()
 
     def open_ids(self) -> list[int]:
+        """Our client ids whose recorded status is not terminal (FILLED, CANCELED, EXPIRED, REJECTED)."""
         return [k for k, v in self.orders.items() if v.get("status") not in _TERMINAL]
 
 

@@ -128,6 +128,7 @@ class DydxFeed(BaseFeed):
     # ------------------------------------------------------------------ contract
 
     def now_ns(self) -> int:
+        """The bot's clock (``context.clock``) in ns, else the wall clock."""
         return self.clock.now_ns() if self.clock is not None else time.time_ns()
 
     def markets(self) -> dict[str, Market]:
@@ -143,6 +144,12 @@ class DydxFeed(BaseFeed):
         return dict(self._markets)
 
     async def start(self) -> None:
+        """Load the markets, open (or join) the shared WebSocket and subscribe: ``v4_markets``,
+        and per ticker ``v4_orderbook``, ``v4_trades`` and the configured candles. Idempotent.
+
+        :raises ConfigError: a ticker the indexer does not list.
+        :raises ExchangeError: the market list could not be read.
+        """
         if self._started:
             return
         self._started = True
@@ -187,6 +194,10 @@ class DydxFeed(BaseFeed):
         logger.info(f"dYdX feed: {s.describe()}; markets {', '.join(self.tickers)}")
 
     async def batches(self) -> AsyncIterator[list]:
+        """Event batches (lists of :mod:`perpbot.core.model` events) in receive order, until
+        :meth:`stop`; an empty batch after ``IDLE_TICK_S`` (1 s) without data, so the bot's clock
+        moves. Starts the feed when needed.
+        """
         if self._queue is None:
             await self.start()
         q = self._queue
@@ -207,6 +218,7 @@ class DydxFeed(BaseFeed):
             yield batch
 
     async def stop(self) -> None:
+        """Cancel the tasks, leave the shared WebSocket, close the recording; ends :meth:`batches`. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -232,6 +244,7 @@ class DydxFeed(BaseFeed):
             self._queue.put_nowait(_STOP)
 
     def stats(self) -> dict:
+        """Counters: the parser's (``stats``), the feed's, the socket's (``ws_*``) and REST's (``rest_*``)."""
         out = dict(self.parser.stats)
         out.update(self.counters)
         if self.conn is not None:

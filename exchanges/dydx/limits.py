@@ -72,6 +72,7 @@ class SlidingWindowLimiter:
                 self.waited += 1
 
     def in_window(self) -> int:
+        """Requests counted in the current window."""
         self._prune(self._now())
         return len(self._stamps)
 
@@ -100,6 +101,7 @@ class TokenBucket:
         self._stamp = now
 
     def try_acquire(self) -> bool:
+        """Take a token if one is stored now (no waiting); False otherwise."""
         self._refill()
         if self._tokens >= 1:
             self._tokens -= 1
@@ -166,11 +168,15 @@ class CircuitBreaker:
         self._trial_in_flight = False
 
     def record_success(self) -> None:
+        """A call succeeded: the breaker closes and the failure count resets."""
         self.failures = 0
         self.state = "closed"
         self._trial_in_flight = False
 
     def record_failure(self, error: str = "") -> None:
+        """A call failed (``error``: its text, first 200 characters kept): the breaker opens after
+        ``failure_threshold`` consecutive failures, or at once when a half-open trial fails.
+        """
         self.failures += 1
         self.last_error = error[:200]
         self._trial_in_flight = False

@@ -114,6 +114,7 @@ class TxResult:
 
     @property
     def ok(self) -> bool:
+        """True when CheckTx accepted the tx (``code`` 0: ABCI's OK; anything else is a refusal)."""
         return self.code == 0
 
 
@@ -195,6 +196,7 @@ class NodeGateway:
 
     @property
     def sequence(self) -> int | None:
+        """The wallet's local account sequence (stateful txs consume one), None before :meth:`connect`."""
         return None if self._wallet is None else self._wallet.sequence
 
     # ------------------------------------------------------------------ lifecycle
@@ -256,6 +258,7 @@ class NodeGateway:
         return derived
 
     async def close(self) -> None:
+        """Stop the worker thread and drop the node and wallet (idempotent)."""
         if self._worker is not None:
             w, self._worker = self._worker, None
             await asyncio.get_running_loop().run_in_executor(None, w.stop)
@@ -293,6 +296,12 @@ class NodeGateway:
         return result
 
     async def latest_height(self) -> int:
+        """The chain's latest block height (the node's ``GetLatestBlock``; v4-clients
+        ``dydx_v4_client/node/client.py`` ``latest_block_height``).
+
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded, OutcomeUnknown: see the classes
+            (all :class:`~perpbot.core.errors.TemporaryExchangeError`).
+        """
         node = self._node
 
         async def job():
@@ -344,11 +353,25 @@ class NodeGateway:
     # ------------------------------------------------------------------ messages
 
     async def place_order(self, order: Any, *, stateful: bool) -> TxResult:
+        """Broadcast ``MsgPlaceOrder`` for the ``Order`` proto ``order`` (v4-chain
+        ``proto/dydxprotocol/clob/tx.proto``); ``stateful`` for long-term/conditional orders
+        (they consume the sequence).
+
+        :returns: CheckTx's verdict.
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded: nothing was sent.
+        :raises OutcomeUnknown: the reply was lost; the order may be on the venue.
+        """
         return await self.broadcast(lambda node, wallet: node.place_order(wallet, order), stateful=stateful,
                                     what=f"place order {order.order_id.client_id}")
 
     async def cancel_order(self, order_id: Any, *, good_til_block: int | None = None,
                            good_til_block_time: int | None = None) -> TxResult:
+        """Broadcast ``MsgCancelOrder`` for ``order_id`` (an ``OrderId`` proto): short-term
+        with ``good_til_block`` (a height), stateful with ``good_til_block_time`` (unix s).
+
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded: nothing was sent.
+        :raises OutcomeUnknown: the reply was lost.
+        """
         stateful = good_til_block_time is not None
         return await self.broadcast(
             lambda node, wallet: node.cancel_order(wallet, order_id, good_til_block=good_til_block,
@@ -357,6 +380,13 @@ class NodeGateway:
         )
 
     async def batch_cancel(self, subaccount_id: Any, batches: list, good_til_block: int) -> TxResult:
+        """Broadcast ``MsgBatchCancel`` (short-term orders only; v4-chain
+        ``proto/dydxprotocol/clob/tx.proto``): ``batches`` of ``OrderBatch(clob_pair_id,
+        client_ids)``, valid until ``good_til_block``.
+
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded: nothing was sent.
+        :raises OutcomeUnknown: the reply was lost.
+        """
         return await self.broadcast(
             lambda node, wallet: node.batch_cancel_orders(wallet, subaccount_id, batches, good_til_block),
             stateful=False, what=f"batch cancel of {sum(len(b.client_ids) for b in batches)} order(s)",

@@ -119,6 +119,7 @@ class OrderPlan:
 
     @property
     def stateful(self) -> bool:
+        """True for long-term and conditional orders (order flags 64 / 32; short-term is 0)."""
         return self.flags != SHORT_TERM
 
 
@@ -255,6 +256,10 @@ def build_order_proto(plan: OrderPlan, *, owner: str, subaccount: int, client_id
 
 
 def order_id_proto(*, owner: str, subaccount: int, client_id: int, flags: int, clob_pair_id: int):
+    """The chain ``OrderId`` proto (v4-chain ``proto/dydxprotocol/clob/order.proto``):
+    subaccount (``owner`` bech32 address, ``subaccount`` number), dYdX ``client_id`` (fixed32),
+    order ``flags`` (0 short-term, 32 conditional, 64 long-term) and ``clob_pair_id``.
+    """
     from v4_proto.dydxprotocol.clob.order_pb2 import OrderId
     from v4_proto.dydxprotocol.subaccounts.subaccount_pb2 import SubaccountId
 

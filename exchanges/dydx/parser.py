@@ -147,6 +147,7 @@ class DydxParser:
 
     @resync_wanted.setter
     def resync_wanted(self, value: set[str]) -> None:
+        """Replace the set of tickers to resync."""
         self.book_keeper.resync_wanted = value
 
     @property

@@ -147,6 +147,7 @@ class Recorder:
             self._rotate_if_needed()
 
     def flush(self) -> None:
+        """Make everything written so far readable in the current part (zlib sync flush + file flush)."""
         if self._gz is not None:
             self._gz.flush(zlib.Z_SYNC_FLUSH)
             self._raw.flush()
@@ -167,9 +168,11 @@ class Recorder:
 
     @property
     def closed(self) -> bool:
+        """True once the current part is closed."""
         return self._gz is None
 
     def summary(self) -> str:
+        """One line: messages written, compressed bytes and parts."""
         size = sum(p.stat().st_size for p in self.parts if p.exists())
         return f"{self.lines} messages, {size} bytes compressed in {len(self.parts)} file(s): {self.parts[0]}"
 
@@ -290,4 +293,5 @@ class RecordingReader:
         return (self._progress[0], self.total_bytes)
 
     def stats(self) -> dict:
+        """The parser's counters (see :class:`~perpbot.exchanges.dydx.parser.DydxParser`)."""
         return dict(self.parser.stats)

@@ -122,10 +122,20 @@ class IndexerRest:
         return await self.call(f"orderbook {ticker}", self.client.markets.get_perpetual_market_orderbook, ticker)
 
     async def trades(self, ticker: str, limit: int | None = None) -> list:
+        """Recent public trades of ``ticker`` (``GET /v4/trades/perpetualMarket/T``), newest first.
+
+        :raises TemporaryExchangeError: after the retries are spent.
+        :raises ExchangeError: for a non-retryable HTTP error.
+        """
         data = await self.call(f"trades {ticker}", self.client.markets.get_perpetual_market_trades, ticker, None, limit)
         return list(data.get("trades") or [])
 
     async def candles(self, ticker: str, resolution: str, limit: int | None = None) -> list:
+        """Candles of ``ticker`` at ``resolution`` (``GET /v4/candles/perpetualMarkets/T``), newest first.
+
+        :raises TemporaryExchangeError: after the retries are spent.
+        :raises ExchangeError: for a non-retryable HTTP error.
+        """
         data = await self.call(
             f"candles {ticker}/{resolution}", self.client.markets.get_perpetual_market_candles,
             ticker, resolution, None, None, limit,
@@ -141,6 +151,11 @@ class IndexerRest:
         return list(data.get("historicalFunding") or [])
 
     async def height(self) -> int:
+        """The indexer's latest block height (``GET /v4/height``).
+
+        :raises TemporaryExchangeError: after the retries are spent.
+        :raises ExchangeError: for a non-retryable HTTP error.
+        """
         data = await self.call("height", self.client.utility.get_height)
         return int(data["height"])
 
@@ -219,12 +234,22 @@ class IndexerRest:
         return list(data.get("fills") or [])
 
     async def positions(self, address: str, number: int, status: str | None = "OPEN") -> list:
+        """Perpetual positions of the subaccount (``GET /v4/perpetualPositions``), by default the OPEN ones.
+
+        :raises TemporaryExchangeError: after the retries are spent.
+        :raises ExchangeError: for a non-retryable HTTP error.
+        """
         data = await self.call(
             "perpetualPositions", self.client.account.get_subaccount_perpetual_positions, address, number, status,
         )
         return list(data.get("positions") or [])
 
     async def funding_payments(self, address: str, number: int, *, limit: int | None = None) -> list:
+        """Funding payments of the subaccount (``GET /v4/fundingPayments``), newest first; ``payment`` USD, > 0 received.
+
+        :raises TemporaryExchangeError: after the retries are spent.
+        :raises ExchangeError: for a non-retryable HTTP error.
+        """
         data = await self.call(
             "fundingPayments", self.client.account.get_funding_payments, address, number, limit,
         )

@@ -100,12 +100,18 @@ class IndexerConnection:
     # ------------------------------------------------------------------ registry
 
     def add_listener(self, on_message: MessageListener | None = None, on_state: StateListener | None = None) -> None:
+        """Add ``on_message(msg, raw, recv_ns)`` (every message; ``msg`` None for undecodable
+        text) and/or ``on_state(event, detail, recv_ns)`` (``connected`` / ``disconnected``).
+        Listeners run on the event loop; an exception in one is logged and counted
+        (``listener_errors``).
+        """
         if on_message is not None:
             self._msg_listeners.append(on_message)
         if on_state is not None:
             self._state_listeners.append(on_state)
 
     def remove_listener(self, on_message: MessageListener | None = None, on_state: StateListener | None = None) -> None:
+        """Remove listeners added with :meth:`add_listener` (unknown ones are ignored)."""
         if on_message in self._msg_listeners:
             self._msg_listeners.remove(on_message)
         if on_state in self._state_listeners:
@@ -132,6 +138,7 @@ class IndexerConnection:
             self._send_q.put_nowait(("subscribe", key))
 
     def unsubscribe(self, channel: str, id: str | None = None) -> None:
+        """Drop a subscription (sent when connected); an unknown one is ignored."""
         key = (channel, id)
         if self.subscriptions.pop(key, None) is not None and self._send_q is not None and self.connected.is_set():
             self._send_q.put_nowait(("unsubscribe", key))
@@ -140,6 +147,7 @@ class IndexerConnection:
 
     @property
     def running(self) -> bool:
+        """True while the connection task runs (connected or reconnecting)."""
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
@@ -151,6 +159,7 @@ class IndexerConnection:
         self._task = asyncio.create_task(self._run(), name=f"dydx-ws {self.url}")
 
     async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a connection; False when none came."""
         try:
             await asyncio.wait_for(self.connected.wait(), timeout)
             return True
