@@ -83,7 +83,7 @@ from perpbot.core.errors import (
     StrategyError,
     TemporaryExchangeError,
 )
-from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext
+from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities, ExchangeContext, MarketView
 from perpbot.core.feed import BaseFeed
 from perpbot.core.hookspecs import hookimpl
 from perpbot.core.model import (
