@@ -83,3 +83,37 @@ def test_nothing_imports_the_old_top_level_names():
                 if name.split(".")[0] in ("core", *FORBIDDEN, "runbot"):
                     offenders.append(f"{path.relative_to(REPO)}:{lineno} imports {name}")
     assert not offenders, "\n".join(offenders)
+
+
+def _strategy_offenders(root: Path) -> list[str]:
+    """Imports in a strategy package of perpbot.exchanges, perpbot.plugins or another strategy."""
+    out = []
+    for pkg in sorted(p for p in root.iterdir() if (p / "__init__.py").is_file()):
+        for path in sorted(pkg.rglob("*.py")):
+            rel = path.relative_to(root).with_suffix("")
+            module = ".".join(["perpbot", "strategies", *rel.parts])
+            package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+            for lineno, name in _imports(path, package.removesuffix(".__init__")):
+                parts = name.split(".")
+                if parts[0] != "perpbot" or len(parts) < 2:
+                    continue
+                if parts[1] in ("exchanges", "plugins") or (parts[1] == "strategies" and len(parts) > 2 and parts[2] != pkg.name):
+                    out.append(f"{path.relative_to(root.parent)}:{lineno} imports {name}")
+    return out
+
+
+def test_strategies_import_only_perpbot_and_core():
+    offenders = _strategy_offenders(REPO / "strategies")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_strategy_layering_check_detects_a_planted_violation(tmp_path):
+    pkg = tmp_path / "strategies" / "mine"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from perpbot import hookimpl\nfrom .rules import x\n")
+    (pkg / "rules.py").write_text("from perpbot.core.model import Side\n")
+    assert _strategy_offenders(tmp_path / "strategies") == []
+    (pkg / "bad.py").write_text("from perpbot.strategies.grid import params\nfrom perpbot.exchanges.paper import exchange\n")
+    assert [o.split(" imports ")[1] for o in _strategy_offenders(tmp_path / "strategies")] == [
+        "perpbot.strategies.grid", "perpbot.exchanges.paper",
+    ]
