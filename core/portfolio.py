@@ -45,8 +45,9 @@ class MarketStats:
 class Portfolio:
     """Account state of one venue.
 
-    :param collateral: starting USDC collateral, USD.
+    :param collateral: starting USDC collateral, USD (Decimal, int or numeric str).
     :param markets: market parameters by ticker (for IMF/MMF).
+    :raises TypeError: when ``collateral`` is a float.
     """
 
     def __init__(self, collateral: Decimal, markets: Mapping[str, Market] | None = None):
@@ -66,7 +67,13 @@ class Portfolio:
     # -- booking ------------------------------------------------------------
 
     def apply_fill(self, fill: Fill) -> Position:
-        """Book a fill: collateral, average entry, realized PnL, fees. Returns the new position."""
+        """Book a fill: collateral, average entry, realized PnL, fees. Returns the new position.
+
+        ``Q -= signed_size * price + fee`` (signed size + for a buy); adding to a position
+        averages the entry price by size, reducing one realizes
+        ``closed_size * (price - entry) * direction`` (USD), and a flip opens the remainder
+        at the fill price.
+        """
         pos = self.positions.get(fill.ticker) or Position(fill.ticker, venue=fill.venue)
         signed = fill.size if fill.side.sign > 0 else -fill.size
         old = pos.size
