@@ -340,7 +340,13 @@ class OrderRegistry:
 
     def mark_unknown(self, our: int, reason: str) -> None:
         """Our broadcast's reply was lost: the order stays PENDING, its outcome to be learnt
-        (queued for a look-up by id)."""
+        (queued for a look-up by id).
+
+        Nothing to learn when the venue has already shown the order (the indexer stream can
+        beat the lost reply's error): then its outcome is known and it is not marked.
+        """
+        if our in self.order_rows:
+            return
         if our in self.orders and not self.orders[our].status.is_terminal:
             self.unknown[our] = reason
             self.lookups.add(our)
