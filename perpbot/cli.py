@@ -240,6 +240,34 @@ def _flag_dest(flag: str) -> str:
     return _FLAG_DEST + flag[2:].replace("-", "_")
 
 
+def _owner_params(cfg, flag: str, owner) -> dict:
+    """The parameter table (in ``cfg``) of the plugin that declares ``flag``.
+
+    :raises ConfigError: when this run does not use that plugin, naming it and how to select it.
+    """
+    if owner.kind == "exchanges":
+        used = {cfg.venue_plugin(v) for v in cfg.exchange}
+        if owner.name not in used:
+            raise ConfigError(f"{flag}: a parameter of exchange {owner.name!r}, which this run does not use "
+                              f"({', '.join(cfg.exchange)})")
+        return cfg.exchanges.setdefault(owner.name, {})
+    if owner.kind == "risk_policies":
+        if owner.name not in cfg.risk_policies:
+            raise ConfigError(f"{flag}: a parameter of risk policy {owner.name!r}, which is not in this run's risk chain "
+                              f"({', '.join(cfg.risk_policies) or 'none'}; add it with --risk +{owner.name})")
+        return cfg.risk.setdefault(owner.name, {})
+    # kind -> (label, option that selects it, the run's choice, its parameter tables)
+    label, option, chosen, tables = {
+        "strategies": ("strategy", "--strategy", cfg.strategy, cfg.strategies),
+        "position_sizers": ("position sizer", "--sizer", cfg.sizer, cfg.sizers),
+        "feeds": ("feed", "--feed", cfg.feed, cfg.feeds),
+    }[owner.kind]
+    if owner.name != chosen:
+        raise ConfigError(f"{flag}: a parameter of {label} {owner.name!r}, but this run's {label.split()[-1]} is "
+                          f"{chosen!r} (add {option} {owner.name}, or drop {flag})")
+    return tables.setdefault(owner.name, {})
+
+
 def _apply_plugin_flags(cfg, opts: dict) -> None:
     """Map the plugin-declared flags given (``--take-profit 0.008``) onto their plugin's params.
 
@@ -254,42 +282,7 @@ def _apply_plugin_flags(cfg, opts: dict) -> None:
         if dest not in flags:
             raise ConfigError(f"option {dest} is not declared by any installed plugin")
         flag, owner = flags[dest]
-        if owner.kind == "strategies":
-            if owner.name != cfg.strategy:
-                raise ConfigError(
-                    f"{flag}: a parameter of strategy {owner.name!r}, but this run's strategy is {cfg.strategy!r} "
-                    f"(add --strategy {owner.name}, or drop {flag})"
-                )
-            table = cfg.strategies.setdefault(owner.name, {})
-        elif owner.kind == "position_sizers":
-            if owner.name != cfg.sizer:
-                raise ConfigError(
-                    f"{flag}: a parameter of position sizer {owner.name!r}, but this run's sizer is {cfg.sizer!r} "
-                    f"(add --sizer {owner.name}, or drop {flag})"
-                )
-            table = cfg.sizers.setdefault(owner.name, {})
-        elif owner.kind == "risk_policies":
-            if owner.name not in cfg.risk_policies:
-                raise ConfigError(
-                    f"{flag}: a parameter of risk policy {owner.name!r}, which is not in this run's risk chain "
-                    f"({', '.join(cfg.risk_policies) or 'none'}; add it with --risk)"
-                )
-            table = cfg.risk.setdefault(owner.name, {})
-        elif owner.kind == "feeds":
-            if owner.name != cfg.feed:
-                raise ConfigError(
-                    f"{flag}: a parameter of feed {owner.name!r}, but this run's feed is {cfg.feed!r} "
-                    f"(add --feed {owner.name}, or drop {flag})"
-                )
-            table = cfg.feeds.setdefault(owner.name, {})
-        else:  # exchanges
-            plugins = {cfg.venue_plugin(v) for v in cfg.exchange}
-            if owner.name not in plugins:
-                raise ConfigError(
-                    f"{flag}: a parameter of exchange {owner.name!r}, which this run does not use "
-                    f"({', '.join(cfg.exchange)})"
-                )
-            table = cfg.exchanges.setdefault(owner.name, {})
+        table = _owner_params(cfg, flag, owner)
         if owner.field in table and str(table[owner.field]) != str(value) and opts.get("config") is None:
             raise ConfigError(f"{flag} {value} contradicts {owner.field}={table[owner.field]}: give one of them")
         table[owner.field] = value
