@@ -150,6 +150,23 @@ class BaseExchangeClient(abc.ABC):
         """Fills since ``ts_ns`` (restart reconciliation). Default: none known."""
         return []
 
+    def account_ledger(self) -> Any:
+        """The venue's own fill ledger, when the exchange books every fill itself (a simulator).
+
+        A non-None result is a read-only object with the read interface of
+        :class:`~perpbot.core.portfolio.Portfolio` (``positions``, ``stats``, ``collateral``,
+        ``fees_paid``, ``funding_net``, ``realized_pnl``, ``liquidation_fees``, ``fills``,
+        ``starting_collateral``, ``markets``, ``open_positions()``, ``unrealized_pnl(marks)``,
+        ``equity(marks)``, ``margin_requirements(marks)``, ``balance(marks, ts_ns)``,
+        ``gross_notional(marks)``; USD and base units) that always shows the exchange's present
+        state. The bot then uses it as the venue's portfolio and books no fill, funding payment
+        or liquidation fee of that venue a second time; it is never written to.
+
+        :returns: that ledger, or None (the default: the bot books the venue's account events
+            into its own Portfolio).
+        """
+        return None
+
     @abc.abstractmethod
     def best_bid_offer(self, ticker: str) -> tuple[Decimal | None, Decimal | None]:
         """Best bid and ask prices, USD (None when a side is empty or unknown)."""

@@ -11,8 +11,11 @@ position with the average-entry method for reporting; the identity
 holds to Decimal's 28 significant digits (an average entry price can be a
 non-terminating quotient; collateral itself is booked exactly) and is tested.
 
-The same class is the paper simulator's account (the exchange's truth) and the
-bot's own view built from the fills the exchange reports.
+The same class is the paper simulator's account (one per subaccount: the exchange's truth)
+and the bot's own view built from the fills a live exchange reports. For an exchange that
+books its own account (``BaseExchangeClient.account_ledger()``, e.g. the paper simulator's
+:class:`perpbot.exchanges.paper.ledger.PaperLedger`) the bot reads that ledger, which has this
+class's read interface, and books nothing a second time.
 """
 
 from __future__ import annotations

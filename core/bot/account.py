@@ -32,16 +32,28 @@ class AccountEvents:
         self.strategy_calls = strategy_calls
         #: (venue, event) pairs received and not yet processed
         self.pending: list = []
+        #: venues whose portfolio is the exchange's own ledger (``account_ledger()``): their
+        #: fills, funding and liquidation fees are already booked there and never booked again
+        self.ledger_venues: set[str] = set()
 
     async def load(self) -> None:
         """Load each venue's balance and positions into a new portfolio, and make its balance cache.
 
         Sets ``bot.portfolios`` (venue -> :class:`~perpbot.core.portfolio.Portfolio` with the
-        exchange's collateral, USD, and positions), ``bot.portfolio`` (the primary venue's) and
+        exchange's collateral, USD, and positions; or, for an exchange that books its own
+        account, the read-only ledger of its ``account_ledger()``, used as is), ``bot.portfolio`` (the primary venue's) and
         ``bot.balance_managers`` (venue -> :class:`~perpbot.core.balance.BalanceManager`).
         """
         bot = self.bot
+        self.ledger_venues.clear()
         for venue, ex in bot.exchanges.items():
+            # optional (BaseExchangeClient's default is None); duck-typed clients may lack it
+            ledger = getattr(ex, "account_ledger", lambda: None)()
+            if ledger is not None:
+                # the exchange books its own account (a simulator): one ledger, read here
+                bot.portfolios[venue] = ledger
+                self.ledger_venues.add(venue)
+                continue
             bal = await ex.get_balance()
             pf = Portfolio(bal.collateral, ex.markets())
             for t, pos in (await ex.get_positions()).items():
@@ -74,13 +86,17 @@ class AccountEvents:
     def book_fill(self, venue: str, fill: Fill) -> None:
         """Book a fill into the venue's portfolio, the trade ledger and the open-order table (no hooks).
 
+        A venue whose portfolio is the exchange's own ledger (:attr:`ledger_venues`) already
+        holds the fill there: only the trade ledger, open orders and last-fill times are updated.
+
         :param venue: the venue name (``fill.ticker`` is that venue's unqualified ticker).
         :param fill: the :class:`~perpbot.core.model.Fill` (price USD, size base units, fee USD).
         :raises KeyError: ``venue`` is not a venue of this run.
         """
         bot = self.bot
         pf = bot.portfolios[venue]
-        pf.apply_fill(fill)
+        if venue not in self.ledger_venues:
+            pf.apply_fill(fill)
         bot.last_fill_ns = fill.ts_ns
         bot.last_activity_ns = fill.ts_ns
         info = bot.open_orders.get(fill.client_id)
@@ -110,7 +126,8 @@ class AccountEvents:
         Fills -> ``on_fill``; order updates -> ``on_order_update`` (a terminal status removes
         the order from ``open_orders``); funding -> ``on_funding_payment``; liquidations ->
         ``on_liquidation`` (the liquidation fee is charged to the portfolio). Other types are
-        logged at debug level and ignored.
+        logged at debug level and ignored. For a venue in :attr:`ledger_venues` nothing is
+        booked into its portfolio (the exchange's ledger already holds the event).
         """
         bot = self.bot
         t = type(ev)
@@ -131,13 +148,15 @@ class AccountEvents:
             self.strategy_calls.call("on_order_update", ev)
             await bot.notify("on_order_update", update=ev)
         elif t is FundingPayment:
-            bot.portfolios[venue].apply_funding(ev)
+            if venue not in self.ledger_venues:
+                bot.portfolios[venue].apply_funding(ev)
             bot.ledger.add_funding(ev.amount, bot.config.strategy)
             ev = self.qualified(venue, ev)
             self.strategy_calls.call("on_funding_payment", ev)
             await bot.notify("on_funding_payment", payment=ev)
         elif t is Liquidation:
-            bot.portfolios[venue].charge(ev.fee, ev.ticker, liquidation_fee=True)
+            if venue not in self.ledger_venues:
+                bot.portfolios[venue].charge(ev.fee, ev.ticker, liquidation_fee=True)
             logger.warning(
                 f"LIQUIDATED {ev.ticker} on {venue}: {ev.size} at {ev.price}, fee {ev.fee} USD ({ev.reason})"
             )

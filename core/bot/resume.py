@@ -153,11 +153,18 @@ class ResumeAPI:
 
         :param restore: a function of the venue's :class:`~perpbot.core.portfolio.Portfolio`
             (e.g. :func:`perpbot.plugins.journal.state.restore_portfolio` with the saved state).
-            A venue this run does not have is skipped.
+            A venue this run does not have is skipped, and so is a venue whose portfolio is the
+            exchange's own ledger (``exchange.account_ledger()``: :meth:`restore_exchange` restored it).
         """
         pf = self._bot.portfolios.get(venue)
-        if pf is not None:
+        if pf is not None and not self.books_itself(venue):
             restore(pf)
+
+    def books_itself(self, venue: str) -> bool:
+        """True when ``venue``'s portfolio is the exchange's own ledger
+        (:meth:`perpbot.core.exchange.BaseExchangeClient.account_ledger`): the bot never books
+        into it, and a restored exchange state is its truth."""
+        return venue in self._account.ledger_venues
 
     def restore_open_orders(self, orders: dict[int, OrderInfo]) -> None:
         """Replace the open-order table with a checkpoint's (client id -> :class:`~perpbot.core.model.OrderInfo`)."""
@@ -190,11 +197,17 @@ class ResumeAPI:
         The bot loaded the exchange's positions, which already include these fills. The venue's
         portfolio positions are replaced by ``positions`` (ticker -> :class:`~perpbot.core.model.Position`,
         zero sizes dropped), each fill is booked through the bot's own path (portfolio, ledger,
-        open orders), then the exchange's collateral (its truth) is put back.
+        open orders), then the exchange's collateral (its truth) is put back. For a venue whose
+        portfolio is the exchange's own ledger (:meth:`books_itself`) the ledger already holds
+        the fills: ``positions`` is ignored and only the trade ledger and open orders are booked.
 
         :raises KeyError: ``venue`` is not a venue of this run.
         """
         pf = self._bot.portfolios[venue]
+        if self.books_itself(venue):
+            for f in fills:
+                self._account.book_fill(venue, f)
+            return
         collateral = pf.collateral
         pf.positions = {t: p for t, p in positions.items() if p.size}
         for f in fills:
@@ -202,9 +215,10 @@ class ResumeAPI:
         pf.collateral = collateral
 
     def drop_position(self, venue: str, ticker: str) -> None:
-        """Remove a position the exchange no longer has from the venue's portfolio (venue's ticker)."""
+        """Remove a position the exchange no longer has from the venue's portfolio (venue's ticker);
+        nothing for a venue whose portfolio is the exchange's own ledger (:meth:`books_itself`)."""
         pf = self._bot.portfolios.get(venue)
-        if pf is not None and ticker in pf.positions and pf.positions[ticker].size:
+        if pf is not None and not self.books_itself(venue) and ticker in pf.positions and pf.positions[ticker].size:
             pf.positions.pop(ticker, None)
 
     async def flatten(self, intent: OrderParams) -> OrderResult | None:

@@ -10,7 +10,7 @@ Configure it in ``[exchange.paper]`` (keys and defaults: :mod:`perpbot.exchanges
 what it simulates and how (order rules, L2/queue/bar fill models, fee tiers, hourly
 funding, liquidation, isolated margin): :mod:`perpbot.exchanges.paper.exchange`, which
 lists the modules of this package (one concern each: rules, orders, lifecycle, matching,
-subaccounts, liquidation, funding, persistence, fees, config).
+subaccounts, ledger, liquidation, funding, persistence, fees, config).
 
 May import: :mod:`perpbot.core` (the exchange contract, model, margin math, portfolio) and
 its own modules; never another exchange, a plugin or a strategy. It reads the bot's market

@@ -23,6 +23,8 @@ liquidation check of the event's market). Each concern lives in its own module:
   trades through their price, queue position and book moves; the bar-only fill model;
 - :mod:`~perpbot.exchanges.paper.subaccounts`: cross and isolated subaccounts (the venue's
   ledger), the initial-margin rule of every order and fill, child funding and sweeping;
+- :mod:`~perpbot.exchanges.paper.ledger`: the read-only sum of the subaccounts the bot uses as
+  this venue's portfolio (:meth:`PaperExchange.account_ledger`): every fill is booked once;
 - :mod:`~perpbot.exchanges.paper.liquidation`: the maintenance-margin rule and liquidations;
 - :mod:`~perpbot.exchanges.paper.funding`: hourly funding snapshots and settlement;
 - :mod:`~perpbot.exchanges.paper.persistence`: ``export_state`` / ``import_state``;
@@ -67,6 +69,7 @@ from perpbot.exchanges.paper import persistence
 from perpbot.exchanges.paper.config import PaperConfig
 from perpbot.exchanges.paper.fees import FeeSchedule
 from perpbot.exchanges.paper.funding import HOUR_NS, FundingSimulator
+from perpbot.exchanges.paper.ledger import PaperLedger
 from perpbot.exchanges.paper.lifecycle import OrderFlow
 from perpbot.exchanges.paper.liquidation import LIQUIDATION_CLIENT_ID, Liquidator
 from perpbot.exchanges.paper.orders import OrderTable, SimOrder
@@ -132,6 +135,7 @@ class PaperExchange(BaseExchangeClient):
         self.liquidator = Liquidator(self.accounts, self.view, self.cfg.max_liquidation_fee_ppm, emit, self.venue)
         self.funding = FundingSimulator(self.accounts, self.view, self.liquidator, self.cfg.funding_grace_s, emit, self.venue)
         self._next_work_ns = 0
+        self._ledger = PaperLedger(lambda: self.accounts)
 
     # -- contract: capabilities and lifecycle ------------------------------------------
 
@@ -160,6 +164,12 @@ class PaperExchange(BaseExchangeClient):
     async def disconnect(self) -> None:
         """Nothing to close."""
         return None
+
+    def account_ledger(self) -> PaperLedger:
+        """This venue's one fill ledger: the read-only :class:`~perpbot.exchanges.paper.ledger.PaperLedger`
+        summing the subaccounts' portfolios (the bot uses it as ``bot.portfolios[venue]`` and books
+        nothing of this venue itself; see :meth:`perpbot.core.exchange.BaseExchangeClient.account_ledger`)."""
+        return self._ledger
 
     # -- views kept for callers of the single-module simulator ----------------------------
 

@@ -10,8 +10,9 @@ dYdX's front end does). A market is held in one subaccount only, so a child neve
 second market (chain ``protocol/x/subaccounts/keeper/isolated_subaccount.go``).
 
 Each subaccount's :class:`~perpbot.core.portfolio.Portfolio` is this venue's ledger: every
-fill, funding payment and liquidation fee of the simulator is booked there (and only there
-inside the exchange). Margin figures are exact chain math (:mod:`perpbot.core.margin`,
+fill, funding payment and liquidation fee of the simulator is booked there, and only there:
+the bot reads their sum through :class:`~perpbot.exchanges.paper.ledger.PaperLedger` and books
+none of them again. Margin figures are exact chain math (:mod:`perpbot.core.margin`,
 ``protocol/lib/margin/risk.go``) at the marks of the :class:`~perpbot.core.exchange.MarketView`.
 """
 

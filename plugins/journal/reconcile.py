@@ -16,7 +16,9 @@ Every change to the bot goes through the :class:`~perpbot.core.bot.resume.Resume
    set): rows written after that checkpoint by the killed run are voided, the
    simulators, the bot's portfolios, open-order table and counters are put back
    as they were at the checkpoint (``resume.restore_exchange``, ``restore_portfolio``,
-   ``restore_open_orders``, ``import_state``), and ``resume.resume_from_event``
+   ``restore_open_orders``, ``import_state``; a venue whose portfolio is the exchange's own
+   ledger, ``resume.books_itself``, gets its account back with the exchange's state only),
+   and ``resume.resume_from_event``
    makes the bot re-apply the events it had read to
    the market state only (books, signals; no simulator, no decisions) before
    the run continues.
@@ -276,6 +278,8 @@ async def reconcile(resume: Any, session: Any) -> ReconcileReport:
         for venue in exchanges:
             resume.restore_exchange(venue, st["exchanges"][venue])
         for venue, pstate in st.get("portfolios", {}).items():
+            if resume.books_itself(venue):
+                continue  # the exchange's own ledger: restore_exchange above put it back
             resume.restore_portfolio(venue, lambda pf, pstate=pstate: restore_portfolio(pf, pstate))
         resume.restore_open_orders(st.get("open_orders", {}))
         restore_bot_runtime(resume, st.get("bot", {}))

@@ -90,7 +90,11 @@ def take_checkpoint_state(bot: Any) -> dict:
             logger.error(f"strategy get_state() raised {type(exc).__name__}: {exc}; checkpoint without it")
     return {
         "bot": bot_runtime_state(bot),
-        "portfolios": {v: portfolio_state(pf) for v, pf in bot.portfolios.items()},
+        # a venue whose portfolio is the exchange's own ledger is saved in "exchanges" only
+        "portfolios": {
+            v: portfolio_state(pf) for v, pf in bot.portfolios.items()
+            if getattr(bot.exchanges.get(v), "account_ledger", lambda: None)() is None
+        },
         "open_orders": dict(bot.open_orders),
         "exchanges": exchanges,
         "strategy": {"name": getattr(strategy, "name", ""), "state": strat_state},
