@@ -44,7 +44,9 @@ class RunView(Protocol):
       simulators); ``strategy``: the strategy (``name``, ``get_state()``);
     - ``markets``: qualified ticker -> :class:`~perpbot.core.model.MarketInfo`;
       ``states``: qualified ticker -> :class:`~perpbot.core.state.MarketState`;
-    - ``portfolios``: venue -> the bot's booked :class:`~perpbot.core.portfolio.Portfolio`;
+    - ``portfolios``: venue -> that venue's account ledger: the exchange's own when it keeps one
+      (the paper exchange's :class:`~perpbot.exchanges.paper.ledger.PaperLedger`, the single ledger
+      of its fills), else the :class:`~perpbot.core.portfolio.Portfolio` the bot books;
     - ``open_orders``: client id -> :class:`~perpbot.core.model.OrderInfo` (qualified tickers);
     - ``risk_chain`` (the policies, in order), ``risk_log`` (the last 200
       :class:`~perpbot.core.policies.RiskDecision` that were not approvals);
