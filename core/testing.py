@@ -235,3 +235,18 @@ def run_replay(tmp_path):
         return asyncio.run(run_bot_async(config))
 
     return run
+
+
+def driving_bot(view: Any):
+    """The :class:`~perpbot.core.bot.TradingBot` behind the ``bot`` an observer hook receives.
+
+    For TEST plugins only, which drive a run from inside a hook (submit or cancel orders,
+    swap the client-id allocator). Real plugins read the run through
+    :class:`~perpbot.core.bot.view.RunView` and change it only through the
+    :class:`~perpbot.core.bot.resume.ResumeAPI`.
+
+    :param view: the :class:`~perpbot.core.bot.view.RunViewProxy` (a TradingBot is returned as is).
+    """
+    from perpbot.core.bot.view import RunViewProxy
+
+    return object.__getattribute__(view, "_bot") if isinstance(view, RunViewProxy) else view

@@ -114,18 +114,23 @@ class ResumeAPI:
     :param account: its :class:`~perpbot.core.bot.account.AccountEvents`.
     :param orders: its :class:`~perpbot.core.bot.orders.OrderRouter`.
     :param strategy_calls: its :class:`~perpbot.core.bot.calls.StrategyCalls`.
+    :param view: the :class:`~perpbot.core.bot.view.RunViewProxy` observers get (made when not given).
     """
 
-    def __init__(self, bot: Any, account: Any, orders: Any, strategy_calls: Any):
+    def __init__(self, bot: Any, account: Any, orders: Any, strategy_calls: Any, view: Any = None):
         self._bot = bot
         self._account = account
         self._orders = orders
         self._strategy_calls = strategy_calls
+        from perpbot.core.bot.view import RunViewProxy
+
+        self._view = view if view is not None else RunViewProxy(bot)
 
     @property
     def view(self) -> Any:
-        """The read-only :class:`~perpbot.core.bot.view.RunView` of the run being reconciled."""
-        return self._bot
+        """The read-only :class:`~perpbot.core.bot.view.RunView` of the run being reconciled
+        (the same :class:`~perpbot.core.bot.view.RunViewProxy` observers receive as ``bot``)."""
+        return self._view
 
     # -- client ids and runtime state --------------------------------------------
 

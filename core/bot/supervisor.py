@@ -51,6 +51,7 @@ from perpbot.core.bot.summary import build_summary
 from perpbot.core.bot.support import ClientIdAllocator, await_me_maybe
 from perpbot.core.bot.wiring import policies, wire
 from perpbot.core.config import BotConfig, split_ticker
+from perpbot.core.bot.view import RunViewProxy
 from perpbot.core.feed import ProgressUpdate
 from perpbot.core.metrics import DrawdownTracker, TradeLedger, market_label
 from perpbot.core.model import ZERO, Fill, OrderInfo, OrderParams, OrderRequest, OrderResult
@@ -132,14 +133,14 @@ class TradingBot:
         self.notes: list[str] = []
 
         # collaborators, one per concern ---------------------------------------
-        self._observers = ObserverCalls(plugin_manager, self, verbose=config.verbose)
+        self._observers = ObserverCalls(plugin_manager, RunViewProxy(self), verbose=config.verbose)
         self._strategy_calls = StrategyCalls(self)
         self._account = AccountEvents(self, self._strategy_calls)
         self._orders = OrderRouter(self, self._account)
         self._cycle = DecisionCycle(self, self._orders, self._strategy_calls)
         self._events = EventLoop(self, wired.engines, wired.consumers, self._account, self._cycle)
         self._checkpoints = Checkpoints(self, {"bot": self, "cycle": self._cycle, "loop": self._events})
-        self._resume = ResumeAPI(self, self._account, self._orders, self._strategy_calls)
+        self._resume = ResumeAPI(self, self._account, self._orders, self._strategy_calls, view=self._observers.view)
         self._stop: asyncio.Event | None = None  # created in start()
         self._wall_start = 0.0
         self._running = False
@@ -148,6 +149,12 @@ class TradingBot:
     # ------------------------------------------------------------------
     # the read-only view (RunView)
     # ------------------------------------------------------------------
+
+    @property
+    def view(self) -> RunViewProxy:
+        """The read-only :class:`~perpbot.core.bot.view.RunView` of this run: the very object
+        observer hooks receive as ``bot`` (so plugins that key state by it can be looked up)."""
+        return self._observers.view
 
     @property
     def client_id_high(self) -> int:
@@ -305,7 +312,7 @@ class TradingBot:
         for ex in self.exchanges.values():
             self.client_ids.reserve(info.client_id for info in await ex.get_open_orders())
         await self.notify("on_bot_start")
-        summary = self.pm.hook.reconcile_startup(bot=self, resume=self._resume)
+        summary = self.pm.hook.reconcile_startup(bot=self._resume.view, resume=self._resume)
         summary = await await_me_maybe(summary)
         if summary:
             logger.info(f"reconciled: {summary}")

@@ -1,9 +1,10 @@
 """The read-only view of a run that observer plugins receive as ``bot``.
 
-Every observer hook of :mod:`perpbot.core.hookspecs` passes ``bot``: at run time it is the
-:class:`~perpbot.core.bot.TradingBot` itself (so existing plugins keep working), typed as
-:class:`RunView`: the members listed here are the documented, stable surface a plugin may
-read. Everything else on the bot (its sizer, plugin manager, ``book_fill``,
+Every observer hook of :mod:`perpbot.core.hookspecs` passes ``bot``: at run time it is a
+:class:`RunViewProxy` over the :class:`~perpbot.core.bot.TradingBot`, typed as :class:`RunView`:
+the members listed here are the documented, stable surface a plugin may read, and the proxy
+answers those and nothing else (any other name is an ``AttributeError`` naming RunView; no
+attribute can be assigned). Everything else on the bot (its sizer, plugin manager, ``book_fill``,
 ``import_state``, ``submit``, attributes starting with ``_``) is not for plugins: state
 changes at startup go through the :class:`~perpbot.core.bot.resume.ResumeAPI` that
 ``reconcile_startup`` receives; a plugin that must stop trading calls :meth:`RunView.halt`.
@@ -155,4 +156,37 @@ def run_view_members() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-__all__ = ["RunView", "run_view_members"]
+class RunViewProxy:
+    """The object observers receive as ``bot``: :class:`RunView`'s members of one bot, nothing more.
+
+    Reads go through to the live bot (so figures are current); a name :class:`RunView` does
+    not document, or any assignment, raises ``AttributeError``.
+
+    :param bot: the :class:`~perpbot.core.bot.TradingBot` being viewed.
+    """
+
+    __slots__ = ("_bot", "__weakref__")  # plugins key per-run state by it (WeakKeyDictionary)
+    _MEMBERS: frozenset = frozenset()  # filled below, once RunView's members are known
+
+    def __init__(self, bot: Any):
+        object.__setattr__(self, "_bot", bot)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in RunViewProxy._MEMBERS:
+            return getattr(object.__getattribute__(self, "_bot"), name)
+        raise AttributeError(f"RunView has no {name!r}: observers read only RunView's members "
+                             "(perpbot.core.bot.view.RunView); state changes go through ResumeAPI")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"RunView is read-only: cannot set {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(RunViewProxy._MEMBERS)
+
+    def __repr__(self) -> str:
+        return f"RunView(run {object.__getattribute__(self, '_bot').run_id})"
+
+
+RunViewProxy._MEMBERS = frozenset(run_view_members())
+
+__all__ = ["RunView", "RunViewProxy", "run_view_members"]

@@ -276,8 +276,12 @@ class JournalSession:
 
 
 def session_of(bot: Any) -> JournalSession | None:
-    """The journal session of ``bot`` (None when the journal is disabled or not started)."""
-    return _SESSIONS.get(bot)
+    """The journal session of ``bot`` (None when the journal is disabled or not started).
+
+    :param bot: the :class:`~perpbot.core.bot.view.RunView` observers receive, or the
+        :class:`~perpbot.core.bot.TradingBot` itself (its ``view`` is the key).
+    """
+    return _SESSIONS.get(getattr(bot, "view", bot))
 
 
 def _ensure(bot: Any) -> JournalSession | None:

@@ -169,14 +169,14 @@ def test_hook_on_funding_payment(tmp_path):
 
         @hookimpl
         def on_funding_payment(self, bot, payment):
-            got.append((payment, bot.portfolio.funding_net))
+            got.append((payment, next(iter(bot.portfolios.values())).funding_net))
 
     class Pay:
         __name__ = "pay"
 
         @hookimpl
         def on_fill(self, bot, fill):
-            bot.exchange.emit(FundingPayment(fill.ticker, fill.ts_ns, fill.size, D("60000"), D("0.00001"), D("-0.006")))
+            next(iter(bot.exchanges.values())).emit(FundingPayment(fill.ticker, fill.ts_ns, fill.size, D("60000"), D("0.00001"), D("-0.006")))
 
     ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
     bot = make_bot(tmp_path, events(), Obs(), Pay())
@@ -199,7 +199,7 @@ def test_hook_on_liquidation(tmp_path):
 
         @hookimpl
         def on_bot_start(self, bot):
-            bot.exchange.emit(Liquidation("BTC-USD", 1, D("0.1"), D("50000"), D("7.5"), "test"))
+            next(iter(bot.exchanges.values())).emit(Liquidation("BTC-USD", 1, D("0.1"), D("50000"), D("7.5"), "test"))
 
     bot = make_bot(tmp_path, events(), Obs())
     summary = asyncio.run(bot.run())

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from perpbot.core.testing import driving_bot
 from perpbot.core.bot import TradingBot
 from perpbot.core.hookspecs import hookimpl
 from perpbot.core.plugins import PluginManager
@@ -120,7 +121,7 @@ class DiskFullAfterFirstFill:
     @hookimpl
     def on_fill(self, bot, fill):
         if self.failed_at_order is None:
-            self.failed_at_order = len(bot.orders)
+            self.failed_at_order = len(driving_bot(bot).orders)
             session_of(bot).writer.post(fill_the_disk)
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal as D
 
 from rich.console import Console
 
+from perpbot.core.testing import driving_bot
 from perpbot.core.bot import TradingBot
 from perpbot.core.hookspecs import hookimpl
 from perpbot.core.model import OrderParams, OrderType, Side
@@ -145,6 +146,7 @@ class Scripted:
             self.snaps.append(take_snapshot(bot))
             return
         self.done = True
+        bot = driving_bot(bot)
         await bot.submit(OrderParams("BTC-USD", Side.BUY, OrderType.MARKET, size=D("0.05")), risk_exempt=True)
         await bot.submit(OrderParams("BTC-USD", Side.SELL, OrderType.LIMIT, size=D("0.01"), price=D("60100"), tag="tp"), risk_exempt=True)
         bot.risk_log.append(RiskDecision(RiskAction.REJECT, "too big", "max_notional", ticker="BTC-USD", ts_ns=bot.clock.now_ns()))

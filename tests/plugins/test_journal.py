@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
+from perpbot.core.testing import driving_bot
 from perpbot.core.bot import ClientIdAllocator, TradingBot
 from perpbot.core.errors import DataError
 from perpbot.core.hookspecs import hookimpl
@@ -100,7 +101,7 @@ class ReuseIdPlugin:
 
     @hookimpl
     def on_decision(self, bot, strategy, result):
-        bot.client_ids = ClientIdAllocator(start=self.cid)
+        driving_bot(bot).client_ids = ClientIdAllocator(start=self.cid)
 
 
 def test_an_order_whose_client_id_is_journaled_is_not_sent(tmp_path):
@@ -196,6 +197,7 @@ class CancelAtDecision:
     @hookimpl
     async def on_decision(self, bot, strategy, result):
         self.seen += 1
+        bot = driving_bot(bot)
         if self.seen == self.n:
             for cid in list(bot.open_orders):
                 self.canceled.append(cid)
