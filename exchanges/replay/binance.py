@@ -100,6 +100,18 @@ _STATS = (
 )
 
 
+
+def _add_counts(stats: dict, messages: int, depth: int, levels: int, deletes: int, trades: int, quotes: int,
+                filtered: int) -> None:
+    """Add one chunk's local counters to the recording's ``stats`` (the hot loop counts in locals)."""
+    stats["messages"] += messages
+    stats["depth_messages"] += depth
+    stats["level_entries"] += levels
+    stats["deletes"] += deletes
+    stats["trades"] += trades
+    stats["quotes"] += quotes
+    stats["filtered_messages"] += filtered
+
 class BinanceRecording:
     """Reads one Binance raw recording, or several consecutive ones, into event batches.
 
@@ -351,24 +363,12 @@ class BinanceRecording:
                             raise DataError(f"{path}:{lineno}: missing field {exc.args[0]!r} in {describe_message(msg)}") from None
                         except (TypeError, ValueError, AttributeError) as exc:
                             raise DataError(f"{path}:{lineno}: malformed {describe_message(msg)} ({exc})") from None
-                    stats["messages"] += n_msg
-                    stats["depth_messages"] += n_depth
-                    stats["level_entries"] += n_levels
-                    stats["deletes"] += n_dels
-                    stats["trades"] += n_trades
-                    stats["quotes"] += n_quotes
-                    stats["filtered_messages"] += n_filtered
+                    _add_counts(stats, n_msg, n_depth, n_levels, n_dels, n_trades, n_quotes, n_filtered)
                     n_msg = n_depth = n_levels = n_dels = n_trades = n_quotes = n_filtered = 0
                     self.lineno = lineno
                     sync.check_stall(prev_ts)
         finally:
-            stats["messages"] += n_msg
-            stats["depth_messages"] += n_depth
-            stats["level_entries"] += n_levels
-            stats["deletes"] += n_dels
-            stats["trades"] += n_trades
-            stats["quotes"] += n_quotes
-            stats["filtered_messages"] += n_filtered
+            _add_counts(stats, n_msg, n_depth, n_levels, n_dels, n_trades, n_quotes, n_filtered)
             self.lineno = lineno
         for ticker, reason in self.unsynced().items():
             logger.warning("{}: the order book of {} never synced: {}", sync.names, ticker, reason)

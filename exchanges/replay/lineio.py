@@ -82,11 +82,7 @@ class LineFile:
                 if not raw:
                     break
                 try:
-                    data = d.decompress(raw)
-                    while d.eof and d.unused_data:  # next gzip member
-                        tail = d.unused_data
-                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                        data += d.decompress(tail)
+                    d, data = _inflate(d, raw)
                 except zlib.error as exc:
                     raise DataError(f"{self.path}: corrupt gzip data ({exc})") from None
                 if data:
@@ -106,11 +102,7 @@ class LineFile:
                 self.bytes_read += len(raw)
                 if gz:
                     try:
-                        data = d.decompress(raw)
-                        while d.eof and d.unused_data:  # next gzip member
-                            tail = d.unused_data
-                            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                            data += d.decompress(tail)
+                        d, data = _inflate(d, raw)
                     except zlib.error as exc:
                         raise DataError(f"{path}: corrupt gzip data near byte {self.bytes_read} ({exc})") from None
                 else:
@@ -141,6 +133,20 @@ def _last_lines(buf: bytes, n: int) -> bytes:
         if cut < 0:
             return buf
     return buf[cut + 1 :]
+
+
+def _inflate(d, raw: bytes):
+    """Feed ``raw`` to the gzip decompressor ``d``, crossing into later gzip members.
+
+    :returns: ``(decompressor to use next, decompressed bytes)``.
+    :raises zlib.error: corrupt data (callers name the file).
+    """
+    data = d.decompress(raw)
+    while d.eof and d.unused_data:  # next gzip member
+        tail = d.unused_data
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data += d.decompress(tail)
+    return d, data
 
 
 def _plain_tail(f, size: int, n: int) -> list[bytes]:
