@@ -19,6 +19,7 @@ from typing import Annotated, Optional
 import attrs
 import typer
 
+from perpbot.core.tasks import cancel_and_wait
 from perpbot.core.errors import ConfigError, PerpbotError
 
 
@@ -59,19 +60,16 @@ async def record_stream(config: dict, tickers: tuple, duration: float | None, *,
             if deadline is not None and time.monotonic() >= deadline:
                 break
             try:
-                await asyncio.wait_for(stop.wait(), timeout=0.2 if deadline is None else
-                                       max(0.01, min(0.2, deadline - time.monotonic())))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(0.2 if deadline is None else
+                                           max(0.01, min(0.2, deadline - time.monotonic()))):
+                    await stop.wait()
+            except TimeoutError:
                 pass
             if consumer.done():
                 break
     finally:
         await feed.stop()
-        consumer.cancel()
-        try:
-            await consumer
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        await cancel_and_wait([consumer])
         for sig in installed:
             loop.remove_signal_handler(sig)
     return feed

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 from loguru import logger
 
+from perpbot.core.tasks import cancel_and_wait
 from perpbot.core.errors import InvalidOrder, LiveTradingNotConfirmed, TemporaryExchangeError
 from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities
 from perpbot.core.model import (
@@ -217,13 +218,7 @@ class DydxExchange(BaseExchangeClient):
         )
 
     async def _teardown(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self.conn is not None:
             self.conn.remove_listener(self._on_ws, self._on_ws_state)

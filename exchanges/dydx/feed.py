@@ -39,6 +39,7 @@ from perpbot.core.model import Market
 from perpbot.exchanges.dydx import ws as ws_mod
 from perpbot.exchanges.dydx.config import DydxSettings
 from perpbot.exchanges.dydx.limits import backoff_delay
+from perpbot.core.tasks import cancel_and_wait
 from perpbot.exchanges.dydx.parser import (
     LIVE,
     STALE,
@@ -206,8 +207,9 @@ class DydxFeed(BaseFeed):
                 batch = q.get_nowait()
             except asyncio.QueueEmpty:
                 try:
-                    batch = await asyncio.wait_for(q.get(), IDLE_TICK_S)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(IDLE_TICK_S):
+                        batch = await q.get()
+                except TimeoutError:
                     # a quiet market still needs the bot's clock to move: decisions, staleness
                     # checks and stop requests happen between batches
                     yield []
@@ -222,13 +224,7 @@ class DydxFeed(BaseFeed):
         if self._stopped:
             return
         self._stopped = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self.conn is not None:
             self.conn.remove_listener(self._on_ws, self._on_ws_state)

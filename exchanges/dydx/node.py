@@ -154,8 +154,9 @@ class _Worker:
     async def run(self, coro: Coroutine, timeout: float) -> Any:
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await asyncio.wrap_future(fut)
+        except TimeoutError:
             fut.cancel()
             raise
 

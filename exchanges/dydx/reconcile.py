@@ -289,8 +289,9 @@ class Reconciler:
         failures = 0
         while True:
             try:
-                await asyncio.wait_for(reconcile_now.wait(), timeout=min(1.0, s.reconcile_interval_s / 2))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(min(1.0, s.reconcile_interval_s / 2)):
+                    await reconcile_now.wait()
+            except TimeoutError:
                 pass
             now = time.monotonic()
             height = self.height()

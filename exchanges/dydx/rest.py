@@ -83,7 +83,8 @@ class IndexerRest:
             self.requests += 1
             try:
                 # the client's own timeout bounds each phase; this bounds the whole call
-                return await asyncio.wait_for(fn(*args, **kwargs), timeout=s.rest_timeout_s * 2 + 1)
+                async with asyncio.timeout(s.rest_timeout_s * 2 + 1):
+                    return await fn(*args, **kwargs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below, never swallowed

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 import orjson
 from loguru import logger
 
+from perpbot.core.tasks import cancel_and_wait
 from perpbot.exchanges.dydx.config import DydxSettings
 from perpbot.exchanges.dydx.limits import backoff_delay
 
@@ -161,9 +162,10 @@ class IndexerConnection:
     async def wait_connected(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a connection; False when none came."""
         try:
-            await asyncio.wait_for(self.connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def stop(self) -> None:
@@ -172,16 +174,11 @@ class IndexerConnection:
         ws = self._ws
         if ws is not None:
             try:
-                await asyncio.wait_for(ws.close(), timeout=2)
+                async with asyncio.timeout(2):
+                    await ws.close()
             except Exception:  # noqa: BLE001 - closing anyway
                 pass
-        for t in (self._task, self._sender):
-            if t is not None and not t.done():
-                t.cancel()
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                    pass
+        await cancel_and_wait((self._task, self._sender))
         self._task = self._sender = None
         self.connected.clear()
 

@@ -15,6 +15,7 @@ from typing import Any
 from loguru import logger
 from rich.console import Console
 
+from perpbot.core.tasks import cancel_and_wait
 from perpbot.plugins.dashboard.render import build_layout
 from perpbot.plugins.dashboard.snapshot import Snapshot, take_snapshot
 
@@ -210,11 +211,7 @@ class Dashboard:
     async def stop(self, bot: Any | None = None, timeout: float = 2.0) -> None:
         """Draw a last frame and stop; waits at most ``timeout`` s for a blocked terminal."""
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait([self._task], grace_s=timeout)
         if bot is not None:
             try:
                 self.publish(take_snapshot(bot, wall_start=self._wall_start))
