@@ -372,11 +372,11 @@ def _plugin_manager():
     return _PM[0]
 
 
-def run_bot(cfg) -> int:
-    """Build the bot, run it to the end, print the summary. Returns the exit code."""
+def run_backtest(cfg, *, console: bool = True):
+    """Run the bot of ``cfg`` to its end -> ``(bot, RunSummary)``: the one runner of the root command,
+    ``backtest`` and sweep cells. ``console=False``: no terminal logs or progress bar. Raises PerpbotError."""
     from perpbot.core.bot import TradingBot
     from perpbot.core.logs import configure_logging
-
     pm = _plugin_manager()
     pm.raise_if_broken()
     bot = TradingBot(cfg, pm)
@@ -384,19 +384,23 @@ def run_bot(cfg) -> int:
         verbose=cfg.verbose,
         log_dir=Path(cfg.state_dir) / "logs",
         run_id=bot.run_id,
-        quiet_console=cfg.dashboard,
+        quiet_console=cfg.dashboard or not console,
     )
     bar = None
-    if cfg.progress and not cfg.dashboard:
+    if console and cfg.progress and not cfg.dashboard:
         from perpbot.progress import attach_progress_bar
-
         bar = attach_progress_bar(bot)  # None for live feeds
     try:
-        summary = asyncio.run(bot.run())
+        return bot, asyncio.run(bot.run())
     finally:
         if bar is not None:
             bar.close()
-    typer.echo(summary.render())
+
+
+def run_bot(cfg) -> int:
+    """Build the bot, run it to the end, print the summary. Returns the exit code."""
+    bot, summary = run_backtest(cfg)
+    typer.echo(summary.render())  # `backtest --json` prints summary_json(summary) instead
     if bot.halted:
         typer.echo(f"halted: {bot.halted}", err=True)
         return 6
