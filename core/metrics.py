@@ -495,14 +495,19 @@ def resample(series: list[tuple[int, Decimal]], period_ns: int) -> list[float]:
     return out
 
 
-def daily_returns(series: list[tuple[int, Decimal]]) -> list[float]:
-    """Simple returns of whole days: the equity on a one-day grid from the first sample
-    (last value carried forward); a part day at the end is not a return."""
+def period_returns(series: list[tuple[int, Decimal]], period_ns: int) -> list[float]:
+    """Simple returns of whole periods of ``period_ns``: the equity on that grid from the first
+    sample (last value carried forward); a part period at the end is not a return."""
     if len(series) < 2:
         return []
-    days = (series[-1][0] - series[0][0]) // DAY_NS
-    grid = resample(series, DAY_NS)[: days + 1]
+    periods = (series[-1][0] - series[0][0]) // period_ns
+    grid = resample(series, period_ns)[: periods + 1]
     return [grid[i] / grid[i - 1] - 1 for i in range(1, len(grid)) if grid[i - 1] > 0]
+
+
+def daily_returns(series: list[tuple[int, Decimal]]) -> list[float]:
+    """Simple returns of whole days (:func:`period_returns` with one day)."""
+    return period_returns(series, DAY_NS)
 
 
 @attrs.define
@@ -538,3 +543,39 @@ def sharpe_sortino(returns: list[float], periods_per_year: float = DAYS_PER_YEAR
         sharpe, sortino, n,
         f"{n} daily returns, annualised with sqrt({periods_per_year:g}) (365.25 days per year), risk-free rate 0",
     )
+
+
+# ---------------------------------------------------------------------------
+# Calmar and profit factor (the sweep's objectives, perpbot.plugins.research)
+# ---------------------------------------------------------------------------
+
+
+def calmar(total_return: Decimal, span_ns: int, max_dd_frac: Decimal) -> float | None:
+    """Calmar ratio: annualised return / maximum drawdown (T. W. Young, "Calmar Ratio: A Smoother
+    Tool", Futures, 1991; freqtrade's ``calculate_calmar`` in ``freqtrade/data/metrics.py`` uses the
+    same ratio). The return is annualised arithmetically, ``total_return x 365.25 days / span``
+    (compounding a week's return to a year would explode); the drawdown is the run's
+    :class:`DrawdownTracker` fraction. None when the span or the drawdown is zero (undefined).
+
+    :param total_return: fraction (0.02 = +2%); :param span_ns: the run's market time;
+    :param max_dd_frac: fraction of the peak.
+    """
+    if span_ns <= 0 or max_dd_frac <= 0:
+        return None
+    years = span_ns / (DAYS_PER_YEAR * DAY_NS)
+    return float(total_return) / years / float(max_dd_frac)
+
+
+def profit_factor(pnls: Iterable[Decimal]) -> Decimal | None:
+    """Gross profit / gross loss of closed trades: the sum of the trades' PnL net of fees (USD,
+    :attr:`Trade.pnl`) that are > 0 over the absolute sum of those < 0 (the usual definition,
+    e.g. freqtrade's ``profit_factor`` in ``freqtrade/optimize/optimize_reports``). None when no
+    trade lost (undefined: a division by zero), 0 when none won.
+    """
+    won = lost = ZERO
+    for p in pnls:
+        if p > 0:
+            won += p
+        elif p < 0:
+            lost -= p
+    return won / lost if lost > 0 else None
