@@ -39,9 +39,6 @@ class Market:
     :param maintenance_margin_fraction: MMF as the indexer reports it (already IMF*fraction).
     :param open_interest_lower_cap: / ``open_interest_upper_cap``: OI caps for IMF scaling, USD
         (0/0 disables scaling).
-    :param funding_interval_h: hours between the venue's funding settlements for this market
-        (dYdX and Hyperliquid 1, Binance USD-M 8 or 4 per symbol); a venue's printed rate is
-        per this interval, ``rate_1h = rate / funding_interval_h``.
     """
 
     ticker: str
@@ -65,7 +62,6 @@ class Market:
     oracle_price: Decimal | None = attrs.field(default=None, converter=_opt_dec("oracle_price"))
     open_interest: Decimal = attrs.field(default=ZERO, converter=_dec("open_interest"))
     default_funding_rate_1h: Decimal = attrs.field(default=ZERO, converter=_dec("default_funding_rate_1h"))
-    funding_interval_h: int = attrs.field(default=1, validator=_positive)
 
     @property
     def min_order_size(self) -> Decimal:
