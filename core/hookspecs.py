@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from perpbot.core.config import BotConfig
     from perpbot.core.exchange import BaseExchangeClient
     from perpbot.core.feed import BaseFeed
-    from perpbot.core.model import Balance, Fill, FundingPayment, Liquidation, OrderRequest, OrderResult, OrderUpdate
+    from perpbot.core.model import (
+        Balance, FeedStatus, Fill, FundingPayment, Liquidation, OrderRequest, OrderResult, OrderUpdate,
+    )
     from perpbot.core.policies import PositionSizer, RiskDecision, RiskPolicy
     from perpbot.core.report import RunSummary
     from perpbot.core.strategy import BaseStrategy, StrategyResult
@@ -267,6 +269,21 @@ def on_risk_action(bot: RunView, decision: RiskDecision) -> Awaitable[None] | No
 
     :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param decision: the :class:`perpbot.core.policies.RiskDecision` with its reason.
+    """
+
+
+@hookspec
+def on_feed_status(bot: RunView, status: FeedStatus) -> Awaitable[None] | None:
+    """The feed reported a market's health (a :class:`~perpbot.core.model.FeedStatus` event).
+
+    Called by the event loop (``perpbot/core/bot/loop.py``) after the batch holding the status
+    was applied to market state, once per status, for the run's markets only (``status.ticker``
+    is qualified). ``healthy`` False pauses decisions on the market until a fresh book snapshot
+    arrives; :meth:`RunView.paused` tells when it is usable again (a healthy status alone is not
+    enough). Stale or crossed books raise no status: read :meth:`RunView.paused` for those.
+
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
+    :param status: the :class:`perpbot.core.model.FeedStatus` (``ts_ns`` clock time, ``reason``).
     """
 
 

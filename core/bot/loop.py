@@ -4,7 +4,8 @@ For each batch: every event advances the clock (replays), is applied to its mark
 :class:`~perpbot.core.state.MarketState` and signal engine and handed to the simulating
 exchange of that market (hot path: plain method calls, no hooks, no logging); then queued
 account events are processed, a decision cycle runs when due, progress observers are told
-every 256 batches, and ``on_checkpoint`` fires every ``checkpoint_interval_s``.
+every 256 batches, and ``on_checkpoint`` fires every ``checkpoint_interval_s``. Each
+:class:`~perpbot.core.model.FeedStatus` of a batch is told to ``on_feed_status`` after the batch.
 
 A resumed replay first *warms up*: the first ``bot.resume_from_event`` feed items are
 applied to market state only (no simulator, no decisions), at full speed even when the feed
@@ -93,6 +94,7 @@ class EventLoop:
         progress = bool(self.progress_observers)
         batches = 0
         not_counted = NOT_COUNTED
+        statuses: list = []  # this batch's FeedStatus events
         # a resumed replay re-reads the data up to its checkpoint at full speed: a paced
         # feed (--speed) paces again from the checkpoint on
         held = bool(warmup or resume_from)
@@ -117,6 +119,8 @@ class EventLoop:
                     counted += len(ev.bids) + len(ev.asks)
                 elif et not in not_counted:
                     counted += 1
+                elif et is FeedStatus:
+                    statuses.append(ev)
                 if simulated:
                     if ts < resume_from:
                         clock.advance_to(ts)
@@ -141,6 +145,11 @@ class EventLoop:
                     ex.on_market_event(ev)
             bot.events_processed += counted
             bot.events_read += len(batch)
+            if statuses:  # feed health, told to observers once the batch is applied (hookspecs.on_feed_status)
+                for status in statuses:
+                    if status.ticker in states and status.ts_ns >= resume_from:
+                        await bot.notify("on_feed_status", status=status)
+                statuses.clear()
             if held and not warmup and clock.now_ns() >= resume_from:
                 held = self.release_pacing(held)
             if account.pending:
