@@ -16,7 +16,8 @@ What lives where:
   ``last_ts()``, ``stats``, ``bytes_read``/``size``: ``binance`` (Binance raw WebSocket
   recordings; :class:`~.binance.BinanceRecording`, the hot loop) with ``binance_parse``
   (line and value format) and ``binance_sync`` (the depth-sync state machine); ``bars``
-  (OHLCV CSV/Parquet), ``funding`` (funding-rate CSVs), ``dydx`` (dYdX indexer
+  (OHLCV CSV/Parquet), ``funding`` (funding-rate CSVs), ``funding_multi`` (the
+  ``funding_multi`` feed: many coins' funding on two venues with prices), ``dydx`` (dYdX indexer
   recordings, handed to the dYdX plugin's reader);
 - shared helpers: ``lineio`` (fast plain/gzip line reading, file tails), ``symbols``
   (venue symbol -> dYdX ticker), ``markets`` (dYdX market metadata,
@@ -38,5 +39,9 @@ __all__ = ["ReplayFeed", "ReplayParams", "register_feeds"]
 
 @hookimpl
 def register_feeds(register):
-    """Hook: register :class:`~.feed.ReplayFeed` as the feed named ``replay``."""
+    """Hook: register :class:`~.feed.ReplayFeed` as the feed named ``replay``, and
+    :class:`~.funding_multi.FundingMultiFeed` as ``funding_multi`` (many coins' funding on two venues)."""
+    from perpbot.exchanges.replay.funding_multi import FundingMultiFeed
+
     register(ReplayFeed)
+    register(FundingMultiFeed)
