@@ -1,0 +1,71 @@
+"""Building ccxt clients: the pro (WebSocket + async REST) client and a synchronous one for metadata.
+
+Every client has ``enableRateLimit`` on (ccxt's own limiter spaces requests by the venue's
+``rateLimit``). ``sandbox=True`` calls ccxt's ``set_sandbox_mode(True)`` (testnet URLs, e.g.
+Binance's ``testnet.binancefuture.com``, ccxt ``binance.describe()["urls"]["test"]``).
+
+``url`` points every REST and WebSocket URL of the venue at one base (the loopback fakes of
+tests/fakes/ccxt): each ``http(s)://host[:port]`` prefix in ``urls["api"]`` becomes ``url``
+and each ``ws(s)://host[:port]`` prefix its ``ws://`` twin, keeping the paths
+(``https://fapi.binance.com/fapi/v1`` -> ``http://127.0.0.1:PORT/fapi/v1``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+_HOST = re.compile(r"^(https?|wss?)://[^/]+")
+
+
+def rewrite_urls(urls: Any, base: str) -> Any:
+    """A copy of ccxt's ``urls["api"]`` tree with every host replaced by ``base`` (see module doc).
+
+    :param base: ``http://127.0.0.1:PORT`` (a ``ws://`` twin is derived for WebSocket URLs).
+    """
+    base = base.rstrip("/")
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+    if isinstance(urls, dict):
+        return {k: rewrite_urls(v, base) for k, v in urls.items()}
+    if isinstance(urls, str):
+        m = _HOST.match(urls)
+        if m is None:
+            return urls
+        return (ws_base if m.group(1).startswith("ws") else base) + urls[m.end():]
+    return urls
+
+
+def client_options(ccxt_id: str) -> dict:
+    """ccxt ``options`` the plugin sets for ``ccxt_id``: no currency list from private endpoints,
+    no warning on account-wide open-order queries, perpetual swaps as the default type."""
+    opts: dict[str, Any] = {"defaultType": "swap", "warnOnFetchOpenOrdersWithoutSymbol": False}
+    if ccxt_id.startswith("binance"):
+        opts.update(fetchCurrencies=False, defaultType="future")
+    return opts
+
+
+def make_client(ccxt_id: str, *, credentials: Mapping[str, Any] | None = None, url: str | None = None,
+                sandbox: bool = False, pro: bool = True, timeout_ms: int = 10000) -> Any:
+    """A configured ccxt client for ``ccxt_id``.
+
+    :param credentials: ccxt field (``apiKey``, ``secret``, ``walletAddress``, ``privateKey``) ->
+        :class:`~perpbot.exchanges.ccxt.credentials.Credential` (revealed here, only into ccxt).
+    :param url: base URL of a loopback fake (see :func:`rewrite_urls`), or None for the venue.
+    :param sandbox: ccxt sandbox (testnet) mode.
+    :param pro: the ``ccxt.pro`` class (WebSocket + async REST) when True, else the synchronous one.
+    :param timeout_ms: ccxt's per-request timeout, milliseconds.
+    :raises AttributeError: ``ccxt_id`` is not a ccxt class (callers resolve it first).
+    """
+    if pro:
+        import ccxt.pro as mod
+    else:
+        import ccxt as mod
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms), "options": client_options(ccxt_id)}
+    for field, cred in (credentials or {}).items():
+        config[field] = cred.reveal()
+    client = getattr(mod, ccxt_id)(config)
+    if sandbox:
+        client.set_sandbox_mode(True)
+    if url:
+        client.urls["api"] = rewrite_urls(client.urls["api"], url)
+    return client
