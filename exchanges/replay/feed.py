@@ -153,6 +153,8 @@ class ReplayFeed(BaseFeed):
                 sources.append(bars_fmt.BarFile(path, route.selector(venue), p.bar_interval_s, p.bar_timestamp))
             elif kind == "funding":
                 sources.append(funding_fmt.FundingFile(path, route.route_funding))
+            elif kind == "catalog":
+                sources.append(self.input_files.catalog_source(path, route.selector(venue)))
             elif kind == "dydx":
                 tickers = [t for t in self.tickers if route.source_key(t)[0] == venue]
                 sources.append(dydx_fmt.DydxRecording(path, [split_venue(t)[1] for t in tickers], self.markets()))

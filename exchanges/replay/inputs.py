@@ -19,6 +19,7 @@ from perpbot.core.errors import ConfigError, DataError
 
 from perpbot.exchanges.replay import bars as bars_fmt
 from perpbot.exchanges.replay import binance as binance_fmt
+from perpbot.exchanges.replay import catalog as catalog_fmt
 from perpbot.exchanges.replay import dydx as dydx_fmt
 from perpbot.exchanges.replay import funding as funding_fmt
 from perpbot.exchanges.replay import samples
@@ -98,13 +99,23 @@ class ReplayInputs:
     def __init__(self, params: ReplayParams):
         self.params = params
         self._symbols_of: dict[Path, list[str]] = {}  # Binance file -> venue symbols (sniffed once)
-        files = resolve_files(params.files) if params.files else samples.binance_l2_files()
-        if not files:
+        names = [n for n in params.files if not catalog_fmt.is_catalog_name(n)]
+        #: catalog folders (``catalog:PATH`` names and the ``catalog`` parameter), read by :class:`~.catalog.CatalogSource`
+        self.catalogs = [Path(str(n).strip()[len(catalog_fmt.PREFIX):]).expanduser()
+                         for n in params.files if catalog_fmt.is_catalog_name(n)]
+        if params.catalog:
+            self.catalogs.append(Path(params.catalog).expanduser())
+        if names:
+            files = resolve_files(names)
+        else:
+            files = [] if self.catalogs else samples.binance_l2_files()
+        if not files and not self.catalogs:
             raise ConfigError("feed replay: no files to replay")
         self.files = files
         self.funding_paths = resolve_files(params.funding_files)
         #: (path, kind, venue): venue None for the primary venue's files
         self.inputs: list[tuple[Path, str, str | None]] = [(f, sniff(f), None) for f in files]
+        self.inputs.extend((c, "catalog", None) for c in self.catalogs)
         for venue, names in venue_files_table(params.venue_files).items():
             self.inputs.extend((f, sniff(f), venue) for f in resolve_files(names))
         for f in self.funding_paths:
@@ -113,6 +124,15 @@ class ReplayInputs:
             self.inputs.append((f, "funding", None))
         self.kinds = [(f, k) for f, k, _ in self.inputs]
         self.venues_with_files = {v for _, k, v in self.inputs if v is not None and k != "funding"}
+
+    def catalog_source(self, path: Path, select: Callable[[str], str | None]) -> catalog_fmt.CatalogSource:
+        """A :class:`~.catalog.CatalogSource` over the catalog at ``path`` with this feed's venue and bar length.
+
+        :raises DataError: a missing folder or manifest, a corrupt manifest.
+        :raises ConfigError: an ambiguous or unknown venue / resolution.
+        """
+        p = self.params
+        return catalog_fmt.CatalogSource(path, select, p.catalog_venue.strip() or None, p.bar_interval_s)
 
     def binance_symbols(self, path: Path) -> list[str]:
         """Venue symbols of a Binance recording, from its first MiB (else its file name's first token)."""
@@ -137,6 +157,8 @@ class ReplayInputs:
                 found.update((venue, mapper(s)) for s in src.symbols())
             elif kind == "dydx":
                 found.update((venue, t) for t in dydx_fmt.sniff_tickers(LineFile(path).head(1 << 20)))
+            elif kind == "catalog":
+                found.update((venue, mapper(s)) for s in self.catalog_source(path, lambda s: None).symbols())
         return found
 
     def binance_streams(self) -> dict[tuple[Path, str | None], list[Path]]:

@@ -46,6 +46,9 @@ class ReplayParams:
     funding_venue: str = param("binance", "whose funding rows to replay from funding files")
     bar_interval_s: int | None = param(None, "bar length in seconds; default: the step between the first two rows")
     bar_timestamp: str = param("open", "what a bar file's time column means: 'open' or 'close'", _bar_ts)
+    catalog: str = param("", "a catalog folder written by 'runbot.py download' (same as files = ['catalog:PATH']): "
+                         "its candles replay as bars with that venue's funding")
+    catalog_venue: str = param("", "the catalog's venue to replay (dydx, ccxt-binanceusdm...); empty = the only one held")
     markets_file: str = param("", "dYdX market metadata (indexer /v4/perpetualMarkets shape); empty = the built-in file")
     venue_files: dict = param(
         attrs.Factory(dict),
