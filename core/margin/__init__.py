@@ -54,6 +54,10 @@ markets are duck-typed):
   fee (imports ``_exact``, ``requirements``).
 - ``funding``: funding payments, index deltas and settlement (imports ``_exact``,
   ``quantums``).
+- ``funding_premium``: premium votes from a book and the index price, impact prices,
+  ``QuoteToBaseQuantums`` (imports ``_exact``).
+- ``funding_rate``: samples, the hourly zero-padded average, the liquidity tier's clamp, the
+  predicted rate and the indexer's ``nextFundingRate`` (imports ``_exact``, ``funding_premium``).
 
 Functions
 ---------
@@ -102,6 +106,20 @@ Funding, ``funding`` (chain ``protocol/x/perpetuals/funding/funding.go``,
     ``funding_rate_1h_from_8h(rate_8h)``
     ``funding_index_delta(funding_rate_8h_ppm, seconds, atomic_resolution, price_value, price_exponent)``
     ``settle_funding_quote_quantums(positions)``
+    ``funding_index_delta_at_price(rate_8h_ppm, seconds, atomic_resolution, oracle_price)``
+    ``settle_funding_ppm(quantums, funding_index_delta)``
+
+Funding prediction, ``funding_premium`` and ``funding_rate`` (chain ``protocol/x/clob/memclob/memclob.go``,
+``protocol/x/perpetuals/keeper/perpetual.go``, ``protocol/x/perpetuals/types/liquidity_tier.go``,
+``protocol/lib/quantums.go``; indexer ``packages/redis/src/caches/next-funding-cache.ts``):
+    ``quote_to_base_quantums(quote_quantums, atomic_resolution, price_value, price_exponent)``
+    ``index_price_subticks``, ``impact_price_subticks``, ``premium_ppm_from_impact``, ``premium_vote_ppm``
+    ``maintenance_margin_ppm(initial_margin_ppm, maintenance_fraction_ppm)`` (floored)
+    ``max_abs_funding_clamp_ppm(clamp_factor_ppm, initial_margin_ppm, maintenance_fraction_ppm)``
+    ``funding_clamp_ppm_from_fractions(imf, mmf, clamp_factor_ppm)``
+    ``median_ppm``, ``premium_sample_ppm``, ``average_premium_ppm``, ``clamp_funding_rate_ppm``
+    ``FundingPrediction``, ``predict_funding_rate(samples, default_funding_ppm, imf_ppm, fraction_ppm, ...)``
+    ``funding_rate_1h_from_ppm``, ``funding_ppm_8h_from_rate_1h``, ``indexer_next_funding_rate``
 
 Example::
 
@@ -139,9 +157,37 @@ from perpbot.core.margin.account import (
 )
 from perpbot.core.margin.funding import (
     funding_index_delta,
+    funding_index_delta_at_price,
     funding_payment,
     funding_rate_1h_from_8h,
+    settle_funding_ppm,
     settle_funding_quote_quantums,
+)
+from perpbot.core.margin.funding_premium import (
+    INT32_MAX,
+    impact_price_subticks,
+    index_price_subticks,
+    premium_ppm_from_impact,
+    premium_vote_ppm,
+    quote_to_base_quantums,
+)
+from perpbot.core.margin.funding_rate import (
+    DEFAULT_FUNDING_RATE_CLAMP_FACTOR_PPM,
+    DEFAULT_MIN_NUM_VOTES_PER_SAMPLE,
+    DEFAULT_PREMIUM_VOTE_CLAMP_FACTOR_PPM,
+    SAMPLES_PER_TICK,
+    FundingPrediction,
+    average_premium_ppm,
+    clamp_funding_rate_ppm,
+    funding_clamp_ppm_from_fractions,
+    funding_ppm_8h_from_rate_1h,
+    funding_rate_1h_from_ppm,
+    indexer_next_funding_rate,
+    maintenance_margin_ppm,
+    max_abs_funding_clamp_ppm,
+    median_ppm,
+    predict_funding_rate,
+    premium_sample_ppm,
 )
 from perpbot.core.margin.liquidation import (
     DEFAULT_BANKRUPTCY_ADJUSTMENT,
@@ -178,6 +224,8 @@ from perpbot.core.margin.requirements import (
 
 from perpbot.core.margin import account as _account
 from perpbot.core.margin import funding as _funding
+from perpbot.core.margin import funding_premium as _funding_premium
+from perpbot.core.margin import funding_rate as _funding_rate
 from perpbot.core.margin import liquidation as _liquidation
 from perpbot.core.margin import quantums as _quantums
 from perpbot.core.margin import requirements as _requirements
@@ -186,4 +234,5 @@ from perpbot.core.margin import requirements as _requirements
 __all__ = [
     "EXACT", "ONE_MILLION", "ROUND_CEILING", "ROUND_DOWN", "ROUND_FLOOR", "ROUND_UP",
     *_quantums.__all__, *_requirements.__all__, *_account.__all__, *_liquidation.__all__, *_funding.__all__,
+    *_funding_premium.__all__, *_funding_rate.__all__,
 ]

@@ -20,13 +20,15 @@ from perpbot.core.margin._exact import (
     _num,
     _trunc_div,
 )
-from perpbot.core.margin.quantums import base_to_quote_quantums
+from perpbot.core.margin.quantums import base_to_quote_quantums, base_to_quote_quantums_at_price
 
 __all__ = [
     "funding_payment",
     "funding_rate_1h_from_8h",
     "funding_index_delta",
     "settle_funding_quote_quantums",
+    "funding_index_delta_at_price",
+    "settle_funding_ppm",
 ]
 
 
@@ -117,3 +119,47 @@ def settle_funding_quote_quantums(positions: Iterable[tuple[int, int]]) -> int:
     for quantums, delta in positions:
         total -= _int("funding_index_delta", delta) * _int("quantums", quantums)
     return total // ONE_MILLION
+
+
+def funding_index_delta_at_price(funding_rate_8h_ppm: int, seconds: int, atomic_resolution: int, oracle_price: Decimal) -> int:
+    """:func:`funding_index_delta` with the oracle price as a Decimal USD value.
+
+    ``trunc(trunc(seconds * rate_8h_ppm * oracle_price * 10^(atomic_resolution + 6)) / 28800)``.
+    Any Decimal price is ``value * 10^exponent`` exactly, so this is the chain's result for
+    that oracle price whatever its stored exponent.
+
+    :param funding_rate_8h_ppm: int, the clamped 8-hour rate in ppm.
+    :param seconds: int >= 0, 3600 for an hourly tick.
+    :param atomic_resolution: int, the market's ``atomicResolution``.
+    :param oracle_price: Decimal > 0, USD per base unit at the tick.
+    :returns: int, the index delta (ppm of quote quantums per base quantum).
+    :raises TypeError: for floats or non-int chain values.
+    :raises ValueError: for negative seconds or price.
+
+    Example: BTC-USD (AR -10), 100 ppm, 65,000 USD, 3600 s: trunc(650 / 8) = 81 (not 81.25).
+    Source: chain ``protocol/x/perpetuals/funding/funding.go`` (``GetFundingIndexDelta``),
+    ``protocol/lib/quantums.go`` (``BaseToQuoteQuantums``).
+    """
+    rate = _int("funding_rate_8h_ppm", funding_rate_8h_ppm)
+    secs = _int("seconds", seconds)
+    if secs < 0:
+        raise ValueError(f"seconds must not be negative, got {secs}")
+    quote = base_to_quote_quantums_at_price(secs * rate, atomic_resolution, oracle_price)
+    return _trunc_div(quote, 8 * 3600)
+
+
+def settle_funding_ppm(quantums: int, funding_index_delta: int) -> int:
+    """One position's settlement in ppm of quote quantums (positive = received), not yet divided.
+
+    ``-(perpetual_index - position_index) * quantums``: the chain sums these over the
+    subaccount's positions and floors the sum once (:func:`settle_funding_quote_quantums`).
+
+    :param quantums: int, signed base quantums.
+    :param funding_index_delta: int, index now minus the position's stored index.
+    :returns: int, ppm of quote quantums.
+    :raises TypeError: for non-ints.
+
+    Example: long 1 BTC (1e10 quantums), delta 81 -> -810,000,000,000 ppm = -0.81 USDC.
+    Source: chain ``protocol/x/perpetuals/lib/lib.go`` (``GetSettlementPpmWithPerpetual``).
+    """
+    return -_int("funding_index_delta", funding_index_delta) * _int("quantums", quantums)
