@@ -53,7 +53,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.plugins.risk",
     "perpbot.plugins.journal",
     "perpbot.plugins.dashboard",
+    "perpbot.plugins.alerts",
     "perpbot.plugins.report",
+    "perpbot.plugins.api",
+    "perpbot.plugins.research",
     "perpbot.plugins.catalog",
 )
 

@@ -1,0 +1,115 @@
+"""Walk-forward data: the time span of a replay's files and copies cut to one window.
+
+A walk-forward cell replays only its window: the driver writes, once per window and phase,
+copies of the run's CSV files (bars and funding) holding only the rows whose time is in
+``[start, end)`` (half-open, so the last train instant is never a test instant), and the
+cell's replay reads those copies by path. A train cell therefore cannot see a test row:
+the rows are not in its files.
+
+The time of a row is its first column, parsed by the replay's own
+:func:`perpbot.exchanges.replay.timeparse.epoch_ns` (epoch s/ms/us/ns or ISO-8601). For bar
+files that is the bar's open time (the replay's default ``bar_timestamp = "open"``,
+``exchanges/replay/bars.py``). Files that are not line-per-row CSVs with a time first
+(tick recordings, Parquet) cannot be cut: one line names the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from pathlib import Path
+
+from perpbot.core.errors import ConfigError
+from perpbot.exchanges.replay.timeparse import epoch_ns
+
+__all__ = ["data_span", "cut", "window_files"]
+
+
+def _open_text(path: Path):
+    raw = open(path, "rb")
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
+    raw.seek(0)
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+def _row_ns(path: Path, line: str, lineno: int) -> int:
+    cell = line.split(",", 1)[0].strip().strip('"')
+    try:
+        return epoch_ns(cell)
+    except ValueError:
+        raise ConfigError(f"--walk-forward: cannot cut {path} by time: line {lineno} starts with {cell!r}, not a time "
+                          "(walk-forward needs CSV bar or funding files with the time in the first column)") from None
+
+
+def _rows(path: Path):
+    """Yield ``(header, None)`` then ``(line, ts_ns)`` for every data line of ``path``."""
+    if path.suffix == ".parquet":
+        raise ConfigError(f"--walk-forward: cannot cut {path}: Parquet bar files are not supported yet (use CSV)")
+    with _open_text(path) as f:
+        header = f.readline()
+        if not header:
+            raise ConfigError(f"--walk-forward: {path} is empty")
+        yield header, None
+        for lineno, line in enumerate(f, start=2):
+            if line.strip():
+                yield line, _row_ns(path, line, lineno)
+
+
+def data_span(files: list[Path]) -> tuple[int, int]:
+    """``(first, last)`` row time (ns) over ``files`` (bar files: open times).
+
+    :raises ConfigError: no file, a file without rows, a row whose first column is not a time.
+    """
+    first = last = None
+    for path in files:
+        for _line, ts in _rows(Path(path)):
+            if ts is None:
+                continue
+            first = ts if first is None else min(first, ts)
+            last = ts if last is None else max(last, ts)
+    if first is None or last is None:
+        raise ConfigError(f"--walk-forward: no data rows in {', '.join(map(str, files)) or 'no files'}")
+    return first, last
+
+
+def cut(src: Path, dst: Path, start_ns: int, end_ns: int) -> int:
+    """Write to ``dst`` the header of ``src`` and its rows with ``start_ns <= time < end_ns``.
+
+    ``dst`` is written whole or not at all (a temporary file renamed), gzip-compressed when
+    its name ends in ``.gz``. :returns: the number of rows kept.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".part")
+    kept = 0
+    opener = (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=1, newline="")) if dst.name.endswith(".gz") \
+        else (lambda p: open(p, "w", encoding="utf-8", newline=""))
+    with opener(tmp) as out:
+        for line, ts in _rows(src):
+            if ts is None:
+                out.write(line)
+            elif start_ns <= ts < end_ns:
+                out.write(line)
+                kept += 1
+    os.replace(tmp, dst)
+    return kept
+
+
+def window_files(files: list[Path], folder: Path, start_ns: int, end_ns: int) -> list[str]:
+    """Cut each of ``files`` to ``[start_ns, end_ns)`` into ``folder`` (same file names; a copy
+    already there is reused). :returns: the copies' paths, as strings, in the order given.
+
+    :raises ConfigError: two files with the same name, or a window with no bar rows.
+    """
+    out = []
+    names = [Path(f).name for f in files]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--walk-forward: two data files share a name ({', '.join(names)}); rename one")
+    for f in files:
+        dst = folder / Path(f).name
+        if not dst.exists():
+            cut(Path(f), dst, start_ns, end_ns)
+        out.append(str(dst))
+    return out
