@@ -15,6 +15,7 @@ Layout of a config file (``runbot.py init`` writes a commented one)::
     [sizer]  name = "..."  and [sizer.<name>] its parameters
     [risk]   policies = [...]  and [risk.<policy>] their parameters
     [signals]                   # signal engine settings (half-lives, sampling, scales)
+    [alerts] urls = [...]       # apprise URLs for alerts (perpbot.plugins.alerts) and its parameters
 
 CLI flags override the file. Every error is a one-line
 :class:`~perpbot.core.errors.ConfigError` naming the key and the value.
@@ -150,6 +151,9 @@ class BotConfig:
     sizers: dict = attrs.Factory(dict)  # sizer name -> params
     risk: dict = attrs.Factory(dict)  # policy name -> params
     signals: dict = attrs.Factory(dict)  # perpbot.core.signals.SignalConfig fields
+    #: ``[alerts]`` (perpbot.plugins.alerts): ``urls`` (apprise URLs: secrets, never shown in
+    #: full, hence no repr), ``url_file`` (an owner-only file of URLs), the plugin's parameters
+    alerts: dict = attrs.field(factory=dict, repr=False)
     verbose: bool = False
 
     # -- accessors -----------------------------------------------------------
@@ -216,7 +220,7 @@ _BOT_KEYS = {
     "close_on_stop",
     "verbose",
 }
-_TOP_KEYS = {"bot", "venues", "feed", "exchange", "strategy", "sizer", "risk", "signals"}
+_TOP_KEYS = {"bot", "venues", "feed", "exchange", "strategy", "sizer", "risk", "signals", "alerts"}
 
 
 def _table(value: Any, key: str) -> dict:
@@ -340,7 +344,48 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> BotC
         kw["risk_policies"] = tuple(str(p) for p in _as_list(risk.pop("policies"), "risk.policies"))
     kw["risk"] = {k: _table(v, f"[risk.{k}]") for k, v in risk.items()}
     kw["signals"] = _table(data.get("signals"), "[signals]")
+    kw["alerts"] = alert_settings(_table(data.get("alerts"), "[alerts]"), f"{source}: [alerts]")
     return BotConfig(**kw)
+
+
+def alert_settings(table: Mapping[str, Any], source: str = "[alerts]") -> dict:
+    """Check the shape of an ``[alerts]`` table: ``urls`` a list of URLs (text), ``url_file`` a path.
+
+    The other keys are the alerts plugin's parameters: it validates them, and each URL's
+    scheme, when the bot is built (``configure``), before the run starts. A URL is never
+    echoed in an error (alert URLs embed tokens).
+
+    :returns: a copy with ``urls`` as a list of stripped strings and ``url_file`` as text.
+    :raises ConfigError: ``<source> urls: ...`` / ``<source> url_file: ...``, one line.
+    """
+    out = dict(table)
+    if "urls" in out:
+        urls = [out["urls"]] if isinstance(out["urls"], str) else out["urls"]
+        if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) and u.strip() for u in urls):
+            raise ConfigError(f"{source} urls: expected a list of apprise URLs (non-empty text), "
+                              f"got a {type(out['urls']).__name__}")
+        out["urls"] = [u.strip() for u in urls]
+    if "url_file" in out:
+        v = os.fspath(out["url_file"]) if isinstance(out["url_file"], os.PathLike) else out["url_file"]
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"{source} url_file: expected a file path (text), got {out['url_file']!r}")
+        out["url_file"] = v.strip()
+    return out
+
+
+def merge_alert_flags(alerts: Mapping[str, Any], urls: list | None, url_file: Any, params: Mapping[str, Any]) -> dict:
+    """The ``[alerts]`` table after the CLI flags: ``--alert URL`` adds to the file's ``urls``,
+    ``--alert-file PATH`` replaces ``url_file``, ``--alert-param key=value`` sets a parameter.
+
+    :raises ConfigError: as :func:`alert_settings`, naming the flag.
+    """
+    out = dict(alerts)
+    if urls:
+        out["urls"] = [*alerts.get("urls", []), *alert_settings({"urls": list(urls)}, "--alert")["urls"]]
+    if url_file is not None:
+        out["url_file"] = alert_settings({"url_file": url_file}, "--alert-file")["url_file"]
+    out.update(params)
+    return out
 
 
 def load_config(path: str | os.PathLike) -> BotConfig:
@@ -365,6 +410,8 @@ def load_config(path: str | os.PathLike) -> BotConfig:
         raise ConfigError(f"config {p}: {exc}") from None
     cfg = config_from_mapping(data, source=str(p))
     _resolve_feed_paths(cfg, p.resolve().parent)
+    if cfg.alerts.get("url_file"):
+        cfg.alerts["url_file"] = _relative_to(p.resolve().parent, cfg.alerts["url_file"])
     return cfg
 
 

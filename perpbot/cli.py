@@ -108,7 +108,7 @@ def risk_chain(current: tuple, spec: str) -> tuple:
 
 def build_config(opts: dict):
     """Merge the config file (if any) with CLI flags (flags win) into a BotConfig."""
-    from perpbot.core.config import BotConfig, bot_settings, check_risk_params, load_config
+    from perpbot.core.config import BotConfig, bot_settings, check_risk_params, load_config, merge_alert_flags
 
     cfg = load_config(opts["config"]) if opts.get("config") else BotConfig()
     if cfg.risk:
@@ -183,6 +183,7 @@ def build_config(opts: dict):
         for policy, values in cli_risk.items():
             cfg.risk.setdefault(policy, {}).update(values)
     _apply_plugin_flags(cfg, opts)
+    cfg.alerts = merge_alert_flags(cfg.alerts, opts.get("alert"), opts.get("alert_file"), _kv_pairs(opts.get("alert_param"), "--alert-param"))
     if opts.get("collateral") is not None:
         cfg.exchanges.setdefault("paper", {})["collateral"] = opts["collateral"]
     dydx = {
@@ -429,6 +430,9 @@ def main_callback(
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing journal's state and start over.")] = False,
     state_dir: Annotated[Optional[Path], typer.Option(help="Directory for journal, logs, reports (default .perpbot).")] = None,
     dashboard: Annotated[bool, typer.Option("--dashboard", help="Live terminal dashboard.")] = False,
+    alert: Annotated[Optional[list[str]], typer.Option("--alert", help="Send alerts to this apprise URL (repeatable): tgram://, slack://, discord://, mailto://, json://HOST:PORT/PATH ...", metavar="URL")] = None,
+    alert_file: Annotated[Optional[Path], typer.Option("--alert-file", help="File of alert URLs, one a line, owner-only (chmod 600): URLs embed tokens.")] = None,
+    alert_param: Annotated[Optional[list[str]], typer.Option("--alert-param", help="Alerts parameter key=value (repeatable): feed_down_s=60, fill_burst=3, ...")] = None,
     report: Annotated[Optional[bool], typer.Option("--report/--no-report", help="Write the HTML report at the end of a replay.")] = None,
     live: Annotated[bool, typer.Option("--live", help="Explicit opt-in to trade real money on dYdX mainnet.")] = False,
     network: Annotated[Optional[str], typer.Option(help="dYdX network: mainnet, testnet, custom.")] = None,
