@@ -42,6 +42,27 @@ class _Fault:
         return self.prefix is None or path.startswith(self.prefix)
 
 
+def _iso_ns(text: str) -> int:
+    """The indexer's ISO time -> ns since the epoch (UTC)."""
+    dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return (int(dt.timestamp()) * 1_000_000 + dt.microsecond) * 1000
+
+
+def _bounded(rows: list, time_key: str, height_key: str, before_iso: Optional[str],
+             before_height: Optional[str]) -> list:
+    """Rows at or before an ISO time and/or a height (inclusive bounds, as comlink's
+    ``createdBeforeOrAt*`` / ``effectiveBeforeOrAt*``), newest (highest height) first.
+    Without a bound the stored order (newest first) is kept."""
+    if not before_iso and not before_height:
+        return rows
+    if before_iso:
+        hi = _iso_ns(before_iso)
+        rows = [r for r in rows if _iso_ns(r[time_key]) <= hi]
+    if before_height and str(before_height).isdigit():
+        rows = [r for r in rows if int(r[height_key]) <= int(before_height)]
+    return sorted(rows, key=lambda r: int(r[height_key]), reverse=True)
+
+
 class RestApi:
     """comlink REST for ``FakeIndexer``: ``_process_request`` (the websockets server's HTTP hook)
     answers every non-upgrade request from ``_route``.
@@ -82,7 +103,10 @@ class RestApi:
             t = p[2]
             if t not in self.markets:
                 return unknown_ticker(t)
-            return 200, {"trades": self.trades.get(t, [])[:limit or 100]}
+            # trades-controller.ts: taker fills newest first (createdAtHeight DESC), both bounds inclusive
+            rows = _bounded(self.trades.get(t, []), "createdAt", "createdAtHeight",
+                            q.get("createdBeforeOrAt"), q.get("createdBeforeOrAtHeight"))
+            return 200, {"trades": rows[:min(limit or 100, self.api_limit)]}
         if n == 3 and p[:2] == ["candles", "perpetualMarkets"]:
             t = p[2]
             if t not in self.markets:
@@ -92,12 +116,24 @@ class RestApi:
                 return 400, {"errors": [{"msg": "resolution must be a valid Candle Resolution",
                                          "param": "resolution", "location": "query"}]}
             rows = [c for c in self.candles.get(t, []) if c.get("resolution") == res]
-            return 200, {"candles": rows[:limit or 100]}
+            # candle-table.ts findAll: startedAt >= fromISO, startedAt < toISO, newest first
+            if q.get("fromISO"):
+                lo = _iso_ns(q["fromISO"])
+                rows = [c for c in rows if _iso_ns(c["startedAt"]) >= lo]
+            if q.get("toISO"):
+                hi = _iso_ns(q["toISO"])
+                rows = [c for c in rows if _iso_ns(c["startedAt"]) < hi]
+            if q.get("fromISO") or q.get("toISO"):
+                rows = sorted(rows, key=lambda c: _iso_ns(c["startedAt"]), reverse=True)
+            return 200, {"candles": rows[:min(limit or 100, self.api_limit)]}
         if n == 2 and p[0] == "historicalFunding":
             t = p[1]
             if t not in self.markets:
                 return unknown_ticker(t)
-            return 200, {"historicalFunding": self.funding.get(t, [])[:limit or 100]}
+            # historical-funding-controller.ts: effectiveAtHeight DESC, both bounds inclusive
+            rows = _bounded(self.funding.get(t, []), "effectiveAt", "effectiveAtHeight",
+                            q.get("effectiveBeforeOrAt"), q.get("effectiveBeforeOrAtHeight"))
+            return 200, {"historicalFunding": rows[:min(limit or 100, self.api_limit)]}
         if p == ["sparklines"]:
             return 200, {t: [] for t in self.markets}
         if p == ["height"]:
