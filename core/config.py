@@ -107,6 +107,26 @@ def _as_int(value: Any, key: str, minimum: int | None = None) -> int:
     return i
 
 
+def parse_listen(value: Any, key: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:8080"`` for IPv6) as ``(host, port)``; port 0 lets the OS pick one.
+
+    :raises ConfigError: ``<key>: expected HOST:PORT ...``, one line naming the value.
+    """
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{key}: expected HOST:PORT with a port 0-65535 (e.g. 127.0.0.1:8080), got {value!r}")
+    return host, int(port)
+
+
+def format_listen(listen: tuple[str, int]) -> str:
+    """``(host, port)`` back to ``"HOST:PORT"`` (IPv6 hosts in brackets)."""
+    host, port = listen
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @attrs.define
 class BotConfig:
     """A validated run configuration.
@@ -137,6 +157,11 @@ class BotConfig:
     journal_enabled: bool = True
     journal_path: Path | None = None
     dashboard: bool = False
+    #: ``(host, port)`` the REST API and web dashboard listen on (``--api HOST:PORT``; port 0:
+    #: one the OS picks), or None for no API (perpbot.plugins.api)
+    api: tuple | None = None
+    #: owner-only file holding the API's bearer token (``--api-token-file``; else ``PERPBOT_API_TOKEN``)
+    api_token_file: Path | None = None
     report: bool = True
     progress: bool = True
     live: bool = False
@@ -213,6 +238,8 @@ _BOT_KEYS = {
     "journal",
     "journal_path",
     "dashboard",
+    "api",
+    "api_token_file",
     "report",
     "progress",
     "live",
@@ -295,7 +322,9 @@ def bot_settings(bot: Mapping[str, Any], source: str = "", labels: Mapping[str, 
             if v <= 0:
                 raise err(key, f"must be positive, got {v}")
             kw[key] = v
-    for key, field in (("state_dir", "state_dir"), ("journal_path", "journal_path")):
+    if bot.get("api") not in (None, ""):
+        kw["api"] = call(parse_listen, "api")
+    for key, field in (("state_dir", "state_dir"), ("journal_path", "journal_path"), ("api_token_file", "api_token_file")):
         if key in bot:
             v = bot[key]
             if isinstance(v, os.PathLike):
@@ -492,6 +521,10 @@ def config_to_mapping(cfg: BotConfig) -> dict:
         bot["journal_path"] = str(cfg.journal_path)
     if cfg.max_events is not None:
         bot["max_events"] = cfg.max_events
+    if cfg.api is not None:
+        bot["api"] = format_listen(cfg.api)
+    if cfg.api_token_file is not None:
+        bot["api_token_file"] = str(cfg.api_token_file)
     out: dict[str, Any] = {"bot": bot}
     if cfg.venues:
         out["venues"] = dict(cfg.venues)

@@ -98,6 +98,8 @@ class EventLoop:
         # a resumed replay re-reads the data up to its checkpoint at full speed: a paced
         # feed (--speed) paces again from the checkpoint on
         held = bool(warmup or resume_from)
+        control = bot.control
+        control.open()
         if held:
             bot.feed.hold_pacing(True)
         async for batch in bot.feed.batches():
@@ -154,6 +156,8 @@ class EventLoop:
                 held = self.release_pacing(held)
             if account.pending:
                 await account.drain()
+            if control.pending:  # pause/resume/close-all/halt requests, between batches
+                await control.apply_pending()
             now = clock.now_ns()
             if now >= cycle.next_decision_ns:
                 await cycle.run(now)

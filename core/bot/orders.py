@@ -183,6 +183,11 @@ class OrderRouter:
                     f"{market.min_order_size} (step {market.step_size}); not raised silently"
                 )
                 return None
+        if bot.entries_paused and not risk_exempt and not self.is_exit(venue, ticker, intent, size):
+            bot.orders_rejected += 1
+            logger.info(f"{origin}: {intent.side.value} {size} {qualified} dropped: new entries are paused "
+                        f"({bot.entries_paused})")
+            return None
         price = intent.price
         if price is not None:
             price = market.round_price(price, intent.side)
@@ -212,6 +217,19 @@ class OrderRouter:
                 bot.orders_rejected += 1
                 return None
         return await self.send(venue, req)
+
+    def is_exit(self, venue: str, ticker: str, intent: OrderParams, size: Decimal) -> bool:
+        """True when an order only reduces exposure: reduce-only, or on the opposite side of the
+        venue's position in ``ticker`` and no larger than it (base units). While entries are paused
+        (:mod:`perpbot.core.bot.control`) only such orders go out."""
+        if intent.reduce_only:
+            return True
+        pf = self.bot.portfolios.get(venue)
+        pos = pf.positions.get(ticker) if pf is not None else None
+        if pos is None or not pos.size:
+            return False
+        opposite = (pos.size > 0) == (intent.side is Side.SELL)
+        return opposite and size <= abs(pos.size)
 
     async def send(self, venue: str, req: OrderRequest) -> OrderResult:
         """Announce (``on_order_submit``, awaited), record and place a sized request on ``venue``.

@@ -43,6 +43,7 @@ from loguru import logger
 from perpbot.core.balance import BalanceManager
 from perpbot.core.bot.account import AccountEvents
 from perpbot.core.bot.calls import ObserverCalls, StrategyCalls
+from perpbot.core.bot.control import BotControl, register_control
 from perpbot.core.bot.decisions import DecisionCycle, risk_view
 from perpbot.core.bot.loop import EventLoop
 from perpbot.core.bot.orders import OrderRouter
@@ -109,6 +110,8 @@ class TradingBot:
         #: store; never shown as "events"
         self.events_read = 0
         self.halted: str | None = None
+        #: why new entries are paused (a controller asked: :mod:`perpbot.core.bot.control`), or None
+        self.entries_paused: str | None = None
         self.stop_reason = ""
         self.resume_from_ns = 0  # a reconciler may set it: replayed events before this time are skipped
         #: set through ResumeAPI.resume_from_event: the first N feed items (see ``events_read``; not
@@ -141,6 +144,10 @@ class TradingBot:
         self._events = EventLoop(self, wired.engines, wired.consumers, self._account, self._cycle)
         self._checkpoints = Checkpoints(self, {"bot": self, "cycle": self._cycle, "loop": self._events})
         self._resume = ResumeAPI(self, self._account, self._orders, self._strategy_calls, view=self._observers.view)
+        #: the narrow control surface (pause entries, resume, close all, halt); plugins reach it
+        #: with perpbot.core.bot.control.control_of(view)
+        self.control = BotControl(self, self._orders)
+        register_control(self._observers.view, self.control)
         self._stop: asyncio.Event | None = None  # created in start()
         self._wall_start = 0.0
         self._running = False
@@ -338,6 +345,7 @@ class TradingBot:
             self.strategy.on_start(self.market_data())
             await self._events.run(self._stop)
         finally:
+            self.control.close("the bot stopped: " + (self.stop_reason or "its loop ended"))
             loop = asyncio.get_running_loop()
             for sig in installed:
                 loop.remove_signal_handler(sig)

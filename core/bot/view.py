@@ -56,6 +56,9 @@ class RunView(Protocol):
       ``orders_rejected``, ``consecutive_failures``, ``strategy_errors``;
     - equity reference points (USD): ``start_equity``, ``peak_equity``, ``day_start_equity``;
       ``start_ns`` (first event's time);
+    - ``entries_paused`` (why new entries are paused by a controller, or None; see
+      :mod:`perpbot.core.bot.control`: plugins that steer the bot get its narrow
+      :class:`~perpbot.core.bot.control.BotControl` from ``control_of(bot)``, never through this view);
     - ``halted`` (the halt reason, or None), ``stop_reason`` (str, "" while running),
       ``resumed`` (a reconciler restored a checkpoint), ``client_id_high`` (int: every client
       id this run handed out is below it).
@@ -86,6 +89,7 @@ class RunView(Protocol):
     day_start_equity: Decimal
     start_ns: int
     halted: str | None
+    entries_paused: str | None
     stop_reason: str
     resumed: bool
 
