@@ -54,7 +54,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.plugins.journal",
     "perpbot.plugins.dashboard",
     "perpbot.plugins.alerts",
-    "perpbot.plugins.alerts",
     "perpbot.plugins.report",
     "perpbot.plugins.api",
     "perpbot.plugins.research",

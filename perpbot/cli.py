@@ -217,6 +217,8 @@ _BOT_FLAGS = {
     "report": "report",
     "max_events": "max_events",
     "decision_interval": "decision_interval_s",
+    "api": "api",
+    "api_token_file": "api_token_file",
 }
 _BOT_FLAG_LABELS = {
     "strategy": "--strategy",
@@ -228,6 +230,8 @@ _BOT_FLAG_LABELS = {
     "report": "--report",
     "max_events": "--max-events",
     "decision_interval_s": "--decision-interval",
+    "api": "--api",
+    "api_token_file": "--api-token-file",
     "dashboard": "--dashboard",
     "live": "--live",
     "verbose": "--verbose",
@@ -433,6 +437,8 @@ def main_callback(
     alert: Annotated[Optional[list[str]], typer.Option("--alert", help="Send alerts to this apprise URL (repeatable): tgram://, slack://, discord://, mailto://, json://HOST:PORT/PATH ...", metavar="URL")] = None,
     alert_file: Annotated[Optional[Path], typer.Option("--alert-file", help="File of alert URLs, one a line, owner-only (chmod 600): URLs embed tokens.")] = None,
     alert_param: Annotated[Optional[list[str]], typer.Option("--alert-param", help="Alerts parameter key=value (repeatable): feed_down_s=60, fill_burst=3, ...")] = None,
+    api: Annotated[Optional[str], typer.Option("--api", help="Serve the REST API and web dashboard on HOST:PORT (e.g. 127.0.0.1:8080); control needs a token.", metavar="HOST:PORT")] = None,
+    api_token_file: Annotated[Optional[Path], typer.Option("--api-token-file", help="File holding the API's bearer token, owner-only (chmod 600); default: $PERPBOT_API_TOKEN.")] = None,
     report: Annotated[Optional[bool], typer.Option("--report/--no-report", help="Write the HTML report at the end of a replay.")] = None,
     live: Annotated[bool, typer.Option("--live", help="Explicit opt-in to trade real money on dYdX mainnet.")] = False,
     network: Annotated[Optional[str], typer.Option(help="dYdX network: mainnet, testnet, custom.")] = None,
