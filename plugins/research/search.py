@@ -5,7 +5,8 @@
 - ``optuna``: ``--trials N`` trials of Optuna's TPE sampler (``optuna.samplers.TPESampler``,
   seeded) over the ``-p`` values as categorical choices, maximising ``--objective``; asked in
   batches of the parallelism (Optuna's ask-and-tell interface). ``--min-trades N`` is a
-  constraint (TPE's ``constraints_func``: a trial with fewer closed trades is infeasible).
+  constraint (``Trial.set_constraint("min_trades", N - trades)``, Optuna >= 5: a trial with
+  fewer closed trades is infeasible and TPE learns to avoid it).
   A cell whose objective is undefined or that failed is told as a failed trial.
 
 Choosing (:func:`best`): the finished cell with the highest objective among those with at
@@ -112,7 +113,7 @@ class Sweep:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         dists = {n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in self.grid.axes}
-        sampler = optuna.samplers.TPESampler(seed=self.seed, constraints_func=lambda t: t.user_attrs.get("c", (0.0,)))
+        sampler = optuna.samplers.TPESampler(seed=self.seed)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         total = self.trials or min(self.grid.size(), 20)
         rows: list[dict] = []
@@ -120,7 +121,7 @@ class Sweep:
             batch = [study.ask(dists) for _ in range(min(self.parallel, total - len(rows)))]
             out = self.execute([self.task(phase, window, dict(t.params), files, funding) for t in batch])
             for trial, row in zip(batch, out):
-                trial.set_user_attr("c", (float(self.min_trades - _trades(row)),))
+                trial.set_constraint("min_trades", float(self.min_trades - _trades(row)))
                 value = _objective(row, self.objective)
                 if row["status"] != "ok" or value is None:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
