@@ -187,15 +187,15 @@ async def test_the_request_budget_is_honoured(tmp_path):
         install_history(fake, ["BTC-USD"], T0, T0 + DAY)
         settings = DydxSettings.from_config({"network": "custom", "indexer_rest": fake.rest_url,
                                              "indexer_ws": fake.ws_url})
-        lim = Recording(3, 0.3)
+        lim = Recording(2, 1.0)  # far slower than a loopback request, so the budget is what paces them
         lim.grants = []
         w = CatalogWriter(tmp_path)
         res = await run_download(DydxHistory(IndexerRest(settings, limiter=lim), 50), w,
                                  plan(w, "dydx", ["BTC-USD"], ["candles-5MINS"], ["2024-02-01"]))
-        assert res.requests >= 6 and lim.waited > 0
         g = lim.grants
-        # never more than 3 grants in any 0.3 s
-        assert all(g[i + 3] - g[i] >= 0.3 for i in range(len(g) - 3)), g
+        assert res.requests == len(g) >= 6  # every request went through the budget
+        # never more than 2 grants in any 1 s (the limiter's own clock: no wall-time race)
+        assert all(g[i + 2] - g[i] >= 1.0 for i in range(len(g) - 2)), g
 
 
 def test_a_corrupt_or_missing_partition_is_named_and_fetched_again(ix, tmp_path):
@@ -264,3 +264,24 @@ def test_the_progress_bar_reports_an_eta_from_the_updates():
     assert bar.figures.fraction == 0.25 and bar.figures.eta_s == pytest.approx(30.0)
     bar(ProgressUpdate(100, 100, 2000, 0, True))
     assert bar.figures.eta_s == 0.0
+
+
+def test_a_write_interrupted_midway_leaves_the_old_partition_whole(tmp_path, monkeypatch):
+    from perpbot.exchanges.replay.catalog import sha256_file
+    from perpbot.plugins.catalog.store import CatalogWriter
+
+    w = CatalogWriter(tmp_path)
+    row = {"ts_ns": T0 * NS, "rate_1h": Decimal("0.0001"), "interval_h": 1, "price": Decimal("50000")}
+    e = w.write_partition("dydx", "BTC-USD", "funding", "2024-02-01", [row], complete=True, source="test")
+    part = tmp_path / "venue=dydx/market=BTC-USD/kind=funding/date=2024-02-01/part.parquet"
+
+    def torn(table, where, **kw):  # half a file, then Ctrl-C
+        where.write(b"PAR1 half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pq, "write_table", torn)
+    with pytest.raises(KeyboardInterrupt):
+        w.write_partition("dydx", "BTC-USD", "funding", "2024-02-01", [row, row], complete=True, source="test")
+    assert sha256_file(part) == e["sha256"] == manifest(tmp_path)[
+        "venue=dydx/market=BTC-USD/kind=funding/date=2024-02-01"]["sha256"]
+    assert [p.name for p in part.parent.iterdir()] == ["part.parquet"]
