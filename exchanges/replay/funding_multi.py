@@ -279,12 +279,14 @@ class FundingMultiFeed(BaseFeed):
         self._events: list | None = None
         self._done = 0
         coins = {c.strip().upper() for c in p.coins} or None
-        self._funding = read_funding(self.funding_path, (self.primary, self.hedge), coins, self.start_ns, self.end_ns)
-        listed = sorted({c for _, c in self._funding})
+        funding = read_funding(self.funding_path, (self.primary, self.hedge), None, self.start_ns, self.end_ns)
+        listed = sorted({c for _, c in funding})
         if coins:
             absent = sorted(coins - set(listed))
             if absent:
                 raise ConfigError(f"feed funding_multi: coin {absent[0]!r} has no funding rows in {self.funding_path} (found: {', '.join(listed) or 'none'})")
+            listed = sorted(coins)
+        self._funding = {k: rows for k, rows in funding.items() if k[1] in listed}
         both = [c for c in listed if (self.primary, c) in self._funding and (self.hedge, c) in self._funding]
         if self.prices_path.is_dir():
             self._prices = {c: [(ts, (px, px, px, px, D(0)), step) for ts, px, step in rows]

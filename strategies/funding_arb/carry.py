@@ -14,17 +14,26 @@ Entry economics (:meth:`CarryModel.entry_economics`), with ``N`` the notional pe
 (USD), the cheap leg (lower expected rate ``r_cheap``) bought and the rich leg sold;
 longs pay a positive rate, shorts receive it (``../shared/docs/dydx-v4.md`` section 2:
 dydxprotocol/v4-chain ``protocol/x/perpetuals/lib/lib.go`` ``GetSettlementPpmWithPerpetual``), so
-funding received per hour is ``N * (r_rich - r_cheap)``::
+funding received per hour is ``N * (r_rich - r_cheap)`` (both rates per hour: each venue's
+rate divided by its own interval, 1 h, 4 h or 8 h)::
 
-    edge  = (r_rich - r_cheap) * horizon_h * N                                         (USD)
-    costs = N * (2 * (fee_primary + slip_primary) + 2 * (fee_hedge + slip_hedge))     (open + close, both legs)
+    edge  = (r_rich - r_cheap) * horizon_h * N                                   (USD)
+    costs = N * (fee_in_p + fee_out_p + slip_in_p + slip_out_p
+                 + fee_in_h + fee_out_h + slip_in_h + slip_out_h)              (open + close, both legs)
           + N * safety_margin
-    enter when edge > costs
+    basis = basis_convergence * (P_short - P_long) / ((P_short + P_long) / 2) * N
+    net   = edge + basis - costs;      enter when net > 0, the best ``max_pairs`` coins first
+
+``basis`` is the price PnL expected when the gap between the legs' prices closes: selling
+the dearer leg and buying the cheaper one gains it, the other way round costs it.
 
 Costs per fill (:meth:`CarryModel.fill_costs`): limit execution pays maker fees and no
-slippage (the order rests at the touch); market execution pays taker fees and
-``max(slippage, half spread / mid)`` per venue, the half spread being
-``(ask - bid) / (ask + bid)``.
+slippage (the order rests at the touch); market execution pays taker fees and the
+slippage of an order of the intended size walked through the live L2 book
+(:func:`book_slippage`: ``|average fill price - mid| / mid``; entry on the entry side of
+the book, exit on the other side), or, on a market without a book (bars only),
+``max(slippage, half spread / mid)``. A book too thin to fill the size makes the coin
+ineligible (``"thin"`` in the economics).
 
 Source: seed 001 (``/work/shared/seeds/001_*.txt``, week 5 "Funding rate arbitrage
 strategies", week 11 "Funding rate prediction models": here the simplest predictor, an
@@ -37,6 +46,8 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 import attrs
+
+from perpbot import Side
 
 from perpbot.strategies.funding_arb.params import D, HOUR_NS, ONE, ZERO, Execution, FundingArbParams
 
@@ -130,12 +141,20 @@ class CarryModel:
             return ZERO
         return (ask - bid) / (ask + bid)
 
-    def fill_costs(self, md: Any) -> tuple[Decimal, Decimal, Decimal, Decimal]:
-        """(fee primary, fee hedge, slippage primary, slippage hedge) per fill, fractions of notional.
+    def slippage(self, md: Any, t: str, side: Side, size: Decimal) -> Decimal | None:
+        """Expected slippage of a market order (fraction of the mid): :func:`book_slippage` on ``t``'s
+        live book at ``size`` base units, or ``max(slippage, half spread)`` on a market without
+        a book; None when the book cannot fill ``size``."""
+        st = md.markets.get(t)
+        if st is not None and not st.book.is_empty():
+            return book_slippage(st.book, side, size)
+        return max(self.params.slippage, self.half_spread(md, t))
 
-        Limit execution: maker fees, no slippage (the order rests at the touch). Market
-        execution: taker fees and ``max(slippage, half spread / mid)`` per venue.
-        """
+    def fill_costs(self, md: Any) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """(fee primary, fee hedge, slippage primary, slippage hedge) per fill, fractions of notional,
+        for the execution mode, at the touch (no size): limit execution pays maker fees and no
+        slippage; market execution taker fees and ``max(slippage, half spread / mid)`` per venue.
+        :meth:`entry_economics` walks the books at the intended size instead."""
         p = self.params
         if p.execution is Execution.LIMIT:
             return p.fee_primary_maker, p.fee_hedge_maker, ZERO, ZERO
@@ -146,23 +165,75 @@ class CarryModel:
             max(p.slippage, self.half_spread(md, self.hedge)),
         )
 
-    def entry_economics(self, md: Any) -> dict | None:
-        """Numbers behind the entry decision, or None without rates.
+    def entry_economics(self, md: Any, notional: Decimal | None = None) -> dict | None:
+        """Numbers behind the entry decision and the ranking across coins (formulas: module docstring).
 
-        :returns: ``{"rp", "rh"}`` expected per-hour rates of the primary and hedge legs,
-            ``"spread"`` = ``|rh - rp|`` per hour, ``"edge"`` and ``"costs"`` in USD over
-            ``horizon_h`` for ``notional_usd`` per leg, ``"long"`` / ``"short"`` the tickers
-            of the cheap and the rich leg.
+        :param notional: USD per leg (default ``notional_usd``).
+        :returns: None without rates or prices, else ``{"rp", "rh"}`` expected per-hour rates
+            of the primary and hedge legs, ``"spread"`` = ``|rh - rp|`` per hour, ``"edge"``,
+            ``"fees"``, ``"slippage"``, ``"costs"`` (fees + slippage + safety margin), ``"basis"``
+            and ``"net"`` in USD over ``horizon_h`` for the notional per leg, ``"long"`` /
+            ``"short"`` the tickers of the cheap and the rich leg, ``"thin"`` the ticker whose
+            book cannot fill the size (then ``"net"`` is None).
         """
         rates = self.expected_rates()
         if rates is None:
             return None
+        pp, ph = leg_price(md, self.primary), leg_price(md, self.hedge)
+        if pp is None or ph is None or pp <= 0 or ph <= 0:
+            return None
         rp, rh = rates
         p = self.params
-        n = p.notional_usd
-        fee_p, fee_h, slip_p, slip_h = self.fill_costs(md)
+        n = p.notional_usd if notional is None else notional
         long_leg, short_leg = (self.primary, self.hedge) if rp < rh else (self.hedge, self.primary)
         spread = abs(rh - rp)
         edge = spread * p.horizon_h * n
-        costs = n * (2 * (fee_p + slip_p) + 2 * (fee_h + slip_h)) + n * p.safety_margin
-        return {"rp": rp, "rh": rh, "spread": spread, "edge": edge, "costs": costs, "long": long_leg, "short": short_leg}
+        thin = None
+        if p.execution is Execution.LIMIT:
+            fees = n * 2 * (p.fee_primary_maker + p.fee_hedge_maker)
+            slip = ZERO
+        else:
+            fees = n * 2 * (p.fee_primary_taker + p.fee_hedge_taker)
+            slip = ZERO
+            for t, px, side in ((long_leg, pp if long_leg == self.primary else ph, Side.BUY),
+                                (short_leg, ph if long_leg == self.primary else pp, Side.SELL)):
+                q = n / px
+                s_in, s_out = self.slippage(md, t, side, q), self.slippage(md, t, side.opposite, q)
+                if s_in is None or s_out is None:
+                    thin = t
+                    break
+                slip += n * (s_in + s_out)
+        costs = fees + slip + n * p.safety_margin
+        p_long, p_short = (pp, ph) if long_leg == self.primary else (ph, pp)
+        basis = p.basis_convergence * (p_short - p_long) / ((p_short + p_long) / 2) * n
+        net = None if thin else edge + basis - costs
+        return {"rp": rp, "rh": rh, "spread": spread, "edge": edge, "fees": fees, "slippage": slip, "costs": costs,
+                "basis": basis, "net": net, "long": long_leg, "short": short_leg, "thin": thin}
+
+
+def leg_price(md: Any, t: str) -> Decimal | None:
+    """The price a leg is valued at, USD: ``MarketData.marks[t]``, else the market's mark price, else None."""
+    m = md.marks.get(t)
+    if m is None:
+        st = md.markets.get(t)
+        m = st.mark_price() if st is not None else None
+    return m
+
+
+def book_slippage(book: Any, side: Side, size: Decimal) -> Decimal | None:
+    """Slippage of a market order of ``size`` base units on ``side`` against an L2 book.
+
+    ``|average fill price - mid| / mid`` (a fraction; includes the half spread), the fills from
+    :meth:`perpbot.core.book.OrderBook.walk` (a BUY walks the asks, a SELL the bids).
+
+    :returns: None when the book cannot fill the whole size (or has no mid).
+    """
+    mid = book.mid()
+    if mid is None or mid <= 0 or size <= 0:
+        return None
+    fills = book.walk(side, size)
+    got = sum((q for _, q in fills), ZERO)
+    if got < size:
+        return None
+    avg = sum((px * q for px, q in fills), ZERO) / got
+    return abs(avg - mid) / mid

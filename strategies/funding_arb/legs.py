@@ -7,15 +7,24 @@ at ``max(best ask, bid + tick)`` (never crossing; on bar-only data bid = ask = t
 close). dYdX accepts reduce-only only on IOC orders (``../shared/docs/dydx-v4.md``
 section 3), so limit closes are plain orders sized to the position.
 
-Entry (:meth:`LegManager.maybe_enter`, flat, both legs warm, not cooling down, edge >
-costs: :mod:`perpbot.strategies.funding_arb.carry`): equal notional,
+Entry (:meth:`LegManager.candidate` then :meth:`LegManager.enter`; flat, both legs warm,
+not cooling down, expected net carry > 0: :mod:`perpbot.strategies.funding_arb.carry`;
+across coins the strategy enters the best ones first): equal notional,
 ``q_primary = N / P_primary``, ``q_hedge = q_primary * P_primary / P_hedge``, each
 floored to its market's step; below a leg's minimum order size nothing is entered.
 
 While held (:meth:`LegManager.manage`):
 
+- first, while the entry is pending, both legs or neither
+  (:class:`~perpbot.strategies.funding_arb.legging.LeggingGuard`: complete a failed or
+  partly filled second leg within ``leg_retries`` orders and ``leg_timeout_h`` hours, else
+  unwind the first);
 - exit (both legs; reduce-only with market execution) when the expected spread in the
-  position's favour ``<= exit_spread_1h`` (closed or flipped), or after ``max_hold_h``;
+  position's favour ``favour = r_short - r_long`` (per hour) reverses or closes,
+  ``favour <= exit_spread_1h``, or decays, ``favour < exit_decay * spread at entry``, or after
+  ``max_hold_h``. Hysteresis: entering needs the spread to pay for the round trip
+  (``spread * horizon_h * N > costs - basis``), staying only ``exit_decay`` of the entry
+  spread, so a spread hovering near the entry threshold does not churn;
 - rebalance when the legs' notionals drift apart: ``|N_primary - N_hedge| >
   rebalance_tolerance * N`` trades the hedge leg back to the primary leg's notional (a
   missing leg, e.g. a rejected order, is re-placed the same way).
@@ -40,7 +49,8 @@ import attrs
 
 from perpbot import OrderParams, OrderType, Side, StrategyAction, StrategyResult, TimeInForce
 
-from perpbot.strategies.funding_arb.carry import CarryModel
+from perpbot.strategies.funding_arb.carry import CarryModel, leg_price
+from perpbot.strategies.funding_arb.legging import LeggingGuard
 from perpbot.strategies.funding_arb.params import (
     CLOSE_TAG,
     D,
@@ -67,6 +77,10 @@ class ArbPosition:
     :ivar exits, rebalances, hedge_completions: decisions of each kind.
     :ivar max_drift: largest ``|N_p - N_h| / N`` left after a decision with both legs on (fraction).
     :ivar last_reason: the last entry or exit reason; ``exit_reasons``: every exit's.
+    :ivar entry_spread: the expected per-hour spread at entry (the decay exit's reference).
+    :ivar leg_attempts: completion orders sent for the pending entry; ``unwinds``: entries unwound.
+    :ivar leg_error: the venue's last rejection or cancellation message for the pair's orders;
+        ``leg_log``: every completion and unwind reason.
     """
 
     state: str = "flat"  # flat | open | exiting
@@ -83,15 +97,16 @@ class ArbPosition:
     max_drift: Decimal = ZERO  # largest |N_p - N_h| / N seen after a decision with both legs on
     last_reason: str = ""
     exit_reasons: list = attrs.Factory(list)
+    entry_spread: Decimal = ZERO
+    leg_attempts: int = 0
+    unwinds: int = 0
+    leg_error: str = ""
+    leg_log: list = attrs.Factory(list)
 
 
 def price(md: Any, t: str) -> Decimal | None:
     """The price a leg is valued at, USD: ``MarketData.marks[t]``, else the market's mark price, else None."""
-    m = md.marks.get(t)
-    if m is None:
-        st = md.markets.get(t)
-        m = st.mark_price() if st is not None else None
-    return m
+    return leg_price(md, t)
 
 
 class LegManager:
@@ -111,6 +126,7 @@ class LegManager:
         self.carry = carry
         self.pos = pos
         self.log = log
+        self.guard = LeggingGuard(params, primary, hedge, pos, log)
 
     def order(self, md: Any, ticker: str, side: Side, size: Decimal, tag: str, reason: str, reduce_only: bool = False) -> OrderParams:
         """A market IOC order, or a post-only limit at the touch (``execution``).
@@ -197,32 +213,63 @@ class LegManager:
         pos.hedge_completions += 1
         return StrategyResult(StrategyAction.REPLACE_ORDERS, orders=(order,), cancels=cancels, reason=reason)
 
-    def maybe_enter(self, md: Any, now: int, pp: Decimal, ph: Decimal) -> StrategyResult:
-        """From flat: both entry orders when warm, not cooling down and the edge beats the costs.
+    def candidate(self, md: Any, now: int) -> tuple[dict | None, str]:
+        """From flat: the entry economics when the pair may enter now, else None and why.
 
-        :param now: decision time, ns; :param pp: primary price, USD; :param ph: hedge price, USD.
+        :param now: decision time, ns.
+        :returns: ``(economics, "")`` (:meth:`CarryModel.entry_economics`, with ``net > 0``),
+            or ``(None, reason)``: warming up, cooling down, no rates or prices, a book too
+            thin for the size, or a net carry not above zero (reason empty then).
         """
         pos = self.pos
         if not self.carry.warm():
-            return StrategyResult.nothing("funding_arb: warming up funding history")
+            return None, "funding_arb: warming up funding history"
         if pos.exited_ns is not None and D(now - pos.exited_ns) / HOUR_NS < self.params.reentry_cooldown_h:
-            return StrategyResult.nothing("funding_arb: cooling down after an exit")
+            return None, "funding_arb: cooling down after an exit"
         econ = self.carry.entry_economics(md)
-        if econ is None or econ["edge"] <= econ["costs"]:
-            return StrategyResult.nothing()
+        if econ is None:
+            return None, ""
+        if econ["thin"]:
+            return None, f"funding_arb: {econ['thin']} book too thin for {self.params.notional_usd} USD"
+        if econ["net"] <= 0:
+            return None, ""
+        return econ, ""
+
+    def maybe_enter(self, md: Any, now: int, pp: Decimal, ph: Decimal) -> StrategyResult:
+        """From flat: both entry orders when :meth:`candidate` allows (a single pair's decision).
+
+        :param now: decision time, ns; :param pp: primary price, USD; :param ph: hedge price, USD.
+        """
+        econ, why = self.candidate(md, now)
+        if econ is None:
+            return StrategyResult.nothing(why)
+        return self.enter(md, now, pp, ph, econ)
+
+    def enter(self, md: Any, now: int, pp: Decimal, ph: Decimal, econ: dict, rank: str = "") -> StrategyResult:
+        """Both entry orders, equal notional (sizes floored to each market's step).
+
+        :param econ: the pair's :meth:`CarryModel.entry_economics`; :param rank: text put in the
+            reason (e.g. ``"rank 1 of 4"``).
+        :returns: ``PLACE_ORDERS`` with the two orders, or nothing when a leg is below its
+            market's minimum order size (logged).
+        """
+        pos = self.pos
         mp = md.markets[self.primary].market
         mh = md.markets[self.hedge].market
         n = self.params.notional_usd
         qp = mp.round_size(n / pp)
         qh = mh.round_size(qp * pp / ph)
         if qp < mp.min_order_size or qh < mh.min_order_size:
-            self.log.warning(f"funding_arb: notional {n} USD is below a leg's minimum order size; not entering")
+            self.log.warning(f"funding_arb: notional {n} USD is below a leg's minimum order size ({self.primary}); not entering")
             return StrategyResult.nothing()
+        edge, costs = econ["edge"], econ["costs"]
         reason = (
-            f"enter: expected funding {self.primary} {econ['rp'] * 10000:.4f} bp/h vs {self.hedge} {econ['rh'] * 10000:.4f} bp/h, "
-            f"spread {econ['spread'] * 10000:.4f} bp/h x {self.params.horizon_h} h x {n} USD = edge {econ['edge']:.2f} USD "
-            f"> costs {econ['costs']:.2f} USD ({self.params.execution.value} execution: fees + slippage on both legs, in and out, + safety margin); "
-            f"long {econ['long']}, short {econ['short']}"
+            f"enter{' (' + rank + ')' if rank else ''}: expected funding {self.primary} {econ['rp'] * 10000:.4f} bp/h vs "
+            f"{self.hedge} {econ['rh'] * 10000:.4f} bp/h, "
+            f"spread {econ['spread'] * 10000:.4f} bp/h x {self.params.horizon_h} h x {n} USD = edge {edge:.2f} USD "
+            f"{'>' if edge > costs else '<='} costs {costs:.2f} USD ({self.params.execution.value} execution: fees "
+            f"{econ['fees']:.2f} + slippage {econ['slippage']:.2f} on both legs, in and out, + safety margin), "
+            f"basis {econ['basis']:+.2f} USD: net {econ['net']:+.2f} USD; long {econ['long']}, short {econ['short']}"
         )
         pos.state = "open"
         pos.long_leg = econ["long"]
@@ -230,6 +277,9 @@ class LegManager:
         pos.target_notional = qp * pp
         pos.entry_orders += 1
         pos.entry_pending = True
+        pos.entry_spread = econ["spread"]
+        pos.leg_attempts = 0
+        pos.leg_error = ""
         pos.last_reason = reason
         self.log.info(f"funding_arb: {reason}")
         side_p = Side.BUY if pos.long_leg == self.primary else Side.SELL
@@ -260,6 +310,11 @@ class LegManager:
                     f"exit: spread in our favour {favour * 10000:.4f} bp/h <= {p.exit_spread_1h * 10000:.4f} bp/h "
                     f"({'flipped' if favour < 0 else 'closed'})"
                 )
+            elif pos.entry_spread > 0 and favour < p.exit_decay * pos.entry_spread:
+                exit_reason = (
+                    f"exit: spread in our favour decayed to {favour * 10000:.4f} bp/h < {p.exit_decay} x "
+                    f"{pos.entry_spread * 10000:.4f} bp/h at entry"
+                )
         if exit_reason is None and held_h >= p.max_hold_h:
             exit_reason = f"exit: held {held_h:.1f} h >= max {p.max_hold_h} h"
         if exit_reason is not None:
@@ -282,8 +337,9 @@ class LegManager:
             pos.exited_ns = now  # both legs gone (closed by a risk policy)
             return StrategyResult.nothing("funding_arb: legs closed outside the strategy")
         if pos.entry_pending:
-            pos.entry_pending = False
-            pos.entries += 1
+            legging = self.guard.check(md, now, pp, ph, sp, sh)
+            if legging is not None:
+                return legging
         if drift <= p.rebalance_tolerance:
             pos.max_drift = max(pos.max_drift, drift)
             return StrategyResult.nothing()

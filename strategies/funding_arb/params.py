@@ -53,7 +53,10 @@ class FundingArbParams:
     :raises ValueError: (at construction) a field outside its range, naming the field and value.
     """
 
-    ticker: str = param("", "primary leg, e.g. BTC-USD (default: the run's first unqualified ticker)")
+    ticker: str = param("", "primary leg of a single-coin run, e.g. BTC-USD (default: scan every coin listed on both venues)")
+    coins: tuple[str, ...] = param((), "coins to scan, e.g. BTC,ETH (default: every coin whose two legs are among the run's markets)")
+    max_pairs: int = param(3, "risk limit: pairs held at once (the best N by expected net carry are entered)", in_range(1), flag="--max-pairs")
+    max_gross_usd: Decimal = param(D(0), "risk limit: sum of both legs' notionals over all pairs, USD (0: max_pairs x 2 x notional_usd)", in_range(D(0)))
     hedge_venue: str = param("", "venue of the second leg (default: the venue of the run's qualified ticker, else binance)", flag="--hedge-venue")
     notional_usd: Decimal = param(D("1000"), "notional per leg, USD", _positive, flag="--notional-usd")
     horizon_h: Decimal = param(D("168"), "expected holding horizon used to value the funding edge, hours", _positive, flag="--horizon")
@@ -77,10 +80,20 @@ class FundingArbParams:
         "(default 9 h: longer than the 8-hour bars of the replay sample; funding arbitrage is not in a hurry)",
         _positive,
     )
+    basis_convergence: Decimal = param(
+        D("1"), "fraction of the entry basis (short leg's price over the long leg's) expected to converge over the horizon, "
+        "counted in the expected net carry (0: ignore the basis)", in_range(D(0), ONE))
     safety_margin: Decimal = param(D("0.0005"), "extra edge required on top of fees and slippage, fraction of notional", in_range(D(0), ONE))
     rate_halflife_h: Decimal = param(D("24"), "half-life of the moving average of settled per-hour rates, hours", _positive)
     warmup_h: Decimal = param(D("24"), "hours of funding history needed on both legs before entering", in_range(D(0)), flag="--funding-warmup")
     exit_spread_1h: Decimal = param(D("0"), "exit when the per-hour spread in our favour falls to this (0: closed or flipped)")
+    exit_decay: Decimal = param(
+        D("0.25"), "exit when the spread in our favour decays below this fraction of the spread at entry (hysteresis: "
+        "entry needs the spread to pay for the round trip, exit only this much less)", in_range(D(0), ONE))
+    leg_retries: int = param(1, "both legs or neither: market orders sent to complete a failed or partly filled second leg "
+                                "before the first leg is unwound", in_range(0))
+    leg_timeout_h: Decimal = param(D("2"), "both legs or neither: unwind when the legs are still unbalanced this long after the entry, hours",
+                                   _positive)
     max_hold_h: Decimal = param(D("336"), "exit after holding this long, hours", _positive, flag="--max-hold")
     rebalance_tolerance: Decimal = param(D("0.05"), "rebalance when |N_primary - N_hedge| exceeds this fraction of the notional", _positive)
     reentry_cooldown_h: Decimal = param(D("8"), "hours to wait after an exit before entering again", in_range(D(0)), flag="--reentry-cooldown")

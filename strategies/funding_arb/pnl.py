@@ -1,4 +1,4 @@
-"""The funding arbitrage's PnL, split per leg: funding collected, fees, price PnL, and the net.
+"""The funding arbitrage's PnL, split per leg and per coin: funding collected, fees, price PnL, and the net.
 
 Per leg (:class:`LegBook`), in USD:
 
@@ -10,7 +10,8 @@ Per leg (:class:`LegBook`), in USD:
 - price PnL: average-entry accounting of the fills (``realized``), plus the open size
   marked to the last mark (``unrealized = size * (mark - entry)``, size signed);
 
-and the total ``net = funding - fees + price PnL`` over both legs (:func:`totals`), which
+and the total ``net = funding - fees + price PnL`` over both legs (:func:`totals`), per
+coin and over every coin (:func:`coin_lines`; the coins' totals add up to the run's), which
 agrees with the bot's portfolio per venue (``tests/strategies/funding_arb``). Source:
 seed 001 (``/work/shared/seeds/001_*.txt``, week 5 "Strategy performance tracking with
 funding costs", week 8 "P&L tracking with funding costs").
@@ -161,9 +162,39 @@ def leg_lines(legs: Mapping[str, LegBook], rates: Mapping) -> list[str]:
             f"  leg {t}: funding {leg.funding:+.4f} USD, fees {leg.fees:.4f} USD, price PnL "
             f"{leg.realized + leg.unrealized():+.4f} USD, position {leg.size}{rate}"
         )
-    tot = totals(legs.values())
-    lines.append(
-        f"  total: funding {tot['funding']:+.4f} USD - fees {tot['fees']:.4f} USD + price PnL {tot['price_pnl']:+.4f} USD "
-        f"= net {tot['net']:+.4f} USD"
-    )
+    lines.append(_total_line("  total", totals(legs.values())))
+    return lines
+
+
+def _total_line(label: str, tot: Mapping) -> str:
+    return (f"{label}: funding {tot['funding']:+.4f} USD - fees {tot['fees']:.4f} USD + price PnL {tot['price_pnl']:+.4f} USD "
+            f"= net {tot['net']:+.4f} USD")
+
+
+def coin_lines(pairs: Mapping, hedge_venue: str, params) -> list[str]:
+    """Summary lines of a multi-coin run: a header with the counts over all pairs, then per coin
+    its counts and state, one line per leg (funding, fees, price PnL in USD, position, expected
+    rate) and the coin's total, then the run's total, which is the sum of the coins' totals.
+
+    :param pairs: coin -> :class:`~perpbot.strategies.funding_arb.pair.Pair` (``legs``, ``rates``, ``position``).
+    :param hedge_venue: the second venue's name; :param params: the strategy's parameters.
+    """
+    ps = list(pairs.values())
+    count = {k: sum(getattr(p.position, k) for p in ps) for k in
+             ("entries", "entry_orders", "exits", "rebalances", "hedge_completions", "unwinds")}
+    held = [c for c, p in pairs.items() if p.position.state != "flat"]
+    lines = [
+        f"funding_arb over {len(ps)} coins (primary venue vs {hedge_venue}): {count['entries']} entries "
+        f"({count['entry_orders']} attempts), {count['exits']} exits, {count['rebalances']} rebalances, "
+        f"{count['hedge_completions']} hedge completions at market, {count['unwinds']} unwinds; held now: {', '.join(held) or 'none'}"
+    ]
+    for coin, pair in pairs.items():
+        pos = pair.position
+        lines.append(f"  {coin}: {pos.entries} entries, {pos.exits} exits, {pos.rebalances} rebalances, {pos.unwinds} unwinds; "
+                     f"now {pos.state}" + (f" (long {pos.long_leg})" if pos.long_leg else ""))
+        lines += ["  " + line for line in leg_lines(pair.legs, pair.rates)[:-1]]
+        lines.append("    " + _total_line(f"{coin} total", totals(pair.legs.values())))
+    lines.append(_total_line("  total", totals(leg for p in ps for leg in p.legs.values())))
+    drift = max((p.position.max_drift for p in ps), default=ZERO)
+    lines.append(f"  largest leg notional drift left after a decision: {drift * 100:.3f}% (tolerance {params.rebalance_tolerance * 100}%)")
     return lines
