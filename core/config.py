@@ -189,8 +189,13 @@ class BotConfig:
         return self.exchange[0]
 
     def venue_plugin(self, venue: str) -> str:
-        """The exchange plugin name serving ``venue`` (``venues`` map; the venue's own name by default)."""
-        return self.venues.get(venue, venue)
+        """The exchange plugin name serving ``venue`` (``venues`` map; the venue's own name by default);
+        for ``PLUGIN:ARG`` (``ccxt:binanceusdm``) the part before the colon."""
+        return self.venues.get(venue, venue).split(":", 1)[0]
+
+    def venue_plugin_arg(self, venue: str) -> str:
+        """What follows ``PLUGIN:`` in ``venue``'s plugin (``ccxt:binanceusdm`` -> ``binanceusdm``), else ``""``."""
+        return self.venues.get(venue, venue).partition(":")[2]
 
     def feed_options(self) -> dict:
         """A copy of the ``[feeds.<feed>]`` options of the configured feed (empty when none)."""

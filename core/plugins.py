@@ -46,6 +46,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.exchanges.paper",
     "perpbot.exchanges.dydx",
     "perpbot.exchanges.replay",
+    "perpbot.exchanges.ccxt",
     "perpbot.strategies.sniper",
     "perpbot.strategies.grid",
     "perpbot.strategies.funding_arb",

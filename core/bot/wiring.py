@@ -18,6 +18,7 @@ from perpbot.core.clock import LiveClock, SimulatedClock
 from perpbot.core.config import BotConfig, check_risk_params, split_ticker
 from perpbot.core.errors import ConfigError
 from perpbot.core.exchange import ExchangeContext, MarketView
+from perpbot.core.feed import BaseFeed
 from perpbot.core.params import parse_params
 from perpbot.core.state import MarketState
 from perpbot.core.strategy import StrategyContext
@@ -62,11 +63,19 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
     reg = pm.registry
     state_dir = Path(config.state_dir)
     feed_cls = reg.get("feeds", config.feed)
-    clock = clock or (SimulatedClock() if feed_cls.replay else LiveClock())
+    # venues whose exchange plugin brings its own live market data (``venue_feed``, e.g. ccxt):
+    # their tickers are fed by it, merged with the run's feed (which gets the other tickers)
+    own_data = {v for v in config.exchange if hasattr(reg.get("exchanges", config.venue_plugin(v)), "venue_feed")}
+    own = tuple(t for t in config.tickers if (split_ticker(t)[0] or config.primary_venue) in own_data)
+    rest = tuple(t for t in config.tickers if t not in own)
+    if own and rest and feed_cls.replay:
+        raise ConfigError(f"--feed {config.feed}: replays recorded data, but {', '.join(own)} trade(s) on live market "
+                          f"data of venue {', '.join(sorted(own_data))}: use a live feed (e.g. --feed dydx)")
+    clock = clock or (SimulatedClock() if feed_cls.replay and rest else LiveClock())
     feed = feed_cls(
         config.feed_options(),
-        FeedContext(clock, tuple(config.tickers), state_dir, options={"live": config.live}),
-    )
+        FeedContext(clock, rest, state_dir, options={"live": config.live}),
+    ) if rest else None
     # filled below, after the markets are known; each venue's MarketView reads it when called
     states: dict[str, MarketState] = {}
 
@@ -81,10 +90,18 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
             markets=venue_markets[venue],
             view=MarketView(states, venue_markets[venue], prefix),
             state_dir=state_dir,
-            options={"live": config.live, "venue": venue, "replay": feed_cls.replay, "run_id": run_id},
+            options={"live": config.live, "venue": venue, "replay": feed_cls.replay, "run_id": run_id,
+                     "plugin_arg": config.venue_plugin_arg(venue)},
         )
         exchanges[venue] = cls(config.exchange_options(venue), ctx)
         exchanges[venue].preflight()
+    venue_feeds = [
+        exchanges[v].venue_feed(mine, clock, "" if v == config.primary_venue else f"{v}:")
+        for v in config.exchange
+        if (mine := tuple(t for t in own if (split_ticker(t)[0] or config.primary_venue) == v))
+    ]
+    feeds = ([feed] if feed is not None else []) + venue_feeds
+    feed = feeds[0] if len(feeds) == 1 else MergedFeed(feeds)
 
     try:
         known = dict(feed.markets())
@@ -156,3 +173,81 @@ def policies(config: BotConfig, pm: Any, context: Any) -> tuple[Any, list]:
         pcls = reg.get("risk_policies", name)
         chain.append(pcls(parse_params(pcls.Params, config.risk_params(name), f"risk policy {name}"), context))
     return sizer, chain
+
+
+class MergedFeed(BaseFeed):
+    """Live feeds of several venues as one: batches in arrival order, markets united.
+
+    Used when a venue's exchange plugin brings its own market data (``venue_feed``); every
+    feed must be live (events are stamped by the one live clock). A feed that ends or fails
+    ends the merged feed (its error propagates to the bot, which stops the run and says why).
+
+    :param feeds: the feeds, the run's main feed first.
+    """
+
+    name = "merged"
+    replay = False
+
+    def __init__(self, feeds: list):
+        super().__init__({}, None)
+        self.feeds = list(feeds)
+
+    def markets(self) -> dict:
+        """Every feed's markets, by (qualified) ticker."""
+        out: dict = {}
+        for f in self.feeds:
+            out.update(f.markets())
+        return out
+
+    async def start(self) -> None:
+        """Start every feed."""
+        for f in self.feeds:
+            await f.start()
+
+    async def stop(self) -> None:
+        """Stop every feed (each safe twice)."""
+        for f in self.feeds:
+            await f.stop()
+
+    async def batches(self):
+        """Batches of all feeds as they arrive (one pump task per feed)."""
+        import asyncio
+
+        from perpbot.core.tasks import cancel_and_wait
+
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump(f):
+            try:
+                async for b in f.batches():
+                    await queue.put(("batch", b))
+                await queue.put(("end", f.name))
+            except Exception as exc:  # handed to the consumer, never swallowed
+                await queue.put(("error", exc))
+
+        tasks = [asyncio.create_task(pump(f), name=f"merged-feed-{i}") for i, f in enumerate(self.feeds)]
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "error":
+                    raise item
+                if kind == "end":
+                    return
+                yield item
+        finally:
+            await cancel_and_wait(tasks)
+
+    def unsynced_books(self) -> dict:
+        """Every feed's unsynced books."""
+        out: dict = {}
+        for f in self.feeds:
+            out.update(f.unsynced_books())
+        return out
+
+    def stats(self) -> dict:
+        """Every feed's counters, prefixed with the feed's name when more than one has them."""
+        out: dict = {}
+        for f in self.feeds:
+            for k, v in f.stats().items():
+                out[k if k not in out else f"{f.name}.{k}"] = v
+        return out

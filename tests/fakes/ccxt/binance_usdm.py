@@ -53,10 +53,12 @@ class FakeBinanceUsdm(Engine):
     :param symbols: exchange symbols to list (default ``BTCUSDT``, ``ETHUSDT``).
     :param wallet: USDT wallet balance of the test account.
     :param funding_interval_h: ``fundingIntervalHours`` per symbol (``/fapi/v1/fundingInfo``).
+    :param mark_interval_s: seconds between ``markPriceUpdate`` pushes (Binance: 1 s with ``@1s``).
     """
 
-    def __init__(self, **kw: Any):
+    def __init__(self, mark_interval_s: float = 1.0, **kw: Any):
         super().__init__(**kw)
+        self.mark_interval_s = mark_interval_s
         self.url = ""
         self.ws_url = ""
         self.requests: list[tuple[str, str]] = []  # (method, path) of every REST request
@@ -83,10 +85,21 @@ class FakeBinanceUsdm(Engine):
         port = site._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
+        self._ticker = asyncio.ensure_future(self._mark_ticker())
         return self
+
+    async def _mark_ticker(self) -> None:
+        """Binance's ``<symbol>@markPrice@1s`` stream: a ``markPriceUpdate`` per symbol every second."""
+        while True:
+            await asyncio.sleep(self.mark_interval_s)
+            for s in self.symbols:
+                self.push_mark_price(s)
 
     async def stop(self) -> None:
         """Close every socket and the server (safe twice)."""
+        if getattr(self, "_ticker", None) is not None:
+            self._ticker.cancel()
+            self._ticker = None
         for ws, _ in list(self._market_ws):
             await ws.close()
         for ws in list(self._user_ws):

@@ -1,0 +1,268 @@
+"""Market data of a ccxt venue on WebSockets (ccxt.pro): books, trades, mark price, funding.
+
+One :class:`CcxtFeed` serves the run's tickers of one ccxt venue (the bot merges it with the
+run's main feed, :func:`perpbot.core.bot.wiring.wire`). Per market it runs:
+
+- **book**: ``watch_order_book`` -> a :class:`~perpbot.core.model.BookSnapshot` of the top
+  ``depth`` levels per update. ccxt applies the venue's sequencing: for Binance USD-M it
+  buffers the diff stream, fetches the REST snapshot, drops diffs with ``u`` < ``lastUpdateId``
+  and requires each diff's ``pu`` to equal the previous ``u`` (``ccxt/pro/binance.py``
+  ``handle_order_book``, from Binance's "How to manage a local order book correctly"); a gap
+  raises ``ChecksumError`` (an ``InvalidNonce``).
+- **trades**: ``watch_trades`` -> :class:`~perpbot.core.model.Trade` (taker side, ids deduplicated).
+- **mark / funding**: ``watch_mark_price`` where ccxt has it (Binance ``<symbol>@markPrice``:
+  mark ``p``, index ``i``, funding rate ``r``, next funding time ``T``), else
+  ``fetch_funding_rate`` every ``poll_s``: an :class:`~perpbot.core.model.OraclePrice` (the
+  mark price) and a predicted :class:`~perpbot.core.model.FundingRate` (``rate_1h`` = the
+  venue's rate / its interval, ``settled=False``).
+- **settled funding**: ``fetch_funding_rate_history`` at start and after each funding time:
+  the newest settled rate as a ``FundingRate(settled=True)`` stamped with its funding time.
+
+Failures: no book update for ``resync_s`` -> a REST ``fetch_order_book`` snapshot (the
+periodic resync); a ccxt ``NetworkError`` or a sequencing error -> a
+:class:`~perpbot.core.model.FeedStatus` ``healthy=False`` naming the error, the client's
+sockets are closed (ccxt.pro opens them again on the next call, resubscribing and refetching
+the snapshot), and the loop retries after an exponential backoff with jitter (``retry_base_s``
+doubling to ``retry_max_s``). The next book is a fresh snapshot, followed by a healthy status.
+Prices and sizes are ``Decimal(str(x))`` of ccxt's floats (the venue's own decimal text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from decimal import Decimal
+from typing import Any, AsyncIterator, Callable
+
+from loguru import logger
+
+from perpbot.core.errors import ConfigError
+from perpbot.core.feed import BaseFeed
+from perpbot.core.model import BookSnapshot, FeedStatus, FundingRate, OraclePrice, Side, Trade
+from perpbot.core.params import did_you_mean
+from perpbot.core.tasks import cancel_and_wait
+from perpbot.exchanges.ccxt.markets import MarketTable, VenueMarket, dec
+
+D = Decimal
+
+
+class CcxtFeed(BaseFeed):
+    """Live market data of one ccxt venue for the run's tickers of that venue.
+
+    :param config: the venue's options (``depth``, ``resync_s``, ``poll_s``, ``retry_base_s``,
+        ``retry_max_s``; seconds).
+    :param context: a feed context (``clock``).
+    :param venue: the run's venue name. :param prefix: ``"<venue>:"`` or ``""`` (primary venue).
+    :param tickers: the run's tickers of this venue, qualified with ``prefix``.
+    :param table: the venue's :class:`~perpbot.exchanges.ccxt.markets.MarketTable`.
+    :param make_client: ``() -> ccxt.pro client`` (public data only).
+    """
+
+    name = "ccxt"
+    description = "live market data of a ccxt venue (ccxt.pro WebSockets)"
+
+    def __init__(self, config: dict, context: Any, *, venue: str, prefix: str, tickers: tuple,
+                 table: MarketTable, make_client: Callable[[], Any]):
+        super().__init__(config, context)
+        self.venue, self.prefix, self.tickers = venue, prefix, tuple(tickers)
+        self.table = table
+        self._make_client = make_client
+        self.client: Any = None
+        self.depth = int(config.get("depth", 50))
+        self.resync_s = float(config.get("resync_s", 30))
+        self.poll_s = float(config.get("poll_s", 10))
+        self.retry_base_s = float(config.get("retry_base_s", 0.5))
+        self.retry_max_s = float(config.get("retry_max_s", 30))
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self._unhealthy: dict[str, str] = {}
+        self._counters = {"books": 0, "trades": 0, "marks": 0, "resyncs": 0, "errors": 0, "reconnects": 0}
+        self._stopped = False
+
+    # -- contract -------------------------------------------------------------
+
+    def markets(self) -> dict:
+        """Qualified ticker -> :class:`~perpbot.core.model.Market` (loads the venue's markets once).
+
+        :raises ConfigError: a ticker the venue does not list as a linear perpetual (closest name given).
+        """
+        known = self.table.load_or_fail(self.venue)
+        out = {}
+        for q in self.tickers:
+            t = q[len(self.prefix):]
+            vm = known.get(t)
+            if vm is None:
+                names = [self.prefix + k for k in known]
+                raise ConfigError(f"--ticker: {q!r} is not a perpetual of {self.venue} ({self.table.profile.ccxt_id})"
+                                  f"{did_you_mean(q, names)}")
+            out[q] = vm.market
+        return out
+
+    async def start(self) -> None:
+        """Open the client and start one task per market and stream."""
+        if not self.table.by_ticker:
+            await asyncio.to_thread(self.table.load_or_fail, self.venue)
+        self.client = self._make_client()
+        for q in self.tickers:
+            vm = self.table.get(q[len(self.prefix):])
+            self._tasks += [
+                asyncio.create_task(self._guard(q, vm, self._book_loop), name=f"ccxt-book-{q}"),
+                asyncio.create_task(self._guard(q, vm, self._trade_loop), name=f"ccxt-trades-{q}"),
+                asyncio.create_task(self._guard(q, vm, self._mark_loop), name=f"ccxt-mark-{q}"),
+                asyncio.create_task(self._guard(q, vm, self._settled_loop), name=f"ccxt-funding-{q}"),
+            ]
+
+    async def stop(self) -> None:
+        """Stop the tasks and close the client (safe twice)."""
+        self._stopped = True
+        await cancel_and_wait(self._tasks)
+        self._tasks = []
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.close()
+        self._queue.put_nowait(None)
+
+    async def batches(self) -> AsyncIterator[list]:
+        """Event batches as they arrive (one per WebSocket update); ends after :meth:`stop`."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    yield batch
+                    return
+                batch.append(nxt)
+            yield batch
+
+    def unsynced_books(self) -> dict:
+        """Markets whose feed is unhealthy now, with the reason."""
+        return dict(self._unhealthy)
+
+    def stats(self) -> dict:
+        """Counters: books, trades, marks, resyncs, errors, reconnects."""
+        return dict(self._counters)
+
+    # -- loops ------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return self.context.clock.now_ns()
+
+    def _put(self, ev: Any) -> None:
+        self._queue.put_nowait(ev)
+
+    async def _guard(self, q: str, vm: VenueMarket, loop: Callable) -> None:
+        """Run ``loop`` forever: on an error, an unhealthy status, a reconnect, a backoff, again."""
+        import ccxt
+
+        delay = self.retry_base_s
+        while not self._stopped:
+            try:
+                await loop(q, vm)
+                delay = self.retry_base_s
+            except asyncio.CancelledError:
+                raise
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:  # InvalidNonce/ChecksumError are ExchangeErrors
+                self._counters["errors"] += 1
+                reason = f"{self.venue} {loop.__name__.strip('_').replace('_loop', '')}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                if loop == self._book_loop:
+                    self._unhealthy[q] = reason
+                    self._put(FeedStatus(q, self._now(), healthy=False, reason=reason))
+                logger.warning(f"{reason}; reconnecting in {delay:.2f}s")
+                await self._reconnect()
+                await asyncio.sleep(delay * (1 + random.random() / 4))
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def _reconnect(self) -> None:
+        """Close the client's sockets; ccxt.pro reopens and resubscribes on the next watch call."""
+        self._counters["reconnects"] += 1
+        try:
+            await self.client.close()
+        except Exception as exc:  # closing a broken socket may fail; the next call opens a new one
+            logger.debug(f"{self.venue}: closing the ccxt client: {type(exc).__name__}: {exc}")
+
+    def _snapshot(self, q: str, ob: dict) -> BookSnapshot:
+        n = self.depth
+        bids = tuple((dec(p, "bid"), dec(s, "bid size")) for p, s, *_ in ob["bids"][:n])
+        asks = tuple((dec(p, "ask"), dec(s, "ask size")) for p, s, *_ in ob["asks"][:n])
+        return BookSnapshot(q, self._now(), bids=bids, asks=asks)
+
+    def _book_ok(self, q: str) -> None:
+        if q in self._unhealthy:
+            del self._unhealthy[q]
+            self._put(FeedStatus(q, self._now(), healthy=True, reason="resynced"))
+
+    async def _book_loop(self, q: str, vm: VenueMarket) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.resync_s):
+                    ob = await self.client.watch_order_book(vm.symbol)
+            except TimeoutError:  # quiet socket: the periodic REST resync
+                ob = await self.client.fetch_order_book(vm.symbol, self.depth if self.depth in (5, 10, 20, 50, 100) else None)
+                self._counters["resyncs"] += 1
+            snap = self._snapshot(q, ob)
+            if snap.bids and snap.asks and snap.bids[0][0] >= snap.asks[0][0]:
+                raise _crossed(self.venue, q, snap)
+            self._put(snap)
+            self._book_ok(q)
+            self._counters["books"] += 1
+
+    async def _trade_loop(self, q: str, vm: VenueMarket) -> None:
+        seen: set = set()
+        while True:
+            trades = await self.client.watch_trades(vm.symbol)
+            for t in trades:
+                tid = str(t.get("id") or t.get("timestamp"))
+                if tid in seen:
+                    continue
+                seen.add(tid)
+                if len(seen) > 10000:
+                    seen.clear()
+                side = Side.BUY if t.get("side") == "buy" else Side.SELL
+                self._put(Trade(q, self._now(), price=dec(t["price"], "trade price"),
+                                size=dec(t["amount"], "trade amount") * vm.contract_size, side=side, trade_id=tid))
+                self._counters["trades"] += 1
+
+    def _mark(self, q: str, vm: VenueMarket, mark: Any, rate: Any) -> None:
+        now = self._now()
+        if mark is not None:
+            self._put(OraclePrice(q, now, price=dec(mark, "mark price")))
+        if rate is not None:
+            r = dec(rate, "funding rate")
+            self._put(FundingRate(q, now, rate_1h=r / vm.funding_interval_h, settled=False, interval_h=vm.funding_interval_h))
+        self._counters["marks"] += 1
+
+    async def _mark_loop(self, q: str, vm: VenueMarket) -> None:
+        if self.client.has.get("watchMarkPrice"):
+            while True:
+                tk = await self.client.watch_mark_price(vm.symbol)
+                info = tk.get("info") or {}
+                self._mark(q, vm, tk.get("markPrice") or info.get("p"), info.get("r"))
+        while True:
+            fr = await self.client.fetch_funding_rate(vm.symbol)
+            self._mark(q, vm, fr.get("markPrice"), fr.get("fundingRate"))
+            await asyncio.sleep(self.poll_s)
+
+    async def _settled_loop(self, q: str, vm: VenueMarket) -> None:
+        last = None
+        while True:
+            rows = await self.client.fetch_funding_rate_history(vm.symbol, None, 5)
+            rows = [r for r in rows if r.get("timestamp") is not None and r.get("fundingRate") is not None]
+            if rows:
+                newest = max(rows, key=lambda r: r["timestamp"])
+                if newest["timestamp"] != last:
+                    last = newest["timestamp"]
+                    mark = (newest.get("info") or {}).get("markPrice")
+                    self._put(FundingRate(q, int(newest["timestamp"]) * 1_000_000,
+                                          rate_1h=dec(newest["fundingRate"], "fundingRate") / vm.funding_interval_h,
+                                          settled=True, interval_h=vm.funding_interval_h,
+                                          oracle_price=dec(mark, "markPrice") if mark else None))
+            await asyncio.sleep(self.poll_s)
+
+
+def _crossed(venue: str, q: str, snap: BookSnapshot) -> Exception:
+    import ccxt
+
+    return ccxt.InvalidNonce(f"{venue} {q}: crossed book (bid {snap.bids[0][0]} >= ask {snap.asks[0][0]}), resyncing")
