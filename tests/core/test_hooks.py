@@ -519,3 +519,23 @@ def test_every_hook_is_typed():
         assert set(hints) == set(inspect.signature(fn).parameters) | {"return"}, f"hook {name}: not fully annotated"
         if "bot" in hints:  # observers get the narrow, documented view of the run (issue 10.2)
             assert hints["bot"] is names["RunView"], f"hook {name}: bot is not typed as RunView"
+
+
+def test_hook_on_feed_status(tmp_path):
+    """Each FeedStatus of the run's markets reaches on_feed_status after its batch was applied."""
+    from perpbot.core.model import FeedStatus
+
+    seen = []
+
+    class Watch:
+        __name__ = "feed_watch"
+
+        @hookimpl
+        def on_feed_status(self, bot, status):
+            seen.append((status.ticker, status.healthy, status.reason, bot.paused().get(status.ticker)))
+
+    evs = events()
+    evs.insert(3, FeedStatus("BTC-USD", evs[2].ts_ns, False, "book gap"))
+    evs.append(FeedStatus("ETH-USD", evs[-1].ts_ns, False, "not a market of this run"))
+    asyncio.run(make_bot(tmp_path, evs, Watch()).run())
+    assert seen == [("BTC-USD", False, "book gap", "book gap")]
