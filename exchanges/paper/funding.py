@@ -1,4 +1,4 @@
-"""Hourly funding in the paper exchange.
+"""Hourly funding in the paper exchange, settled through the funding index as the dYdX v4 chain does.
 
 At the top of each hour of clock time the open positions and their marks are snapshotted as
 of the hour (at the first event strictly after it, so that everything stamped exactly on the
@@ -6,31 +6,63 @@ hour, such as a bar closing at the hour, is included), and settled at the first 
 ``funding_grace_s`` after the hour with, per market, the settled rate for that hour if the
 feed has delivered one (``FundingRate(settled=True)``; a venue with ``interval_h > 1`` applies
 its latest settled rate to every hour of its interval), else the running prediction
-(``MarketState.funding_rate_1h``). Payment per position
-:func:`perpbot.core.margin.funding_payment` = ``-size * oracle * rate_1h`` (docs
-``funding.mdx``), floored per subaccount to 1e-6 USD like the chain's settlement (chain
-``protocol/x/perpetuals/lib/lib.go`` ``GetSettlementPpmWithPerpetual``). A market with an open
-position and no funding data at all is NOT assumed to pay zero: it is logged once and listed
-in :attr:`FundingSimulator.missing`.
+(``MarketState.funding_rate_1h``). A market with an open position and no funding data at all
+is NOT assumed to pay zero: it is logged once and listed in :attr:`FundingSimulator.missing`.
+
+Settlement is the chain's, in its integer units, not ``-size * price * rate``:
+
+1. the rate becomes the chain's integer 8-hour ppm (``rate_1h * 8e6``; exact for every rate
+   the chain produced, else truncated toward zero with a one-time log line:
+   :func:`perpbot.core.margin.funding_ppm_8h_from_rate_1h`);
+2. the market's funding index (ppm of quote quantums per base quantum, as the chain stores
+   it) moves by ``trunc(trunc(3600 * ppm * oracle * 10^(AR+6)) / 28800)``
+   (:func:`perpbot.core.margin.funding_index_delta_at_price`; chain
+   ``protocol/x/perpetuals/funding/funding.go`` ``GetFundingIndexDelta``);
+3. each position's settlement is ``-delta * quantums`` ppm (chain
+   ``protocol/x/perpetuals/lib/lib.go`` ``GetSettlementPpmWithPerpetual``); a subaccount's
+   ppm are summed and floored once to quote quantums (Euclidean division, chain
+   ``protocol/x/subaccounts/lib/updates.go`` ``GetSettledSubaccountWithPerpetuals``).
+
+The chain settles lazily, on the subaccount's next update, so it floors the sum of every
+tick since then once. The simulator books every hour, and keeps the floor's remainder (the
+*carry*, ppm in [0, 1e6)) per subaccount until the subaccount's next fill, where the chain
+would have dropped it: the booked total then equals the chain's at every fill. (Transfers
+between a parent and its isolated children also settle on the chain; they do not reset the
+carry here: a difference below one quote quantum.)
+
+For 1 BTC long at 65,000 and 100 ppm per 8 h the index moves by 81 (not 81.25) and the long
+pays 0.81 USDC, where ``-size * price * rate_1h`` would give 0.8125.
+
+Each :class:`~perpbot.core.model.FundingPayment` carries the rate applied
+(``ppm / 8e6`` per hour) and its amount; a subaccount's payments add up to exactly what its
+collateral moved (per position ``floor(ppm_i / 1e6)``, and the quanta the single floor of the
+sum adds on top go to its first positions).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any, Callable
 
 from loguru import logger
 
 from perpbot.core.exchange import MarketView
-from perpbot.core.margin import funding_payment
-from perpbot.core.model import ZERO, FundingPayment, FundingRate
-from perpbot.exchanges.paper.fees import QUOTE_QUANTUM
+from perpbot.core.margin import (
+    ONE_MILLION,
+    funding_index_delta_at_price,
+    funding_ppm_8h_from_rate_1h,
+    funding_rate_1h_from_ppm,
+    settle_funding_ppm,
+    size_to_quantums,
+)
+from perpbot.core.model import FundingPayment, FundingRate
 from perpbot.exchanges.paper.liquidation import Liquidator
 from perpbot.exchanges.paper.subaccounts import Accounts
 
 NS = 1_000_000_000
-HOUR_NS = 3600 * NS
+HOUR_S = 3600
+HOUR_NS = HOUR_S * NS
 #: settled rates remembered per market (hours)
 SETTLED_RATES_KEPT = 64
 
@@ -50,7 +82,10 @@ class FundingSimulator:
     awaiting settlement, oldest first), ``settled_rates`` (ticker -> recent
     ``(hour_ns, rate_1h, oracle USD or None, interval_h)``), ``payments`` (every payment, or
     after a resume the exported tail), ``missing`` (markets paid no funding for lack of data)
-    and ``warned`` (those already logged).
+    and ``warned`` (those already logged), ``index`` (ticker -> the market's funding index, ppm
+    of quote quantums per base quantum, 0 at the start of the run; only differences matter)
+    and ``carry`` (subaccount number -> ``(settlement ppm not yet booked, in [0, 1e6), the
+    subaccount's fill count when it was kept)``).
     """
 
     def __init__(
@@ -74,6 +109,9 @@ class FundingSimulator:
         self.missing: set[str] = set()
         self.settled_rates: dict[str, deque] = {}
         self.payments: list[FundingPayment] = []
+        self.index: dict[str, int] = {}
+        self.carry: dict[int, tuple[int, int]] = {}
+        self.truncated: set[str] = set()
 
     def record_rate(self, event: FundingRate) -> None:
         """Remember a settled rate by its hour (the market state's ``last_funding`` may already be
@@ -143,36 +181,47 @@ class FundingSimulator:
             return st.funding_rate_1h, None, "predicted"
         return None
 
+    def _warn_missing(self, t: str, why: str) -> None:
+        self.missing.add(t)
+        if t not in self.warned:
+            self.warned.add(t)
+            logger.warning(
+                f"paper: {why} for {t} at the top of the hour; funding is NOT simulated for {t} "
+                f"and NOT assumed zero - see the run summary"
+            )
+
+    def chain_rate_ppm(self, ticker: str, rate_1h: Decimal) -> int:
+        """The chain's integer 8-hour ppm for ``rate_1h`` (truncated toward zero; logged once per
+        market when that changed the rate, e.g. another venue's rate or a running prediction)."""
+        ppm = funding_ppm_8h_from_rate_1h(rate_1h)
+        if ticker not in self.truncated and funding_rate_1h_from_ppm(ppm) != rate_1h:
+            self.truncated.add(ticker)
+            logger.info(
+                f"paper: {ticker} funding rate {rate_1h}/h is not a whole number of 8-hour ppm; settled as the "
+                f"chain's integer rate {ppm} ppm per 8 h (truncated toward zero; further cases not logged)"
+            )
+        return ppm
+
     def settle(self, hour_ns: int, snap: list, ts: int) -> None:
-        """Pay the hour ``hour_ns`` for the snapshot ``snap`` at event time ``ts`` (ns): book each
-        payment, emit it, then force a liquidation check (or sweep a flat child)."""
+        """Pay the hour ``hour_ns`` for the snapshot ``snap`` at event time ``ts`` (ns) through the
+        funding index: book each payment, emit it, then force a liquidation check (or sweep a
+        flat child)."""
+        ticks: dict[str, tuple[int, int, Decimal, Decimal] | None] = {}  # ticker -> (delta, AR, price, rate)
         by_sub: dict[int, list] = {}
         for number, t, size, mark in snap:
-            r = self.rate_for(t, hour_ns)
-            if r is None:
-                self.missing.add(t)
-                if t not in self.warned:
-                    self.warned.add(t)
-                    logger.warning(
-                        f"paper: no funding rate for {t} at the top of the hour (the data has no funding for it); "
-                        f"funding is NOT simulated for {t} and NOT assumed zero - see the run summary"
-                    )
+            if t not in ticks:
+                ticks[t] = self._tick(t, hour_ns, mark)
+            tick = ticks[t]
+            if tick is None:
                 continue
-            rate, oracle, _ = r
-            price = oracle if oracle is not None else mark
-            by_sub.setdefault(number, []).append((t, size, price, rate, funding_payment(size, price, rate)))
+            delta, ar, price, rate = tick
+            q = size_to_quantums(size, ar)
+            by_sub.setdefault(number, []).append((t, size, price, rate, settle_funding_ppm(q, delta)))
         for number, items in by_sub.items():
             sub = self.accounts.subs.get(number)
             if sub is None:
                 continue
-            # chain: the subaccount's sum is floored once to a quote quantum (lib.go
-            # GetSettlementPpmWithPerpetual); per position we floor, then hand the
-            # remaining quanta to the first positions so the sum matches.
-            total = sum((x[4] for x in items), ZERO).quantize(QUOTE_QUANTUM, rounding=ROUND_FLOOR)
-            amounts = [x[4].quantize(QUOTE_QUANTUM, rounding=ROUND_FLOOR) for x in items]
-            extra = int((total - sum(amounts, ZERO)) / QUOTE_QUANTUM)
-            for i in range(min(extra, len(amounts))):
-                amounts[i] += QUOTE_QUANTUM
+            amounts = self._split(number, sub.portfolio.fills, [x[4] for x in items])
             for (t, size, price, rate, _), amount in zip(items, amounts):
                 pay = FundingPayment(
                     ticker=t, ts_ns=hour_ns, size=size, oracle_price=price, rate_1h=rate, amount=amount, venue=self.venue
@@ -185,3 +234,39 @@ class FundingSimulator:
                 self.liquidator.check(sub, ts, force=True)
             else:
                 self.accounts.sweep(sub)
+
+    def _tick(self, t: str, hour_ns: int, mark: Decimal) -> tuple[int, int, Decimal, Decimal] | None:
+        """Move ``t``'s funding index for the hour: ``(delta, atomic_resolution, oracle USD, rate
+        applied per hour)``, or None (logged, listed in :attr:`missing`) without a rate or market."""
+        r = self.rate_for(t, hour_ns)
+        if r is None:
+            self._warn_missing(t, "no funding rate (the data has no funding for it)")
+            return None
+        market = self.view.market(t)
+        if market is None:
+            self._warn_missing(t, "no market parameters (atomic resolution)")
+            return None
+        rate, oracle, _ = r
+        price = oracle if oracle is not None else mark
+        ppm = self.chain_rate_ppm(t, rate)
+        delta = funding_index_delta_at_price(ppm, HOUR_S, market.atomic_resolution, price)
+        self.index[t] = self.index.get(t, 0) + delta
+        return delta, market.atomic_resolution, price, funding_rate_1h_from_ppm(ppm)
+
+    def _split(self, number: int, fills: int, ppms: list[int]) -> list[Decimal]:
+        """Book a subaccount's settlement ppm: the floor of (carry + sum) in quote quantums, split
+        over its positions (``floor(ppm_i / 1e6)`` each, the floor's extra quanta to the first
+        ones); the remainder is carried while the subaccount has no new fill."""
+        carry, seen = self.carry.get(number, (0, fills))
+        if seen != fills:
+            carry = 0  # the chain settled at that fill and dropped the remainder
+        total = carry + sum(ppms)
+        booked, rest = divmod(total, ONE_MILLION)
+        self.carry[number] = (rest, fills)
+        amounts = [p // ONE_MILLION for p in ppms]
+        extra = booked - sum(amounts)
+        if not 0 <= extra <= len(amounts):
+            raise AssertionError(f"funding split: {extra} extra quanta for {len(amounts)} positions")
+        for i in range(extra):
+            amounts[i] += 1
+        return [Decimal(a).scaleb(-6) for a in amounts]

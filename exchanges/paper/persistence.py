@@ -2,7 +2,7 @@
 
 The state is one JSON-serialisable dict (Decimals as strings, version :data:`STATE_VERSION`):
 subaccounts with their portfolios, live and in-flight orders, the fee volume, the funding
-schedule and the recent history (fills, funding payments, liquidations: the latest
+schedule, funding indices and per-subaccount settlement carry, and the recent history (fills, funding payments, liquidations: the latest
 :data:`EXPORTED_FILLS` each; the journal keeps every one, so a checkpoint stays O(1) in run
 length). Derived data (consumed book liquidity, marks, the active-market set) is rebuilt on
 import, not stored.
@@ -46,6 +46,8 @@ def export_state(ex: "PaperExchange") -> dict:
         "funding_due": [[h, s, [[n, t, str(z), str(m)] for n, t, z, m in snap]] for h, s, snap in funding.due],
         "funding_missing": sorted(funding.missing),
         "funding_warned": sorted(funding.warned),
+        "funding_index": dict(funding.index),
+        "funding_carry": {str(n): [c, f] for n, (c, f) in funding.carry.items()},
         # the latest only, like fills: the journal holds every payment and liquidation; exporting
         # the whole history made each checkpoint O(run length)
         "funding_payments": [funding_to_dict(p) for p in funding.payments[-EXPORTED_FILLS:]],
@@ -90,6 +92,8 @@ def import_state(ex: "PaperExchange", data: Mapping[str, Any]) -> None:
     ]
     funding.missing = set(data.get("funding_missing", []))
     funding.warned = set(data.get("funding_warned", []))
+    funding.index = {t: int(v) for t, v in data.get("funding_index", {}).items()}
+    funding.carry = {int(n): (int(c), int(f)) for n, (c, f) in data.get("funding_carry", {}).items()}
     funding.payments = [funding_from_dict(p) for p in data.get("funding_payments", [])]
     ex.liquidator.liquidations = [liquidation_from_dict(x) for x in data.get("liquidations", [])]
     acc.fills = deque((fill_from_dict(f) for f in data.get("fills", [])), maxlen=ex.cfg.fills_kept)

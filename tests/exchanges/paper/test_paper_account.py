@@ -158,8 +158,12 @@ def test_hourly_funding_with_the_settled_rate_of_that_hour(make_harness):
     hh.oracle("101", ts=H + 61 * 10**9)  # after the grace period: settled
     [p] = hh.funding_payments
     assert p.ts_ns == H and p.size == D(2) and p.rate_1h == D("0.0001") and p.oracle_price == D("100.5")
-    assert p.amount == funding_payment(D(2), D("100.5"), D("0.0001")) == D("-0.0201")
-    assert hh.ex.portfolio.funding_net == D("-0.0201")
+    # settled through the chain's funding index (issue 13.4): 0.0001/h = 800 ppm per 8 h; the
+    # BTC-USD index (AR -10) moves by trunc(800 * 100.5 * 1e-4 / 8) = trunc(1.005) = 1, i.e.
+    # 0.01 USD per BTC, so 2 BTC pay 0.02 where -size * price * rate gives 0.0201
+    assert funding_payment(D(2), D("100.5"), D("0.0001")) == D("-0.0201")
+    assert p.amount == D("-0.02")
+    assert hh.ex.portfolio.funding_net == D("-0.02")
 
 
 def test_funding_falls_back_to_the_prediction_and_floors_to_the_quantum(make_harness):
@@ -173,7 +177,8 @@ def test_funding_falls_back_to_the_prediction_and_floors_to_the_quantum(make_har
     [p] = hh.funding_payments
     exact = funding_payment(D("0.0003"), D(100), D("-0.0000123"))  # 0.000000369 received
     assert p.amount == exact.quantize(D("0.000001"), rounding=ROUND_FLOOR) == D("0")
-    assert p.rate_1h == D("-0.0000123")
+    # the chain's rate is a whole 8-hour ppm: -98.4 truncates toward zero to -98 = -0.00001225/h
+    assert p.rate_1h == D("-0.00001225")
 
 
 def test_eight_hour_rate_applies_to_every_hour_of_its_interval(make_harness):

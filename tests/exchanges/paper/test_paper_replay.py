@@ -186,9 +186,16 @@ def test_funding_accrues_hourly_over_weeks_of_bars_with_real_rates():
                 best = r
         return best
 
-    q = D("0.000001")
+    # by hand, in the chain's integers (issue 13.4): 8-hour ppm truncated toward zero; index delta
+    # trunc(ppm * price * 10^(AR+6) / 8) (GetFundingIndexDelta); settlement -delta * quantums ppm,
+    # summed over the (cross) subaccount and floored once; the floor's remainder carries over
+    # while the subaccount has no new fill (the chain settles lazily, at the next update)
+    def trunc(x):
+        return int(x)  # Decimal -> int truncates toward zero
+
+    ar = {t: m.atomic_resolution for t, m in feed.markets().items()}
+    ppm_by_hour: dict[int, int] = {}
     exact_by_hour: dict[int, Decimal] = {}
-    paid_by_hour: dict[int, Decimal] = {}
     for t, size in sizes.items():
         [entry] = [f for f in hh.fills() if f.ticker == t]
         # hours at or after the fill, settled by an event >= H + 60 s (the last bar closes later)
@@ -198,17 +205,24 @@ def test_funding_accrues_hourly_over_weeks_of_bars_with_real_rates():
         assert len(hours) > 24 * 30  # multi-week
         assert len(pays) == len(hours)
         assert [p.ts_ns for p in pays] == hours
+        quantums = int(size.scaleb(-ar[t]))
         for hour, p in zip(hours, pays):
             r = rate_at(t, hour)
-            exact = -size * closes[t][hour] * r  # perpbot.core.margin.funding_payment, by hand
-            assert p.rate_1h == r and p.oracle_price == closes[t][hour] and p.size == size
-            floor = exact.quantize(q, rounding=ROUND_FLOOR)
-            assert p.amount in (floor, floor + q)
-            exact_by_hour[hour] = exact_by_hour.get(hour, D(0)) + exact
-            paid_by_hour[hour] = paid_by_hour.get(hour, D(0)) + p.amount
-    # the chain floors the subaccount's summed settlement once per hour (both positions are cross)
-    for hour, exact in exact_by_hour.items():
-        assert paid_by_hour[hour] == exact.quantize(q, rounding=ROUND_FLOOR)
-    total = sum(exact.quantize(q, rounding=ROUND_FLOOR) for exact in exact_by_hour.values())
+            ppm = trunc(r * 8_000_000)
+            delta = trunc(ppm * closes[t][hour] * Decimal(10) ** (ar[t] + 6) / 8)
+            assert p.rate_1h == Decimal(ppm) / 8_000_000 and p.oracle_price == closes[t][hour] and p.size == size
+            ppm_by_hour[hour] = ppm_by_hour.get(hour, 0) - delta * quantums
+            exact_by_hour[hour] = exact_by_hour.get(hour, D(0)) - size * closes[t][hour] * r
+    paid_by_hour: dict[int, Decimal] = {}
+    for p in hh.funding_payments:
+        paid_by_hour[p.ts_ns] = paid_by_hour.get(p.ts_ns, D(0)) + p.amount
+    carry, total = 0, D(0)
+    for hour in sorted(ppm_by_hour):
+        booked, carry = divmod(carry + ppm_by_hour[hour], 1_000_000)
+        assert paid_by_hour[hour] == Decimal(booked).scaleb(-6)
+        total += Decimal(booked).scaleb(-6)
     assert hh.ex.portfolio.funding_net == total == sum(p.amount for p in hh.funding_payments)
+    # the chain's truncations move the total by well under 1% of -size * price * rate here
+    exact_total = sum(exact_by_hour.values())
+    assert abs(total - exact_total) < abs(exact_total) / 100
     assert total != 0
