@@ -133,7 +133,7 @@ async def test_the_gross_best_coin_is_not_the_net_best_after_book_slippage_and_b
 
 async def test_enters_the_best_n_within_max_pairs_and_the_gross_limit():
     coins = ("BTC", "ETH", "SOL")
-    s = make(coins, execution="market", notional_usd="2000", max_pairs="2")
+    s = make(coins, execution="market", notional_usd="2000", max_pairs="2", max_gross_usd="100000")
     v = Venues(coins)
     for c in coins:
         v.tight(c)
@@ -390,10 +390,19 @@ def check_split(bot):
         assert sum((c[k] for c in per_coin.values()), D(0)) == tot[k]
     for c in per_coin.values():
         assert c["net"] == c["funding"] - c["fees"] + c["price_pnl"]
+    venues = {"funding": D(0), "fees": D(0), "price_pnl": D(0)}
     for venue, prefix in (("hyperliquid", ""), ("binance", "binance:")):
         legs = [p.legs[prefix + p.primary] for p in s.pairs.values()]
-        assert sum((leg.fees for leg in legs), D(0)) == bot.portfolios[venue].fees_paid
-        assert sum((leg.funding for leg in legs), D(0)) == bot.portfolios[venue].funding_net
+        book = bot.portfolios[venue]
+        assert sum((leg.fees for leg in legs), D(0)) == book.fees_paid
+        assert sum((leg.funding for leg in legs), D(0)) == book.funding_net
+        marks = {leg.ticker.split(":")[-1]: leg.last_mark for leg in legs}
+        price_pnl = sum((leg.realized + leg.unrealized() for leg in legs), D(0))
+        assert price_pnl == book.realized_pnl + book.unrealized_pnl(marks), venue
+        venues["funding"] += book.funding_net
+        venues["fees"] += book.fees_paid
+        venues["price_pnl"] += book.realized_pnl + book.unrealized_pnl(marks)
+    assert all(tot[k] == venues[k] for k in venues), (tot, venues)
     return per_coin
 
 
