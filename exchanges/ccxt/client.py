@@ -45,7 +45,7 @@ def client_options(ccxt_id: str) -> dict:
 
 
 def make_client(ccxt_id: str, *, credentials: Mapping[str, Any] | None = None, url: str | None = None,
-                sandbox: bool = False, pro: bool = True, timeout_ms: int = 10000) -> Any:
+                sandbox: bool = False, pro: bool = True, timeout_ms: int = 10000, rate_limit_ms: float | None = None) -> Any:
     """A configured ccxt client for ``ccxt_id``.
 
     :param credentials: ccxt field (``apiKey``, ``secret``, ``walletAddress``, ``privateKey``) ->
@@ -54,6 +54,8 @@ def make_client(ccxt_id: str, *, credentials: Mapping[str, Any] | None = None, u
     :param sandbox: ccxt sandbox (testnet) mode.
     :param pro: the ``ccxt.pro`` class (WebSocket + async REST) when True, else the synchronous one.
     :param timeout_ms: ccxt's per-request timeout, milliseconds.
+    :param rate_limit_ms: ccxt's ``rateLimit`` (milliseconds per unit of request weight) instead of
+        the venue's own; the limiter stays on (a loopback fake may be queried faster).
     :raises AttributeError: ``ccxt_id`` is not a ccxt class (callers resolve it first).
     """
     if pro:
@@ -61,6 +63,8 @@ def make_client(ccxt_id: str, *, credentials: Mapping[str, Any] | None = None, u
     else:
         import ccxt as mod
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms), "options": client_options(ccxt_id)}
+    if rate_limit_ms is not None:
+        config["rateLimit"] = float(rate_limit_ms)
     for field, cred in (credentials or {}).items():
         config[field] = cred.reveal()
     client = getattr(mod, ccxt_id)(config)

@@ -25,7 +25,8 @@ dYdX client (:class:`~perpbot.core.exchange.BaseExchangeClient`):
   (:mod:`perpbot.exchanges.ccxt.markets`); no credentials, no ``--live``.
 
 Options (``[exchange.<venue>]``; seconds unless named): ``id``, ``url`` (a loopback fake),
-``key_file``, ``testnet``, ``paper``, ``collateral`` (paper), ``timeout_s`` (10),
+``key_file``, ``testnet``, ``paper``, ``collateral`` (paper), ``timeout_s`` (10), ``rate_limit_ms`` (ccxt's
+``rateLimit``, ms per unit of request weight; default the venue's: ccxt's limiter is always on),
 ``rate_retries`` (3), ``retry_base_s`` (0.5), ``retry_max_s`` (30), ``reconcile_s`` (60),
 ``unknown_grace_s`` (10), ``depth`` (50), ``resync_s`` (30), ``poll_s`` (10).
 """
@@ -82,11 +83,14 @@ class CcxtExchange(BaseExchangeClient):
         self.paper = _flag(self.config.get("paper", False))
         self.live = _flag(opts.get("live", False)) or _flag(self.config.get("live", False))
         self.timeout_ms = int(float(self.config.get("timeout_s", 10)) * 1000)
+        rl = self.config.get("rate_limit_ms")
+        self.rate_limit_ms = float(rl) if rl not in (None, "") else None
         self.rate_retries = int(self.config.get("rate_retries", 3))
         self.retry_base_s = float(self.config.get("retry_base_s", 0.5))
         self.retry_max_s = float(self.config.get("retry_max_s", 30))
         self.table = MarketTable(self.profile, lambda: make_client(self.ccxt_id, url=self.url, sandbox=self.testnet,
-                                                                   pro=False, timeout_ms=self.timeout_ms))
+                                                                   pro=False, timeout_ms=self.timeout_ms,
+                                                                   rate_limit_ms=self.rate_limit_ms))
         self._credentials: dict = {}
         self.client: Any = None
         self.account: AccountSync | None = None
@@ -119,7 +123,7 @@ class CcxtExchange(BaseExchangeClient):
         return CcxtFeed(self.config, SimpleNamespace(clock=clock), venue=self.venue, prefix=prefix, tickers=tickers,
                         table=self.table,
                         make_client=lambda: make_client(self.ccxt_id, url=self.url, sandbox=self.testnet,
-                                                        timeout_ms=self.timeout_ms))
+                                                        timeout_ms=self.timeout_ms, rate_limit_ms=self.rate_limit_ms))
 
     def markets(self) -> Mapping:
         """The venue's markets of this run (``context.markets``, filled by the wiring)."""
@@ -160,7 +164,7 @@ class CcxtExchange(BaseExchangeClient):
             if not self.table.by_ticker:
                 await asyncio.to_thread(self.table.load)
             self.client = make_client(self.ccxt_id, credentials=self._credentials, url=self.url, sandbox=self.testnet,
-                                      timeout_ms=self.timeout_ms)
+                                      timeout_ms=self.timeout_ms, rate_limit_ms=self.rate_limit_ms)
             await self.client.load_markets()
             self.account = AccountSync(self.venue, self.ccxt_id, self.table, self.emit, self.context.clock.now_ns,
                                        self.config, rate_of=self._settled_rate)
