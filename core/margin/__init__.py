@@ -120,6 +120,8 @@ Funding prediction, ``funding_premium`` and ``funding_rate`` (chain ``protocol/x
     ``median_ppm``, ``premium_sample_ppm``, ``average_premium_ppm``, ``clamp_funding_rate_ppm``
     ``FundingPrediction``, ``predict_funding_rate(samples, default_funding_ppm, imf_ppm, fraction_ppm, ...)``
     ``funding_rate_1h_from_ppm``, ``funding_ppm_8h_from_rate_1h``, ``indexer_next_funding_rate``
+    ``project_next_funding_rate(next_funding_rate, default_rate_1h, imf, mmf)`` (the indexer's running
+    prediction -> the chain's rate: truncated, plus default, clamped)
 
 Example::
 
@@ -188,6 +190,7 @@ from perpbot.core.margin.funding_rate import (
     median_ppm,
     predict_funding_rate,
     premium_sample_ppm,
+    project_next_funding_rate,
 )
 from perpbot.core.margin.liquidation import (
     DEFAULT_BANKRUPTCY_ADJUSTMENT,

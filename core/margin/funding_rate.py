@@ -54,6 +54,7 @@ __all__ = [
     "funding_rate_1h_from_ppm",
     "funding_ppm_8h_from_rate_1h",
     "indexer_next_funding_rate",
+    "project_next_funding_rate",
 ]
 
 #: ``funding_rate_clamp_factor_ppm`` of chain ``protocol/testing/genesis.sh`` (600%; governance may change it)
@@ -410,3 +411,48 @@ def _big_div(x: Decimal, n: int) -> Decimal:
     a = abs(Fraction(x) / n) * 10**20
     r = (a.numerator * 2 + a.denominator) // (2 * a.denominator)
     return Decimal(r if x >= 0 else -r).scaleb(-20, _EXACT)
+
+
+def project_next_funding_rate(
+    next_funding_rate: Decimal,
+    default_funding_rate_1h: Decimal,
+    initial_margin_fraction: Decimal,
+    maintenance_margin_fraction: Decimal,
+    funding_rate_clamp_factor_ppm: int = DEFAULT_FUNDING_RATE_CLAMP_FACTOR_PPM,
+) -> FundingPrediction:
+    """The rate the chain will set if the rest of the hour's samples average like those so far.
+
+    From the indexer's ``nextFundingRate`` (the mean of this hour's samples as a 1-hour rate,
+    plus the default): premium = that mean in 8-hour ppm truncated toward zero (what
+    ``lib.AvgInt32`` gives for a full hour at that mean), plus ``default_funding_ppm``, then the
+    tier's clamp, which the indexer never applies.
+
+    :param next_funding_rate: Decimal per hour, the indexer's ``nextFundingRate``.
+    :param default_funding_rate_1h: Decimal per hour, ``defaultFundingRate1H`` (0 when absent).
+    :param initial_margin_fraction: Decimal, the indexer's ``initialMarginFraction`` (base IMF).
+    :param maintenance_margin_fraction: Decimal, the indexer's ``maintenanceMarginFraction``.
+    :param funding_rate_clamp_factor_ppm: int, governance parameter (genesis 6,000,000).
+    :returns: :class:`FundingPrediction`.
+    :raises TypeError: for floats.
+    :raises ValueError: for fractions that are not whole ppm or MMF > IMF.
+
+    Examples (recorded mainnet payloads): BTC-USD ``0.00003494207317073171`` (41 samples, default
+    0) -> 279 ppm = 0.000034875/h; EGO-USD ``0.73255813953488372093`` (IMF 0.2, MMF 0.1) -> clamped
+    to 600,000 ppm = 0.075/h.
+    Source: chain ``protocol/x/perpetuals/keeper/perpetual.go`` (``MaybeProcessNewFundingTickEpoch``);
+    indexer ``packages/redis/src/caches/next-funding-cache.ts``.
+    """
+    rate = _num("next_funding_rate", next_funding_rate)
+    default = _num("default_funding_rate_1h", default_funding_rate_1h)
+    default_ppm = funding_ppm_8h_from_rate_1h(default)
+    premium = funding_ppm_8h_from_rate_1h(_EXACT.subtract(rate, default))
+    bound = funding_clamp_ppm_from_fractions(initial_margin_fraction, maintenance_margin_fraction, funding_rate_clamp_factor_ppm)
+    out = clamp_funding_rate_ppm(premium, default_ppm, bound)
+    return FundingPrediction(
+        premium_ppm=premium,
+        unclamped_ppm=premium + default_ppm,
+        rate_8h_ppm=out,
+        clamp_ppm=bound,
+        clamped=out != premium + default_ppm,
+        rate_1h=funding_rate_1h_from_ppm(out),
+    )

@@ -13,7 +13,10 @@ Settlement is the chain's, in its integer units, not ``-size * price * rate``:
 
 1. the rate becomes the chain's integer 8-hour ppm (``rate_1h * 8e6``; exact for every rate
    the chain produced, else truncated toward zero with a one-time log line:
-   :func:`perpbot.core.margin.funding_ppm_8h_from_rate_1h`);
+   :func:`perpbot.core.margin.funding_ppm_8h_from_rate_1h`); a running prediction (the
+   indexer's ``nextFundingRate``: neither truncated nor clamped) is projected to the rate the
+   chain would set: its premium truncated, plus the market's default funding, clamped by the
+   liquidity tier (:func:`perpbot.core.margin.project_next_funding_rate`);
 2. the market's funding index (ppm of quote quantums per base quantum, as the chain stores
    it) moves by ``trunc(trunc(3600 * ppm * oracle * 10^(AR+6)) / 28800)``
    (:func:`perpbot.core.margin.funding_index_delta_at_price`; chain
@@ -53,6 +56,7 @@ from perpbot.core.margin import (
     funding_index_delta_at_price,
     funding_ppm_8h_from_rate_1h,
     funding_rate_1h_from_ppm,
+    project_next_funding_rate,
     settle_funding_ppm,
     size_to_quantums,
 )
@@ -85,7 +89,8 @@ class FundingSimulator:
     and ``warned`` (those already logged), ``index`` (ticker -> the market's funding index, ppm
     of quote quantums per base quantum, 0 at the start of the run; only differences matter)
     and ``carry`` (subaccount number -> ``(settlement ppm not yet booked, in [0, 1e6), the
-    subaccount's fill count when it was kept)``).
+    subaccount's fill count when it was kept)``); ``truncated``, ``clamped`` and ``unclamped``
+    (markets whose rate truncation, prediction clamp or missing clamp was already logged).
     """
 
     def __init__(
@@ -112,6 +117,8 @@ class FundingSimulator:
         self.index: dict[str, int] = {}
         self.carry: dict[int, tuple[int, int]] = {}
         self.truncated: set[str] = set()
+        self.clamped: set[str] = set()
+        self.unclamped: set[str] = set()
 
     def record_rate(self, event: FundingRate) -> None:
         """Remember a settled rate by its hour (the market state's ``last_funding`` may already be
@@ -202,6 +209,29 @@ class FundingSimulator:
             )
         return ppm
 
+    def predicted_ppm(self, ticker: str, rate_1h: Decimal, market: Any) -> int:
+        """The chain's rate for an hour settled on the running prediction (the indexer's
+        ``nextFundingRate``): truncated, plus the market's default, clamped by its tier
+        (:func:`perpbot.core.margin.project_next_funding_rate`); logged once per market when the
+        clamp binds. Margin fractions finer than a ppm (not a dYdX tier) cannot give the tier's
+        clamp: then only the truncation applies, logged once."""
+        try:
+            p = project_next_funding_rate(
+                rate_1h, market.default_funding_rate_1h, market.initial_margin_fraction, market.maintenance_margin_fraction
+            )
+        except ValueError as e:
+            if ticker not in self.unclamped:
+                self.unclamped.add(ticker)
+                logger.warning(f"paper: {ticker}: no funding clamp for the predicted rate ({e}); truncation only")
+            return self.chain_rate_ppm(ticker, rate_1h)
+        if p.clamped and ticker not in self.clamped:
+            self.clamped.add(ticker)
+            logger.info(
+                f"paper: {ticker} predicted funding {rate_1h}/h is beyond the tier's clamp; settled at the chain's "
+                f"bound {p.rate_8h_ppm} ppm per 8 h ({p.rate_1h}/h; further cases not logged)"
+            )
+        return p.rate_8h_ppm
+
     def settle(self, hour_ns: int, snap: list, ts: int) -> None:
         """Pay the hour ``hour_ns`` for the snapshot ``snap`` at event time ``ts`` (ns) through the
         funding index: book each payment, emit it, then force a liquidation check (or sweep a
@@ -246,9 +276,9 @@ class FundingSimulator:
         if market is None:
             self._warn_missing(t, "no market parameters (atomic resolution)")
             return None
-        rate, oracle, _ = r
+        rate, oracle, source = r
         price = oracle if oracle is not None else mark
-        ppm = self.chain_rate_ppm(t, rate)
+        ppm = self.predicted_ppm(t, rate, market) if source == "predicted" else self.chain_rate_ppm(t, rate)
         delta = funding_index_delta_at_price(ppm, HOUR_S, market.atomic_resolution, price)
         self.index[t] = self.index.get(t, 0) + delta
         return delta, market.atomic_resolution, price, funding_rate_1h_from_ppm(ppm)

@@ -37,6 +37,7 @@ from perpbot.core.margin import (
     median_ppm,
     predict_funding_rate,
     premium_sample_ppm,
+    project_next_funding_rate,
 )
 from tests.shared_data import absent_reason, shared_data_dir
 
@@ -225,6 +226,19 @@ def test_indexer_next_funding_rate_is_the_unpadded_mean_plus_default():
     assert predict_funding_rate([6_000_000] * 10, 0, 200_000, 500_000).rate_1h == D("0.075")
 
 
+def test_projecting_the_indexer_prediction_to_the_chain_rate():
+    # 41 samples summing 11,461 ppm (default 0): mean 279.53 -> 279 ppm at the tick
+    p = project_next_funding_rate(D("0.00003494207317073171"), D(0), D("0.05"), D("0.03"))
+    assert (p.premium_ppm, p.rate_8h_ppm, p.clamped, p.rate_1h) == (279, 279, False, D("0.000034875"))
+    # with a default of 100 ppm (0.0000125/h) the premium part is what is truncated
+    p = project_next_funding_rate(D("0.00004744207317073171"), D("0.0000125"), D("0.05"), D("0.03"))
+    assert (p.premium_ppm, p.rate_8h_ppm) == (279, 379)
+    # negative means truncate toward zero; a thin market is clamped (IMF 0.2, MMF 0.1: 600,000 ppm)
+    assert project_next_funding_rate(D("-0.0000123"), D(0), D("0.05"), D("0.03")).rate_8h_ppm == -98
+    wild = project_next_funding_rate(D("-0.9"), D(0), D("0.2"), D("0.1"))
+    assert wild.clamped and wild.rate_8h_ppm == -600_000 and wild.rate_1h == D("-0.075")
+
+
 def implied_samples(rate: D, default_1h: D, max_n: int = SAMPLES_PER_TICK) -> dict[int, int]:
     """Every ``n <= max_n`` with an integer ppm sum ``S`` that the indexer turns into exactly ``rate``."""
     out = {}
@@ -314,6 +328,8 @@ def test_recorded_next_funding_rates_are_the_indexer_formula_and_predict_the_cha
             clamp = funding_clamp_ppm_from_fractions(D(m["initialMarginFraction"]), D(m["maintenanceMarginFraction"]))
             chain = clamp_funding_rate_ppm(int(D(total) / n), funding_ppm_8h_from_rate_1h(default), clamp)
             chain_1h = funding_rate_1h_from_ppm(chain)
+            projected = project_next_funding_rate(rate, default, D(m["initialMarginFraction"]), D(m["maintenanceMarginFraction"]))
+            assert (projected.rate_8h_ppm, projected.rate_1h) == (chain, chain_1h)
             if abs(total / D(n)) + abs(funding_ppm_8h_from_rate_1h(default)) > clamp:
                 clamped += 1
                 assert abs(chain) == clamp and abs(rate) > abs(chain_1h)

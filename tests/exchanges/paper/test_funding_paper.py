@@ -135,3 +135,32 @@ def test_index_and_carry_survive_export_and_import():
     resumed.book(bids=[("64999", "100")], asks=[("65001", "100")])
     _settle_hour(resumed, H + HOUR, "0.0000125")
     assert resumed.funding_payments[-1].amount == D("0.000010")  # the carried 0.963 qq counted
+
+
+def test_an_hour_settled_on_the_prediction_gets_the_chain_clamp():
+    # a thin market (IMF 20%, MMF 10%: clamp 600,000 ppm per 8 h = 0.075/h) whose running
+    # prediction (the indexer's unclamped nextFundingRate) is 0.73/h at the hour
+    thin = {"BTC-USD": make_market("BTC-USD", initial_margin_fraction="0.2", maintenance_margin_fraction="0.1")}
+    hh = Harness({"collateral": "100000"}, markets=thin, start_ns=T0 - T0 % HOUR + 1000)
+    hh.oracle("100")
+    _open(hh, "buy", "1", price="100")
+    hh.funding("0.73255813953488372093", settled=False)
+    H = _at_hour(hh.now)
+    hh.oracle("100", ts=H + 10**9)
+    hh.oracle("100", ts=H + 70 * 10**9)
+    [p] = hh.funding_payments
+    # index delta trunc(600,000 * 100 * 1e-4 / 8) = 750 -> 1 BTC (1e10 quantums) pays 7.5 USDC
+    assert p.rate_1h == D("0.075") and p.amount == D("-7.5")
+    assert hh.ex.funding.clamped == {"BTC-USD"}
+    # a modest prediction is only truncated: -0.0000123/h -> -98 ppm
+    hh2 = Harness({"collateral": "100000"}, start_ns=T0 - T0 % HOUR + 1000)
+    hh2.oracle("65000")
+    _open(hh2, "buy", "1")
+    hh2.funding("-0.0000123", settled=False)
+    H2 = _at_hour(hh2.now)
+    hh2.oracle("65000", ts=H2 + 10**9)
+    hh2.oracle("65000", ts=H2 + 70 * 10**9)
+    [p2] = hh2.funding_payments
+    # delta trunc(-98 * 65000 * 1e-4 / 8) = trunc(-79.625) = -79 -> the long receives 0.79
+    assert p2.rate_1h == D("-0.00001225") and p2.amount == D("0.79")
+    assert not hh2.ex.funding.clamped
