@@ -28,9 +28,10 @@ from perpbot.core.logs import redact
 MAX_TEXT = 200
 NS = 1_000_000_000
 
-#: alert kind -> what a digest calls them
-KIND_NAMES = {"fill": "fills", "risk": "risk actions", "halt": "halts", "feed": "feed alerts",
-              "daily": "daily summaries", "stop": "stop summaries", "start": "start notices"}
+#: alert kind -> what a digest calls one of them, and several
+KIND_NAMES = {"fill": ("fill", "fills"), "risk": ("risk action", "risk actions"), "halt": ("halt", "halts"),
+              "feed": ("feed alert", "feed alerts"), "daily": ("daily summary", "daily summaries"),
+              "stop": ("stop summary", "stop summaries"), "start": ("start notice", "start notices")}
 
 
 @attrs.frozen
@@ -221,7 +222,7 @@ def start_alert(head: RunHeader, *, tickers: Iterable[str], equity: Decimal, ser
 def digest_alert(head: RunHeader, kind: str, count: int, first_ns: int, lines: Iterable[str], now_ns: int) -> Alert:
     """ONE message for ``count`` alerts of ``kind`` the rate limit held back (the last few shown)."""
     shown = list(lines)
-    name = KIND_NAMES.get(kind, kind)
+    name = KIND_NAMES.get(kind, (kind, kind))[count != 1]
     more = f" (last {len(shown)} shown)" if count > len(shown) else ""
     body = "\n".join([f"{count} {name} held back by the rate limit since {utc(first_ns)} (not sent one by one){more}:",
                       *(f"- {x}" for x in shown), head.line()])
