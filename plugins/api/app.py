@@ -15,7 +15,7 @@ folder, no build step). Under ``/api``:
   (``api <client address>``). 200 once applied, 202 when still queued after a few seconds.
 
 Every error is a JSON ``{"error": "one line"}``: 401 without the right token, 404 unknown
-path, 405 wrong method, 409 nothing to control (a journal, or the bot stopped), 422 a bad
+path, 405 wrong method, 400 a body that is not JSON, 409 nothing to control (a journal, or the bot stopped), 422 a bad
 parameter or body (naming it, its value and what is allowed). The OpenAPI schema is
 ``/openapi.json`` (checked by schemathesis property tests). Bound beyond loopback, the read
 endpoints need the token too. Imports FastAPI (the ``api`` extra) and :mod:`perpbot.core`.
@@ -95,7 +95,9 @@ def create_app(source: Any, *, token: str | None, control: Any = None, hub: Any 
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
-        text = {404: "no such endpoint (see /openapi.json)", 405: "method not allowed here"}.get(exc.status_code, str(exc.detail))
+        text = {404: "no such endpoint (see /openapi.json)", 405: "method not allowed here",
+                400: f"unreadable request body: {exc.detail} (send JSON like {{\"reason\": \"...\"}})"}.get(
+            exc.status_code, str(exc.detail))
         return JSONResponse({"error": text}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -217,7 +219,7 @@ def create_app(source: Any, *, token: str | None, control: Any = None, hub: Any 
             hub.publish("control", result)
         return result
 
-    control_doc = dict(response_model=m.ControlResult, responses={202: {"model": m.ControlResult}, **_errors(401, 409, 422, 502)})
+    control_doc = dict(response_model=m.ControlResult, responses={202: {"model": m.ControlResult}, **_errors(400, 401, 409, 422, 502)})
 
     @app.post("/api/control/pause", **control_doc)
     async def pause(request: Request, body: Optional[m.ControlBody] = None) -> Any:
