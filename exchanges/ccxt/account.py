@@ -141,6 +141,7 @@ class AccountSync:
             self.fill_ids.add(tid)
             return
         self.fill_ids.add(tid)
+        self.unknown.pop(cid, None)  # a fill proves the order reached the venue
         fill = fill_of(t, vm.ticker, cid, vm.contract_size)
         info = self.orders.get(cid)
         if info is not None:
@@ -220,10 +221,17 @@ class AccountSync:
                 if cid is not None:
                     open_now[cid] = o
                     self.on_order(o)
+        import ccxt
+
         for cid, info in list(self.orders.items()):  # closed since: learn their end state
             if cid not in open_now and cid not in self.unknown:
                 vm = self.table.get(info.ticker)
-                self.on_order(await c.fetch_order(None, vm.symbol, {"clientOrderId": client_order_id(cid, self.ccxt_id)}))
+                try:
+                    o = await c.fetch_order(None, vm.symbol, {"clientOrderId": client_order_id(cid, self.ccxt_id)})
+                except ccxt.OrderNotFound:  # not (or not yet) at the venue: resolved like a lost reply
+                    self.mark_unknown(cid, "not found at the venue")
+                    continue
+                self.on_order(o)
         await self._resolve_unknown()
         for sym in sorted(symbols):
             for t in await c.fetch_my_trades(sym, since):

@@ -224,10 +224,12 @@ class CcxtExchange(BaseExchangeClient):
             slip = order.slippage if order.slippage is not None else D("0.05")
             price = m.round_price_aggressive(ref * (1 + slip if order.side is Side.BUY else 1 - slip), order.side)
         if size < vm.min_qty or size <= 0:
-            return self._reject(order, f"size {order.size} rounds to {size}, below the minimum {vm.min_qty} of {order.ticker}")
+            return self._reject(order, f"size {_txt(order.size)} rounds to {_txt(size)}, below the minimum "
+                                       f"{_txt(vm.min_qty)} of {order.ticker}")
         ref_price = price or self.context.view.mark(order.ticker)
         if vm.min_notional and not order.reduce_only and ref_price is not None and size * ref_price < vm.min_notional:
-            return self._reject(order, f"notional {size * ref_price} below the minimum {vm.min_notional} of {order.ticker}")
+            return self._reject(order, f"notional {_txt(size * ref_price)} below the minimum {_txt(vm.min_notional)} "
+                                       f"of {order.ticker}")
         req = attrs_evolve(order, size=size, price=price)
         typ, price_text, params = order_params(req, self.ccxt_id)
         info = OrderInfo(order.client_id, order.ticker, order.side, size, price, OrderStatus.PENDING, order.order_type,
@@ -390,6 +392,11 @@ class CcxtExchange(BaseExchangeClient):
         cfg = {k: v for k, v in self.config.items() if k in ("collateral", "latency_ms", "queue_position", "max_slippage")}
         cfg.update(maker_fee=str(self.profile.maker_fee), taker_fee=str(self.profile.taker_fee))
         return PaperExchange(cfg, self.context)
+
+
+def _txt(x: Decimal) -> str:
+    """A Decimal for a message: plain notation, no trailing zeros."""
+    return format(x.normalize(), "f")
 
 
 def attrs_evolve(obj: Any, **kw: Any) -> Any:

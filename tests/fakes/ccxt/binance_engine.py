@@ -76,6 +76,8 @@ class Engine:
         self.funding_rate = {s: D("0.0001") for s in self.symbols}
         self.funding_interval_h = funding_interval_h
         self.listen_keys: set = set()
+        #: the parameters of every New Order request, as received (strings)
+        self.order_requests: list[dict] = []
         self.signed_requests = 0
         self._ids = itertools.count(4000000001)
         self._trade_ids = itertools.count(7000001)
@@ -133,6 +135,17 @@ class Engine:
             "a": [[fmt(D(str(p))), fmt(D(str(q)))] for p, q in (asks or {}).items()],
         })
         self._fill_resting(s)
+
+    def break_sequence(self, s: str) -> None:
+        """Push a ``depthUpdate`` whose ``pu`` is not the previous ``u`` (a lost message): a client
+        following Binance's rules must drop its book and resync from a REST snapshot."""
+        first = self.update_id + 5
+        self.update_id += 10
+        self.last_u[s] = self.update_id
+        bid, _ = self.best(s)
+        self.push_market(f"{s.lower()}@depth", {
+            "e": "depthUpdate", "E": now_ms(), "T": now_ms(), "s": s, "U": first, "u": self.update_id,
+            "pu": first - 3, "b": [[fmt(bid), fmt(self.books[s]["bids"][bid])]], "a": []})
 
     def move(self, s: str, mid: str, levels: int = 20) -> None:
         """Re-centre the book at ``mid`` (one depth diff deleting the old levels and adding new ones)."""
@@ -193,6 +206,7 @@ class Engine:
     def r_new_order(self, q: dict) -> dict:
         """POST /fapi/v1/order (New Order): LIMIT (GTC, IOC, FOK, GTX = post-only) and MARKET, reduceOnly,
         newClientOrderId. The reply is the ACK shape (status NEW); fills follow on the user stream."""
+        self.order_requests.append(dict(q))
         s = self._symbol(q)
         info = self.symbols[s]
         side, typ = q.get("side"), q.get("type")
