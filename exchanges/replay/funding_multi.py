@@ -98,7 +98,7 @@ class FundingMultiParams:
     coins: tuple[str, ...] = param((), "coins to load (default: every coin of the file)")
     bar_minutes: int = param(60, "merged-bars CSV: aggregate to bars of this many minutes", in_range(1))
     start: str = param("", "first UTC time to replay (ISO date or datetime; default: the data's start)")
-    end: str = param("", "replay before this UTC time (default: the data's end)")
+    end: str = param("", "replay before this UTC time (default: where the first (venue, coin) funding series ends)")
     files: tuple[str, ...] = param((), "alias of prices (the CLI's --data)")
     funding_files: tuple[str, ...] = param((), "alias of funding_file (the CLI's --funding)")
     speed: Decimal = param(D(0), "accepted for CLI compatibility; this replay always runs as fast as possible")
@@ -286,6 +286,10 @@ class FundingMultiFeed(BaseFeed):
             if absent:
                 raise ConfigError(f"feed funding_multi: coin {absent[0]!r} has no funding rows in {self.funding_path} (found: {', '.join(listed) or 'none'})")
             listed = sorted(coins)
+        if self.end_ns is None and funding:
+            # by default stop where the first venue's data ends (funding after it would be paid on one leg only)
+            self.end_ns = min(rows[-1][0] + rows[-1][2] * 3600 * NS for rows in funding.values() if rows)
+            funding = {k: [r for r in rows if r[0] < self.end_ns] for k, rows in funding.items()}
         self._funding = {k: rows for k, rows in funding.items() if k[1] in listed}
         both = [c for c in listed if (self.primary, c) in self._funding and (self.hedge, c) in self._funding]
         if self.prices_path.is_dir():

@@ -1,15 +1,21 @@
 """The funding-rate arbitrage strategy plugin, and its two-venue replay feed.
 
-Delta-neutral across two venues: long the perpetual whose funding is cheaper, short the
-one whose funding is richer, equal notional; enter when the expected funding edge over
-the holding horizon beats fees, slippage (both legs, in and out) and a safety margin;
-exit when the spread closes or flips or after a maximum holding time; rebalance when the
-legs drift apart. Formulas: :mod:`perpbot.strategies.funding_arb.strategy`.
+Delta-neutral across two venues, over every coin listed on both: long the perpetual whose
+funding is cheaper, short the one whose funding is richer, equal notional. Each coin's
+expected net carry over the holding horizon (the per-hour funding spread, each venue's rate
+divided by its own interval, minus maker/taker fees on both legs in and out, minus the
+slippage of the intended size walked through the live books, plus the basis between the
+legs) ranks the coins; the best ``max_pairs`` with a positive net carry are entered within
+the risk limits. Both legs or neither: a failed or partly filled second leg is completed
+or the first unwound within a stated bound. Exit when the spread reverses or decays
+(hysteresis), or after a maximum holding time; rebalance when the legs drift apart. PnL is
+split per leg and per coin into funding, fees and price. Formulas:
+:mod:`perpbot.strategies.funding_arb.strategy`.
 
-The legs are ``BTC-USD`` (primary venue) and ``binance:BTC-USD`` (the qualified-ticker
-convention; the bot routes each order to its venue). Replay it on the embedded real
-sample (dYdX v3 hourly vs Binance 8-hourly funding, Binance spot/perp prices, 2023 Q4)
-with the ``funding_replay`` feed (:mod:`perpbot.strategies.funding_arb.feed`), two paper venues::
+Legs: ``BTC-USD`` (primary venue) and ``binance:BTC-USD`` (the qualified-ticker
+convention; the bot routes each order to its venue). A single coin replays on the embedded
+real sample (dYdX v3 hourly vs Binance 8-hourly funding, Binance prices, 2023 Q4) with the
+``funding_replay`` feed (:mod:`perpbot.strategies.funding_arb.feed`) and two paper venues::
 
     # perpbot.toml
     [bot]
@@ -26,17 +32,24 @@ with the ``funding_replay`` feed (:mod:`perpbot.strategies.funding_arb.feed`), t
     notional_usd = "5000"
     horizon_h = "168"
 
-The end-of-run summary prints funding collected per leg, fees per leg, price PnL and the net.
+Many coins (Hyperliquid 1 h vs Binance 8 h, 7 coins, 2023-05 to 2026-03) replay with the
+``funding_multi`` feed of :mod:`perpbot.exchanges.replay.funding_multi`:
+``examples/configs/funding-arb-multi.toml``. The end-of-run summary prints funding, fees
+and price PnL per leg, per coin and in total.
 
 What lives here (one concern per module):
 
 - ``params``: :class:`FundingArbParams`, the execution mode and the order tags;
-- ``carry``: expected per-hour funding per leg (rate EMAs), costs per fill and the entry edge;
+- ``carry``: expected per-hour funding per leg (rate EMAs), fees, book slippage, basis and
+  the expected net carry;
+- ``pair``: one coin's legs (:class:`~perpbot.strategies.funding_arb.pair.Pair`: its decision
+  step and state) and the discovery of the coins listed on both venues;
 - ``legs``: leg management (entering both legs, exit, rebalance, completing a half-filled
   pair at market) and the pair's state;
-- ``pnl``: the PnL split per leg (funding, fees, price PnL) and the totals;
-- ``strategy``: :class:`FundingArb` (leg resolution, the decision cycle, persistence; it
-  re-exports the names that lived there before the split);
+- ``legging``: both legs or neither after an entry (complete or unwind);
+- ``pnl``: the PnL split per leg and per coin (funding, fees, price PnL) and the totals;
+- ``strategy``: :class:`FundingArb` (the pairs, the ranking, merging the pairs' orders,
+  persistence; it re-exports the names that lived there before the split);
 - ``feed``: the ``funding_replay`` feed (:class:`FundingReplayFeed`).
 
 What it may import: the public API (``perpbot``; ``perpbot.core`` only for what the public

@@ -74,6 +74,7 @@ class LeggingGuard:
             order = self._complete(md, lag, pp if lag == self.primary else ph, sp if lag == self.primary else sh, max(np_, nh))
             if order is not None:
                 pos.leg_attempts += 1
+                pos.hedge_completions += 1
                 reason = (f"second leg short after the entry: {state}; {why}; completing {lag} at market: {order.side.value} "
                           f"{order.size} (attempt {pos.leg_attempts} of {p.leg_retries})")
                 pos.leg_log.append(reason)

@@ -3,7 +3,10 @@
 Kept apart from the decision logic so every parameter (name, default, help text,
 validator, command-line flag) is declared in one place. Units: rates, fees, slippage and
 margins are fractions (0.0005 = 5 bp; a funding rate per hour unless named otherwise);
-``notional_usd`` USD per leg; ``*_h`` hours; ``requote_s`` seconds (market time).
+``notional_usd`` and ``max_gross_usd`` USD; ``*_h`` hours; ``requote_s`` seconds (market
+time). Risk limits of the multi-coin scan: ``max_pairs`` pairs at once and ``max_gross_usd``
+of both legs' notionals over all pairs; the legging bound: ``leg_retries`` completion orders
+within ``leg_timeout_h`` hours, else the first leg is unwound.
 
 Source of the strategy: seed 001 (``/work/shared/seeds/001_*.txt``, week 5 "Funding
 rate arbitrage strategies", week 11 "Cross-market funding rate arbitrage"); default fees

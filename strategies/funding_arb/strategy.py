@@ -160,7 +160,7 @@ class FundingArb(BaseStrategy):
     entry_orders = _pos_attr("entry_orders", "entry attempts (pairs of orders sent)")
     exits = _pos_attr("exits", "exit decisions (unwinds included)")
     rebalances = _pos_attr("rebalances", "rebalance orders sent")
-    hedge_completions = _pos_attr("hedge_completions", "half-filled pairs completed at market")
+    hedge_completions = _pos_attr("hedge_completions", "half-filled pairs completed at market (resting or failed second legs)")
     unwinds = _pos_attr("unwinds", "entries unwound because the second leg could not be completed")
     max_drift = _pos_attr("max_drift", "largest |N_p - N_h| / N left after a decision with both legs on (fraction)")
     last_reason = _pos_attr("last_reason", "the last entry or exit reason")
