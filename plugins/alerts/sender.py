@@ -105,17 +105,15 @@ class ServiceWorker:
             send = None
             setup_error = f"{type(exc).__name__}: {self.scrub.clean(exc)}"
         while True:
-            try:
-                alert = self.queue.get(timeout=0.05)
-            except queue.Empty:
-                if self._finish.is_set():
-                    return
-                continue
-            if send is None:
-                self.failed += 1
-                logger.error(f"alert {alert.kind} to {self.service.label} not sent: {setup_error}")
-                continue
-            self._deliver(send, alert)
+            alert = self.queue.get()
+            if alert is not None:
+                if send is None:
+                    self.failed += 1
+                    logger.error(f"alert {alert.kind} to {self.service.label} not sent: {setup_error}")
+                else:
+                    self._deliver(send, alert)
+            if self._finish.is_set() and self.queue.empty():
+                return
 
     def _deliver(self, send: Callable, alert: Alert) -> None:
         why = ""
@@ -135,8 +133,14 @@ class ServiceWorker:
                      f"given up: {self.scrub.clean(why)} (title: {alert.title[:80]})")
 
     def finish(self) -> None:
-        """Ask the thread to stop once its queue is empty (returns at once)."""
+        """Ask the thread to stop once its queue is empty (returns at once). A ``None`` wakes a
+        thread waiting on an empty queue; with a full queue the thread sees the request after
+        its next alert."""
         self._finish.set()
+        try:
+            self.queue.put_nowait(None)
+        except queue.Full:
+            pass
 
     def join(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for the thread (blocking: call it off the event loop);

@@ -294,11 +294,12 @@ def load_settings(config: Any) -> AlertSettings:
     params = parse_params(AlertParams, table, "alerts")
     if url_file:
         urls += read_url_file(Path(url_file).expanduser())
+    if not urls:
+        return AlertSettings(params)  # no service: the plugin stays idle, apprise is not imported
     services: list[AlertService] = []
-    if urls:
-        schemes = supported_schemes()
-        for url, where in urls:
-            for part in url_secrets(url):
-                register_secret(part)  # an accidental log line shows *** instead
-            services.append(check_url(url, where, schemes))
+    schemes = supported_schemes()
+    for url, where in urls:
+        for part in url_secrets(url):
+            register_secret(part)  # an accidental log line shows *** instead
+        services.append(check_url(url, where, schemes))
     return AlertSettings(params, tuple(services), collect_secrets(config, services))

@@ -320,7 +320,7 @@ def test_sending_never_blocks_the_caller_and_a_full_queue_says_so():
 
     def blocking_sender(service):
         def send(alert):
-            release.wait(30)  # a service that hangs
+            release.wait(10)  # a service that hangs (until the test lets it go)
             seen.append(alert.title)
             return True, ""
         return send
@@ -337,3 +337,28 @@ def test_sending_never_blocks_the_caller_and_a_full_queue_says_so():
     release.set()
     d.close(20)
     assert seen == ["title 0", "title 1", "title 2"]
+
+
+def test_without_a_url_the_plugin_stays_idle():
+    s = load_settings(BotConfig(alerts={"feed_down_s": "30"}))
+    assert s.services == () and s.params.feed_down_s == D(30)
+
+
+def test_the_demo_receiver_prints_what_apprise_posts_and_refuses_a_busy_port(capsys):
+    from perpbot.plugins.alerts.receiver import handler, main
+    from perpbot.plugins.alerts.sender import apprise_sender
+
+    out: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(out.append))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        send = apprise_sender(AlertService(f"json://127.0.0.1:{port}/alerts"))
+        assert send(msg.Alert("risk", "warning", "perpbot risk: REJECT", "REJECT ETH-USD: why", "x")) == (True, "")
+        assert main([f"127.0.0.1:{port}"]) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out == ["--- /alerts\n[warning] perpbot risk: REJECT\nREJECT ETH-USD: why\n"]
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
