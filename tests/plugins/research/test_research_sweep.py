@@ -43,6 +43,12 @@ def test_three_cells_equal_backtest_json_and_failed_cell_is_reported(cli, ray_se
     assert "html: " in stdout and (_sweep_dir(out) / "report.html").is_file()
     table = list(csv.DictReader(open(_sweep_dir(out) / "results.csv")))
     assert len(table) == 4 and sum(r["status"] == "error" for r in table) == 2
+    import pyarrow.parquet as pq
+
+    parquet = pq.read_table(_sweep_dir(out) / "results.parquet").to_pylist()
+    assert [r["final_equity"] for r in parquet] == [r["final_equity"] or None for r in table]  # exact strings
+    page = (_sweep_dir(out) / "report.html").read_text()
+    assert page.count("<svg") == 2 and "<script" not in page and "src=" not in page  # self-contained, inline SVG
     ok = [k for k in rows if k not in failed]
     assert len(ok) == 2
     # each finished cell equals `backtest --json` run alone with its parameters
