@@ -30,6 +30,10 @@ margin_mode                "cross"      default for orders: cross or isolated (a
 funding_grace_s            60           a top-of-hour payment is settled at the first event this
                                         many seconds after the hour, so a settled rate published
                                         just after the hour is used
+funding_settlement         "chain"      "chain": through dYdX's funding index with the chain's
+                                        integer truncations (1 BTC, 65,000, 100 ppm/8 h pays
+                                        0.81); "notional": -size * price * rate_1h, floored per
+                                        subaccount to 1e-6 USD (for another venue's rules)
 max_liquidation_fee_ppm    15000        chain genesis default (1.5%)
 fills_kept                 100000       fills remembered for ``get_fills_since``
 =========================  ===========  =====================================================
@@ -89,12 +93,14 @@ KNOWN_KEYS = frozenset(
         "max_slippage",
         "margin_mode",
         "funding_grace_s",
+        "funding_settlement",
         "max_liquidation_fee_ppm",
         "fills_kept",
     }
 )
 
 BAR_FILL_MODELS = ("conservative",)
+FUNDING_SETTLEMENTS = ("chain", "notional")
 
 
 def _dec(key: str, value: Any) -> Decimal:
@@ -168,6 +174,7 @@ class PaperConfig:
     max_slippage: Decimal = D("0.05")
     margin_mode: MarginMode = MarginMode.CROSS
     funding_grace_s: int = 60
+    funding_settlement: str = "chain"
     max_liquidation_fee_ppm: int = 15_000
     fills_kept: int = 100_000
     unknown_keys: tuple = ()
@@ -231,6 +238,14 @@ class PaperConfig:
             kw["funding_grace_s"] = _int("funding_grace_s", cfg["funding_grace_s"], 0)
             if kw["funding_grace_s"] >= 3600:
                 raise ConfigError(f"exchange.paper: funding_grace_s = {cfg['funding_grace_s']!r}: must be < 3600")
+        if "funding_settlement" in cfg:
+            m = str(cfg["funding_settlement"]).strip().lower()
+            if m not in FUNDING_SETTLEMENTS:
+                raise ConfigError(
+                    f"exchange.paper: funding_settlement = {cfg['funding_settlement']!r}: expected one of "
+                    f"{', '.join(FUNDING_SETTLEMENTS)}"
+                )
+            kw["funding_settlement"] = m
         if "max_liquidation_fee_ppm" in cfg:
             kw["max_liquidation_fee_ppm"] = _int("max_liquidation_fee_ppm", cfg["max_liquidation_fee_ppm"], 0)
             if kw["max_liquidation_fee_ppm"] > 1_000_000:

@@ -133,7 +133,10 @@ class PaperExchange(BaseExchangeClient):
         )
         self.matcher = self.flow.matcher
         self.liquidator = Liquidator(self.accounts, self.view, self.cfg.max_liquidation_fee_ppm, emit, self.venue)
-        self.funding = FundingSimulator(self.accounts, self.view, self.liquidator, self.cfg.funding_grace_s, emit, self.venue)
+        self.funding = FundingSimulator(
+            self.accounts, self.view, self.liquidator, self.cfg.funding_grace_s, emit, self.venue,
+            settlement=self.cfg.funding_settlement,
+        )
         self._next_work_ns = 0
         self._ledger = PaperLedger(lambda: self.accounts)
 

@@ -33,6 +33,11 @@ would have dropped it: the booked total then equals the chain's at every fill. (
 between a parent and its isolated children also settle on the chain; they do not reset the
 carry here: a difference below one quote quantum.)
 
+With ``funding_settlement = "notional"`` (a paper venue simulating another exchange's rules, e.g.
+Binance or Hyperliquid) the payment is ``-size * oracle * rate_1h`` with the rate as given
+(:func:`perpbot.core.margin.funding_payment`), the subaccount's sum floored once to 1e-6 USD,
+no index and no carry.
+
 For 1 BTC long at 65,000 and 100 ppm per 8 h the index moves by 81 (not 81.25) and the long
 pays 0.81 USDC, where ``-size * price * rate_1h`` would give 0.8125.
 
@@ -45,7 +50,7 @@ sum adds on top go to its first positions).
 from __future__ import annotations
 
 from collections import deque
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Callable
 
 from loguru import logger
@@ -54,6 +59,7 @@ from perpbot.core.exchange import MarketView
 from perpbot.core.margin import (
     ONE_MILLION,
     funding_index_delta_at_price,
+    funding_payment,
     funding_ppm_8h_from_rate_1h,
     funding_rate_1h_from_ppm,
     project_next_funding_rate,
@@ -61,6 +67,7 @@ from perpbot.core.margin import (
     size_to_quantums,
 )
 from perpbot.core.model import FundingPayment, FundingRate
+from perpbot.exchanges.paper.fees import QUOTE_QUANTUM
 from perpbot.exchanges.paper.liquidation import Liquidator
 from perpbot.exchanges.paper.subaccounts import Accounts
 
@@ -80,6 +87,8 @@ class FundingSimulator:
     :param grace_s: seconds after the hour at which the hour is settled (``funding_grace_s``).
     :param emit: hands each :class:`~perpbot.core.model.FundingPayment` to the bot.
     :param venue: the venue name put on payments.
+    :param settlement: ``"chain"`` (dYdX funding index, default) or ``"notional"``.
+    :raises ValueError: for another ``settlement``.
 
     Attributes: ``next_hour_ns`` (the next hour boundary, ns; 0 before the first event),
     ``due`` (``[hour_ns, settle_at_ns, [(subaccount, ticker, size, mark USD)]]`` snapshots
@@ -101,7 +110,11 @@ class FundingSimulator:
         grace_s: int,
         emit: Callable[[Any], None],
         venue: str,
+        settlement: str = "chain",
     ):
+        if settlement not in ("chain", "notional"):
+            raise ValueError(f"settlement must be 'chain' or 'notional', got {settlement!r}")
+        self.settlement = settlement
         self.accounts = accounts
         self.view = view
         self.liquidator = liquidator
@@ -245,13 +258,20 @@ class FundingSimulator:
             if tick is None:
                 continue
             delta, ar, price, rate = tick
-            q = size_to_quantums(size, ar)
-            by_sub.setdefault(number, []).append((t, size, price, rate, settle_funding_ppm(q, delta)))
+            if delta is None:  # notional settlement
+                value: Any = funding_payment(size, price, rate)
+            else:
+                value = settle_funding_ppm(size_to_quantums(size, ar), delta)
+            by_sub.setdefault(number, []).append((t, size, price, rate, value))
         for number, items in by_sub.items():
             sub = self.accounts.subs.get(number)
             if sub is None:
                 continue
-            amounts = self._split(number, sub.portfolio.fills, [x[4] for x in items])
+            values = [x[4] for x in items]
+            if self.settlement == "notional":
+                amounts = _split_notional(values)
+            else:
+                amounts = self._split(number, sub.portfolio.fills, values)
             for (t, size, price, rate, _), amount in zip(items, amounts):
                 pay = FundingPayment(
                     ticker=t, ts_ns=hour_ns, size=size, oracle_price=price, rate_1h=rate, amount=amount, venue=self.venue
@@ -265,13 +285,16 @@ class FundingSimulator:
             else:
                 self.accounts.sweep(sub)
 
-    def _tick(self, t: str, hour_ns: int, mark: Decimal) -> tuple[int, int, Decimal, Decimal] | None:
+    def _tick(self, t: str, hour_ns: int, mark: Decimal) -> tuple[int | None, int, Decimal, Decimal] | None:
         """Move ``t``'s funding index for the hour: ``(delta, atomic_resolution, oracle USD, rate
-        applied per hour)``, or None (logged, listed in :attr:`missing`) without a rate or market."""
+        applied per hour)``, or None (logged, listed in :attr:`missing`) without a rate or market.
+        With ``notional`` settlement: ``(None, 0, oracle USD, the rate as given)``."""
         r = self.rate_for(t, hour_ns)
         if r is None:
             self._warn_missing(t, "no funding rate (the data has no funding for it)")
             return None
+        if self.settlement == "notional":
+            return None, 0, (r[1] if r[1] is not None else mark), r[0]
         market = self.view.market(t)
         if market is None:
             self._warn_missing(t, "no market parameters (atomic resolution)")
@@ -300,3 +323,14 @@ class FundingSimulator:
         for i in range(extra):
             amounts[i] += 1
         return [Decimal(a).scaleb(-6) for a in amounts]
+
+
+def _split_notional(values: list[Decimal]) -> list[Decimal]:
+    """``notional`` settlement of one subaccount's exact amounts (USD, + received): the sum floored
+    once to 1e-6 USD, each position floored, the extra quanta to the first positions."""
+    total = sum(values, Decimal(0)).quantize(QUOTE_QUANTUM, rounding=ROUND_FLOOR)
+    amounts = [v.quantize(QUOTE_QUANTUM, rounding=ROUND_FLOOR) for v in values]
+    extra = int((total - sum(amounts, Decimal(0))) / QUOTE_QUANTUM)
+    for i in range(min(extra, len(amounts))):
+        amounts[i] += QUOTE_QUANTUM
+    return amounts

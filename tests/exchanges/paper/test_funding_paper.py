@@ -164,3 +164,28 @@ def test_an_hour_settled_on_the_prediction_gets_the_chain_clamp():
     # delta trunc(-98 * 65000 * 1e-4 / 8) = trunc(-79.625) = -79 -> the long receives 0.79
     assert p2.rate_1h == D("-0.00001225") and p2.amount == D("0.79")
     assert not hh2.ex.funding.clamped
+
+
+def test_notional_settlement_for_another_venues_rules():
+    # [exchange.<venue>] funding_settlement = "notional": -size * price * rate, the subaccount's
+    # sum floored once to 1e-6 USD, the rate as given (no ppm truncation, no index)
+    hh = Harness({"collateral": "100000", "funding_settlement": "notional"}, start_ns=T0 - T0 % HOUR + 1000)
+    hh.oracle("65000")
+    _open(hh, "buy", "1")
+    _settle_hour(hh, _at_hour(hh.now), "0.00001254")
+    [p] = hh.funding_payments
+    assert p.rate_1h == D("0.00001254") and p.amount == D("-0.8151")  # 65,000 x 0.00001254
+    assert hh.ex.funding.index == {} and hh.ex.funding.carry == {}
+    assert hh.ex.account_ledger().funding_net == D("-0.8151")
+
+
+def test_funding_settlement_config_is_checked():
+    import pytest
+
+    from perpbot.core.errors import ConfigError
+    from perpbot.exchanges.paper.config import PaperConfig
+
+    assert PaperConfig.from_mapping({}).funding_settlement == "chain"
+    assert PaperConfig.from_mapping({"funding_settlement": "Notional"}).funding_settlement == "notional"
+    with pytest.raises(ConfigError, match=r"funding_settlement = 'index': expected one of chain, notional"):
+        PaperConfig.from_mapping({"funding_settlement": "index"})
