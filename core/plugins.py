@@ -477,9 +477,11 @@ class PluginManager:
         for name, plugin in self.pm.list_name_plugin():
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             registered = sorted(
-                f"{_LABELS[kind]}:{n}"
+                f"{_LABELS[kind]}:{n}{suffix}"
                 for (kind, n), owner in self.registry.owners.items()
                 if owner == name
+                # a class naming its tested variants (the ccxt plugin's venues) lists each one
+                for suffix in ([""] + [f":{v}" for v in getattr(getattr(self.registry, kind, {}).get(n), "listed_variants", ())])
             )
             rows.append(
                 {

@@ -354,6 +354,8 @@ def _auto_feed(cfg, opts) -> str:
 
     if "dydx" in cfg.exchange:
         return "dydx"
+    if all(cfg.venue_plugin(v) == "ccxt" for v in cfg.exchange):
+        return "dydx"  # never read: ccxt venues bring their own live market data (their venue feed)
     if opts.get("data"):
         return "replay"
     if _online():
@@ -415,7 +417,7 @@ def run_bot(cfg) -> int:
 @app.callback()
 def main_callback(
     ctx: typer.Context,
-    exchange: Annotated[Optional[str], typer.Option("--exchange", "-e", help="Venue(s), comma-separated; first is primary: paper, dydx; VENUE=PLUGIN names a venue run by a plugin (binance=paper).", envvar="PERPBOT_EXCHANGE")] = None,
+    exchange: Annotated[Optional[str], typer.Option("--exchange", "-e", help="Venue(s), comma-separated; first is primary: paper, dydx; VENUE=PLUGIN names a venue run by a plugin (binance=paper); any ccxt venue as VENUE=ccxt:ID (binance=ccxt:binanceusdm, hyperliquid=ccxt:hyperliquid).", envvar="PERPBOT_EXCHANGE")] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="Strategy plugin name: sniper, grid, funding_arb, ...")] = None,
     ticker: Annotated[Optional[str], typer.Option("--ticker", "-t", help="Markets, comma-separated: BTC,ETH (= BTC-USD,ETH-USD).")] = None,
     feed: Annotated[Optional[str], typer.Option(help="Market-data feed: replay (recorded files), dydx (live), auto.")] = None,
