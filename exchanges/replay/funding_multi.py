@@ -96,7 +96,9 @@ class FundingMultiParams:
     primary_venue: str = param("hyperliquid", "the funding file's venue whose rows go to the unqualified (primary) tickers")
     hedge_venue: str = param("binance", "the other venue: its rows go to '<hedge_venue>:COIN-USD'")
     coins: tuple[str, ...] = param((), "coins to load (default: every coin of the file)")
-    bar_minutes: int = param(60, "merged-bars CSV: aggregate to bars of this many minutes", in_range(1))
+    bar_minutes: int = param(5, "merged-bars CSV: aggregate to bars of this many minutes (5: the embedded file's own; "
+                                "coarser bars make the paper venue's bar fills, at the next bar's open with half its range, dearer)",
+                             in_range(1))
     start: str = param("", "first UTC time to replay (ISO date or datetime; default: the data's start)")
     end: str = param("", "replay before this UTC time (default: where the first (venue, coin) funding series ends)")
     files: tuple[str, ...] = param((), "alias of prices (the CLI's --data)")
