@@ -61,6 +61,8 @@ class RunRecorder:
     def sample(self, ts_ns: int, equity: Decimal, *, force: bool = False) -> bool:
         """Keep ``(ts_ns, equity USD)`` unless the last sample is younger than ``sample_s`` of wall
         time (``force``: keep anyway). Returns True when kept."""
+        if ts_ns <= 0:
+            return False  # the clock has not started (a replay before its first event)
         wall = time.monotonic()
         if not force and wall - self._last_sample < self.sample_s:
             return False

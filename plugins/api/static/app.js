@@ -102,17 +102,19 @@ function showChart(points) {
   const W = 800, H = 150, DD_TOP = 158, DD_H = 58;
   const eq = points.map((p) => Number(p.equity));
   const lo = Math.min(...eq), hi = Math.max(...eq);
-  const span = hi - lo || 1;
+  const span = hi - lo || Math.max(Math.abs(hi) * 1e-4, 1e-9);  // a flat line sits in the middle
+  const mid = hi === lo ? 0.5 : 0;
   const t0 = points[0].ts_ns, t1 = points[points.length - 1].ts_ns, tspan = t1 - t0 || 1;
   const x = (t) => ((t - t0) / tspan) * W;
-  const line = points.map((p, i) => (i ? "L" : "M") + x(p.ts_ns).toFixed(1) + "," + (4 + (1 - (Number(p.equity) - lo) / span) * (H - 8)).toFixed(1)).join(" ");
+  const line = points.map((p, i) => (i ? "L" : "M") + x(p.ts_ns).toFixed(1) + "," + (4 + (1 - mid - (Number(p.equity) - lo) / span) * (H - 8)).toFixed(1)).join(" ");
   $("eq-line").setAttribute("d", line);
   const worst = Math.min(...points.map((p) => p.drawdown_frac), -1e-9);
   const dd = points.map((p) => "L" + x(p.ts_ns).toFixed(1) + "," + (DD_TOP + (p.drawdown_frac / worst) * DD_H).toFixed(1)).join(" ");
   $("dd-area").setAttribute("d", "M0," + DD_TOP + " " + dd + " L" + W + "," + DD_TOP + " Z");
   $("chart-hi").textContent = num(hi);
   $("chart-lo").textContent = num(lo);
-  $("chart-dd").textContent = "drawdown, worst " + pct(worst);
+  $("chart-dd").textContent = pct(worst > -1e-9 ? 0 : worst);
+  $("chart-span").textContent = time(t0) + " – " + time(t1);
 }
 
 async function refresh() {
@@ -148,6 +150,8 @@ function logEvent(kind, data) {
   else if (kind === "order_result") text += ` ${data.client_id} ${data.side} ${data.size} ${data.ticker}: ${data.status}`;
   else if (kind === "decisions") text += ` ${data.decisions} (+${data.since_last})`;
   else if (kind === "equity") text += ` ${num(data.equity)}`;
+  else if (kind === "order") text += ` ${data.client_id} ${data.ticker}: ${data.status}` + (data.filled ? ` (filled ${data.filled})` : "");
+  else if (kind === "control") text += ` ${data.action} by ${data.source}: ${data.applied ? "applied" : "queued"}`;
   else text += " " + JSON.stringify(data);
   li.textContent = text;
   const log = $("event-log");
