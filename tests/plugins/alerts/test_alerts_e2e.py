@@ -224,3 +224,19 @@ def test_an_unknown_scheme_is_one_line_before_the_run(tmp_path):
     (line,) = res.stderr.strip().splitlines()
     assert line.startswith("error: alert URL #1: unknown alert scheme 'tgramm' (closest supported: tgram")
     assert "AAHsecret77" not in line and not (tmp_path / "logs").exists()  # refused before the run started
+
+
+def test_a_dead_service_is_logged_and_never_stops_trading(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = runbot(*BASE, "--state-dir", str(tmp_path), "--max-events", "300000", "--alert",
+                 f"json://127.0.0.1:{port}/hook/T0KENdead42", "--alert-param", "retries=1",
+                 "--alert-param", "backoff_s=0")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "stopped: max events 300000 reached" in res.stdout
+    failures = [x for x in res.stderr.splitlines() if "given up" in x]
+    assert failures and all(f"to json://127.0.0.1:{port} failed after 2 attempt(s)" in x for x in failures)
+    assert "T0KENdead42" not in res.stderr
