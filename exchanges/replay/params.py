@@ -48,7 +48,7 @@ class ReplayParams:
     bar_timestamp: str = param("open", "what a bar file's time column means: 'open' or 'close'", _bar_ts)
     catalog: str = param("", "a catalog folder written by 'runbot.py download' (same as files = ['catalog:PATH']): "
                          "its candles replay as bars with that venue's funding")
-    catalog_venue: str = param("", "the catalog's venue to replay (dydx, ccxt-binanceusdm...); empty = the only one held")
+    catalog_venue: str = param("", "the catalog's venue to replay (dydx, ccxt:binanceusdm...); empty = the only one held")
     markets_file: str = param("", "dYdX market metadata (indexer /v4/perpetualMarkets shape); empty = the built-in file")
     venue_files: dict = param(
         attrs.Factory(dict),

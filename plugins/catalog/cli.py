@@ -65,13 +65,21 @@ def parse_kinds(text: str) -> list[str]:
 
 
 def check_venue(venue: str) -> str:
-    """A ``--venue`` for a network download, lower-cased.
+    """A ``--venue`` for a network download, lower-cased: ``dydx`` or ``ccxt:<id>``.
 
-    :raises ConfigError: an unknown venue, with the closest known one.
+    :raises ConfigError: an unknown venue or ccxt id, with the closest known one.
     """
     v = venue.strip().lower()
+    if v.startswith("ccxt:"):
+        from perpbot.exchanges.ccxt.venues import resolve_venue
+
+        try:
+            return "ccxt:" + resolve_venue(v[5:], v).ccxt_id
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("--exchange:", "--venue:", 1)) from None
     if v not in VENUES:
-        raise ConfigError(f"--venue: unknown venue {venue!r}; {_closest(v, VENUES)}(known: {', '.join(VENUES)})")
+        raise ConfigError(f"--venue: unknown venue {venue!r}; {_closest(v, VENUES)}(known: {', '.join(VENUES)}, "
+                          "ccxt:<id> e.g. ccxt:binanceusdm)")
     return v
 
 
@@ -124,26 +132,51 @@ def summary_lines(root: Path, venue: str, markets: list[str], res, damaged: list
 
 async def download_dydx(settings_cfg: dict, root: Path, tickers: list[str], kinds: list[str], start: str,
                         end: str, *, page_size: int, progress_bar: bool, now_ns: int | None = None):
-    """Validate the markets against the indexer, plan, and download; returns ``(result, markets, damaged)``.
+    """Download from the dYdX indexer (``settings_cfg``: a ``[feed.dydx]``-like table); see :func:`download_from`."""
+    from perpbot.exchanges.dydx.config import DydxSettings
+    from perpbot.exchanges.dydx.rest import IndexerRest
+    from perpbot.plugins.catalog.dydx import DydxHistory
+
+    source = DydxHistory(IndexerRest(DydxSettings.from_config(settings_cfg)), page_size)
+    return await download_from(source, root, tickers, kinds, start, end, progress_bar=progress_bar, now_ns=now_ns)
+
+
+async def download_ccxt(venue: str, url: str | None, root: Path, tickers: list[str], kinds: list[str], start: str,
+                        end: str, *, page_size: int, progress_bar: bool, now_ns: int | None = None):
+    """Download from a ccxt venue (``ccxt:<id>``; ``url`` rewrites its URLs, e.g. to a fake); see :func:`download_from`.
+
+    :raises ConfigError: a kind ccxt venues do not serve here (trades).
+    """
+    from perpbot.plugins.catalog.ccxt_history import CcxtHistory
+
+    bad = [k for k in kinds if not (k.startswith("candles-") or k == "funding")]
+    if bad:
+        raise ConfigError(f"--kind: {bad[0]} is not downloaded from ccxt venues (candles:<RES>, funding)")
+    source = CcxtHistory(venue.split(":", 1)[1], url=url, page_size=page_size)
+    try:
+        return await download_from(source, root, tickers, kinds, start, end, progress_bar=progress_bar, now_ns=now_ns)
+    finally:
+        await source.close()
+
+
+async def download_from(source, root: Path, tickers: list[str], kinds: list[str], start: str, end: str, *,
+                        progress_bar: bool, now_ns: int | None = None):
+    """Validate the markets against the source, plan, and download; returns ``(result, markets, damaged)``.
 
     :raises ConfigError: an unknown market (closest named), a bad range.
     :raises DataError: no data at all in the range; a corrupt manifest.
-    :raises ExchangeError: the indexer's failures after retries.
+    :raises ExchangeError: the venue's failures after retries.
     """
-    from perpbot.exchanges.dydx.config import DydxSettings
-    from perpbot.exchanges.dydx.rest import IndexerRest
     from perpbot.plugins.catalog.download import (DownloadProgressBar, check_range, no_data_error, plan,
                                                   run_download)
-    from perpbot.plugins.catalog.dydx import DydxHistory
     from perpbot.plugins.catalog.store import CatalogWriter
 
     now = now_ns if now_ns is not None else time.time_ns()
     days = check_range(start, end, now)
-    rest = IndexerRest(DydxSettings.from_config(settings_cfg))
-    source = DydxHistory(rest, page_size)
-    check_markets(tickers, await source.markets(), "dydx")
+    venue = source.venue
+    check_markets(tickers, await source.markets(), venue)
     writer = await asyncio.to_thread(CatalogWriter, root)
-    jobs = await asyncio.to_thread(plan, writer, "dydx", tickers, kinds, days)
+    jobs = await asyncio.to_thread(plan, writer, venue, tickers, kinds, days)
     damaged = [f"{j.market} {j.kind} {d}" for j in jobs for d in j.damaged]
     bar = DownloadProgressBar() if progress_bar else None
     try:
@@ -152,7 +185,7 @@ async def download_dydx(settings_cfg: dict, root: Path, tickers: list[str], kind
         if bar is not None:
             bar.close()
     if res.total_rows_in_range == 0:
-        raise no_data_error("dydx", tickers, start, end)
+        raise no_data_error(venue, tickers, start, end)
     return res, tickers, damaged
 
 
@@ -164,11 +197,12 @@ def register(cli) -> None:
         ticker: Annotated[Optional[str], typer.Option("--ticker", "-t", help="Markets, comma-separated: BTC,ETH (= BTC-USD,ETH-USD).")] = None,
         start: Annotated[Optional[str], typer.Option(help="First UTC day, YYYY-MM-DD.")] = None,
         end: Annotated[Optional[str], typer.Option(help="Last UTC day, YYYY-MM-DD (included).")] = None,
-        venue: Annotated[str, typer.Option(help="Where from: dydx (its indexer); with --from-file, the venue name to file the data under.")] = "dydx",
+        venue: Annotated[str, typer.Option(help="Where from: dydx (its indexer) or ccxt:<id> (e.g. ccxt:binanceusdm); with --from-file, the venue name to file the data under.")] = "dydx",
         kind: Annotated[str, typer.Option(help="What: candles:<RES> (1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY), funding, trades; comma-separated.")] = "candles:5MINS,funding",
         catalog: Annotated[Path, typer.Option(help="The catalog folder.")] = Path(DEFAULT_CATALOG),
         network: Annotated[Optional[str], typer.Option(help="dYdX network: mainnet (default), testnet, custom.")] = None,
         indexer_rest: Annotated[Optional[str], typer.Option(help="Indexer REST URL (sets network custom).")] = None,
+        url: Annotated[Optional[str], typer.Option(help="ccxt venues: base URL replacing every venue URL (a proxy or loopback fake).")] = None,
         page_size: Annotated[int, typer.Option(help="Rows per request (the indexer's limit is 1000).", min=1, max=1000)] = 1000,
         max_requests: Annotated[int, typer.Option(help="Request budget: at most this many requests ...", min=1)] = 100,
         window_s: Annotated[float, typer.Option(help="... per this many seconds (indexer limit: 100 per 10 s).", min=0.001)] = 10.0,
@@ -194,13 +228,17 @@ def register(cli) -> None:
                     raise ConfigError("--ticker: name at least one market, e.g. --ticker BTC,ETH")
                 if start is None or end is None:
                     raise ConfigError("--start and --end: give the range, e.g. --start 2024-02-01 --end 2024-02-08")
-                cfg = {"network": "custom" if indexer_rest else network, "indexer_rest": indexer_rest,
-                       "rest_max_requests": max_requests, "rest_window_s": window_s}
-                if indexer_rest:  # the download uses REST only; a custom network still names a socket
-                    cfg["indexer_ws"] = "ws" + indexer_rest.rstrip("/")[4:] + "/v4/ws" if indexer_rest.startswith("http") else indexer_rest
-                cfg = {k: val for k, val in cfg.items() if val is not None}
-                res, markets, damaged = asyncio.run(download_dydx(cfg, catalog, tickers, kinds, start, end,
-                                                                  page_size=page_size, progress_bar=progress))
+                if v == "dydx":
+                    cfg = {"network": "custom" if indexer_rest else network, "indexer_rest": indexer_rest,
+                           "rest_max_requests": max_requests, "rest_window_s": window_s}
+                    if indexer_rest:  # the download uses REST only; a custom network still names a socket
+                        cfg["indexer_ws"] = "ws" + indexer_rest.rstrip("/")[4:] + "/v4/ws" if indexer_rest.startswith("http") else indexer_rest
+                    cfg = {k: val for k, val in cfg.items() if val is not None}
+                    job = download_dydx(cfg, catalog, tickers, kinds, start, end, page_size=page_size, progress_bar=progress)
+                else:
+                    job = download_ccxt(v, url, catalog, tickers, kinds, start, end, page_size=page_size,
+                                        progress_bar=progress)
+                res, markets, damaged = asyncio.run(job)
                 lines = summary_lines(catalog, v, markets, res, damaged)
         except PerpbotError as exc:
             if verbose:

@@ -235,10 +235,13 @@ def _write_day(source, writer: CatalogWriter, job: Job, d: str, rows: list, now:
     end = min(hi, now)
     times = [r["ts_ns"] for r in rows]
     gaps: list = []
+    # only intervals that had ended by the fetch are expected (an unfinished bar may not be served yet)
     if job.kind.startswith("candles-"):
-        gaps = find_gaps(times, lo, end, RESOLUTIONS[job.kind[8:]] * 1_000_000_000)
+        step = RESOLUTIONS[job.kind[8:]] * 1_000_000_000
+        gaps = find_gaps(times, lo, lo + (end - lo) // step * step, step)
     elif job.kind == "funding" and getattr(source, "funding_interval_h", None):
-        gaps = find_gaps(times, lo, end, source.funding_interval_h * 3_600_000_000_000, slot=True)
+        step = source.funding_interval_h * 3_600_000_000_000
+        gaps = find_gaps(times, lo, lo + (end - lo) // step * step, step, slot=True)
     writer.write_partition(source.venue, job.market, job.kind, d, rows, complete=complete,
                            source=source.endpoint(job.market, job.kind), gaps=gaps)
     res.rows[job.kind] = res.rows.get(job.kind, 0) + len(rows)

@@ -234,7 +234,8 @@ def test_an_unknown_venue_names_the_closest(tmp_path):
     res = CliRunner().invoke(runbot.build_app(), ["download", "--venue", "dydxx", "--ticker", "BTC", "--start",
                                                   "2024-02-01", "--end", "2024-02-02", "--catalog", str(tmp_path)])
     assert res.exit_code == 2
-    assert res.output.strip() == "error: --venue: unknown venue 'dydxx'; did you mean 'dydx'? (known: dydx)"
+    assert res.output.strip() == ("error: --venue: unknown venue 'dydxx'; did you mean 'dydx'? "
+                                  "(known: dydx, ccxt:<id> e.g. ccxt:binanceusdm)")
 
 
 def test_kinds_parse_to_catalog_names():
