@@ -116,8 +116,9 @@ class ServiceWorker:
                 return
 
     def _deliver(self, send: Callable, alert: Alert) -> None:
-        why = ""
+        why, tries = "", 0
         for attempt in range(self.retries + 1):
+            tries += 1
             if attempt:
                 # waits between tries; at stop (closing) the remaining tries go without waiting
                 self._closing.wait(self.backoff_s * 2 ** (attempt - 1))
@@ -129,7 +130,7 @@ class ServiceWorker:
                 self.sent += 1
                 return
         self.failed += 1
-        logger.error(f"alert {alert.kind} to {self.service.label} failed after {self.retries + 1} attempt(s), "
+        logger.error(f"alert {alert.kind} to {self.service.label} failed after {tries} attempt(s), "
                      f"given up: {self.scrub.clean(why)} (title: {alert.title[:80]})")
 
     def finish(self) -> None:
