@@ -7,7 +7,9 @@ Each file's format is sniffed (see :func:`open_source`):
 - OHLCV bar files, CSV/CSV.gz/Parquet (:mod:`.bars`);
 - funding-rate CSVs in the project's long format (:mod:`.funding`);
 - dYdX indexer recordings from ``runbot.py record`` (:mod:`.dydx`, parsed by the
-  dYdX plugin's own reader).
+  dYdX plugin's own reader);
+- a Parquet catalog from ``runbot.py download`` (``catalog:PATH`` or the ``catalog`` key,
+  :mod:`.catalog`): one venue's candles as bars with that venue's funding.
 
 Files are merged by timestamp (one clock for all: a Binance recording's receive
 time, a bar's close time, a funding settlement time), one batch per raw message.

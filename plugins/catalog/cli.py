@@ -2,6 +2,8 @@
 
     runbot.py download --venue dydx --ticker BTC,ETH --start 2024-02-01 --end 2024-02-08 \\
         --kind candles:5MINS,funding,trades [--catalog .perpbot/catalog]
+    runbot.py download --venue ccxt:binanceusdm --ticker BTC --start 2024-02-01 --end 2024-02-08 \\
+        --kind candles:1HOUR,funding                             (a ccxt venue; --url for a fake)
     runbot.py download --from-file sample:bars --funding-file sample:funding --venue binance \\
         [--catalog PATH]                                        (offline: local files)
 

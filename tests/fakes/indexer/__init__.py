@@ -61,6 +61,8 @@ Layout (a package; ``from tests.fakes.indexer import X`` works for every name be
   ``ConnectionControls`` (waits, raw frames, drops, closes, REST / handshake faults).
 * ``server.py``: ``FakeIndexer``, which holds the state, runs one websockets server for
   REST and WebSocket, and mixes in the classes above.
+* ``history.py``: ``install_history`` fills candles, historical funding and trades over days
+  (real row shapes) for the paged history queries of ``runbot.py download``.
 
 Imports run one way: ``protocol`` <- ``dataset`` (also ``tests/shared_data.py``), ``book``
 <- ``accounts``, ``rest``, ``websocket`` <- ``controls`` (``_Fault`` from ``rest``) <-
