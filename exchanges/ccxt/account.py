@@ -68,6 +68,8 @@ class AccountSync:
         #: client ids whose placement outcome is unknown -> (monotonic time, reason)
         self.unknown: dict[int, tuple[float, str]] = {}
         self.by_exchange_id: dict[str, int] = {}
+        #: client id -> the strategy's tag (kept after the order ends: its fills may come after its last update)
+        self.tags: dict[int, str] = {}
         self.fill_ids: set = set()
         self.funding_ids: set = set()
         self.positions: dict[str, Decimal] = {}
@@ -81,6 +83,10 @@ class AccountSync:
     def track(self, info: OrderInfo) -> None:
         """Remember an order we placed (its exchange id, if known, for fills naming only that)."""
         self.orders[info.client_id] = info
+        if info.tag:
+            self.tags[info.client_id] = info.tag
+            if len(self.tags) > 10000:  # bounded: the oldest tags go first
+                del self.tags[next(iter(self.tags))]
         if info.exchange_order_id:
             self.by_exchange_id[info.exchange_order_id] = info.client_id
 
@@ -109,8 +115,8 @@ class AccountSync:
         old = self.orders.get(cid)
         if old is not None and old.status == info.status and old.filled_size == info.filled_size:
             return
-        if old is not None:
-            info = attrs.evolve(info, tag=old.tag)
+        if self.tags.get(cid):
+            info = attrs.evolve(info, tag=self.tags[cid])
         if info.status.is_terminal:
             self.orders.pop(cid, None)
         else:
@@ -143,9 +149,8 @@ class AccountSync:
         self.fill_ids.add(tid)
         self.unknown.pop(cid, None)  # a fill proves the order reached the venue
         fill = fill_of(t, vm.ticker, cid, vm.contract_size)
-        info = self.orders.get(cid)
-        if info is not None:
-            fill = attrs.evolve(fill, tag=info.tag)
+        if self.tags.get(cid):
+            fill = attrs.evolve(fill, tag=self.tags[cid])
         self.positions[vm.ticker] = self.positions.get(vm.ticker, D(0)) + (fill.size if fill.side.value == "BUY" else -fill.size)
         self.counters["fills"] += 1
         self.emit(fill)
