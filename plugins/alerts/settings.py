@@ -35,7 +35,7 @@ from perpbot.core.errors import ConfigError
 from perpbot.core.params import in_range, param, parse_params
 
 #: environment variable and config key names whose values are secrets (kept out of alerts)
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|MNEMONIC|PASSW|PRIVATE|AUTH|CREDENTIAL|SEED|SIGN", re.IGNORECASE)
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|MNEMONIC|PASSW|PRIVATE|AUTH|CREDENTIAL|SEED", re.IGNORECASE)
 
 
 @attrs.frozen
