@@ -72,9 +72,34 @@ def objectives(summary: Any, equity: list[tuple[int, Decimal]], closed_pnls: lis
     }
 
 
+def _unship(task: dict, folder: Path) -> dict:
+    """Write the files a task carries in Ray's object store into ``folder``; :returns: the task
+    with ``files``, ``funding_files`` (and the config file) pointing at those copies."""
+    import ray
+
+    shipped = task["shipped"]
+    task = dict(task, opts=dict(task["opts"]))
+
+    def land(items, sub):
+        out = []
+        for name, ref in items:
+            path = folder / sub / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(ray.get(ref))
+            out.append(str(path))
+        return out
+
+    if shipped.get("config") is not None:
+        task["opts"]["config"] = land([shipped["config"]], "config")[0]
+    task["files"], task["funding_files"] = land(shipped["files"], "data"), land(shipped["funding"], "funding")
+    return task
+
+
 def _config(task: dict, state_dir: Path):
     from perpbot.cli import build_config
 
+    if task.get("shipped"):
+        task = _unship(task, state_dir / "shipped")
     opts = dict(task["opts"])
     opts["state_dir"] = state_dir
     opts["no_journal"], opts["journal"], opts["report"] = True, None, False
@@ -92,7 +117,9 @@ def run_cell(task: dict) -> dict:
 
     :param task: ``{"key", "phase", "window", "params": {name: value str}, "opts": the
         backtest options (as :func:`perpbot.cli.build_config` takes them), "files",
-        "funding_files": window copies or None, "state_dir": folder for the cell's logs}``.
+        "funding_files": window copies or None, "state_dir": folder for the cell's logs, and
+        optionally "shipped": ``{"config": (name, ref) or None, "files": [(name, ref)], "funding":
+        [(name, ref)]}``, the data carried in Ray's object store (``--data-via store``)}``.
     :returns: the row: ``key``, ``phase``, ``window``, ``params``, ``status`` (``ok`` or
         ``error``), ``error`` (one line), ``summary`` (``backtest --json``'s figures),
         ``objectives``, ``equity`` (thinned curve).

@@ -112,6 +112,7 @@ def register(cli: typer.Typer) -> None:
         walk_forward: Annotated[Optional[str], typer.Option("--walk-forward", help="Rolling windows train=14d,test=7d[,step=7d]: choose on train, report test only.")] = None,
         workers: Annotated[Optional[int], typer.Option(help="Most cells running at once (default: every CPU of the cluster).")] = None,
         ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="auto or ray://HOST:PORT: an existing Ray cluster (default: embedded on this machine).")] = None,
+        data_via: Annotated[str, typer.Option("--data-via", help="How cells get the data: path (shared storage), store (Ray's object store, small sets) or auto (store with --ray-address when <= 64 MB).")] = "auto",
         heatmap: Annotated[Optional[str], typer.Option(help="Two parameters A,B for the HTML heatmap (default: the first two -p).")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Folder of sweep directories (default STATE_DIR/sweeps).")] = None,
     ):
@@ -124,7 +125,8 @@ def register(cli: typer.Typer) -> None:
         try:
             code = run_sweep(opts, state_dir=state_dir, grid_items=param, search=search, trials=trials, seed=seed,
                              objective=objective, min_trades=min_trades, walk_forward=walk_forward, workers=workers,
-                             ray_address=ray_address, heatmap=heatmap, out=out, config_sha=_sha(config))
+                             ray_address=ray_address, heatmap=heatmap, out=out, config_sha=_sha(config),
+                             data_via=data_via)
         except PerpbotError as exc:
             _fail(exc)
         raise typer.Exit(code)

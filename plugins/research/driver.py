@@ -83,8 +83,21 @@ def print_table(rows: list[dict], names: list[str], objective: str, title: str, 
     Console(width=220, soft_wrap=True).print(table)
 
 
+def _via(data_via: str, ray_address: str | None, paths: list[str]) -> str:
+    """``path`` or ``store`` (see :mod:`perpbot.plugins.research.engine`); :raises ConfigError: another value."""
+    from perpbot.core.params import did_you_mean
+    from perpbot.plugins.research.engine import SHIP_MAX_BYTES
+
+    if data_via not in ("auto", "path", "store"):
+        raise ConfigError(f"--data-via: expected auto, path or store, got {data_via!r}{did_you_mean(data_via, ('auto', 'path', 'store'))}")
+    if data_via != "auto":
+        return data_via
+    size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+    return "store" if ray_address and size <= SHIP_MAX_BYTES else "path"
+
+
 def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, objective, min_trades, walk_forward,
-              workers, ray_address, heatmap, out, config_sha, echo: Callable = typer.echo) -> int:
+              workers, ray_address, heatmap, out, config_sha, data_via: str = "auto", echo: Callable = typer.echo) -> int:
     """Run the sweep the flags describe; :returns: the exit code (0; 130 after Ctrl-C).
 
     :raises PerpbotError: bad input (one line), an unreachable Ray cluster, a damaged sweep directory.
@@ -121,9 +134,13 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
             "search": search, "trials": trials, "seed": seed, "objective": objective, "min_trades": min_trades,
             "walk_forward": None if wf is None else [wf.train_s, wf.test_s, wf.step_s]}
     store = SweepStore(Path(out) if out else Path(cfg.state_dir) / "sweeps", cfg.strategy, spec)
+    via = _via(data_via, ray_address, files + funding)
     done = store.open()
     parallel = engine.start()
-    echo(f"sweep {store.dir}: {len(done)} cells already done; running on Ray with {parallel} workers", err=True)
+    if via == "store":
+        engine.ship_data(str(Path(opts["config"]).resolve()) if opts.get("config") else None, files, funding)
+    echo(f"sweep {store.dir}: {len(done)} cells already done; running on Ray with {parallel} workers, "
+         f"data {'through the object store' if via == 'store' else 'by path'}", err=True)
 
     def record(row: dict) -> None:
         store.append(row)

@@ -10,7 +10,9 @@
 
 Data goes by path: the cells read the replay files (or the walk-forward copies in the sweep
 directory), which must be on storage the workers share (same machine, or a shared
-filesystem for a cluster).
+filesystem for a cluster). Or, for small sets (``--data-via store``; the default with a
+``--ray-address`` when the files total at most :data:`SHIP_MAX_BYTES`), through Ray's object
+store: each file is put once (``ray.put``) and a cell writes it to its own folder first.
 
 Each cell is one Ray task (``num_cpus=1``, no retries: a failure is reported, not hidden)
 running :func:`perpbot.plugins.research.cells.run_cell`. At most ``workers`` run at once
@@ -23,12 +25,16 @@ from __future__ import annotations
 
 import logging
 import socket
+from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
 from perpbot.core.errors import ConfigError, ExchangeError
 
-__all__ = ["RayEngine", "check_address"]
+__all__ = ["RayEngine", "SHIP_MAX_BYTES", "check_address"]
+
+#: the most data (bytes, all files together) sent through the object store by default
+SHIP_MAX_BYTES = 64 * 1024 * 1024
 
 
 def check_address(address: str, timeout: float = 3.0) -> None:
@@ -65,6 +71,30 @@ class RayEngine:
         self.address = address
         self.workers = workers
         self._remote = None
+        self.ship: dict | None = None  # set by ship_data: the run's default files in the object store
+        self._refs: dict[str, object] = {}
+
+    def ship_data(self, config: str | None, files: list[str], funding: list[str]) -> None:
+        """Send the data through the object store from now on (after :meth:`start`): the config
+        file and the run's files; a task's own ``files`` (walk-forward copies) are put as met."""
+        self.ship = {"config": self._put(config) if config else None, "files": [self._put(f) for f in files],
+                     "funding": [self._put(f) for f in funding]}
+
+    def _put(self, path: str):
+        import ray
+
+        if path not in self._refs:
+            self._refs[path] = ray.put(Path(path).read_bytes())
+        return (Path(path).name, self._refs[path])
+
+    def _shipped(self, task: dict) -> dict:
+        if self.ship is None:
+            return task
+        shipped = dict(self.ship)
+        if task.get("files") is not None:
+            shipped["files"] = [self._put(f) for f in task["files"]]
+            shipped["funding"] = [self._put(f) for f in task.get("funding_files") or []]
+        return dict(task, shipped=shipped)
 
     def start(self) -> int:
         """Initialise Ray (reusing a running session in this process); :returns: the parallelism used.
@@ -104,7 +134,7 @@ class RayEngine:
             while pending or running:
                 while pending and len(running) < parallel:
                     task = pending.pop()
-                    running[self._remote.remote(task)] = task
+                    running[self._remote.remote(self._shipped(task))] = task
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     task = running.pop(ref)

@@ -63,15 +63,32 @@ def test_three_cells_equal_backtest_json_and_failed_cell_is_reported(cli, ray_se
         assert int(alone["closed_trades"]) > 0  # the data is long enough to trade: the comparison means something
 
 
-def test_third_cell_equality_on_another_axis(cli, ray_session, small_config, tmp_path):
-    out = tmp_path / "sweeps"
-    code, _, err = cli("sweep", "--config", small_config, "--out", out, "-p", "stop_loss=0.003", "--workers", "1")
-    assert code == 0, err
-    assert "running on Ray with 1 workers" in err
-    (row,) = _rows(_sweep_dir(out))
-    code, text, err = cli("backtest", "--config", small_config, "--state-dir", tmp_path / "bt", "--no-journal",
+def test_third_cell_through_the_object_store_equals_backtest(cli, ray_session, tmp_path, monkeypatch):
+    """A cell fed through Ray's object store (as on a cluster without shared storage) equals the
+    backtest run alone: the data files are moved away once shipped, so only the copies can be read."""
+    from tests.plugins.research.conftest import make_config
+
+    from perpbot.plugins.research import engine
+
+    config = make_config(tmp_path / "data", 2)
+    code, text, err = cli("backtest", "--config", config, "--state-dir", tmp_path / "bt", "--no-journal",
                           "--no-report", "--json", "-p", "stop_loss=0.003")
     assert code == 0, err
+    original = engine.RayEngine.ship_data
+
+    def ship_then_hide(self, *args):
+        original(self, *args)
+        (tmp_path / "data").rename(tmp_path / "elsewhere")
+
+    monkeypatch.setattr(engine.RayEngine, "ship_data", ship_then_hide)
+    out = tmp_path / "sweeps"
+    code, _, err = cli("sweep", "--config", config, "--out", out, "-p", "stop_loss=0.003", "--workers", "1",
+                       "--data-via", "store")
+    assert code == 0, err
+    assert "running on Ray with 1 workers, data through the object store" in err
+    assert not (tmp_path / "data").exists()
+    (row,) = _rows(_sweep_dir(out))
+    assert row["status"] == "ok", row["error"]
     assert _figures(row["summary"]) == _figures(json.loads(text))
 
 
