@@ -234,10 +234,10 @@ class JournalSource:
         return {"runs": await asyncio.to_thread(read_runs, self.path), "note": ""}
 
     async def equity(self) -> dict:
-        """The journal's equity samples (decimated by the report) with their drawdown."""
+        """The journal's equity samples (decimated by the report) with their drawdown from the running peak."""
         rep = await self._report()
-        dd = dict(rep.drawdown_series)
-        return {"points": [
-            {"ts_ns": int(t), "equity": plain(e), "drawdown_frac": finite(dd.get(t, 0.0)) or 0.0}
-            for t, e in rep.equity_series
-        ]}
+        points, peak = [], None
+        for t, e in rep.equity_series:
+            peak = e if peak is None or e > peak else peak
+            points.append({"ts_ns": int(t), "equity": plain(e), "drawdown_frac": float((e - peak) / peak) if peak > 0 else 0.0})
+        return {"points": points}

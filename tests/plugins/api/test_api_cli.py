@@ -22,6 +22,8 @@ from perpbot.plugins.report.analytics import build_report
 from tests.plugins.api.conftest import journal_rows, make_bot
 
 REPO = Path(__file__).resolve().parents[3]
+# starlette's TestClient warns that it prefers httpx2 (not installed; httpx works)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 BASE = ["--exchange", "paper", "--strategy", "sniper", "--ticker", "BTC", "--feed", "replay", "--no-report",
         "--max-events", "1000"]
 
@@ -58,11 +60,6 @@ def test_bad_api_input_is_one_line_each(tmp_path):
     assert res.returncode == 2
     assert one_error(res) == f"error: --api-token-file {tok}: readable by others (mode 0644); run: chmod 600 {tok}"
     assert "s3cret" not in res.stderr + res.stdout
-    # beyond loopback without a token: refused
-    res = runbot([*BASE, *state, "--api", "0.0.0.0:0"])
-    assert res.returncode == 2
-    assert one_error(res) == ("error: --api 0.0.0.0:0: refusing to listen beyond loopback without a token "
-                              "(set PERPBOT_API_TOKEN or --api-token-file, or listen on 127.0.0.1)")
 
 
 def test_bad_listen_addresses_tokens_and_journals_are_one_line_each(tmp_path):
@@ -85,6 +82,21 @@ def test_bad_listen_addresses_tokens_and_journals_are_one_line_each(tmp_path):
     empty.chmod(0o600)
     with pytest.raises(ConfigError, match="the file is empty"):
         load_token(empty)
+    good = tmp_path / "token"
+    good.write_text("a-good-token-of-32-characters-xx\n")
+    good.chmod(0o600)
+    assert load_token(good, environ={"PERPBOT_API_TOKEN": "the-file-wins-over-the-env"}) == "a-good-token-of-32-characters-xx"
+    good.chmod(0o640)
+    with pytest.raises(ConfigError, match=r"readable by others \(mode 0640\); run: chmod 600 "):
+        load_token(good)
+    # beyond loopback without a token: refused (the same configure path as the two cases above)
+    from perpbot.plugins.api.server import bind
+
+    with pytest.raises(ConfigError) as e:
+        bind(("0.0.0.0", 0), None)
+    assert str(e.value) == ("--api 0.0.0.0:0: refusing to listen beyond loopback without a token "
+                            "(set PERPBOT_API_TOKEN or --api-token-file, or listen on 127.0.0.1)")
+    bind(("127.0.0.1", 0), None).close()  # loopback needs no token
     with pytest.raises(DataError) as e:
         JournalSource(tmp_path / "nope.sqlite")
     assert str(e.value) == f"--journal {tmp_path / 'nope.sqlite'}: no such journal file (a run writes one with --journal PATH)"
@@ -130,6 +142,11 @@ def test_journal_mode_answers_from_the_journal(journal, token):
     assert client.get("/api/nope").json() == {"error": "no such endpoint (see /openapi.json)"}
     assert client.delete("/api/status").status_code == 405
     assert client.get("/").text.startswith("<!doctype html>")
+    # listening beyond loopback, reads need the token too
+    guarded = TestClient(create_app(JournalSource(journal), token=token, read_needs_token=True))
+    assert guarded.get("/api/pnl").status_code == 401
+    assert guarded.get("/api/pnl", headers=auth).json() == pnl
+    assert guarded.get("/").status_code == 200  # the page itself holds no data
     assert "renderChart" not in client.get("/static/app.js").text and client.get("/static/style.css").status_code == 200
 
 

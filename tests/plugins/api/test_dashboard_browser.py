@@ -50,7 +50,7 @@ def test_dashboard_shows_a_running_replay_and_pause_stops_entries(tmp_path):
     env = dict(os.environ, PERPBOT_OFFLINE="1", PERPBOT_API_TOKEN=TOKEN)
     proc = subprocess.Popen(
         [sys.executable, "runbot.py", "--exchange", "paper", "--strategy", "sniper", "--ticker", "BTC,ETH",
-         "--feed", "replay", "--speed", "30", "--entry-threshold", "55", "--cooldown", "5", "--warmup", "10", "--api", "127.0.0.1:0", "--journal", str(journal),
+         "--feed", "replay", "--speed", "40", "--max-events", "700000", "--entry-threshold", "55", "--cooldown", "5", "--warmup", "10", "--api", "127.0.0.1:0", "--journal", str(journal),
          "--state-dir", str(tmp_path / "state"), "--no-report"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
     )
@@ -120,4 +120,4 @@ def test_dashboard_shows_a_running_replay_and_pause_stops_entries(tmp_path):
     # ... while the strategy kept asking for entries: each was dropped, and said so
     text = log.read_text()
     assert "dropped: new entries are paused (pause from the web dashboard (api 127.0.0.1))" in text
-    assert "Run " in out and "stopped: end of data" in out
+    assert "Run " in out and "stopped: max events 700000 reached" in out
