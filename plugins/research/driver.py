@@ -83,6 +83,15 @@ def print_table(rows: list[dict], names: list[str], objective: str, title: str, 
     Console(width=220, soft_wrap=True).print(table)
 
 
+def _need(*modules: str) -> None:
+    """:raises ConfigError: naming the first of ``modules`` that is not installed, and the extra that has it."""
+    import importlib.util
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            raise ConfigError(f"sweep: needs {m}, which is not installed: pip install 'perpbot[research]'")
+
+
 def _via(data_via: str, ray_address: str | None, paths: list[str]) -> str:
     """``path`` or ``store`` (see :mod:`perpbot.plugins.research.engine`); :raises ConfigError: another value."""
     from perpbot.core.params import did_you_mean
@@ -114,6 +123,7 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
 
     check_search(search)
     check_objective(objective)
+    _need("ray", "pyarrow", *(("optuna",) if search == "optuna" else ()))
     grid = parse_grid(grid_items)
     wf = parse_walk_forward(walk_forward) if walk_forward else None
     if state_dir is not None:

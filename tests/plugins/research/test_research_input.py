@@ -35,6 +35,7 @@ def _closed_port() -> int:
         (["-p", "entry_threshold=55", "--walk-forward", "train=14x,test=7d"], "train='14x' is not a duration"),
         (["-p", "entry_threshold=55", "--walk-forward", "trian=14d,test=7d"], "unknown key 'trian' (did you mean 'train'?)"),
         (["-p", "entry_threshold=55", "--heatmap", "entry_threshold,exit_treshold"], "is not a swept parameter"),
+        (["-p", "entry_threshold=55", "--data-via", "stor"], "--data-via: expected auto, path or store, got 'stor' (did you mean 'store'?)"),
     ],
 )
 def test_bad_input_is_one_line(cli, small_config, tmp_path, args, expected):
@@ -53,6 +54,15 @@ def test_unreachable_ray_address_is_one_line(cli, small_config, tmp_path):
     assert code == 5
     lines = [line for line in err.strip().splitlines() if "authentication" not in line]
     assert len(lines) == 1 and lines[0].startswith(f"error: --ray-address ray://127.0.0.1:{port}: unreachable"), err
+
+
+def test_missing_extra_is_one_line(cli, small_config, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    code, out, err = cli("sweep", "--config", small_config, "--out", tmp_path, "-p", "entry_threshold=55", "--search", "optuna")
+    assert code == 2 and err.strip() == "error: sweep: needs optuna, which is not installed: pip install 'perpbot[research]'"
 
 
 def test_ranges_are_inclusive_and_exact():
