@@ -106,7 +106,7 @@ class Engine:
         bids = {mid - gap * (i + 1): D("0.5") + D(i) / 10 for i in range(levels)}
         asks = {mid + gap * (i + 1): D("0.5") + D(i) / 10 for i in range(levels)}
         self.books[s] = {"bids": bids, "asks": asks}
-        self.last_u[s] = self.update_id
+        self.last_u.setdefault(s, self.update_id)  # the diff chain (pu = previous u) is per symbol
 
     def best(self, s: str) -> tuple[Decimal, Decimal]:
         b = self.books[s]
