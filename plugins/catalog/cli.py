@@ -28,6 +28,7 @@ from perpbot.exchanges.replay.catalog import RESOLUTIONS, parse_date
 #: venues ``download`` fetches from the network
 VENUES = ("dydx",)
 DEFAULT_CATALOG = ".perpbot/catalog"
+KIND_DEFAULT = "candles:5MINS,funding"
 MAX_GAP_LINES = 20
 
 
@@ -200,7 +201,7 @@ def register(cli) -> None:
         start: Annotated[Optional[str], typer.Option(help="First UTC day, YYYY-MM-DD.")] = None,
         end: Annotated[Optional[str], typer.Option(help="Last UTC day, YYYY-MM-DD (included).")] = None,
         venue: Annotated[str, typer.Option(help="Where from: dydx (its indexer) or ccxt:<id> (e.g. ccxt:binanceusdm); with --from-file, the venue name to file the data under.")] = "dydx",
-        kind: Annotated[str, typer.Option(help="What: candles:<RES> (1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY), funding, trades; comma-separated.")] = "candles:5MINS,funding",
+        kind: Annotated[str, typer.Option(help="What: candles:<RES> (1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY), funding, trades; comma-separated.")] = KIND_DEFAULT,
         catalog: Annotated[Path, typer.Option(help="The catalog folder.")] = Path(DEFAULT_CATALOG),
         network: Annotated[Optional[str], typer.Option(help="dYdX network: mainnet (default), testnet, custom.")] = None,
         indexer_rest: Annotated[Optional[str], typer.Option(help="Indexer REST URL (sets network custom).")] = None,
@@ -220,6 +221,11 @@ def register(cli) -> None:
                     parse_date(value, what)
             tickers = parse_tickers(ticker)
             if from_file is not None:
+                extra = [flag for flag, given in (("--kind", kind != KIND_DEFAULT), ("--network", network),
+                                                  ("--indexer-rest", indexer_rest), ("--url", url)) if given]
+                if extra:
+                    raise ConfigError(f"{extra[0]}: not used with --from-file (it imports the file's bars and "
+                                      "--funding-file's rows)")
                 lines = _import(catalog, venue, from_file, funding_file, tickers, start, end)
             else:
                 if funding_file is not None:

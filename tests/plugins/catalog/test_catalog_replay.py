@@ -64,6 +64,20 @@ def test_the_catalog_replays_the_same_bars_and_funding_as_the_files(sample_catal
     assert a == b  # same tickers, times, exact Decimal prices, rates and intervals, same order
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "trades"], "error: --kind: not used with --from-file"),
+    (["--ticker", "SOL"], "error: --ticker: SOL-USD is not in merged_ohlcv_df_BTC-ETH_2024-02-01_to_2024-03-08.csv.gz "
+                          "(found: BTC-USD, ETH-USD)"),
+    (["--start", "2030-01-01", "--end", "2030-01-02"], "error: no data: merged_ohlcv_df_BTC-ETH"),
+    (["--start", "2024-02-09", "--end", "2024-02-01"], "error: --end 2024-02-01 is before --start 2024-02-09"),
+    (["--funding-file", "sample:bars"], "error: --funding-file: "),
+])
+def test_bad_import_input_is_one_line(tmp_path, args, message):
+    res = invoke("download", "--from-file", "sample:bars", "--venue", "binance", "--catalog", tmp_path / "c", *args)
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code != 0 and len(lines) == 1 and lines[0].startswith(message), res.output
+
+
 def test_the_feed_table_key_and_venue_choice(sample_catalog, tmp_path):
     feed = ReplayFeed({"catalog": str(sample_catalog), "tickers": ["ETH"]})
     evs = events(feed)
