@@ -362,3 +362,25 @@ def test_the_demo_receiver_prints_what_apprise_posts_and_refuses_a_busy_port(cap
     assert out == ["--- /alerts\n[warning] perpbot risk: REJECT\nREJECT ETH-USD: why\n"]
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_alert_flags_and_the_alerts_table_merge_and_validate(tmp_path):
+    from perpbot import cli
+    from perpbot.core.config import load_config
+
+    (tmp_path / "urls.txt").write_text("json://127.0.0.1:9/b\n")
+    cfg_file = tmp_path / "perpbot.toml"
+    cfg_file.write_text('[alerts]\nurls = ["json://127.0.0.1:9/a"]\nurl_file = "urls.txt"\nfeed_down_s = 30\n')
+    assert load_config(cfg_file).alerts["url_file"] == str(tmp_path / "urls.txt")  # relative to the file
+    opts = {k: None for k in ("exchange", "strategy", "ticker", "feed", "data", "speed", "param", "collateral")}
+    cfg = cli.build_config({**opts, "config": cfg_file, "alert": ["json://127.0.0.1:9/c"],
+                            "alert_param": ["feed_down_s=45", "fill_burst=1"]})
+    assert cfg.alerts == {"urls": ["json://127.0.0.1:9/a", "json://127.0.0.1:9/c"], "feed_down_s": "45",
+                          "url_file": str(tmp_path / "urls.txt"), "fill_burst": "1"}
+    cfg = cli.build_config({**opts, "config": None, "alert_file": tmp_path / "other.txt"})
+    assert cfg.alerts == {"url_file": str(tmp_path / "other.txt")}
+    cfg_file.write_text('[alerts]\nurls = [1, 2]\n')
+    with pytest.raises(ConfigError, match=r"\[alerts\] urls: expected a list of apprise URLs"):
+        load_config(cfg_file)
+    with pytest.raises(ConfigError, match="--alert-param: expected key=value"):
+        cli.build_config({**opts, "config": None, "alert_param": ["feed_down_s"]})
