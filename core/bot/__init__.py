@@ -14,6 +14,9 @@
 - :mod:`~perpbot.core.bot.resume`: checkpoints (``export_state``/``import_state``) and the
   :class:`ResumeAPI` reconcilers change the bot through;
 - :mod:`~perpbot.core.bot.view`: :class:`RunView`, what observer plugins may read;
+- :mod:`~perpbot.core.bot.control`: :class:`~perpbot.core.bot.control.BotControl`, the narrow
+  control surface a steering plugin (the REST API) gets with ``control_of(view)``: pause new
+  entries, resume, close all, halt, carried out between batches and journaled with their source;
 - :mod:`~perpbot.core.bot.calls`: observer hooks and strategy calls with contained errors;
 - :mod:`~perpbot.core.bot.summary`: the run summary; :mod:`~perpbot.core.bot.support`: client
   ids, the feed context, small helpers.
