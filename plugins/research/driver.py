@@ -181,13 +181,14 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
     csv_path, pq_path = store.write_tables(rows, grid.names)
     names = grid.names
     lines = [f"strategy {cfg.strategy}, {search} search, objective {objective}, min trades {min_trades}; "
-             f"{sweep.ran} cells run now, {len(rows) - sweep.ran if sweep.ran <= len(rows) else 0} from {store.dir}"]
+             f"{sweep.ran} cells run now, {max(0, len({r['key'] for r in rows}) - sweep.ran)} from {store.dir}"]
     failed = sum(1 for r in rows if r["status"] != "ok")
     if wf is None:
         top = best(rows, objective, min_trades)
         print_table(rows, names, objective, f"sweep: {len(rows)} cells ({failed} failed), * = best {objective}", chosen=top)
-        if top is not None:
-            lines.append("best " + objective + ": " + " ".join(f"{k}={v}" for k, v in top["params"].items()))
+        lines.append(f"best {objective}: " + (" ".join(f"{k}={v}" for k, v in top["params"].items()) if top is not None
+                                               else f"none (no finished cell with at least {min_trades} closed trades)"))
+        echo(lines[-1])
         curves_rows = sorted((r for r in rows if r["status"] == "ok"),
                              key=lambda r: -((r.get("objectives") or {}).get(objective) or float("-inf")))[:5]
         curve_title = "equity of the 5 best cells (in-sample: chosen and measured on the same data)"
