@@ -182,6 +182,7 @@ class BotControl:
             decision = RiskDecision(RiskAction.CLOSE_ALL, reason, policy=source, ts_ns=now)
         else:
             decision = RiskDecision(RiskAction.HALT, reason, policy=source, ts_ns=now)
+            bot.request_stop(f"HALT by {source}: {reason}")  # the first stop reason wins: not "risk policy"
         await self._orders.handle_risk(decision)
         return ControlOutcome(action, source, reason, now, bot.entries_paused, bot.halted)
 

@@ -80,7 +80,7 @@ def test_close_all_closes_through_the_order_path_and_halt_stops_the_run(tmp_path
     assert closes[0]["reason"] == "risk test 127.0.0.1: close_all at 8"
     # the halt stopped the run long before the data's end: no order after it
     assert not journal_rows(j, "SELECT 1 FROM order_intents WHERE ts_ns > ?", (halt.ts_ns,))
-    assert bot.stop_reason.startswith("HALT")
+    assert bot.stop_reason == "HALT by test 127.0.0.1: halt at 12"
 
 
 def test_requests_outside_the_loop_and_bad_requests_are_refused(tmp_path):
