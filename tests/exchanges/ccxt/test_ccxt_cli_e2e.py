@@ -125,3 +125,4 @@ def test_runbot_funding_arb_dydx_binance(tmp_path):
         assert re.search(r"leg BTC-USD: funding -0\.0100 USD.*position 0\.0000", out), out[-3000:]
         assert re.search(rf"leg binance:BTC-USD: funding \+{paid:.4f} USD.*position 0\.0000", out), out[-3000:]
         assert re.search(r"^farb-open\s+2\s", out, re.M) and re.search(r"^farb-close\s+\d+\s", out, re.M), out[-3000:]
+        assert "(no tag)" not in out, out[-3000:]  # every fill keeps its order's tag, also after the order's last update

@@ -25,6 +25,8 @@ def test_paper_on_live_binance_data(tmp_path, fake_thread, monkeypatch):
                     progress=False, exchanges={"binance": {"url": fake_thread.url, "paper": True, "collateral": "5000", **FAST}})
     bot = TradingBot(cfg, PluginManager(load_entry_points=False))
     assert bot.exchange.capabilities().simulated and bot.markets["BTC-USD"].initial_margin_fraction == D("0.05")
+    # one flat tier: Binance USD-M's base rates, not dYdX's tiers (maker 0.01 %)
+    assert [(t.maker, t.taker) for t in bot.exchange._paper.cfg.fee_tiers] == [(D("0.0002"), D("0.0005"))]
 
     async def session():
         run = asyncio.create_task(bot.run())
