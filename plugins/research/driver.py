@@ -149,7 +149,9 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
     parallel = engine.start()
     if via == "store":
         engine.ship_data(str(Path(opts["config"]).resolve()) if opts.get("config") else None, files, funding)
-    echo(f"sweep {store.dir}: {len(done)} cells already done; running on Ray with {parallel} workers, "
+    retry = sum(1 for r in done.values() if r["status"] != "ok")
+    echo(f"sweep {store.dir}: {len(done) - retry} cells already done" + (f", {retry} failed cells run again" if retry else "")
+         + f"; running on Ray with {parallel} workers, "
          f"data {'through the object store' if via == 'store' else 'by path'}", err=True)
 
     def record(row: dict) -> None:

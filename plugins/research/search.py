@@ -68,6 +68,7 @@ class Sweep:
         self.objective, self.min_trades = objective, min_trades
         self.done, self.record, self.run, self.cell_dir, self.parallel = done, record, run, cell_dir, parallel
         self.ran = 0  # cells run by this invocation (the rest came from the sweep directory)
+        self.fresh: set[str] = set()  # keys of the cells run by this invocation
 
     # -- cells ----------------------------------------------------------------
 
@@ -77,15 +78,22 @@ class Sweep:
                 "opts": self.opts, "files": files, "funding_files": funding, "state_dir": str(self.cell_dir)}
 
     def execute(self, tasks: list[dict]) -> list[dict]:
-        """The rows of ``tasks``: finished ones from ``done``, the others run now (in task order)."""
+        """The rows of ``tasks``: finished ones from ``done``, the others run now (in task order).
+
+        A cell that failed in an earlier invocation runs again (once): its failure may have been
+        the environment's (a broken plugin, a lost worker), and a cell that fails for its own
+        parameters fails again at once."""
         missing, seen = [], set()
         for t in tasks:
-            if t["key"] not in self.done and t["key"] not in seen:
+            old = self.done.get(t["key"])
+            stale = old is not None and old["status"] != "ok" and t["key"] not in self.fresh
+            if (old is None or stale) and t["key"] not in seen:
                 missing.append(t)
                 seen.add(t["key"])
 
         def on_row(row: dict) -> None:
             self.done[row["key"]] = row
+            self.fresh.add(row["key"])
             self.ran += 1
             self.record(row)
 

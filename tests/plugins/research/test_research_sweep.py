@@ -51,6 +51,12 @@ def test_three_cells_equal_backtest_json_and_failed_cell_is_reported(cli, ray_se
     assert page.count("<svg") == 2 and "<script" not in page and "src=" not in page  # self-contained, inline SVG
     ok = [k for k in rows if k not in failed]
     assert len(ok) == 2
+    # the same command again: the finished cells are kept, the failed ones run again (and fail again)
+    code, _, err = cli("sweep", "--config", small_config, "--out", out, "--state-dir", tmp_path,
+                       "-p", "entry_threshold=55,60", "-p", "exit_threshold=50,62")
+    assert code == 0 and "2 cells already done, 2 failed cells run again" in err
+    assert sorted(line.split(":")[0] for line in err.splitlines() if line.startswith("  grid ")) == [
+        "  grid entry_threshold=55 exit_threshold=62", "  grid entry_threshold=60 exit_threshold=62"]
     # each finished cell equals `backtest --json` run alone with its parameters
     for entry, exit_ in ok + [("55", "50")]:
         code, text, err = cli("backtest", "--config", small_config, "--state-dir", tmp_path / f"bt-{entry}-{exit_}",
