@@ -255,7 +255,6 @@ class FundingArb(BaseStrategy):
             cands, why = self.rank(md, flat)
             self.last_ranking = [(pair.coin, econ["net"]) for pair, econ in cands]
             limit = p.max_gross_usd or p.max_pairs * 2 * p.notional_usd
-            entered = 0
             for i, (pair, econ) in enumerate(cands, start=1):
                 if held >= p.max_pairs:
                     why.append(f"funding_arb: {pair.coin} ranks {i} (net {econ['net']:+.2f} USD) but {held} pairs are held (max_pairs {p.max_pairs})")
@@ -268,7 +267,6 @@ class FundingArb(BaseStrategy):
                 r = pair.legs_manager.enter(md, md.ts_ns, pp, ph, econ, rank)
                 if r.orders:
                     held += 1
-                    entered += 1
                     gross += 2 * p.notional_usd
                 results.append(r)
             if not results and why:
