@@ -276,7 +276,8 @@ class AccountSync:
         for sym in sorted(symbols):
             vm = self.table.by_symbol(sym)
             for row in await c.fetch_funding_history(sym, self.since_ms - 60_000):
-                fid = str(row.get("id") or f"{sym}:{row.get('timestamp')}")
+                # the venue's id with the time: Hyperliquid gives every funding row the same zero hash
+                fid = f"{sym}:{row.get('timestamp')}:{row.get('id') or ''}"
                 if fid in self.funding_ids or row.get("amount") is None:
                     continue
                 self.funding_ids.add(fid)

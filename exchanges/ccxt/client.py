@@ -37,10 +37,15 @@ def rewrite_urls(urls: Any, base: str) -> Any:
 
 def client_options(ccxt_id: str) -> dict:
     """ccxt ``options`` the plugin sets for ``ccxt_id``: no currency list from private endpoints,
-    no warning on account-wide open-order queries, perpetual swaps as the default type."""
+    no warning on account-wide open-order queries, perpetual swaps as the default type; on
+    Hyperliquid no ccxt builder fee and no ccxt referral code."""
     opts: dict[str, Any] = {"defaultType": "swap", "warnOnFetchOpenOrdersWithoutSymbol": False}
     if ccxt_id.startswith("binance"):
         opts.update(fetchCurrencies=False, defaultType="future")
+    if ccxt_id == "hyperliquid":
+        # ccxt would otherwise approve and charge its own builder fee on every order and set its
+        # referral code (ccxt/hyperliquid.py handle_builder_fee_approval, set_ref): not ours to add
+        opts.update(builderFee=False, approvedBuilderFee=False, refSet=True)
     return opts
 
 

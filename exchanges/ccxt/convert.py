@@ -74,7 +74,10 @@ def order_params(order: Any, ccxt_id: str) -> tuple[str, str | None, dict]:
         params["reduceOnly"] = True
     price = amount_text(order.price) if order.price is not None else None
     if order.order_type is OrderType.MARKET:
-        return "market", (price if ccxt_id == "hyperliquid" else None), params
+        if ccxt_id == "hyperliquid":
+            params["slippage"] = "0"  # the price given is already the worst acceptable one (ccxt would add 5 %)
+            return "market", price, params
+        return "market", None, params
     if order.post_only or order.time_in_force is TimeInForce.POST_ONLY:
         params["postOnly"] = True
     elif order.time_in_force is TimeInForce.IOC:
@@ -83,10 +86,11 @@ def order_params(order: Any, ccxt_id: str) -> tuple[str, str | None, dict]:
 
 
 def order_info(o: Mapping, ticker: str) -> OrderInfo | None:
-    """A ccxt order -> :class:`~perpbot.core.model.OrderInfo`; None for an order we did not place."""
+    """A ccxt order -> :class:`~perpbot.core.model.OrderInfo`; None for an order we did not place or a
+    structure without side and amount."""
     cid = client_id_of(o.get("clientOrderId"))
-    if cid is None:
-        return None
+    if cid is None or o.get("side") not in ("buy", "sell") or o.get("amount") is None:
+        return None  # not ours, or a partial order structure (e.g. a cancel reply)
     filled = dec(o.get("filled") or 0, "filled")
     status = STATUS.get(str(o.get("status")), OrderStatus.OPEN)
     if status is OrderStatus.OPEN and filled > 0:

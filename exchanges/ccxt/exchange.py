@@ -46,7 +46,7 @@ from perpbot.core.model import (Balance, OrderInfo, OrderRequest, OrderResult, O
 from perpbot.core.tasks import cancel_and_wait
 from perpbot.exchanges.ccxt.account import AccountSync
 from perpbot.exchanges.ccxt.client import make_client
-from perpbot.exchanges.ccxt.convert import amount_text, classify, order_info, order_params, venue_message
+from perpbot.exchanges.ccxt.convert import STATUS, amount_text, classify, order_info, order_params, venue_message
 from perpbot.exchanges.ccxt.credentials import load_credentials
 from perpbot.exchanges.ccxt.feed import CcxtFeed
 from perpbot.exchanges.ccxt.markets import MarketTable, VenueMarket, dec
@@ -266,8 +266,9 @@ class CcxtExchange(BaseExchangeClient):
                 self.account.orders.pop(order.client_id, None)
                 return self._reject(order, f"{self.venue} rejected the order: {venue_message(exc)}")
         self.counters["placed"] += 1
-        info = order_info(o, order.ticker) if o.get("clientOrderId") else None
-        status = info.status if info is not None else OrderStatus.OPEN
+        # the reply's status when the venue gives one (Hyperliquid's order reply has none: OPEN until
+        # the stream or reconciliation says more)
+        status = STATUS.get(str(o.get("status")), OrderStatus.OPEN)
         eid = str(o.get("id") or "")
         tracked = self.account.orders.get(order.client_id)
         if tracked is not None and not status.is_terminal:

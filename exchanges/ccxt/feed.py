@@ -12,7 +12,7 @@ run's main feed, :func:`perpbot.core.bot.wiring.wire`). Per market it runs:
 - **trades**: ``watch_trades`` -> :class:`~perpbot.core.model.Trade` (taker side, ids deduplicated).
 - **mark / funding**: ``watch_mark_price`` where ccxt has it (Binance ``<symbol>@markPrice``:
   mark ``p``, index ``i``, funding rate ``r``, next funding time ``T``), else
-  ``fetch_funding_rate`` every ``poll_s``: an :class:`~perpbot.core.model.OraclePrice` (the
+  ``fetch_funding_rate`` (Hyperliquid: ``fetch_funding_rates``) every ``poll_s``: an :class:`~perpbot.core.model.OraclePrice` (the
   mark price) and a predicted :class:`~perpbot.core.model.FundingRate` (``rate_1h`` = the
   venue's rate / its interval, ``settled=False``).
 - **settled funding**: ``fetch_funding_rate_history`` at start and after each funding time:
@@ -241,7 +241,10 @@ class CcxtFeed(BaseFeed):
                 info = tk.get("info") or {}
                 self._mark(q, vm, tk.get("markPrice") or info.get("p"), info.get("r"))
         while True:
-            fr = await self.client.fetch_funding_rate(vm.symbol)
+            if self.client.has.get("fetchFundingRate"):
+                fr = await self.client.fetch_funding_rate(vm.symbol)
+            else:  # Hyperliquid: one metaAndAssetCtxs call answers every market
+                fr = (await self.client.fetch_funding_rates([vm.symbol])).get(vm.symbol) or {}
             self._mark(q, vm, fr.get("markPrice"), fr.get("fundingRate"))
             await asyncio.sleep(self.poll_s)
 

@@ -61,7 +61,7 @@ class VenueProfile:
 PROFILES: dict[str, VenueProfile] = {
     "binanceusdm": VenueProfile("binanceusdm", "USDT", D("0.0002"), D("0.0005"), 8, tested=True),
     "hyperliquid": VenueProfile("hyperliquid", "USDC", D("0.00015"), D("0.00045"), 1,
-                                credentials=("walletAddress", "privateKey")),
+                                credentials=("walletAddress", "privateKey"), tested=True),
     "bybit": VenueProfile("bybit", "USDT", D("0.0002"), D("0.00055"), 8),
     "okx": VenueProfile("okx", "USDT", D("0.0002"), D("0.0005"), 8),
 }

@@ -149,4 +149,5 @@ def test_plugins_lists_the_tested_ccxt_venues():
     from perpbot.core.plugins import PluginManager
 
     rows = {r["name"]: r for r in PluginManager(load_entry_points=False).listing()}
-    assert "exchange:ccxt:binanceusdm" in rows["perpbot.exchanges.ccxt"]["registers"]
+    regs = rows["perpbot.exchanges.ccxt"]["registers"]
+    assert "exchange:ccxt:binanceusdm" in regs and "exchange:ccxt:hyperliquid" in regs
