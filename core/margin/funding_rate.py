@@ -57,15 +57,17 @@ __all__ = [
     "project_next_funding_rate",
 ]
 
-#: ``funding_rate_clamp_factor_ppm`` of chain ``protocol/testing/genesis.sh`` (600%; governance may change it)
+#: ``funding_rate_clamp_factor_ppm`` of chain ``protocol/testing/genesis.sh`` and
+#: ``protocol/testing/mainnet/genesis.json`` (600%; governance may change it)
 DEFAULT_FUNDING_RATE_CLAMP_FACTOR_PPM = 6_000_000
 #: ``premium_vote_clamp_factor_ppm`` of chain ``protocol/testing/genesis.sh`` (6000%)
 DEFAULT_PREMIUM_VOTE_CLAMP_FACTOR_PPM = 60_000_000
 #: ``min_num_votes_per_sample`` of chain ``protocol/testing/genesis.sh``
 DEFAULT_MIN_NUM_VOTES_PER_SAMPLE = 15
 #: ``ceil(funding-tick duration / funding-sample duration)`` = ceil(3600 / 60): the minimum
-#: number of samples a tick averages over (chain ``MaybeProcessNewFundingTickEpoch``,
-#: epoch durations from ``protocol/x/epochs/types/genesis.go``)
+#: number of samples a tick averages over (chain ``MaybeProcessNewFundingTickEpoch``;
+#: epoch durations ``funding-sample`` 60 s and ``funding-tick`` 3600 s in chain
+#: ``protocol/testing/mainnet/genesis.json``)
 SAMPLES_PER_TICK = 60
 
 
