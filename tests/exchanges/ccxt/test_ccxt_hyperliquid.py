@@ -59,6 +59,9 @@ async def test_hyperliquid_orders_fills_and_funding(hl):
         sent = hl.call(lambda: hl.exchange_requests[-1]["action"]["orders"][0])
         assert sent["c"] == "0x" + "0" * 31 + "5" and sent["s"] == "0.002" and sent["t"] == {"limit": {"tif": "Ioc"}}
         assert D(sent["p"]) == D("68250")
+        # no ccxt builder fee approval, no ccxt referral code, no builder on our orders
+        actions = hl.call(lambda: [r["action"] for r in hl.exchange_requests])
+        assert [a["type"] for a in actions] == ["order"] and "builder" not in actions[0]
         await wait_until(lambda: [e for e in events if type(e) is Fill], what="the fill")
         await asyncio.sleep(0.8)  # reconciliations
         (f,) = [e for e in events if type(e) is Fill]
