@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -57,8 +58,8 @@ def measure(n: int) -> dict:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        engine.run(_tasks(folder, 2, "warm"), rows.append, 2)  # both workers import perpbot first
-        out = {}
+        engine.run(_tasks(folder, 4, "warm"), rows.append, 2)  # both workers import perpbot first
+        out, inside = {}, {}
         for workers in (1, 2):
             rows.clear()
             t0 = time.perf_counter()
@@ -68,7 +69,9 @@ def measure(n: int) -> dict:
             if failed:
                 raise SystemExit(f"bench_sweep: a cell failed: {failed[0]}")
             out[workers] = n / wall
-    return {"cells": n, "cps_1": out[1], "cps_2": out[2], "efficiency": out[2] / (2 * out[1])}
+            inside[workers] = sum(float(r["summary"]["wall_seconds"]) for r in rows) / n
+    return {"cells": n, "cps_1": out[1], "cps_2": out[2], "efficiency": out[2] / (2 * out[1]),
+            "run_s_1": inside[1], "run_s_2": inside[2], "load": os.getloadavg()[0]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     r = measure(args.cells)
     print(f"sweep cells/s, 1 worker    {r['cps_1']:8.2f}  ({r['cells']} cells: sniper, 4 days of 5-minute bars)")
     print(f"sweep cells/s, 2 workers   {r['cps_2']:8.2f}")
+    print(f"one cell's run, s          {r['run_s_1']:8.2f} alone, {r['run_s_2']:.2f} beside another "
+          f"(machine load average {r['load']:.1f} on {os.cpu_count()} cores: other processes share them)")
     verdict = "ok" if r["efficiency"] >= TARGET_EFFICIENCY else "BELOW TARGET"
     print(f"parallel efficiency        {r['efficiency']:8.2f}  target >= {TARGET_EFFICIENCY}  {verdict}")
 
