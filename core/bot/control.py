@@ -27,6 +27,7 @@ and carried out:
 - ``HALT``: :attr:`RiskAction.HALT <perpbot.core.policies.RiskAction.HALT>`: orders canceled,
   ``bot.halted`` set, the run stops after the current batch (exit code 6).
 
+The pause lives in the running bot only: a restarted (resumed) run starts with entries allowed.
 A request made while the bot is not processing batches (before start, after the loop
 ended) is refused with :class:`ControlUnavailable`; requests still queued when the loop ends
 fail with it. Call every method on the event loop's thread. Imports only :mod:`perpbot.core`.
