@@ -168,6 +168,8 @@ class AccountSync:
     async def _listen(self, watch: Callable, handle: Callable) -> None:
         import ccxt
 
+        from perpbot.exchanges.ccxt.feed import own_cancellation
+
         delay = self.retry_base_s
         while True:
             try:
@@ -176,15 +178,21 @@ class AccountSync:
                     if asyncio.iscoroutine(out):
                         await out
                 delay = self.retry_base_s
+                continue
             except asyncio.CancelledError:
-                raise
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
-                self.counters["stream_errors"] += 1
-                logger.warning(f"{self.venue} private stream: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}; "
-                               f"reconnecting in {delay:.2f}s, then reconciling over REST")
-                await asyncio.sleep(delay * (1 + random.random() / 4))
-                delay = min(delay * 2, self.retry_max_s)
-                await self.reconcile_safely(force_funding=True)
+                if own_cancellation():
+                    raise
+                # ccxt cancelled the pending watch (its connection died): like a dropped socket
+                exc: BaseException = ccxt.NetworkError("ccxt cancelled a pending watch (connection lost)")
+            except (ccxt.NetworkError, ccxt.ExchangeError, ValueError, ArithmeticError) as e:
+                # ValueError: a malformed value in an event (counted, logged, then REST decides)
+                exc = e
+            self.counters["stream_errors"] += 1
+            logger.warning(f"{self.venue} private stream: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}; "
+                           f"reconnecting in {delay:.2f}s, then reconciling over REST")
+            await asyncio.sleep(delay * (1 + random.random() / 4))
+            delay = min(delay * 2, self.retry_max_s)
+            await self.reconcile_safely(force_funding=True)
 
     async def maintenance_loop(self) -> None:
         """Reconcile every ``reconcile_s`` seconds (sooner while an outcome is unknown)."""
@@ -199,7 +207,8 @@ class AccountSync:
         try:
             await self.reconcile(force_funding)
             return True
-        except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+        except (ccxt.NetworkError, ccxt.ExchangeError, ValueError, ArithmeticError) as exc:
+            self.counters["reconcile_errors"] = self.counters.get("reconcile_errors", 0) + 1
             logger.warning(f"{self.venue}: REST reconciliation failed ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}); retried at the next one")
             return False

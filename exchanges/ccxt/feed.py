@@ -19,11 +19,13 @@ run's main feed, :func:`perpbot.core.bot.wiring.wire`). Per market it runs:
   the newest settled rate as a ``FundingRate(settled=True)`` stamped with its funding time.
 
 Failures: no book update for ``resync_s`` -> a REST ``fetch_order_book`` snapshot (the
-periodic resync); a ccxt ``NetworkError`` or a sequencing error -> a
-:class:`~perpbot.core.model.FeedStatus` ``healthy=False`` naming the error, the client's
-sockets are closed (ccxt.pro opens them again on the next call, resubscribing and refetching
-the snapshot), and the loop retries after an exponential backoff with jitter (``retry_base_s``
-doubling to ``retry_max_s``). The next book is a fresh snapshot, followed by a healthy status.
+periodic resync) and new sockets (a silent book means a stalled socket: ccxt's receive loop
+ends for good when a message handler raises, ``ccxt/async_support/base/ws/client.py``); a
+ccxt ``NetworkError`` or a sequencing error -> a :class:`~perpbot.core.model.FeedStatus`
+``healthy=False`` naming the error, a new ccxt client (ccxt.pro resubscribes and refetches
+the snapshot on the next call; every loop watches again within ``resync_s``), and the loop
+retries after an exponential backoff with jitter (``retry_base_s`` doubling to
+``retry_max_s``). The next book is a fresh snapshot, followed by a healthy status.
 Prices and sizes are ``Decimal(str(x))`` of ccxt's floats (the venue's own decimal text).
 """
 
@@ -75,6 +77,7 @@ class CcxtFeed(BaseFeed):
         self.retry_max_s = float(config.get("retry_max_s", 30))
         self._queue: asyncio.Queue = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
+        self._closing: list[asyncio.Task] = []
         self._unhealthy: dict[str, str] = {}
         self._counters = {"books": 0, "trades": 0, "marks": 0, "resyncs": 0, "errors": 0, "reconnects": 0}
         self._stopped = False
@@ -115,8 +118,8 @@ class CcxtFeed(BaseFeed):
     async def stop(self) -> None:
         """Stop the tasks and close the client (safe twice)."""
         self._stopped = True
-        await cancel_and_wait(self._tasks)
-        self._tasks = []
+        await cancel_and_wait(self._tasks + self._closing)
+        self._tasks, self._closing = [], []
         if self.client is not None:
             client, self.client = self.client, None
             await client.close()
@@ -162,26 +165,52 @@ class CcxtFeed(BaseFeed):
             try:
                 await loop(q, vm)
                 delay = self.retry_base_s
+                continue
             except asyncio.CancelledError:
-                raise
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:  # InvalidNonce/ChecksumError are ExchangeErrors
-                self._counters["errors"] += 1
-                reason = f"{self.venue} {loop.__name__.strip('_').replace('_loop', '')}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                if loop == self._book_loop:
-                    self._unhealthy[q] = reason
-                    self._put(FeedStatus(q, self._now(), healthy=False, reason=reason))
-                logger.warning(f"{reason}; reconnecting in {delay:.2f}s")
-                await self._reconnect()
-                await asyncio.sleep(delay * (1 + random.random() / 4))
-                delay = min(delay * 2, self.retry_max_s)
+                if self._stopped or own_cancellation():
+                    raise
+                # ccxt cancelled the pending watch (its connection died): like a dropped socket
+                exc: BaseException = ccxt.NetworkError("ccxt cancelled a pending watch (connection lost)")
+            except (ccxt.NetworkError, ccxt.ExchangeError, ValueError, ArithmeticError) as e:
+                # InvalidNonce/ChecksumError are ExchangeErrors; ValueError: a malformed or non-finite value
+                exc = e
+            self._counters["errors"] += 1
+            reason = f"{self.venue} {loop.__name__.strip('_').replace('_loop', '')}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            if loop == self._book_loop:
+                self._unhealthy[q] = reason
+                self._put(FeedStatus(q, self._now(), healthy=False, reason=reason))
+            logger.warning(f"{reason}; reconnecting in {delay:.2f}s")
+            await self._reconnect()
+            await asyncio.sleep(delay * (1 + random.random() / 4))
+            delay = min(delay * 2, self.retry_max_s)
 
     async def _reconnect(self) -> None:
-        """Close the client's sockets; ccxt.pro reopens and resubscribes on the next watch call."""
+        """Replace the ccxt client by a new one (new sockets; every loop watches again on it within
+        ``resync_s``) and close the old one in a task of its own: closing a client whose receive
+        loop died can raise or hang inside ccxt, which must not stop this feed."""
         self._counters["reconnects"] += 1
+        old, self.client = self.client, self._make_client()
+        if getattr(old, "markets", None):
+            self.client.set_markets(old.markets, old.currencies)  # no second exchangeInfo
+        task = asyncio.create_task(self._close_quietly(old), name=f"ccxt-close-{self.venue}")
+        self._closing = [t for t in self._closing if not t.done()] + [task]
+
+    async def _close_quietly(self, client: Any) -> None:
         try:
-            await self.client.close()
-        except Exception as exc:  # closing a broken socket may fail; the next call opens a new one
-            logger.debug(f"{self.venue}: closing the ccxt client: {type(exc).__name__}: {exc}")
+            async with asyncio.timeout(5):
+                await client.close()
+        except (Exception, asyncio.CancelledError) as exc:  # its own task: only the old client's close ends
+            logger.debug(f"{self.venue}: closing a replaced ccxt client: {type(exc).__name__}: {exc}")
+
+    async def _watch(self, watch: Callable, symbol: str) -> Any:
+        """``await watch(symbol)``, or None after ``resync_s`` without an update: the caller then
+        watches again, which subscribes anew on the current connection (after a reconnect the
+        old connection's pending futures may never resolve)."""
+        try:
+            async with asyncio.timeout(self.resync_s):
+                return await watch(symbol)
+        except TimeoutError:
+            return None
 
     def _snapshot(self, q: str, ob: dict) -> BookSnapshot:
         n = self.depth
@@ -199,9 +228,13 @@ class CcxtFeed(BaseFeed):
             try:
                 async with asyncio.timeout(self.resync_s):
                     ob = await self.client.watch_order_book(vm.symbol)
-            except TimeoutError:  # quiet socket: the periodic REST resync
+            except TimeoutError:  # quiet socket: the periodic REST resync, then a fresh connection
                 ob = await self.client.fetch_order_book(vm.symbol, self.depth if self.depth in (5, 10, 20, 50, 100) else None)
                 self._counters["resyncs"] += 1
+                # a book silent for resync_s on a live venue means a stalled socket: ccxt's receive
+                # loop stops for good when a handler raises on a malformed message
+                # (ccxt/async_support/base/ws/client.py receive_loop), so every stream is reopened
+                await self._reconnect()
             snap = self._snapshot(q, ob)
             if snap.bids and snap.asks and snap.bids[0][0] >= snap.asks[0][0]:
                 raise _crossed(self.venue, q, snap)
@@ -212,7 +245,9 @@ class CcxtFeed(BaseFeed):
     async def _trade_loop(self, q: str, vm: VenueMarket) -> None:
         seen: set = set()
         while True:
-            trades = await self.client.watch_trades(vm.symbol)
+            trades = await self._watch(self.client.watch_trades, vm.symbol)
+            if trades is None:
+                continue
             for t in trades:
                 tid = str(t.get("id") or t.get("timestamp"))
                 if tid in seen:
@@ -237,7 +272,9 @@ class CcxtFeed(BaseFeed):
     async def _mark_loop(self, q: str, vm: VenueMarket) -> None:
         if self.client.has.get("watchMarkPrice"):
             while True:
-                tk = await self.client.watch_mark_price(vm.symbol)
+                tk = await self._watch(self.client.watch_mark_price, vm.symbol)
+                if tk is None:
+                    continue
                 info = tk.get("info") or {}
                 self._mark(q, vm, tk.get("markPrice") or info.get("p"), info.get("r"))
         while True:
@@ -263,6 +300,13 @@ class CcxtFeed(BaseFeed):
                                           settled=True, interval_h=vm.funding_interval_h,
                                           oracle_price=dec(mark, "markPrice") if mark else None))
             await asyncio.sleep(self.poll_s)
+
+
+def own_cancellation() -> bool:
+    """True when the running task itself is being cancelled (``Task.cancelling()``), False when a
+    CancelledError came from a future ccxt cancelled inside an await."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _crossed(venue: str, q: str, snap: BookSnapshot) -> Exception:

@@ -104,3 +104,23 @@ async def test_quiet_socket_is_resynced_over_rest(fake_thread):
         await wait_until(lambda: c.feed.stats()["resyncs"] >= 1, timeout=4, what="a REST resync (resync_s=1)")
     finally:
         await c.stop()
+
+
+async def test_non_finite_value_never_reaches_the_bot(fake_thread):
+    from perpbot.core.model import BookSnapshot, Trade
+
+    c = await _feed(fake_thread)
+    try:
+        await wait_until(lambda: c.of(BookSnapshot), what="first book")
+        # ccxt's own parser refuses it (ccxt/base/precise.py); either way no event carries it
+        fake_thread.call(fake_thread.push_trade, "BTCUSDT", D("NaN"), D("0.1"), False)
+        await asyncio.sleep(0.3)
+        for _ in range(40):  # the market goes on trading; the stalled trade socket is reopened (resync_s)
+            fake_thread.call(fake_thread.push_trade, "BTCUSDT", D("65000.5"), D("0.2"), True)
+            await asyncio.sleep(0.2)
+            if c.of(Trade):
+                break
+        assert c.of(Trade), "the trade stream never recovered"
+        assert {(t.price, t.size) for t in c.of(Trade)} == {(D("65000.5"), D("0.2"))}
+    finally:
+        await c.stop()
