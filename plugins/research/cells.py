@@ -81,6 +81,7 @@ def _unship(task: dict, folder: Path) -> dict:
     task = dict(task, opts=dict(task["opts"]))
 
     def land(items, sub):
+        """Write each ``(name, ref)`` of ``items`` under ``folder/sub``; :returns: the paths."""
         out = []
         for name, ref in items:
             path = folder / sub / name

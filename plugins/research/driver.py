@@ -155,6 +155,7 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
          f"data {'through the object store' if via == 'store' else 'by path'}", err=True)
 
     def record(row: dict) -> None:
+        """Append a finished cell to the sweep directory and print its line (stderr)."""
         store.append(row)
         params = " ".join(f"{k}={v}" for k, v in row["params"].items())
         what = f"net PnL {_fig((row.get('objectives') or {}).get('net_pnl'))}" if row["status"] == "ok" else f"error: {row['error']}"
@@ -165,6 +166,7 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
                   run=lambda tasks, on_row: engine.run(tasks, on_row, parallel))
 
     def cut(i: int, phase: str, a: int, b: int):
+        """Window ``i``'s copies of the data for ``phase``, rows in ``[a, b)`` ns."""
         folder = store.dir / "data" / f"w{i}-{phase}"
         return window_files(files, folder, a, b), (window_files(funding, folder / "funding", a, b) if funding else [])
 

@@ -92,6 +92,7 @@ class Sweep:
                 seen.add(t["key"])
 
         def on_row(row: dict) -> None:
+            """Keep a finished cell's row and hand it to ``record``."""
             self.done[row["key"]] = row
             self.fresh.add(row["key"])
             self.ran += 1
