@@ -28,37 +28,33 @@ def _figures(summary: dict) -> dict:
 
 def test_three_cells_equal_backtest_json_and_failed_cell_is_reported(cli, ray_session, small_config, tmp_path):
     out = tmp_path / "sweeps"
-    # (60, 62): exit_threshold must be below entry_threshold -> that cell fails, the others run
-    code, stdout, err = cli("sweep", "--config", small_config, "--out", out, "--state-dir", tmp_path,
-                            "-p", "entry_threshold=55,60", "-p", "exit_threshold=50,62")
+    grid = ("-p", "entry_threshold=55,60,65", "-p", "exit_threshold=50,58")
+    # (55, 58): exit_threshold must be below entry_threshold -> that cell fails, the others run
+    code, stdout, err = cli("sweep", "--config", small_config, "--out", out, "--state-dir", tmp_path, *grid)
     assert code == 0, err
     assert "running on Ray with 2 workers" in err
     rows = {(r["params"]["entry_threshold"], r["params"]["exit_threshold"]): r for r in _rows(_sweep_dir(out))}
-    assert set(rows) == {("55", "50"), ("55", "62"), ("60", "50"), ("60", "62")}
+    assert set(rows) == {(e, x) for e in ("55", "60", "65") for x in ("50", "58")}
     failed = [k for k, r in rows.items() if r["status"] != "ok"]
-    assert failed == [("55", "62"), ("60", "62")] or sorted(failed) == [("55", "62"), ("60", "62")]
-    for k in failed:
-        assert "exit_threshold" in rows[k]["error"] and rows[k]["summary"] is None
-    assert "error: strategy sniper" in stdout  # the failed cells' error lines are in the printed table
+    assert failed == [("55", "58")]
+    assert "exit_threshold" in rows[("55", "58")]["error"] and rows[("55", "58")]["summary"] is None
+    assert "error: strategy sniper" in stdout  # the failed cell's error line is in the printed table
     assert "html: " in stdout and (_sweep_dir(out) / "report.html").is_file()
     table = list(csv.DictReader(open(_sweep_dir(out) / "results.csv")))
-    assert len(table) == 4 and sum(r["status"] == "error" for r in table) == 2
+    assert len(table) == 6 and sum(r["status"] == "error" for r in table) == 1
     import pyarrow.parquet as pq
 
     parquet = pq.read_table(_sweep_dir(out) / "results.parquet").to_pylist()
     assert [r["final_equity"] for r in parquet] == [r["final_equity"] or None for r in table]  # exact strings
     page = (_sweep_dir(out) / "report.html").read_text()
     assert page.count("<svg") == 2 and "<script" not in page and "src=" not in page  # self-contained, inline SVG
-    ok = [k for k in rows if k not in failed]
-    assert len(ok) == 2
-    # the same command again: the finished cells are kept, the failed ones run again (and fail again)
-    code, _, err = cli("sweep", "--config", small_config, "--out", out, "--state-dir", tmp_path,
-                       "-p", "entry_threshold=55,60", "-p", "exit_threshold=50,62")
-    assert code == 0 and "2 cells already done, 2 failed cells run again" in err
-    assert sorted(line.split(":")[0] for line in err.splitlines() if line.startswith("  grid ")) == [
-        "  grid entry_threshold=55 exit_threshold=62", "  grid entry_threshold=60 exit_threshold=62"]
-    # each finished cell equals `backtest --json` run alone with its parameters
-    for entry, exit_ in ok + [("55", "50")]:
+    # the same command again: the finished cells are kept, the failed one runs again (and fails again)
+    code, _, err = cli("sweep", "--config", small_config, "--out", out, "--state-dir", tmp_path, *grid)
+    assert code == 0 and "5 cells already done, 1 failed cells run again" in err
+    assert [line.split(":")[0] for line in err.splitlines() if line.startswith("  grid ")] == [
+        "  grid entry_threshold=55 exit_threshold=58"]
+    # three cells, each equal to `backtest --json` run alone with its parameters
+    for entry, exit_ in (("55", "50"), ("60", "58"), ("65", "50")):
         code, text, err = cli("backtest", "--config", small_config, "--state-dir", tmp_path / f"bt-{entry}-{exit_}",
                               "--no-journal", "--no-report", "--json",
                               "-p", f"entry_threshold={entry}", "-p", f"exit_threshold={exit_}")
@@ -67,6 +63,7 @@ def test_three_cells_equal_backtest_json_and_failed_cell_is_reported(cli, ray_se
         cell = rows[(entry, exit_)]["summary"]
         assert _figures(cell) == _figures(alone)
         assert int(alone["closed_trades"]) > 0  # the data is long enough to trade: the comparison means something
+    assert len({rows[k]["summary"]["final_equity"] for k in rows if k not in failed}) > 1  # the parameters matter
 
 
 def test_third_cell_through_the_object_store_equals_backtest(cli, ray_session, tmp_path, monkeypatch):
