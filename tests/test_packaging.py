@@ -28,6 +28,9 @@ def test_every_package_folder_is_in_the_wheel():
     assert all(name == "perpbot" or name.startswith("perpbot.") for name in declared)
     stale = declared - _on_disk(mapping) - {"perpbot.data"}  # perpbot.data is a data folder, not a package
     assert not stale, f"pyproject.toml lists packages that have no folder: {sorted(stale)}"
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    twice = sorted({n for n in listed if listed.count(n) > 1})
+    assert not twice, f"pyproject.toml lists packages twice: {twice}"
 
 
 def test_the_check_sees_a_package_left_out(tmp_path):
