@@ -24,7 +24,8 @@ observers flush state (``on_bot_stop``) and returns a
 resuming: :mod:`perpbot.core.bot.resume`.
 
 The bot holds the run's public state (the attributes :class:`~perpbot.core.bot.view.RunView`
-documents); each concern's collaborator keeps its own timers and queues.
+documents; the queries over it: :mod:`perpbot.core.bot.queries`); each concern's collaborator
+keeps its own timers and queues.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import signal
 import time
 import uuid
 from collections import deque
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,27 +44,31 @@ from perpbot.core.balance import BalanceManager
 from perpbot.core.bot.account import AccountEvents
 from perpbot.core.bot.calls import ObserverCalls, StrategyCalls
 from perpbot.core.bot.control import BotControl, register_control
-from perpbot.core.bot.decisions import DecisionCycle, risk_view
+from perpbot.core.bot.decisions import DecisionCycle
 from perpbot.core.bot.loop import EventLoop
 from perpbot.core.bot.orders import OrderRouter
+from perpbot.core.bot.queries import RunQueries
 from perpbot.core.bot.resume import Checkpoints, ResumeAPI
 from perpbot.core.bot.summary import build_summary
 from perpbot.core.bot.support import ClientIdAllocator, await_me_maybe
 from perpbot.core.bot.wiring import policies, wire
-from perpbot.core.config import BotConfig, split_ticker
+from perpbot.core.config import BotConfig
 from perpbot.core.bot.view import RunViewProxy
 from perpbot.core.feed import ProgressUpdate
-from perpbot.core.metrics import DrawdownTracker, TradeLedger, market_label
+from perpbot.core.metrics import DrawdownTracker, TradeLedger
 from perpbot.core.model import ZERO, Fill, OrderInfo, OrderParams, OrderRequest, OrderResult
-from perpbot.core.policies import RiskDecision, RiskView
+from perpbot.core.policies import RiskDecision
 from perpbot.core.portfolio import Portfolio
 from perpbot.core.report import RunSummary
 from perpbot.core.state import MarketData, MarketState
 from perpbot.core.strategy import StrategyResult
 
 
-class TradingBot:
+class TradingBot(RunQueries):
     """Strategy-agnostic supervisor: the public facade of a run.
+
+    Its read-only queries (``marks``, ``balance``, ``positions``, ``market_data``,
+    ``risk_view``, ...) live in :class:`~perpbot.core.bot.queries.RunQueries`.
 
     :param config: the validated :class:`~perpbot.core.config.BotConfig`.
     :param plugin_manager: a loaded :class:`~perpbot.core.plugins.PluginManager`.
@@ -177,82 +181,6 @@ class TradingBot:
     def strategy_error_counts(self) -> dict[tuple, int]:
         """(method, error type, " at file:line") -> how many times the strategy raised it (logged once)."""
         return self._strategy_calls.counts
-
-    def venue_and_ticker(self, qualified: str) -> tuple[str, str]:
-        """``(venue, venue's ticker)`` of a qualified ticker (``"BTC-USD"`` -> primary venue)."""
-        venue, t = split_ticker(qualified)
-        return (venue or self.config.primary_venue), t
-
-    def qualify(self, venue: str, ticker: str) -> str:
-        """``ticker`` of ``venue`` as the run names it: bare on the primary venue, ``venue:ticker`` elsewhere."""
-        return market_label(venue, ticker, self.config.primary_venue)
-
-    def marks(self) -> dict:
-        """Mark price per (qualified) ticker: oracle where known, else mid (USD)."""
-        out = {}
-        for t, st in self.states.items():
-            m = st.mark_price()
-            if m is not None:
-                out[t] = m
-        return out
-
-    def venue_marks(self, venue: str) -> dict:
-        """:meth:`marks` of one venue, keyed by that venue's own (unqualified) tickers (USD)."""
-        marks = self.marks()
-        if venue == self.config.primary_venue:
-            return {t: p for t, p in marks.items() if ":" not in t}
-        prefix = f"{venue}:"
-        return {t[len(prefix):]: p for t, p in marks.items() if t.startswith(prefix)}
-
-    def balance(self, venue: str | None = None):
-        """The bot's view of a venue's account (default: the primary), USD.
-
-        :raises KeyError: an unknown venue, or before :meth:`start` (no portfolios yet).
-        """
-        venue = venue or self.config.primary_venue
-        return self.portfolios[venue].balance(self.venue_marks(venue), self.clock.now_ns())
-
-    def total_equity(self) -> Decimal:
-        """The equity of every venue together, USD."""
-        return sum((self.balance(v).equity for v in self.portfolios), ZERO)
-
-    def positions(self) -> dict:
-        """Open positions of every venue, keyed by qualified ticker."""
-        out = {}
-        for venue, pf in self.portfolios.items():
-            for t, p in pf.open_positions().items():
-                out[self.qualify(venue, t)] = p
-        return out
-
-    def paused(self) -> dict:
-        """Markets whose data is stale now: qualified ticker -> the reason."""
-        now = self.clock.now_ns()
-        out = {}
-        for t, st in self.states.items():
-            reason = st.stale_reason(now)
-            if reason:
-                out[t] = reason
-        return out
-
-    def market_data(self) -> MarketData:
-        """The read-only view a strategy decides on."""
-        paused = self.paused()
-        return MarketData(
-            ts_ns=self.clock.now_ns(),
-            markets=self.states,
-            tradable=tuple(t for t in self.states if t not in paused),
-            paused=paused,
-            positions=self.positions(),
-            open_orders=dict(self.open_orders),
-            balance=self.balance(),
-            marks=self.marks(),
-            venues={v: self.balance(v) for v in self.portfolios},
-        )
-
-    def risk_view(self) -> RiskView:
-        """The :class:`~perpbot.core.policies.RiskView` risk policies check (see
-        :func:`perpbot.core.bot.decisions.risk_view`)."""
-        return risk_view(self)
 
     async def notify(self, hook: str, **kwargs) -> list:
         """Call an observer hook with ``bot=self``, each implementation on its own, and await results.
