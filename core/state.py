@@ -121,7 +121,8 @@ class MarketState:
     - ``oracle_price``: the venue's oracle price, or None.
     - ``funding_rate_1h``: the predicted funding rate for the current hour (a per-hour
       rate; 0.0001 = 1 bp per hour), or None; ``last_funding``: the last settled
-      :class:`~perpbot.core.model.FundingRate`.
+      :class:`~perpbot.core.model.FundingRate`; ``next_funding_ns``: the venue's next
+      funding time (Unix ns) from the latest prediction that carried one, or None.
     - ``bar_feed``: True when the market is fed bars rather than ticks (see
       :attr:`is_bar_fed`); ``book_ready``: a book snapshot has arrived.
     - ``scores``: the signal engine's :class:`~perpbot.core.signals.Scores` (0-100), or None.
@@ -153,6 +154,7 @@ class MarketState:
         self.oracle_price: Decimal | None = market.oracle_price
         self.funding_rate_1h: Decimal | None = None  # running prediction (next)
         self.last_funding: FundingRate | None = None  # last settled
+        self.next_funding_ns: int | None = None  # venue's next funding time (Unix ns)
         self.funding_seen = False
         self.quote: Quote | None = None
         self.last_price: Decimal | None = None
@@ -195,6 +197,8 @@ class MarketState:
                 self.last_funding = ev
             else:
                 self.funding_rate_1h = ev.rate_1h
+                if ev.next_funding_ns is not None:
+                    self.next_funding_ns = ev.next_funding_ns
         elif t is MarketInfo:
             if ev.market is not None:
                 self.market = ev.market

@@ -251,12 +251,18 @@ class FundingRate(MarketEvent):
         False for a running prediction (dYdX ``nextFundingRate``).
     :param interval_h: the venue's native funding interval in hours (1 for dYdX, 8 for Binance).
     :param oracle_price: the oracle/mark price at settlement when the source gives it.
+    :param next_funding_ns: for a prediction, the venue's next funding time (Unix ns) when the
+        source gives it (Binance ``premiumIndex``/``markPriceUpdate`` ``nextFundingTime``/``T``;
+        Hyperliquid: the top of the next hour), else None. A journal blob stores it only when
+        set (``metadata["omit_default"]``), so state saved before the field existed re-encodes
+        byte for byte (``tests/core/test_model_names.py``).
     """
 
     rate_1h: Decimal
     settled: bool = False
     interval_h: int = 1
     oracle_price: Decimal | None = None
+    next_funding_ns: int | None = attrs.field(default=None, metadata={"omit_default": True})
 
 
 @attrs.frozen(slots=True)

@@ -14,9 +14,19 @@ run's main feed, :func:`perpbot.core.bot.wiring.wire`). Per market it runs:
   mark ``p``, index ``i``, funding rate ``r``, next funding time ``T``), else
   ``fetch_funding_rate`` (Hyperliquid: ``fetch_funding_rates``) every ``poll_s``: an :class:`~perpbot.core.model.OraclePrice` (the
   mark price) and a predicted :class:`~perpbot.core.model.FundingRate` (``rate_1h`` = the
-  venue's rate / its interval, ``settled=False``).
-- **settled funding**: ``fetch_funding_rate_history`` at start and after each funding time:
-  the newest settled rate as a ``FundingRate(settled=True)`` stamped with its funding time.
+  venue's rate / its interval, ``settled=False``) carrying the venue's next funding time
+  (``next_funding_ns``): Binance's ``T`` / ``premiumIndex`` ``nextFundingTime`` (ccxt
+  ``binance.py parse_funding_rate`` -> ``fundingTimestamp``); Hyperliquid pays every hour and
+  ccxt gives the top of the next hour (``hyperliquid.py parse_funding_rate``).
+- **settled funding**: ``fetch_funding_rate_history`` at start, then ``funding_delay_s`` after
+  each next funding time (or as soon as the venue's next funding time moves on: a settlement
+  happened), read again every ``poll_s`` until the new row is published (a warning after
+  ``funding_chase_s``); every ``poll_s`` only while no next funding time is known. The newest
+  settled rate becomes a ``FundingRate(settled=True)`` stamped with its funding time.
+- **REST cross-check** (``crosscheck_s``, 0 = off): while the socket is live, the REST book's
+  top is compared with the socket-built one, allowing for updates in flight
+  (:mod:`perpbot.exchanges.ccxt.crosscheck`); ``crosscheck_strikes`` disagreements in a row
+  are a divergence: logged with the reason, the book reported unhealthy and resynced.
 
 Failures: no book update for ``resync_s`` -> a REST ``fetch_order_book`` snapshot (the
 periodic resync) and new sockets (a silent book means a stalled socket: ccxt's receive loop
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from decimal import Decimal
 from typing import Any, AsyncIterator, Callable
 
@@ -43,6 +54,7 @@ from perpbot.core.feed import BaseFeed
 from perpbot.core.model import BookSnapshot, FeedStatus, FundingRate, OraclePrice, Side, Trade
 from perpbot.core.params import did_you_mean
 from perpbot.core.tasks import cancel_and_wait
+from perpbot.exchanges.ccxt.crosscheck import BookCrossCheck
 from perpbot.exchanges.ccxt.markets import MarketTable, VenueMarket, dec
 
 D = Decimal
@@ -75,21 +87,36 @@ class CcxtFeed(BaseFeed):
         self.poll_s = float(config.get("poll_s", 10))
         self.retry_base_s = float(config.get("retry_base_s", 0.5))
         self.retry_max_s = float(config.get("retry_max_s", 30))
+        self.crosscheck_s = float(config.get("crosscheck_s", 60))
+        self.crosscheck_strikes = int(config.get("crosscheck_strikes", 2))
+        self.crosscheck_grace_s = float(config.get("crosscheck_grace_s", 1.0))
+        self.funding_delay_s = float(config.get("funding_delay_s", 5))
+        self.funding_chase_s = float(config.get("funding_chase_s", 120))
+        #: qualified ticker -> the venue's next funding time (Unix ms), and its forward moves
+        self.next_funding_ms: dict[str, int] = {}
+        self._funding_moved: dict[str, asyncio.Event] = {}
+        self._checks: dict[str, BookCrossCheck] = {}
+        self._diverged: dict[str, str] = {}
         self._queue: asyncio.Queue = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._closing: list[asyncio.Task] = []
         self._unhealthy: dict[str, str] = {}
-        self._counters = {"books": 0, "trades": 0, "marks": 0, "resyncs": 0, "errors": 0, "reconnects": 0}
+        self._counters = {"books": 0, "trades": 0, "marks": 0, "resyncs": 0, "errors": 0, "reconnects": 0,
+                          "settled_reads": 0, "crosschecks": 0, "disagreements": 0, "divergences": 0}
         self._stopped = False
 
     # -- contract -------------------------------------------------------------
 
     def markets(self) -> dict:
-        """Qualified ticker -> :class:`~perpbot.core.model.Market` (loads the venue's markets once).
+        """Qualified ticker -> :class:`~perpbot.core.model.Market` (loads the venue's markets once);
+        a feed built without tickers lists every linear perpetual of the venue (the wiring's
+        market discovery, :func:`perpbot.core.bot.wiring.discover_tickers`).
 
         :raises ConfigError: a ticker the venue does not list as a linear perpetual (closest name given).
         """
         known = self.table.load_or_fail(self.venue)
+        if not self.tickers:
+            return {self.prefix + t: vm.market for t, vm in known.items()}
         out = {}
         for q in self.tickers:
             t = q[len(self.prefix):]
@@ -114,6 +141,8 @@ class CcxtFeed(BaseFeed):
                 asyncio.create_task(self._guard(q, vm, self._mark_loop), name=f"ccxt-mark-{q}"),
                 asyncio.create_task(self._guard(q, vm, self._settled_loop), name=f"ccxt-funding-{q}"),
             ]
+            if self.crosscheck_s > 0:
+                self._tasks.append(asyncio.create_task(self._crosscheck_loop(q, vm), name=f"ccxt-crosscheck-{q}"))
 
     async def stop(self) -> None:
         """Stop the tasks and close the client (safe twice)."""
@@ -145,7 +174,8 @@ class CcxtFeed(BaseFeed):
         return dict(self._unhealthy)
 
     def stats(self) -> dict:
-        """Counters: books, trades, marks, resyncs, errors, reconnects."""
+        """Counters: books, trades, marks, resyncs, errors, reconnects, settled_reads (funding
+        history requests), crosschecks (REST books compared), disagreements, divergences."""
         return dict(self._counters)
 
     # -- loops ------------------------------------------------------------------
@@ -177,6 +207,7 @@ class CcxtFeed(BaseFeed):
             self._counters["errors"] += 1
             reason = f"{self.venue} {loop.__name__.strip('_').replace('_loop', '')}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
             if loop == self._book_loop:
+                self._check_of(q).reset()
                 self._unhealthy[q] = reason
                 self._put(FeedStatus(q, self._now(), healthy=False, reason=reason))
             logger.warning(f"{reason}; reconnecting in {delay:.2f}s")
@@ -235,9 +266,12 @@ class CcxtFeed(BaseFeed):
                 # loop stops for good when a handler raises on a malformed message
                 # (ccxt/async_support/base/ws/client.py receive_loop), so every stream is reopened
                 await self._reconnect()
+            if q in self._diverged:  # the REST cross-check found a real divergence: resync
+                raise _diverged(self.venue, q, self._diverged.pop(q))
             snap = self._snapshot(q, ob)
             if snap.bids and snap.asks and snap.bids[0][0] >= snap.asks[0][0]:
                 raise _crossed(self.venue, q, snap)
+            self._check_of(q).record(ob)
             self._put(snap)
             self._book_ok(q)
             self._counters["books"] += 1
@@ -260,14 +294,39 @@ class CcxtFeed(BaseFeed):
                                 size=dec(t["amount"], "trade amount") * vm.contract_size, side=side, trade_id=tid))
                 self._counters["trades"] += 1
 
-    def _mark(self, q: str, vm: VenueMarket, mark: Any, rate: Any) -> None:
+    def _mark(self, q: str, vm: VenueMarket, mark: Any, rate: Any, next_ms: Any = None) -> None:
         now = self._now()
+        nxt = self._set_next_funding(q, next_ms)
         if mark is not None:
             self._put(OraclePrice(q, now, price=dec(mark, "mark price")))
         if rate is not None:
             r = dec(rate, "funding rate")
-            self._put(FundingRate(q, now, rate_1h=r / vm.funding_interval_h, settled=False, interval_h=vm.funding_interval_h))
+            self._put(FundingRate(q, now, rate_1h=r / vm.funding_interval_h, settled=False, interval_h=vm.funding_interval_h,
+                                  next_funding_ns=None if nxt is None else nxt * 1_000_000))
         self._counters["marks"] += 1
+
+    def _set_next_funding(self, q: str, next_ms: Any) -> int | None:
+        """Keep the venue's next funding time (Unix ms); a forward move means the previous one
+        was settled, which wakes the settled-funding loop. Returns the time, or None."""
+        if next_ms in (None, ""):
+            return self.next_funding_ms.get(q)
+        try:
+            nxt = int(next_ms)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.venue} {q}: next funding time {next_ms!r} is not a timestamp") from None
+        old = self.next_funding_ms.get(q)
+        self.next_funding_ms[q] = nxt
+        if old is not None and nxt > old:
+            self._moved(q).set()
+        return nxt
+
+    def _moved(self, q: str) -> asyncio.Event:
+        return self._funding_moved.setdefault(q, asyncio.Event())
+
+    def _check_of(self, q: str) -> BookCrossCheck:
+        if q not in self._checks:
+            self._checks[q] = BookCrossCheck(strikes=self.crosscheck_strikes, grace_s=self.crosscheck_grace_s)
+        return self._checks[q]
 
     async def _mark_loop(self, q: str, vm: VenueMarket) -> None:
         if self.client.has.get("watchMarkPrice"):
@@ -276,30 +335,108 @@ class CcxtFeed(BaseFeed):
                 if tk is None:
                     continue
                 info = tk.get("info") or {}
-                self._mark(q, vm, tk.get("markPrice") or info.get("p"), info.get("r"))
+                self._mark(q, vm, tk.get("markPrice") or info.get("p"), info.get("r"), info.get("T"))
         while True:
             if self.client.has.get("fetchFundingRate"):
                 fr = await self.client.fetch_funding_rate(vm.symbol)
             else:  # Hyperliquid: one metaAndAssetCtxs call answers every market
                 fr = (await self.client.fetch_funding_rates([vm.symbol])).get(vm.symbol) or {}
-            self._mark(q, vm, fr.get("markPrice"), fr.get("fundingRate"))
+            # ccxt's fundingTimestamp: Binance premiumIndex nextFundingTime; Hyperliquid the next hour
+            self._mark(q, vm, fr.get("markPrice"), fr.get("fundingRate"), fr.get("fundingTimestamp"))
             await asyncio.sleep(self.poll_s)
 
     async def _settled_loop(self, q: str, vm: VenueMarket) -> None:
+        """Read the newest settled rate at start, then when one is due (module docstring)."""
         last = None
+        warned = None
+        chase_until = None
         while True:
-            rows = await self.client.fetch_funding_rate_history(vm.symbol, None, 5)
-            rows = [r for r in rows if r.get("timestamp") is not None and r.get("fundingRate") is not None]
-            if rows:
-                newest = max(rows, key=lambda r: r["timestamp"])
-                if newest["timestamp"] != last:
-                    last = newest["timestamp"]
-                    mark = (newest.get("info") or {}).get("markPrice")
-                    self._put(FundingRate(q, int(newest["timestamp"]) * 1_000_000,
-                                          rate_1h=dec(newest["fundingRate"], "fundingRate") / vm.funding_interval_h,
-                                          settled=True, interval_h=vm.funding_interval_h,
-                                          oracle_price=dec(mark, "markPrice") if mark else None))
-            await asyncio.sleep(self.poll_s)
+            newest = await self._read_settled(q, vm, last)
+            if newest is not None and newest != last:
+                last, chase_until = newest, None
+            if chase_until is not None:
+                if time.monotonic() < chase_until:  # due but not published yet
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                nxt = self.next_funding_ms.get(q)
+                if warned != nxt:
+                    warned = nxt
+                    logger.warning(f"{self.venue} {q}: no settled funding published {self.funding_chase_s:g}s after "
+                                   f"funding time {nxt} (newest {last}); reading every {self.poll_s:g}s")
+                chase_until = None
+            if await self._until_settlement(q):
+                chase_until = time.monotonic() + self.funding_chase_s
+
+    async def _until_settlement(self, q: str) -> bool:
+        """Sleep until a settlement is due: ``funding_delay_s`` after the next funding time or
+        after it moves on (True); ``poll_s`` while no next funding time is known (False)."""
+        moved = self._moved(q)
+        while True:
+            nxt = self.next_funding_ms.get(q)
+            if moved.is_set() or nxt is None:
+                due = moved.is_set()
+                moved.clear()
+                await asyncio.sleep(self.funding_delay_s if due else self.poll_s)
+                return due
+            wait = (nxt - time.time() * 1000) / 1000 + self.funding_delay_s
+            if wait <= 0:
+                return True
+            try:  # wake early when the next time moves on (a settlement) or is corrected
+                async with asyncio.timeout(min(wait, max(self.poll_s, 1.0))):
+                    await moved.wait()
+            except TimeoutError:
+                pass
+
+    async def _read_settled(self, q: str, vm: VenueMarket, last: int | None) -> int | None:
+        """One ``fetch_funding_rate_history`` read; emits the newest row when it is new. Returns its time (ms)."""
+        self._counters["settled_reads"] += 1
+        rows = await self.client.fetch_funding_rate_history(vm.symbol, None, 5)
+        rows = [r for r in rows if r.get("timestamp") is not None and r.get("fundingRate") is not None]
+        if not rows:
+            return None
+        newest = max(rows, key=lambda r: r["timestamp"])
+        if newest["timestamp"] != last:
+            mark = (newest.get("info") or {}).get("markPrice")
+            self._put(FundingRate(q, int(newest["timestamp"]) * 1_000_000,
+                                  rate_1h=dec(newest["fundingRate"], "fundingRate") / vm.funding_interval_h,
+                                  settled=True, interval_h=vm.funding_interval_h,
+                                  oracle_price=dec(mark, "markPrice") if mark else None))
+        return int(newest["timestamp"])
+
+    async def _crosscheck_loop(self, q: str, vm: VenueMarket) -> None:
+        """Every ``crosscheck_s``: the REST book against the socket's (module docstring). A failed
+        REST request is logged and counted as an error; the next interval tries again."""
+        import ccxt
+
+        check = self._check_of(q)
+        limit = self.depth if self.depth in (5, 10, 20, 50, 100) else None
+        while True:
+            await asyncio.sleep(self.crosscheck_s)
+            if q in self._unhealthy or q in self._diverged or not check.history:
+                continue  # resyncing already, or no socket book yet
+            sent = time.monotonic()
+            try:
+                rest = await self.client.fetch_order_book(vm.symbol, limit)
+            except (ccxt.BaseError, ValueError) as exc:
+                self._counters["errors"] += 1
+                logger.warning(f"{self.venue} {q}: REST cross-check failed: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:200]}; next in {self.crosscheck_s:g}s")
+                continue
+            answered = time.monotonic()
+            await asyncio.sleep(check.grace_s)  # socket updates in flight may still bring that top
+            why = check.judge(rest, sent, answered)
+            self._counters["crosschecks"] += 1
+            if why is None:
+                continue
+            self._counters["disagreements"] += 1
+            if check.diverged:
+                self._counters["divergences"] += 1
+                reason = f"REST cross-check: {check.in_a_row} disagreement(s) in a row, last {why}"
+                logger.warning(f"{self.venue} {q}: book diverged from the venue's: {reason}; resyncing")
+                check.reset()
+                self._diverged[q] = reason
+            else:
+                logger.info(f"{self.venue} {q}: REST cross-check disagreement {check.in_a_row}/{check.strikes}: {why}")
 
 
 def own_cancellation() -> bool:
@@ -307,6 +444,12 @@ def own_cancellation() -> bool:
     CancelledError came from a future ccxt cancelled inside an await."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _diverged(venue: str, q: str, reason: str) -> Exception:
+    import ccxt
+
+    return ccxt.InvalidNonce(f"{venue} {q}: {reason}")
 
 
 def _crossed(venue: str, q: str, snap: BookSnapshot) -> Exception:

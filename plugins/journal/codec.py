@@ -11,7 +11,9 @@ types JSON would lose:
 - dicts with non-string keys (client ids) -> ``{"$map": [[k, v], ...]}``;
 - tuples -> ``{"$tuple": [...]}``, sets -> ``{"$set": [...]}``;
 - enums -> ``{"$enum": "module:Qualname", "v": value}``;
-- attrs instances -> ``{"$attrs": "module:Qualname", "v": {field: value}}``;
+- attrs instances -> ``{"$attrs": "module:Qualname", "v": {field: value}}``; a field added
+  later with ``metadata={"omit_default": True}`` is left out while it holds its default, so
+  blobs of values saved before it existed keep their exact encoding;
 
 Enum and attrs classes are only re-imported from perpbot's own modules (names that
 start with ``perpbot.``); anything else is refused, so a journal cannot make perpbot import
@@ -106,7 +108,8 @@ def _encode_other(value: Any) -> Any:
     if attrs.has(type(value)):
         return {
             "$attrs": _qualname(type(value)),
-            "v": {a.name: _encode(getattr(value, a.name)) for a in attrs.fields(type(value)) if a.init},
+            "v": {a.name: _encode(getattr(value, a.name)) for a in attrs.fields(type(value))
+                  if a.init and not (a.metadata.get("omit_default") and getattr(value, a.name) == a.default)},
         }
     if isinstance(value, dict):
         if all(isinstance(k, str) for k in value) and not any(k.startswith("$") for k in value):
