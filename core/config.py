@@ -37,6 +37,10 @@ from perpbot.core.errors import ConfigError
 from perpbot.core.params import did_you_mean, parse_bool, parse_decimal, parse_params
 
 UNKNOWN_POSITION_POLICIES = ("adopt", "flatten", "refuse")
+#: the markets of a run that names none, for a strategy that does not discover its own
+DEFAULT_TICKERS = ("BTC-USD", "ETH-USD")
+#: the one spelling of "every market the strategy discovers" (``tickers = "all"``, ``--ticker all``)
+ALL_MARKETS = "all"
 DEFAULT_RISK_POLICIES = ("kill_switch", "stale_data", "circuit_breaker", "max_leverage", "liquidation_distance", "seed_thresholds")
 
 
@@ -133,7 +137,11 @@ class BotConfig:
 
     :param exchange: venue names; the first is the primary venue.
     :param venues: venue name -> exchange plugin name (defaults to the venue name).
-    :param tickers: dYdX tickers (``"BTC-USD"``), qualified ``"venue:TICKER"`` for other venues.
+    :param tickers: dYdX tickers (``"BTC-USD"``), qualified ``"venue:TICKER"`` for other venues;
+        empty = none named: the wiring resolves them (a strategy with ``discovers_markets`` picks
+        from what the venues list, any other gets :data:`DEFAULT_TICKERS`) and writes them back here.
+    :param all_markets: ``tickers = "all"`` / ``--ticker all``: the strategy must discover its
+        markets (an error for one that does not).
     :param decision_interval_s: seconds of clock time between strategy decision cycles.
     :param snapshot_interval_s: seconds between equity snapshots (journal, report).
     :param max_events: stop after this many market events (each depth level entry, trade, quote, bar, funding rate; the summary's unit; None: run to the end of the data).
@@ -145,7 +153,8 @@ class BotConfig:
     exchange: tuple = ("paper",)
     venues: dict = attrs.Factory(dict)
     strategy: str = "sniper"
-    tickers: tuple = ("BTC-USD", "ETH-USD")
+    tickers: tuple = ()
+    all_markets: bool = False
     feed: str = "replay"
     decision_interval_s: Decimal = Decimal("1")
     snapshot_interval_s: Decimal = Decimal("60")
@@ -301,11 +310,19 @@ def bot_settings(bot: Mapping[str, Any], source: str = "", labels: Mapping[str, 
         kw["strategy"] = bot["strategy"].strip()
     if "tickers" in bot:
         try:
-            kw["tickers"] = tuple(normalize_ticker(t) for t in _as_list(bot["tickers"], lab("tickers")))
+            raw = _as_list(bot["tickers"], lab("tickers"))
+            if any(str(t).strip().lower() == ALL_MARKETS for t in raw):
+                if len(raw) != 1:
+                    raise ConfigError(f"{lab('tickers')}: {ALL_MARKETS!r} stands alone (every market the strategy "
+                                      f"discovers), got {bot['tickers']!r}")
+                kw["tickers"], kw["all_markets"] = (), True
+            else:
+                kw["tickers"], kw["all_markets"] = tuple(normalize_ticker(t) for t in raw), False
         except ConfigError as exc:
             raise ConfigError(f"{pre}{exc}") from None
-        if not kw["tickers"]:
-            raise err("tickers", f"must name at least one market (e.g. BTC-USD), got {bot['tickers']!r}")
+        if not kw["tickers"] and not kw["all_markets"]:
+            raise err("tickers", f"must name at least one market (e.g. BTC-USD), got {bot['tickers']!r} "
+                                f"(or {ALL_MARKETS!r}: every market the strategy discovers)")
     if "feed" in bot:
         if not isinstance(bot["feed"], str) or not bot["feed"].strip():
             raise err("feed", f"expected a name, got {bot['feed']!r}")
@@ -510,7 +527,7 @@ def config_to_mapping(cfg: BotConfig) -> dict:
     bot: dict[str, Any] = {
         "exchange": list(cfg.exchange),
         "strategy": cfg.strategy,
-        "tickers": list(cfg.tickers),
+        "tickers": ALL_MARKETS if cfg.all_markets and not cfg.tickers else list(cfg.tickers),
         "feed": cfg.feed,
         "decision_interval_s": cfg.decision_interval_s,
         "snapshot_interval_s": cfg.snapshot_interval_s,
@@ -522,6 +539,8 @@ def config_to_mapping(cfg: BotConfig) -> dict:
         "live": cfg.live,
         "close_on_stop": cfg.close_on_stop,
     }
+    if not bot["tickers"]:
+        del bot["tickers"]  # none named: resolved by the wiring
     if cfg.journal_path is not None:
         bot["journal_path"] = str(cfg.journal_path)
     if cfg.max_events is not None:

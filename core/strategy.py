@@ -95,6 +95,12 @@ class BaseStrategy(abc.ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    #: True when the strategy picks its own markets from what the venues list: a run that names
+    #: no tickers (or ``tickers = "all"`` / ``--ticker all``) asks every venue for its markets
+    #: before subscribing (:func:`perpbot.core.bot.wiring.discover_tickers`) and trades what
+    #: :meth:`select_markets` returns. False: such a run trades ``DEFAULT_TICKERS`` (BTC-USD,
+    #: ETH-USD), and ``all`` is an error.
+    discovers_markets: ClassVar[bool] = False
 
     def __init__(self, params: Any, context: StrategyContext):
         self.params = params
@@ -125,6 +131,22 @@ class BaseStrategy(abc.ABC):
         """One dict per field of ``Params``: ``{name, type, default, required, help}`` (see
         :func:`perpbot.core.params.describe_params`), for documentation and tools."""
         return describe_params(cls.Params)
+
+    @classmethod
+    def select_markets(cls, params: Any, listings: Mapping[str, tuple], primary_venue: str) -> tuple:
+        """The run's tickers, chosen from what the venues list (strategies with ``discovers_markets``).
+
+        Called by the wiring before the strategy is built, when the run names no tickers.
+
+        :param params: the strategy's parsed ``Params``.
+        :param listings: venue -> the unqualified tickers it lists (``"BTC-USD"``), one entry per
+            venue of the run in configuration order (the primary venue first).
+        :param primary_venue: the run's primary venue (its tickers stay unqualified).
+        :returns: the tickers to trade: ``"BTC-USD"`` on the primary venue, ``"venue:BTC-USD"``
+            on another; at least one.
+        :raises ConfigError: nothing to trade, or a requested market not listed (one line).
+        """
+        raise NotImplementedError(f"strategy {cls.name!r} does not discover its markets")
 
     # -- feedback (optional) ------------------------------------------------
 

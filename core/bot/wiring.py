@@ -59,23 +59,25 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
     :param clock: a clock to use instead of the default one.
     :raises ConfigError: unknown feed, exchange, strategy or ticker, or invalid parameters
         (one line naming the thing and the value, with the known names).
+
+    A run that names no tickers gets its strategy's (:func:`discover_tickers`, after the
+    exchanges are built and before any feed subscribes); they are written to ``config.tickers``.
     """
     reg = pm.registry
     state_dir = Path(config.state_dir)
     feed_cls = reg.get("feeds", config.feed)
+    strat_cls = reg.get("strategies", config.strategy)
+    params = parse_params(strat_cls.Params, config.strategy_params(), f"strategy {config.strategy}")
     # venues whose exchange plugin brings its own live market data (``venue_feed``, e.g. ccxt):
     # their tickers are fed by it, merged with the run's feed (which gets the other tickers)
     own_data = {v for v in config.exchange if hasattr(reg.get("exchanges", config.venue_plugin(v)), "venue_feed")}
-    own = tuple(t for t in config.tickers if (split_ticker(t)[0] or config.primary_venue) in own_data)
-    rest = tuple(t for t in config.tickers if t not in own)
-    if own and rest and feed_cls.replay:
-        raise ConfigError(f"--feed {config.feed}: replays recorded data, but {', '.join(own)} trade(s) on live market "
-                          f"data of venue {', '.join(sorted(own_data))}: use a live feed (e.g. --feed dydx)")
-    clock = clock or (SimulatedClock() if feed_cls.replay and rest else LiveClock())
-    feed = feed_cls(
-        config.feed_options(),
-        FeedContext(clock, rest, state_dir, options={"live": config.live}),
-    ) if rest else None
+
+    def on_own(t: str) -> bool:
+        return (split_ticker(t)[0] or config.primary_venue) in own_data
+
+    # the run's feed serves the venues without their own data: a replay of it drives a simulated clock
+    fed = [not on_own(t) for t in config.tickers] if config.tickers else [v not in own_data for v in config.exchange]
+    clock = clock or (SimulatedClock() if feed_cls.replay and any(fed) else LiveClock())
     # filled below, after the markets are known; each venue's MarketView reads it when called
     states: dict[str, MarketState] = {}
 
@@ -95,6 +97,17 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
         )
         exchanges[venue] = cls(config.exchange_options(venue), ctx)
         exchanges[venue].preflight()
+    if not config.tickers:  # none named: the strategy's markets (discovered from the venues' listings)
+        config.tickers = discover_tickers(config, strat_cls, params, feed_cls, exchanges, own_data, clock)
+    own = tuple(t for t in config.tickers if on_own(t))
+    rest = tuple(t for t in config.tickers if t not in own)
+    if own and rest and feed_cls.replay:
+        raise ConfigError(f"--feed {config.feed}: replays recorded data, but {', '.join(own)} trade(s) on live market "
+                          f"data of venue {', '.join(sorted(own_data))}: use a live feed (e.g. --feed dydx)")
+    feed = feed_cls(
+        config.feed_options(),
+        FeedContext(clock, rest, state_dir, options={"live": config.live}),
+    ) if rest else None
     venue_feeds = [
         exchanges[v].venue_feed(mine, clock, "" if v == config.primary_venue else f"{v}:")
         for v in config.exchange
@@ -130,8 +143,6 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
             for t in venue_tickers[venue]:
                 consumers[t if venue == config.primary_venue else f"{venue}:{t}"] = ex
 
-    strat_cls = reg.get("strategies", config.strategy)
-    params = parse_params(strat_cls.Params, config.strategy_params(), f"strategy {config.strategy}")
     strategy = strat_cls(
         params,
         StrategyContext(
@@ -144,6 +155,60 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
         ),
     )
     return Wiring(clock, feed, exchanges, markets, states, engines, venue_tickers, consumers, strategy)
+
+
+def discover_tickers(config: BotConfig, strat_cls: type, params: Any, feed_cls: type, exchanges: dict,
+                     own_data: set, clock: Any) -> tuple:
+    """The tickers of a run that names none (``config.tickers`` empty).
+
+    A strategy that does not discover its markets (``discovers_markets`` False) gets
+    :data:`~perpbot.core.config.DEFAULT_TICKERS`. One that does is handed every venue's listing
+    and returns its tickers (:meth:`~perpbot.core.strategy.BaseStrategy.select_markets`). The
+    listings come from the feeds, each built WITHOUT tickers, which lists every market it can
+    serve (the feed contract's ``markets()``): the run's feed for the venues it serves
+    (unqualified tickers: the primary venue; ``venue:TICKER``: that venue; e.g. the dYdX
+    indexer's ``/v4/perpetualMarkets``, a replay's files), and each venue with its own market
+    data through its ``venue_feed`` (ccxt: ``load_markets``). These probe feeds are never
+    started. The count per venue and the choice are logged.
+
+    :returns: the qualified tickers to trade (primary venue unqualified).
+    :raises ConfigError: ``all`` for a strategy that does not discover its markets; a feed's
+        listing failed (its one line); the strategy found nothing to trade (its one line).
+    """
+    from perpbot.core.config import ALL_MARKETS, DEFAULT_TICKERS
+
+    if not getattr(strat_cls, "discovers_markets", False):
+        if config.all_markets:
+            raise ConfigError(f"--ticker {ALL_MARKETS}: strategy {config.strategy!r} does not discover its markets; "
+                              f"name them, e.g. --ticker BTC,ETH")
+        return DEFAULT_TICKERS
+    listings: dict[str, list] = {v: [] for v in config.exchange}
+
+    def add(qualified, venues) -> None:
+        for q in qualified:
+            venue, t = split_ticker(q)
+            venue = venue or config.primary_venue
+            if venue in venues and t not in listings[venue]:
+                listings[venue].append(t)
+
+    fed = [v for v in config.exchange if v not in own_data]
+    try:
+        if fed:
+            probe = feed_cls(config.feed_options(), FeedContext(clock, (), Path(config.state_dir),
+                                                                 options={"live": config.live}))
+            add(probe.markets(), fed)
+        for v in config.exchange:
+            if v in own_data:
+                add(exchanges[v].venue_feed((), clock, "" if v == config.primary_venue else f"{v}:").markets(), (v,))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    listed = {v: tuple(ts) for v, ts in listings.items()}
+    tickers = tuple(strat_cls.select_markets(params, listed, config.primary_venue))
+    counts = ", ".join(f"{v} lists {len(ts)}" for v, ts in listed.items())
+    logger.info(f"markets discovered ({counts}); strategy {config.strategy} trades {len(tickers)}: {', '.join(tickers)}")
+    if not tickers:
+        raise ConfigError(f"strategy {config.strategy}: found no market to trade ({counts})")
+    return tickers
 
 
 def signal_engines(config: BotConfig, states: dict) -> dict:

@@ -381,8 +381,8 @@ class CcxtFeed(BaseFeed):
             wait = (nxt - time.time() * 1000) / 1000 + self.funding_delay_s
             if wait <= 0:
                 return True
-            try:  # wake early when the next time moves on (a settlement) or is corrected
-                async with asyncio.timeout(min(wait, max(self.poll_s, 1.0))):
+            try:  # wake when the next time moves on (a settlement); re-read it every second (no request)
+                async with asyncio.timeout(min(wait, 1.0)):
                     await moved.wait()
             except TimeoutError:
                 pass

@@ -10,13 +10,16 @@ and a :class:`~perpbot.strategies.funding_arb.pnl.LegBook` per leg (funding, fee
 half-filled pair at market, cancel orders older than ``requote_s``, else wait), then by
 state: finish an exit, adopt legs found open, report a flat pair as a candidate (the
 strategy ranks the candidates of all coins), or manage the open pair (legging, exit,
-rebalance). :func:`discover_pairs` finds the coins listed on both venues.
+rebalance). :func:`discover_pairs` finds the coins whose two legs are among the run's
+tickers; :func:`select_listed` chooses those tickers from the venues' listings when the run
+names none.
 
 Imports only :mod:`perpbot` and the strategy's own modules.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Iterable, Mapping
 
 from perpbot import ConfigError, OrderType, StrategyAction, StrategyResult
@@ -87,6 +90,64 @@ def discover_pairs(tickers: Iterable[str], params: FundingArbParams) -> list[tup
             )
         out.append((t, h))
     return out
+
+
+def _few(names: list[str], n: int = 12) -> str:
+    """``"A, B, C"``, or the first ``n`` and ``"+K more"``."""
+    return ", ".join(names[:n]) + (f" +{len(names) - n} more" if len(names) > n else "") if names else "none"
+
+
+def select_listed(params: FundingArbParams, listings: Mapping[str, tuple], primary_venue: str, log: Any) -> tuple:
+    """The run's tickers when it names none: both legs of every coin listed on both venues.
+
+    The strategy's :meth:`~perpbot.BaseStrategy.select_markets` (the wiring calls it with every
+    venue's listing, :func:`perpbot.core.bot.wiring.discover_tickers`). The primary venue is
+    the run's first; the hedge venue ``hedge_venue``, else the run's only other venue. A coin
+    is on both when the two venues list the same ticker (``BTC-USD``: its base coin, in USD).
+    ``ticker`` or ``coins`` narrow the scan. The counts, the coins on both and the coins left
+    out (listed on one venue only) are logged.
+
+    :param listings: venue -> its unqualified tickers, the primary venue first.
+    :returns: ``("AVAX-USD", ..., "<hedge>:AVAX-USD", ...)``: the primary legs then the hedge legs, by coin.
+    :raises ConfigError: fewer than two venues, an unknown ``hedge_venue``, no coin on both, or a
+        requested coin not listed on both (one line naming it and the venue that lacks it).
+    """
+    venues = list(listings)
+    others = [v for v in venues if v != primary_venue]
+    hedge = params.hedge_venue.strip().lower()
+    if not hedge:
+        if len(others) != 1:
+            raise ConfigError(f"strategy funding_arb: finding the coins listed on both venues needs two venues "
+                              f"(e.g. --exchange hyperliquid,binance), got {', '.join(venues)}"
+                              + ("; set hedge_venue to one of them" if others else ""))
+        hedge = others[0]
+    elif hedge not in others:
+        close = difflib.get_close_matches(hedge, others, n=1)
+        raise ConfigError(f"strategy funding_arb: hedge_venue {hedge!r} is not another venue of the run "
+                          f"({', '.join(venues)})" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    prim = {coin_of(t): t for t in listings.get(primary_venue, ())}
+    hedg = {coin_of(t): t for t in listings.get(hedge, ())}
+    both = sorted(c for c in prim if hedg.get(c) == prim[c])
+    only_p = sorted(c for c in prim if c not in both)
+    only_h = sorted(c for c in hedg if c not in both)
+    log.info(f"funding_arb: {primary_venue} lists {len(prim)} coins, {hedge} {len(hedg)}; on both: {len(both)} "
+             f"({_few(both, 40)}); left out, on {primary_venue} only: {_few(only_p)}; on {hedge} only: {_few(only_h)}")
+    wanted = [params.ticker] if params.ticker else list(params.coins)
+    if wanted:
+        chosen = []
+        for raw in wanted:
+            c = coin_of(str(raw).strip())
+            if c not in both:
+                lacking = primary_venue if c not in prim else hedge
+                close = difflib.get_close_matches(c, both, n=1)
+                raise ConfigError(f"strategy funding_arb: coin {c!r} is not listed on both venues (not on {lacking}; "
+                                  f"on both: {_few(both)})" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            chosen.append(c)
+        both = list(dict.fromkeys(chosen))
+    if not both:
+        raise ConfigError(f"strategy funding_arb: no coin is listed on both {primary_venue} ({len(prim)} markets) "
+                          f"and {hedge} ({len(hedg)} markets)")
+    return tuple(prim[c] for c in both) + tuple(f"{hedge}:{prim[c]}" for c in both)
 
 
 class Pair:

@@ -77,7 +77,7 @@ from perpbot import BaseStrategy, StrategyAction, StrategyResult
 
 from perpbot.strategies.funding_arb.carry import CarryModel, RateEma
 from perpbot.strategies.funding_arb.legs import price
-from perpbot.strategies.funding_arb.pair import FLAT, Pair, discover_pairs
+from perpbot.strategies.funding_arb.pair import FLAT, Pair, discover_pairs, select_listed
 from perpbot.strategies.funding_arb.params import (
     CLOSE_TAG,
     HOUR_NS,
@@ -150,6 +150,17 @@ class FundingArb(BaseStrategy):
     name = "funding_arb"
     description = "delta-neutral funding arbitrage over every coin on two venues: long the cheap-funding perp, short the rich one"
     Params = FundingArbParams
+    #: a run without tickers (or ``--ticker all``) trades every coin listed on both venues
+    discovers_markets = True
+
+    @classmethod
+    def select_markets(cls, params: FundingArbParams, listings: Mapping[str, tuple], primary_venue: str) -> tuple:
+        """Both legs of every coin listed on both venues
+        (:func:`~perpbot.strategies.funding_arb.pair.select_listed`; ``coins``/``ticker`` narrow it).
+
+        :raises ConfigError: no coin on both venues, or a requested coin missing on one (one line).
+        """
+        return select_listed(params, listings, primary_venue, _default_logger.bind(strategy=cls.name))
 
     state = _pos_attr("state", "``flat``, ``open`` or ``exiting``")
     long_leg = _pos_attr("long_leg", "ticker of the leg held long, None when flat")
