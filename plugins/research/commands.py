@@ -1,7 +1,8 @@
 """``runbot.py backtest`` and ``runbot.py sweep`` (added by the research plugin's ``register_commands``).
 
 ``backtest`` is the root command on replayed data: the same options go through
-:func:`perpbot.cli.build_config` (feed ``replay``, paper exchange) and the same runner,
+:func:`perpbot.cli.build_config` (feed ``replay``, or the config file's own replay feed such as
+``funding_multi``: :func:`replay_config`; paper exchange) and the same runner,
 :func:`perpbot.cli.run_backtest`; ``--json`` prints the summary's figures
 (:func:`perpbot.plugins.research.recorder.summary_json`) instead of its text.
 
@@ -20,7 +21,7 @@ import typer
 
 from perpbot.core.errors import ConfigError, PerpbotError
 
-__all__ = ["register", "backtest_opts"]
+__all__ = ["register", "backtest_opts", "replay_config"]
 
 _Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (flags override it).")]
 _Strategy = Annotated[Optional[str], typer.Option("--strategy", "-s", help="Strategy plugin name.")]
@@ -43,6 +44,22 @@ def backtest_opts(**given) -> dict:
     opts["feed"] = "replay"
     opts.setdefault("exchange", None)
     return opts
+
+
+def replay_config(opts: dict):
+    """:func:`perpbot.cli.build_config` of a replay: the config file's feed when it is a replay feed
+    (its class says ``replay = True``, e.g. ``funding_multi``), else ``replay``.
+
+    Sets ``opts["feed"]`` to the chosen feed, so every sweep cell builds the same run.
+    :raises PerpbotError: what :func:`perpbot.cli.build_config` raises (bad input, one line).
+    """
+    from perpbot.cli import _plugin_manager, build_config
+
+    if opts.get("config"):
+        named = build_config({k: v for k, v in opts.items() if k != "feed"}).feed
+        if getattr(_plugin_manager().registry.feeds.get(named), "replay", False):
+            opts["feed"] = named
+    return build_config(dict(opts))
 
 
 def _check_paper(cfg) -> None:
@@ -75,7 +92,7 @@ def register(cli: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary's figures as JSON (Decimals as strings).")] = False,
     ):
         """Replay data through a strategy on the paper exchange: the root command's run, explicitly."""
-        from perpbot.cli import build_config, run_backtest
+        from perpbot.cli import run_backtest
         from perpbot.plugins.research.recorder import summary_json
 
         opts = backtest_opts(config=config, strategy=strategy, ticker=ticker, data=data, funding=funding, param=param,
@@ -84,7 +101,7 @@ def register(cli: typer.Typer) -> None:
                              decision_interval=decision_interval, journal=journal, no_journal=no_journal or None,
                              fresh=fresh or None, report=report)
         try:
-            cfg = build_config(opts)
+            cfg = replay_config(opts)
             _check_paper(cfg)
             bot, summary = run_backtest(cfg, console=not as_json)
         except PerpbotError as exc:

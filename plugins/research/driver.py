@@ -92,6 +92,35 @@ def _need(*modules: str) -> None:
             raise ConfigError(f"sweep: needs {m}, which is not installed: pip install 'perpbot[research]'")
 
 
+#: feed keys naming data that walk-forward cannot cut (only ``files`` and ``funding_files`` are cut)
+UNCUT_KEYS = ("funding_file", "prices", "prices_file")
+
+
+def _check_cuttable(feed_name: str, feed: dict, files: list, funding: list) -> None:
+    """Refuse a walk-forward whose cells would read data the windows do not cut (a look-ahead).
+
+    Walk-forward cuts the files named by the feed's ``files`` (``--data``) and ``funding_files``
+    (``--funding``); a feed key in :data:`UNCUT_KEYS` would be read whole, and the funding feeds
+    other than ``replay`` (``funding_multi``, ``funding_replay``) read a default funding file
+    when none is named (``exchanges/replay/funding_multi.py``, ``strategies/funding_arb/feed.py``).
+
+    :raises ConfigError: one line naming the feed, the key and the flag to use instead.
+    """
+    if not files:
+        raise ConfigError("--walk-forward: needs the data files named (--data FILE or [feed.replay] files in --config)")
+    for key in UNCUT_KEYS:
+        if feed.get(key):
+            raise ConfigError(f"--walk-forward: cannot cut [feed.{feed_name}] {key} = {feed[key]!r} by time; "
+                              f"name the files with --data (prices) and --funding (funding) instead")
+    for f in files + funding:
+        if not Path(f).exists():
+            hint = " (walk-forward cuts files: name the sample's files by path)" if str(f).startswith("sample:") else ""
+            raise ConfigError(f"--walk-forward: {f}: no such file or folder{hint}")
+    if feed_name != "replay" and not funding:
+        raise ConfigError(f"--walk-forward: feed {feed_name} would read its default funding file whole; "
+                          "name it with --funding FILE so the windows cut it")
+
+
 def _via(data_via: str, ray_address: str | None, paths: list[str]) -> str:
     """``path`` or ``store`` (see :mod:`perpbot.plugins.research.engine`); :raises ConfigError: another value."""
     from perpbot.core.params import did_you_mean
@@ -111,8 +140,8 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
 
     :raises PerpbotError: bad input (one line), an unreachable Ray cluster, a damaged sweep directory.
     """
-    from perpbot.cli import _plugin_manager, build_config
-    from perpbot.plugins.research.commands import _check_paper
+    from perpbot.cli import _plugin_manager
+    from perpbot.plugins.research.commands import _check_paper, replay_config
     from perpbot.plugins.research.engine import RayEngine
     from perpbot.plugins.research.search import Sweep, best
     from perpbot.plugins.research.spec import (
@@ -128,7 +157,7 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
     wf = parse_walk_forward(walk_forward) if walk_forward else None
     if state_dir is not None:
         opts["state_dir"] = state_dir
-    cfg = build_config(dict(opts))
+    cfg = replay_config(opts)
     _check_paper(cfg)
     pm = _plugin_manager()
     pm.raise_if_broken()
@@ -137,8 +166,8 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
     engine = RayEngine(ray_address, workers)
     feed = cfg.feeds.get(cfg.feed, {})
     files, funding = [str(f) for f in feed.get("files") or []], [str(f) for f in feed.get("funding_files") or []]
-    if wf is not None and not files:
-        raise ConfigError("--walk-forward: needs the data files named (--data FILE or [feed.replay] files in --config)")
+    if wf is not None:
+        _check_cuttable(cfg.feed, feed, files, funding)
     spec = {"opts": {k: str(v) for k, v in opts.items() if k != "state_dir"}, "config_sha": config_sha,
             "data": [_file_id(f) for f in files + funding], "grid": [[n, list(v)] for n, v in grid.axes],
             "search": search, "trials": trials, "seed": seed, "objective": objective, "min_trades": min_trades,
@@ -175,7 +204,11 @@ def run_sweep(opts: dict, *, state_dir, grid_items, search, trials, seed, object
         if wf is None:
             rows, heat_rows, shown = sweep.plain(), None, None
         else:
-            train_rows, shown, info = sweep.walk_forward(wf, data_span([Path(f) for f in files]), cut)
+            span = data_span([Path(f) for f in files])
+            if funding:  # windows only where both the prices and the funding have rows
+                first, last = data_span([Path(f) for f in funding])
+                span = (max(span[0], first), min(span[1], last))
+            train_rows, shown, info = sweep.walk_forward(wf, span, cut)
             rows, heat_rows = train_rows + shown, train_rows
     except KeyboardInterrupt:
         kept = list(sweep.done.values())

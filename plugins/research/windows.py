@@ -10,7 +10,12 @@ The time of a row is its first column, parsed by the replay's own
 :func:`perpbot.exchanges.replay.timeparse.epoch_ns` (epoch s/ms/us/ns or ISO-8601). For bar
 files that is the bar's open time (the replay's default ``bar_timestamp = "open"``,
 ``exchanges/replay/bars.py``). Files that are not line-per-row CSVs with a time first
-(tick recordings, Parquet) cannot be cut: one line names the file.
+(tick recordings, other Parquet) cannot be cut: one line names the file.
+
+A Parquet file is cut on its ``timestamp`` column (a timestamp or epoch ns integer column,
+as in the Hyperliquid panels ``../shared/data/funding/pietro_hyperliquid_1h/*.parquet``
+that the ``funding_multi`` feed reads). A folder (such a feed's ``prices``) is cut file by
+file into a folder of the same name; its span is that of all its files.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 from pathlib import Path
 
 from perpbot.core.errors import ConfigError
@@ -44,10 +50,51 @@ def _row_ns(path: Path, line: str, lineno: int) -> int:
                           "(walk-forward needs CSV bar or funding files with the time in the first column)") from None
 
 
+def _parquet_ts(path: Path):
+    """``(table, its timestamp column as int64 ns)`` of a Parquet file; :raises ConfigError: no such column."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError(f"--walk-forward: cutting {path} needs pyarrow: pip install 'perpbot[research]'") from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--walk-forward: cannot read {path} as Parquet ({str(exc).splitlines()[0]})") from None
+    if "timestamp" not in table.column_names:
+        raise ConfigError(f"--walk-forward: cannot cut {path} by time: no 'timestamp' column "
+                          f"(columns: {', '.join(table.column_names[:8])})")
+    import pyarrow.types as pt
+
+    col = table.column("timestamp")
+    if pt.is_timestamp(col.type) and col.type.unit == "ns":
+        return table, col.cast("int64")
+    if pt.is_int64(col.type):
+        return table, col
+    raise ConfigError(f"--walk-forward: cannot cut {path} by time: its timestamp column is {col.type}, "
+                      "not timestamp[ns] or int64 ns")
+
+
+def _members(path: Path) -> list[Path]:
+    """The data files of a folder (sorted; hidden files skipped); :raises ConfigError: none."""
+    out = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not out:
+        raise ConfigError(f"--walk-forward: folder {path} holds no files")
+    return out
+
+
 def _rows(path: Path):
-    """Yield ``(header, None)`` then ``(line, ts_ns)`` for every data line of ``path``."""
+    """Yield ``(header, None)`` then ``(line, ts_ns)`` for every data line of ``path``
+    (a Parquet file yields ``(None, None)`` then ``(None, ts_ns)`` per row)."""
+    if path.is_dir():
+        for member in _members(path):
+            yield from ((row, ts) for row, ts in _rows(member) if ts is not None)
+        return
     if path.suffix == ".parquet":
-        raise ConfigError(f"--walk-forward: cannot cut {path}: Parquet bar files are not supported yet (use CSV)")
+        yield None, None
+        for ts in _parquet_ts(path)[1].to_pylist():
+            if ts is not None:
+                yield None, ts
+        return
     with _open_text(path) as f:
         header = f.readline()
         if not header:
@@ -79,11 +126,29 @@ def cut(src: Path, dst: Path, start_ns: int, end_ns: int) -> int:
     """Write to ``dst`` the header of ``src`` and its rows with ``start_ns <= time < end_ns``.
 
     ``dst`` is written whole or not at all (a temporary file renamed), gzip-compressed when
-    its name ends in ``.gz``. :returns: the number of rows kept.
+    its name ends in ``.gz``; a Parquet ``src`` gives a Parquet ``dst`` (every column kept); a
+    folder gives a folder of its files cut. :returns: the number of rows kept.
+    :raises ConfigError: a row or file that cannot be cut by time (one line naming it).
     """
+    if src.is_dir():  # cut into a temporary folder renamed at the end: a folder copy is whole or absent
+        tmp_dir = dst.with_name(dst.name + ".part")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        kept = sum(cut(member, tmp_dir / member.name, start_ns, end_ns) for member in _members(src))
+        os.replace(tmp_dir, dst)
+        return kept
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".part")
     kept = 0
+    if src.suffix == ".parquet":
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        table, ts = _parquet_ts(src)
+        keep = pc.and_(pc.greater_equal(ts, start_ns), pc.less(ts, end_ns))
+        part = table.filter(keep)
+        pq.write_table(part, tmp)
+        os.replace(tmp, dst)
+        return part.num_rows
     opener = (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=1, newline="")) if dst.name.endswith(".gz") \
         else (lambda p: open(p, "w", encoding="utf-8", newline=""))
     with opener(tmp) as out:
