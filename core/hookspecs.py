@@ -23,13 +23,24 @@ Hot paths (book updates, signal updates) are plain method calls, not hooks.
 Every bot-lifecycle and trading hook receives ``bot``: a :class:`~perpbot.core.bot.view.RunView`,
 the documented read-only view of the run (run id, configuration, clock, markets and their
 states, portfolios, positions, balances, marks, open orders, counters, the summary so far,
-the halt reason). At run time it is the :class:`perpbot.core.bot.TradingBot` itself, so a
-plugin written against the bot keeps working, but only the members :class:`RunView` lists
-are a plugin's to use, and it must not assign them; the two calls it may make are
-``bot.halt(reason, source=...)`` and ``bot.request_stop(reason)``. State changes at startup
-go through the :class:`~perpbot.core.bot.resume.ResumeAPI` that :func:`reconcile_startup`
-receives as ``resume``. No plugin reads an attribute starting with ``_``
-(``tests/test_plugin_privacy.py`` checks the built-in ones).
+the halt reason). At run time it is a :class:`~perpbot.core.bot.view.RunViewProxy` of the
+:class:`perpbot.core.bot.TradingBot`: reads go through to the live bot, a member
+:class:`RunView` does not list or any assignment raises ``AttributeError``; the two calls it
+may make are ``bot.halt(reason, source=...)`` and ``bot.request_stop(reason)``. State changes
+at startup go through the :class:`~perpbot.core.bot.resume.ResumeAPI` that
+:func:`reconcile_startup` receives as ``resume``. No plugin reads an attribute starting with
+``_`` (``tests/test_plugin_privacy.py`` checks the built-in ones).
+
+Steering a running bot (the REST API's control endpoints, ``perpbot.plugins.api``) is not an
+observer's business: a plugin that must pause new entries, resume them, close all positions
+or halt asks for the run's control route, ``control_of(bot)``
+(:func:`perpbot.core.bot.control.control_of`, exported by :mod:`perpbot` with
+:class:`~perpbot.core.bot.control.BotControl` and :class:`~perpbot.core.bot.control.ControlAction`),
+typically in :func:`on_bot_start`, and calls ``control.request(action, source, reason)``. The
+request is queued and carried out by the bot between two batches, recorded as a risk action
+with its ``source`` (so :func:`on_risk_action` observers, the journal among them, see it),
+and the returned future gives its :class:`~perpbot.core.bot.control.ControlOutcome`; a bot
+that is not processing batches refuses with :class:`~perpbot.core.bot.control.ControlUnavailable`.
 
 Every parameter and return value is annotated; the annotated types are imported for
 type checkers only (``TYPE_CHECKING``), so this module imports nothing of perpbot at

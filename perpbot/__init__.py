@@ -49,6 +49,12 @@ What a strategy reads: ``execute_strategy(market_data)`` gets a :class:`MarketDa
 last price, oracle, funding) and the helpers ``last_trade()``, ``last_bars(n)``,
 ``high_low(seconds)`` and ``is_bar_fed``.
 
+Steering a run: an observer gets the read-only :class:`RunView`; a plugin that must pause
+new entries, resume, close all or halt (as the REST API does) asks for the run's
+:class:`BotControl` with ``control_of(bot)`` and calls ``request(ControlAction.PAUSE_ENTRIES,
+source, reason)``: queued, carried out between two batches, recorded as a risk action with
+its source; the future gives a :class:`ControlOutcome` (see :mod:`perpbot.core.bot.control`).
+
 Risk policies: subclass :class:`RiskPolicy`, set ``name`` (the name in ``--risk`` and
 ``[risk.NAME]``) and ``Params`` (an attrs class of :func:`param` fields, like a
 strategy's), and override ``check_order`` and/or ``check_account``. Register them with
@@ -66,6 +72,7 @@ and ``perpbot.cli`` (the ``runbot`` command). Plugin code imports only from ``pe
 
 from perpbot.core import __version__
 from perpbot.core.book import OrderBook
+from perpbot.core.bot.control import BotControl, ControlAction, ControlOutcome, ControlUnavailable, control_of
 from perpbot.core.bot.resume import ResumeAPI
 from perpbot.core.bot.view import RunView
 from perpbot.core.clock import Clock, LiveClock, SimulatedClock
