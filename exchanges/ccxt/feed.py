@@ -92,9 +92,11 @@ class CcxtFeed(BaseFeed):
         self.crosscheck_grace_s = float(config.get("crosscheck_grace_s", 1.0))
         self.funding_delay_s = float(config.get("funding_delay_s", 5))
         self.funding_chase_s = float(config.get("funding_chase_s", 120))
-        #: qualified ticker -> the venue's next funding time (Unix ms), and its forward moves
+        #: qualified ticker -> the venue's next funding time (Unix ms); set on its changes; a
+        #: forward move (the previous time was settled)
         self.next_funding_ms: dict[str, int] = {}
-        self._funding_moved: dict[str, asyncio.Event] = {}
+        self._funding_changed: dict[str, asyncio.Event] = {}
+        self._settled_due: dict[str, bool] = {}
         self._checks: dict[str, BookCrossCheck] = {}
         self._diverged: dict[str, str] = {}
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -315,13 +317,15 @@ class CcxtFeed(BaseFeed):
         except (TypeError, ValueError):
             raise ValueError(f"{self.venue} {q}: next funding time {next_ms!r} is not a timestamp") from None
         old = self.next_funding_ms.get(q)
-        self.next_funding_ms[q] = nxt
-        if old is not None and nxt > old:
-            self._moved(q).set()
+        if nxt != old:
+            self.next_funding_ms[q] = nxt
+            if old is not None and nxt > old:
+                self._settled_due[q] = True
+            self._changed(q).set()
         return nxt
 
-    def _moved(self, q: str) -> asyncio.Event:
-        return self._funding_moved.setdefault(q, asyncio.Event())
+    def _changed(self, q: str) -> asyncio.Event:
+        return self._funding_changed.setdefault(q, asyncio.Event())
 
     def _check_of(self, q: str) -> BookCrossCheck:
         if q not in self._checks:
@@ -370,22 +374,21 @@ class CcxtFeed(BaseFeed):
     async def _until_settlement(self, q: str) -> bool:
         """Sleep until a settlement is due: ``funding_delay_s`` after the next funding time or
         after it moves on (True); ``poll_s`` while no next funding time is known (False)."""
-        moved = self._moved(q)
+        changed = self._changed(q)
         while True:
+            changed.clear()
+            if self._settled_due.pop(q, False):  # the next time moved on: that settlement happened
+                await asyncio.sleep(self.funding_delay_s)
+                return True
             nxt = self.next_funding_ms.get(q)
-            if moved.is_set() or nxt is None:
-                due = moved.is_set()
-                moved.clear()
-                await asyncio.sleep(self.funding_delay_s if due else self.poll_s)
-                return due
-            wait = (nxt - time.time() * 1000) / 1000 + self.funding_delay_s
+            wait = self.poll_s if nxt is None else (nxt - time.time() * 1000) / 1000 + self.funding_delay_s
             if wait <= 0:
                 return True
-            try:  # wake when the next time moves on (a settlement); re-read it every second (no request)
-                async with asyncio.timeout(min(wait, 1.0)):
-                    await moved.wait()
+            try:  # wake when the next funding time arrives, moves or is corrected
+                async with asyncio.timeout(wait):
+                    await changed.wait()
             except TimeoutError:
-                pass
+                return nxt is not None
 
     async def _read_settled(self, q: str, vm: VenueMarket, last: int | None) -> int | None:
         """One ``fetch_funding_rate_history`` read; emits the newest row when it is new. Returns its time (ms)."""

@@ -193,6 +193,20 @@ class Engine:
             self._push_account(s, "FUNDING_FEE")
         return paid
 
+    def publish_funding_row(self, s: str, funding_time_ms: int, rate: str = "0.00010000") -> None:
+        """Publish a settled row in ``/fapi/v1/fundingRate`` without moving the announced next
+        funding time (a mark stream that has not caught up yet)."""
+        self.funding_history[s].append({"symbol": s, "fundingTime": funding_time_ms, "fundingRate": rate,
+                                        "markPrice": fmt(self.mark(s))})
+
+    def diverge(self, s: str, bids: dict | None = None, asks: dict | None = None) -> None:
+        """Change levels of the venue's book without a diff on the stream (the REST ``/fapi/v1/depth``
+        shows them, the socket never does; the ``U``/``u``/``pu`` chain stays intact): a divergence
+        only a REST cross-check can see."""
+        for side, changes in (("bids", bids or {}), ("asks", asks or {})):
+            for p, q in changes.items():
+                self.books[s][side][D(str(p))] = D(str(q))
+
     # -- orders --------------------------------------------------------------------------
 
     def _symbol(self, q: dict) -> str:
