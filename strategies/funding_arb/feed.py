@@ -22,7 +22,9 @@ It merges, by time:
 
 Tickers follow the multi-venue convention: ``BTC-USD`` is the primary venue
 (``primary_venue``, default ``dydx``: its funding rows), ``binance:BTC-USD`` the
-Binance leg (the venue name is the funding file's ``venue``). Prices: the primary leg
+Binance leg (the venue name is the funding file's ``venue``). Built without tickers (a run
+that names none), the feed lists every market of its funding file
+(:meth:`FundingReplayFeed.listed_tickers`). Prices: the primary leg
 is marked to a spot price (``primary_price = "spot"``, a proxy for dYdX's oracle, an
 index of spot prices; an :class:`~perpbot.OraclePrice` is emitted with it), the other
 legs to their own venue's perpetual (AHA-HH format). With a merged-bars file every leg
@@ -158,7 +160,6 @@ class FundingReplayFeed(BaseFeed):
         super().__init__(config, context)
         self.params: FundingReplayParams = parse_params(FundingReplayParams, config, "feed funding_replay")
         tickers = tuple(getattr(context, "tickers", None) or ())
-        self.tickers = tickers or ("BTC-USD", "binance:BTC-USD")
         p = self.params
         funding_given = p.funding_file or (p.funding_files[0] if p.funding_files else "")
         prices_given = p.prices_file or (p.files[0] if p.files else "")
@@ -171,10 +172,49 @@ class FundingReplayFeed(BaseFeed):
         self._events: list | None = None
         self._done = 0
         self.counts = {"bars": 0, "funding_rates": 0, "oracle_prices": 0}
+        # no tickers: every market the funding file holds (the wiring's market discovery)
+        self.tickers = tickers or self.listed_tickers()
         for t in self.tickers:
             base = split_ticker(t)[1].split("-")[0]
             if base not in MARKETS:
                 raise DataError(f"feed funding_replay: no market parameters for {t!r} (known coins: {', '.join(MARKETS)})")
+
+    def listed_tickers(self) -> tuple:
+        """Every market of the funding file whose coin has market parameters (:data:`MARKETS`):
+        ``COIN-USD`` for ``primary_venue`` rows, ``venue:COIN-USD`` for another venue's; sorted by
+        coin, primary legs first.
+
+        :raises DataError: a missing file or one without ``venue`` and ``coin`` columns.
+        """
+        pairs = set()
+        with _open(self.funding_path) as f:
+            reader = csv.DictReader(f)
+            if not {"venue", "coin"} <= set(reader.fieldnames or ()):
+                raise DataError(f"{self.funding_path}: not a funding file in the long format (needs venue and coin columns)")
+            for row in reader:
+                pairs.add((row["venue"].strip().lower(), row["coin"].strip().upper()))
+        primary = self.params.primary_venue.strip().lower()
+        keyed = sorted(((v != primary, c, v) for v, c in pairs if c in MARKETS))
+        listed = tuple(f"{c}-USD" if not other else f"{v}:{c}-USD" for other, c, v in keyed)
+        priced = self._priced(listed)
+        return tuple(t for t in listed if t in priced)
+
+    def _priced(self, tickers: tuple) -> set:
+        """The ``tickers`` the price file has a series for (one scan of its symbols, no values parsed)."""
+        path = self.prices_path
+        with _open(path) as f:
+            header = f.readline()
+            if "cryptodatadownload" in header.lower():
+                coins = {row.get("Symbol", "").strip().upper().split("USD")[0].rstrip("/-_") for row in csv.DictReader(f)}
+                return {t for t in tickers if split_ticker(t)[1].split("-")[0] in coins}
+            cols = [c.strip() for c in header.strip().split(",")]
+            if "timestamp" in cols:
+                return {t for t in tickers if any(c.endswith(":close") and f":{split_ticker(t)[1].split('-')[0]}/" in c for c in cols)}
+            if not {"exchange", "pair", "contract"} <= set(cols):
+                return set(tickers)  # an unknown format: loading says so, in one line
+            keys = {(r["exchange"].strip().lower(), r["pair"].strip(), r["contract"].strip())
+                    for r in csv.DictReader(f, fieldnames=cols)}
+        return {t for t, k in self._leg_series(tickers).items() if k in keys}
 
     @staticmethod
     def _resolve(given: str, sample: Path, shared_rel: str) -> Path:
@@ -315,10 +355,10 @@ class FundingReplayFeed(BaseFeed):
             return self._load_merged(path, cols)
         raise DataError(f"{path}: unknown price format (expected AHA-HH all_exchanges.csv or merged bars with a timestamp column)")
 
-    def _leg_series(self) -> dict[str, tuple[str, str, str]]:
-        """ticker -> (exchange, pair, contract) in the AHA-HH file."""
+    def _leg_series(self, tickers: tuple | None = None) -> dict[str, tuple[str, str, str]]:
+        """ticker -> (exchange, pair, contract) in the AHA-HH file, for ``tickers`` (default the feed's)."""
         out = {}
-        for t in self.tickers:
+        for t in self.tickers if tickers is None else tickers:
             v, plain = split_ticker(t)
             coin = plain.split("-")[0]
             if v is None:

@@ -97,6 +97,16 @@ def _few(names: list[str], n: int = 12) -> str:
     return ", ".join(names[:n]) + (f" +{len(names) - n} more" if len(names) > n else "") if names else "none"
 
 
+def _by_coin(tickers) -> dict[str, str]:
+    """coin -> its ticker, ``COIN-USD`` preferred over another quote (``COIN-USDC``)."""
+    out: dict[str, str] = {}
+    for t in tickers:
+        c = coin_of(t)
+        if c not in out or t == f"{c}-USD":
+            out[c] = t
+    return out
+
+
 def select_listed(params: FundingArbParams, listings: Mapping[str, tuple], primary_venue: str, log: Any) -> tuple:
     """The run's tickers when it names none: both legs of every coin listed on both venues.
 
@@ -125,8 +135,7 @@ def select_listed(params: FundingArbParams, listings: Mapping[str, tuple], prima
         close = difflib.get_close_matches(hedge, others, n=1)
         raise ConfigError(f"strategy funding_arb: hedge_venue {hedge!r} is not another venue of the run "
                           f"({', '.join(venues)})" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    prim = {coin_of(t): t for t in listings.get(primary_venue, ())}
-    hedg = {coin_of(t): t for t in listings.get(hedge, ())}
+    prim, hedg = _by_coin(listings.get(primary_venue, ())), _by_coin(listings.get(hedge, ()))
     both = sorted(c for c in prim if hedg.get(c) == prim[c])
     only_p = sorted(c for c in prim if c not in both)
     only_h = sorted(c for c in hedg if c not in both)
