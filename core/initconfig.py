@@ -48,7 +48,8 @@ _BOT_OPTIONAL = [
     ("api", "127.0.0.1:8080", "serve the REST API and web dashboard on HOST:PORT (port 0: one the OS picks); "
                               "control endpoints need a bearer token, and a bind beyond loopback is refused without one"),
     ("api_token_file", "api-token.txt", "file holding the API's bearer token, owner-only (chmod 600); "
-                                        "default: the PERPBOT_API_TOKEN environment variable"),
+                                        "a relative path is from the working directory (as state_dir); default: the PERPBOT_API_TOKEN "
+                                        "environment variable"),
 ]
 
 #: the plugin (module name in perpbot.core.plugins.DEFAULT_PLUGINS) whose AlertParams are [alerts]' keys
