@@ -27,7 +27,9 @@ Inputs (``[feed.funding_multi]``, :class:`FundingMultiParams`):
 Tickers: ``COIN-USD`` is the primary venue (``primary_venue``, default ``hyperliquid``),
 ``<hedge_venue>:COIN-USD`` the other (default ``binance``). :meth:`FundingMultiFeed.markets`
 reports every coin with funding rows on BOTH venues and prices -- the coins a funding
-arbitrage can scan; the run's tickers select among them. Market parameters: dYdX v4's
+arbitrage can scan; the run's tickers select among them. A run that names no tickers lists
+them all through this feed (built without tickers) and trades what its strategy selects
+(:func:`perpbot.core.bot.wiring.discover_tickers`). Market parameters: dYdX v4's
 (``dydx_markets.json``) where it has the coin, else :data:`EXTRA_MARKETS`.
 
 ``sample:hl_binance_btc_eth`` (for ``funding_file``) selects the embedded real slice

@@ -5,7 +5,9 @@ Hyperliquid) and the same coin on a second venue, ``"<hedge_venue>:BTC-USD"`` (t
 multi-venue ticker convention; the bot routes each order to its venue). The coins scanned
 are every coin whose two legs are among the run's markets
 (:func:`~perpbot.strategies.funding_arb.pair.discover_pairs`; ``coins`` or ``ticker``
-narrow it). Funding is compared per hour: every settled :class:`~perpbot.FundingRate`
+narrow it). A run that names no tickers (or ``tickers = "all"``) gets both legs of every
+coin listed on both venues: the strategy ``discovers_markets`` and its
+:meth:`FundingArb.select_markets` picks them from the venues' listings at start. Funding is compared per hour: every settled :class:`~perpbot.FundingRate`
 carries ``rate_1h`` (the venue's rate / ``interval_h``; dYdX and Hyperliquid pay every
 hour, Binance every 8 or 4: intervals are data, never constants).
 
