@@ -157,7 +157,7 @@ def main_callback(
     ctx: typer.Context,
     exchange: Annotated[Optional[str], typer.Option("--exchange", "-e", help="Venue(s), comma-separated; first is primary: paper, dydx; VENUE=PLUGIN names a venue run by a plugin (binance=paper); any ccxt venue as VENUE=ccxt:ID (binance=ccxt:binanceusdm, hyperliquid=ccxt:hyperliquid).", envvar="PERPBOT_EXCHANGE")] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="Strategy plugin name: sniper, grid, funding_arb, ...")] = None,
-    ticker: Annotated[Optional[str], typer.Option("--ticker", "-t", help="Markets, comma-separated: BTC,ETH (= BTC-USD,ETH-USD).")] = None,
+    ticker: Annotated[Optional[str], typer.Option("--ticker", "-t", help="Markets, comma-separated: BTC,ETH (= BTC-USD,ETH-USD); 'all' (or none named) = every market a strategy that discovers its own picks (funding_arb: every coin on both venues).")] = None,
     feed: Annotated[Optional[str], typer.Option(help="Market-data feed: replay (recorded files), dydx (live), auto.")] = None,
     data: Annotated[Optional[list[str]], typer.Option("--data", help="Data file(s) for the replay feed (repeat or comma-separate).")] = None,
     funding: Annotated[Optional[list[str]], typer.Option("--funding", help="Funding-rate file(s) to replay with bar data.")] = None,
