@@ -8,11 +8,14 @@ and read here, so the replay feed needs no plugin. Layout under the catalog root
 
 ``<venue>`` is ``dydx`` or a ccxt venue ``ccxt-<id>`` (``:`` is not used in paths);
 ``<kind>`` is ``candles-<RESOLUTION>`` (dYdX resolution names, e.g. ``candles-5MINS``),
-``funding`` or ``trades``. One partition holds one UTC day. Columns (prices and sizes are
-exact decimal strings, never binary floats; times are int64 ns since the epoch, UTC):
+``mark-<RESOLUTION>`` (mark-price candles, ccxt venues), ``funding`` or ``trades``. One
+partition holds one UTC day. Columns (prices and sizes are exact decimal strings, never
+binary floats; times are int64 ns since the epoch, UTC):
 
 - candles: ``ts_ns`` (bar OPEN time), ``open``, ``high``, ``low``, ``close``, ``volume``
   (base units), ``usd_volume``, ``trades`` (int64);
+- mark: the candle columns, of the venue's mark price (``volume`` as the venue gives it: 0 on
+  Binance, whose ``markPriceKlines`` carry no volume);
 - funding: ``ts_ns`` (settlement time), ``rate_1h`` (rate per hour, a fraction), ``interval_h``
   (the venue's native interval, int64), ``price`` (oracle price at settlement, may be empty);
 - trades: ``ts_ns``, ``id``, ``side``, ``price``, ``size``, ``height`` (int64, 0 when unknown).
@@ -59,6 +62,7 @@ RESOLUTIONS: dict[str, int] = {
 #: column names per kind family (the catalog's schema; see the module docstring)
 COLUMNS: dict[str, tuple[str, ...]] = {
     "candles": ("ts_ns", "open", "high", "low", "close", "volume", "usd_volume", "trades"),
+    "mark": ("ts_ns", "open", "high", "low", "close", "volume", "usd_volume", "trades"),
     "funding": ("ts_ns", "rate_1h", "interval_h", "price"),
     "trades": ("ts_ns", "id", "side", "price", "size", "height"),
 }
@@ -72,13 +76,13 @@ def path_venue(venue: str) -> str:
 
 
 def kind_family(kind: str) -> str:
-    """``candles-5MINS`` -> ``candles``; ``funding`` and ``trades`` are their own family.
+    """``candles-5MINS`` -> ``candles``, ``mark-1HOUR`` -> ``mark``; ``funding`` and ``trades`` are their own family.
 
     :raises ConfigError: an unknown kind.
     """
     fam = kind.split("-", 1)[0]
     if fam not in COLUMNS:
-        raise ConfigError(f"catalog: unknown kind {kind!r} (known: candles-<RESOLUTION>, funding, trades)")
+        raise ConfigError(f"catalog: unknown kind {kind!r} (known: candles-<RESOLUTION>, mark-<RESOLUTION>, funding, trades)")
     return fam
 
 

@@ -1,4 +1,4 @@
-"""A ccxt venue's history (OHLCV and funding-rate history) as catalog rows, through ccxt's async client.
+"""A ccxt venue's history (OHLCV, mark-price candles, funding-rate history) as catalog rows, through ccxt's async client.
 
 The client is the ccxt plugin's (:func:`perpbot.exchanges.ccxt.client.make_client`: ccxt's
 own rate limiter on, ``url`` rewriting every venue URL to a loopback fake); the venue is
@@ -11,6 +11,11 @@ and markets map to tickers as the plugin maps them (:func:`perpbot.exchanges.ccx
   ``startTime``/``endTime``, at most 1500 rows), paged backwards: each page asks the ``limit``
   bars ending at the previous page's start. Rows come back ``[open_ms, o, h, l, c, volume]``
   as floats; ``Decimal(str(x))`` restores the venue's text (shortest round-trip repr);
+- mark-price candles (kind ``mark-<RES>``): ``fetch_mark_ohlcv`` with the same arguments and
+  paging (ccxt ``python/ccxt/base/exchange.py fetch_mark_ohlcv`` is ``fetch_ohlcv`` with
+  ``{"price": "mark"}``; Binance ``binance.py fetch_ohlcv`` then calls ``GET
+  /fapi/v1/markPriceKlines``, Binance USD-M API "Mark Price Kline/Candlestick Data", whose
+  rows carry no volume: it is ``"0"``); a venue without ``fetchMarkOHLCV`` is refused;
 - funding: ``fetch_funding_rate_history(symbol, since, limit, {"until": ms})`` (Binance
   ``GET /fapi/v1/fundingRate``, oldest first from ``startTime``), paged forwards inside the
   window and handed over as one page (a window holds a few settlements a day). The rate is the
@@ -19,7 +24,7 @@ and markets map to tickers as the plugin maps them (:func:`perpbot.exchanges.ccx
 
 Network errors (``ccxt.NetworkError``: timeouts, 429/418, 5xx) are retried with backoff, then
 raised as :class:`~perpbot.core.errors.TemporaryExchangeError`; other ccxt errors raise
-:class:`~perpbot.core.errors.ExchangeError` at once. Mark-price candles are not downloaded yet.
+:class:`~perpbot.core.errors.ExchangeError` at once.
 """
 
 from __future__ import annotations
@@ -108,6 +113,8 @@ class CcxtHistory:
         sym = self._markets[market].symbol if market in self._markets else market
         if kind.startswith("candles-"):
             return f"ccxt {self.profile.ccxt_id} fetch_ohlcv {sym} {TIMEFRAMES[kind[8:]]}"
+        if kind.startswith("mark-"):
+            return f"ccxt {self.profile.ccxt_id} fetch_mark_ohlcv {sym} {TIMEFRAMES[kind[5:]]}"
         return f"ccxt {self.profile.ccxt_id} fetch_funding_rate_history {sym}"
 
     async def pages(self, market: str, kind: str, lo_ns: int, hi_ns: int):
@@ -122,21 +129,27 @@ class CcxtHistory:
         if kind.startswith("candles-"):
             async for page in self._candles(vm.symbol, kind[8:], lo_ns, hi_ns):
                 yield page
+        elif kind.startswith("mark-"):
+            if not self.client.has.get("fetchMarkOHLCV"):
+                raise DataError(f"{self.venue}: no mark-price candles in ccxt (fetchMarkOHLCV)")
+            async for page in self._candles(vm.symbol, kind[5:], lo_ns, hi_ns, self.client.fetch_mark_ohlcv):
+                yield page
         elif kind == "funding":
             rows = await self._funding(vm.symbol, vm.funding_interval_h, lo_ns, hi_ns)
             if rows:
                 yield rows
         else:
-            raise DataError(f"{self.venue}: no history of kind {kind!r} (candles:<RES>, funding)")
+            raise DataError(f"{self.venue}: no history of kind {kind!r} (candles:<RES>, mark:<RES>, funding)")
 
-    async def _candles(self, symbol, res, lo_ns, hi_ns):
+    async def _candles(self, symbol, res, lo_ns, hi_ns, fetch=None):
+        fetch = fetch or self.client.fetch_ohlcv
+        what = f"{fetch.__name__} {symbol}"
         step = RESOLUTIONS[res] * 1000
         lo, until = lo_ns // 1_000_000, hi_ns // 1_000_000 - 1
         seen: set[int] = set()
         while until >= lo:
             since = max(lo, until - (self.page_size - 1) * step)
-            raw = await self._call(f"fetch_ohlcv {symbol}", self.client.fetch_ohlcv, symbol, TIMEFRAMES[res], since,
-                                   self.page_size, {"until": until})
+            raw = await self._call(what, fetch, symbol, TIMEFRAMES[res], since, self.page_size, {"until": until})
             rows = []
             for r in raw or []:
                 ts = int(r[0]) * 1_000_000

@@ -3,7 +3,7 @@
     runbot.py download --venue dydx --ticker BTC,ETH --start 2024-02-01 --end 2024-02-08 \\
         --kind candles:5MINS,funding,trades [--catalog .perpbot/catalog]
     runbot.py download --venue ccxt:binanceusdm --ticker BTC --start 2024-02-01 --end 2024-02-08 \\
-        --kind candles:1HOUR,funding                             (a ccxt venue; --url for a fake)
+        --kind candles:1HOUR,funding,mark:1HOUR                  (a ccxt venue; --url for a fake)
     runbot.py download --from-file sample:bars --funding-file sample:funding --venue binance \\
         [--catalog PATH]                                        (offline: local files)
 
@@ -48,19 +48,19 @@ def parse_kinds(text: str) -> list[str]:
             continue
         fam, _, res = item.partition(":")
         fam = fam.lower()
-        if fam == "candles":
+        if fam in ("candles", "mark"):
             if not res:
-                raise ConfigError(f"--kind: candles needs a resolution, e.g. candles:5MINS (one of {', '.join(RESOLUTIONS)})")
+                raise ConfigError(f"--kind: {fam} needs a resolution, e.g. {fam}:5MINS (one of {', '.join(RESOLUTIONS)})")
             res = res.upper()
             if res not in RESOLUTIONS:
                 raise ConfigError(f"--kind: unknown candle resolution {res!r}; {_closest(res, RESOLUTIONS)}"
                                   f"(known: {', '.join(RESOLUTIONS)})")
-            out.append(f"candles-{res}")
+            out.append(f"{fam}-{res}")
         elif fam in ("funding", "trades") and not res:
             out.append(fam)
         else:
-            known = ("candles:<RES>", "funding", "trades")
-            raise ConfigError(f"--kind: unknown kind {item!r}; {_closest(fam, ('candles', 'funding', 'trades'))}"
+            known = ("candles:<RES>", "mark:<RES>", "funding", "trades")
+            raise ConfigError(f"--kind: unknown kind {item!r}; {_closest(fam, ('candles', 'mark', 'funding', 'trades'))}"
                               f"(known: {', '.join(known)})")
     if not out:
         raise ConfigError("--kind: name at least one kind (candles:5MINS, funding, trades)")
@@ -135,7 +135,14 @@ def summary_lines(root: Path, venue: str, markets: list[str], res, damaged: list
 
 async def download_dydx(settings_cfg: dict, root: Path, tickers: list[str], kinds: list[str], start: str,
                         end: str, *, page_size: int, progress_bar: bool, now_ns: int | None = None):
-    """Download from the dYdX indexer (``settings_cfg``: a ``[feed.dydx]``-like table); see :func:`download_from`."""
+    """Download from the dYdX indexer (``settings_cfg``: a ``[feed.dydx]``-like table); see :func:`download_from`.
+
+    :raises ConfigError: mark-price candles (the indexer serves trade candles only).
+    """
+    marks = [k for k in kinds if k.startswith("mark-")]
+    if marks:
+        raise ConfigError(f"--kind: mark:{marks[0][5:]} is downloaded from ccxt venues only "
+                          "(the dYdX indexer serves trade candles: candles:<RES>)")
     from perpbot.exchanges.dydx.config import DydxSettings
     from perpbot.exchanges.dydx.rest import IndexerRest
     from perpbot.plugins.catalog.dydx import DydxHistory
@@ -148,15 +155,19 @@ async def download_ccxt(venue: str, url: str | None, root: Path, tickers: list[s
                         end: str, *, page_size: int, progress_bar: bool, now_ns: int | None = None):
     """Download from a ccxt venue (``ccxt:<id>``; ``url`` rewrites its URLs, e.g. to a fake); see :func:`download_from`.
 
-    :raises ConfigError: a kind ccxt venues do not serve here (trades).
+    :raises ConfigError: a kind ccxt venues do not serve here (trades), mark-price candles of a
+        venue whose ccxt class has no ``fetchMarkOHLCV``.
     """
     from perpbot.plugins.catalog.ccxt_history import CcxtHistory
 
-    bad = [k for k in kinds if not (k.startswith("candles-") or k == "funding")]
+    bad = [k for k in kinds if not (k.startswith(("candles-", "mark-")) or k == "funding")]
     if bad:
-        raise ConfigError(f"--kind: {bad[0]} is not downloaded from ccxt venues (candles:<RES>, funding)")
+        raise ConfigError(f"--kind: {bad[0]} is not downloaded from ccxt venues (candles:<RES>, mark:<RES>, funding)")
     source = CcxtHistory(venue.split(":", 1)[1], url=url, page_size=page_size)
     try:
+        marks = [k for k in kinds if k.startswith("mark-")]
+        if marks and not source.client.has.get("fetchMarkOHLCV"):
+            raise ConfigError(f"--kind: mark:{marks[0][5:]}: {venue} has no mark-price candles in ccxt (fetchMarkOHLCV)")
         return await download_from(source, root, tickers, kinds, start, end, progress_bar=progress_bar, now_ns=now_ns)
     finally:
         await source.close()
@@ -201,7 +212,7 @@ def register(cli) -> None:
         start: Annotated[Optional[str], typer.Option(help="First UTC day, YYYY-MM-DD.")] = None,
         end: Annotated[Optional[str], typer.Option(help="Last UTC day, YYYY-MM-DD (included).")] = None,
         venue: Annotated[str, typer.Option(help="Where from: dydx (its indexer) or ccxt:<id> (e.g. ccxt:binanceusdm); with --from-file, the venue name to file the data under.")] = "dydx",
-        kind: Annotated[str, typer.Option(help="What: candles:<RES> (1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY), funding, trades; comma-separated.")] = KIND_DEFAULT,
+        kind: Annotated[str, typer.Option(help="What: candles:<RES> (1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY), funding, trades, mark:<RES> (ccxt venues' mark-price candles); comma-separated.")] = KIND_DEFAULT,
         catalog: Annotated[Path, typer.Option(help="The catalog folder.")] = Path(DEFAULT_CATALOG),
         network: Annotated[Optional[str], typer.Option(help="dYdX network: mainnet (default), testnet, custom.")] = None,
         indexer_rest: Annotated[Optional[str], typer.Option(help="Indexer REST URL (sets network custom).")] = None,

@@ -236,8 +236,8 @@ def _write_day(source, writer: CatalogWriter, job: Job, d: str, rows: list, now:
     times = [r["ts_ns"] for r in rows]
     gaps: list = []
     # only intervals that had ended by the fetch are expected (an unfinished bar may not be served yet)
-    if job.kind.startswith("candles-"):
-        step = RESOLUTIONS[job.kind[8:]] * 1_000_000_000
+    if job.kind.startswith(("candles-", "mark-")):
+        step = RESOLUTIONS[job.kind.split("-", 1)[1]] * 1_000_000_000
         gaps = find_gaps(times, lo, lo + (end - lo) // step * step, step)
     elif job.kind == "funding" and getattr(source, "funding_interval_h", None):
         step = source.funding_interval_h * 3_600_000_000_000

@@ -4,7 +4,7 @@ It speaks the protocol ccxt 4.5.18's ``binanceusdm`` (``ccxt/binance.py``, ``ccx
 drives, with the payload shapes of the Binance USD-M API documentation
 (developers.binance.com/docs/derivatives/usds-margined-futures: "Exchange Information",
 "Order Book", "Mark Price", "Get Funding Rate History", "Get Funding Rate Info",
-"Kline/Candlestick Data", "Symbol Order Book Ticker", "New Order", "Cancel Order", "Query Order",
+"Kline/Candlestick Data", "Mark Price Kline/Candlestick Data", "Symbol Order Book Ticker", "New Order", "Cancel Order", "Query Order",
 "Current All Open Orders", "All Orders", "Account Trade List", "Position Information V3",
 "Account Information V3", "Futures Account Balance V2", "Notional and Leverage Brackets",
 "Get Income History", "Start/Keepalive User Data Stream"; WebSocket "Diff. Book Depth
@@ -282,6 +282,7 @@ class FakeBinanceUsdm(Engine):
         ("GET", "/fapi/v1/fundingRate"): ("r_funding_rate", False),
         ("GET", "/fapi/v1/fundingInfo"): ("r_funding_info", False),
         ("GET", "/fapi/v1/klines"): ("r_klines", False),
+        ("GET", "/fapi/v1/markPriceKlines"): ("r_mark_klines", False),
         ("POST", "/fapi/v1/listenKey"): ("r_listen_key", False),
         ("PUT", "/fapi/v1/listenKey"): ("r_listen_key_keepalive", False),
         ("POST", "/fapi/v1/order"): ("r_new_order", True),

@@ -99,3 +99,67 @@ def test_bad_ccxt_input_is_one_line(fake, tmp_path, args, message):
     res = CliRunner().invoke(runbot.build_app(), argv)
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert res.exit_code != 0 and len(lines) == 1 and lines[0].startswith(message), res.output
+
+
+# -- mark-price candles (--kind mark:<RES>) ------------------------------------------------------
+
+
+def _day_ms(d) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()) * 1000
+
+
+def test_mark_price_candles_of_a_past_day_are_complete_and_exact(fake, tmp_path):
+    import pyarrow.parquet as pq
+
+    y = datetime.now(timezone.utc).date() - timedelta(days=2)
+    res = download(fake, tmp_path, "--ticker", "BTC", "--kind", "mark:1HOUR", "--start", y.isoformat(), "--end",
+                   y.isoformat(), "--page-size", 10)  # 10 a page: three pages for 24 bars
+    assert res.exit_code == 0, res.output
+    assert "gaps in the venue's data: none" in res.output
+    key = f"venue=ccxt-binanceusdm/market=BTC-USD/kind=mark-1HOUR/date={y.isoformat()}"
+    e = json.loads((tmp_path / "manifest.json").read_text())["partitions"][key]
+    assert e["rows"] == 24 and e["complete"] and e["source"] == "ccxt binanceusdm fetch_mark_ohlcv BTC/USDT:USDT 1h"
+    assert ("GET", "/fapi/v1/markPriceKlines") in fake.requests and ("GET", "/fapi/v1/klines") not in fake.requests
+    t = pq.read_table(tmp_path / key / "part.parquet")
+    d0 = _day_ms(y)
+    assert t.column("ts_ns").to_pylist() == [(d0 + h * 3_600_000) * 1_000_000 for h in range(24)]
+    want = [fake.mark_at("BTCUSDT", d0 + h * 3_600_000, 3_600_000) for h in range(24)]
+    assert [Decimal(c) for c in t.column("close").to_pylist()] == want  # the venue's text, exact
+    assert [Decimal(c) for c in t.column("high").to_pylist()] == [m + Decimal("0.1") for m in want]
+    # the same command again fetches nothing: the day is held complete
+    n = len(fake.requests)
+    again = download(fake, tmp_path, "--ticker", "BTC", "--kind", "mark:1HOUR", "--start", y.isoformat(), "--end",
+                     y.isoformat())
+    assert again.exit_code == 0, again.output
+    assert not [r for r in fake.requests[n:] if r[1] == "/fapi/v1/markPriceKlines"]
+
+
+def test_a_gap_in_the_venues_mark_candles_is_reported(fake, tmp_path):
+    y = datetime.now(timezone.utc).date() - timedelta(days=3)
+    d0 = _day_ms(y)
+    fake.mark_missing = {d0 + 5 * 3_600_000, d0 + 6 * 3_600_000}
+    res = download(fake, tmp_path, "--ticker", "ETH", "--kind", "mark:1HOUR", "--start", y.isoformat(), "--end",
+                   y.isoformat())
+    assert res.exit_code == 0, res.output
+    assert "gaps in the venue's data: 1 gap(s)" in res.output
+    e = json.loads((tmp_path / "manifest.json").read_text())["partitions"][
+        f"venue=ccxt-binanceusdm/market=ETH-USD/kind=mark-1HOUR/date={y.isoformat()}"]
+    assert e["rows"] == 22 and e["gaps"] == [[(d0 + 5 * 3_600_000) * 1_000_000, (d0 + 7 * 3_600_000) * 1_000_000, 2]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "mark"], "error: --kind: mark needs a resolution, e.g. mark:5MINS"),
+    (["--kind", "mark:1HOR"], "error: --kind: unknown candle resolution '1HOR'; did you mean '1HOUR'?"),
+    (["--kind", "mark:1HOUR", "--venue", "ccxt:hyperliquid"],
+     "error: --kind: mark:1HOUR: ccxt:hyperliquid has no mark-price candles in ccxt (fetchMarkOHLCV)"),
+    (["--kind", "mark:1HOUR", "--venue", "dydx"], "error: --kind: mark:1HOUR is downloaded from ccxt venues only"),
+])
+def test_bad_mark_input_is_one_line(fake, tmp_path, args, message):
+    opts = dict(zip(args[::2], args[1::2]))
+    argv = ["download", "--catalog", str(tmp_path), "--no-progress", "--ticker", "BTC", "--start", "2024-02-01",
+            "--end", "2024-02-01", "--venue", opts.pop("--venue", "ccxt:binanceusdm"), *[x for kv in opts.items() for x in kv]]
+    if argv[argv.index("--venue") + 1].startswith("ccxt:"):
+        argv += ["--url", fake.url]
+    res = CliRunner().invoke(runbot.build_app(), argv)
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code != 0 and len(lines) == 1 and lines[0].startswith(message), res.output
