@@ -28,7 +28,10 @@ Options (``[exchange.<venue>]``; seconds unless named): ``id``, ``url`` (a loopb
 ``key_file``, ``testnet``, ``paper``, ``collateral`` (paper), ``timeout_s`` (10), ``rate_limit_ms`` (ccxt's
 ``rateLimit``, ms per unit of request weight; default the venue's: ccxt's limiter is always on),
 ``rate_retries`` (3), ``retry_base_s`` (0.5), ``retry_max_s`` (30), ``reconcile_s`` (60),
-``unknown_grace_s`` (10), ``depth`` (50), ``resync_s`` (30), ``poll_s`` (10).
+``unknown_grace_s`` (10), ``depth`` (50), ``resync_s`` (30), ``poll_s`` (10), ``crosscheck_s``
+(60; 0 turns the REST cross-check of the book off), ``crosscheck_strikes`` (2),
+``crosscheck_grace_s`` (1), ``funding_delay_s`` (5), ``funding_chase_s`` (120); see
+:mod:`perpbot.exchanges.ccxt.feed`.
 """
 
 from __future__ import annotations
