@@ -106,24 +106,27 @@ def test_funding_arb_walk_forward_on_the_embedded_slice(cli, ray_session, tmp_pa
     from perpbot.plugins.research.search import best
     from perpbot.plugins.research.windows import cut
 
-    days = 7
+    days = 8
     bars, funding = tmp_path / "bars.csv", tmp_path / "funding.csv"
     cut(BARS, bars, START_NS, START_NS + days * DAY_NS)
-    cut(FUNDING, funding, START_NS - DAY_NS, START_NS + days * DAY_NS)
+    # funding from day 1 on: the windows start where both the prices and the funding have rows
+    cut(FUNDING, funding, START_NS + DAY_NS, START_NS + days * DAY_NS)
     config = tmp_path / "multi.toml"  # short warm-up and cool-down so one test day can trade
     config.write_text(MULTI.read_text() + "warmup_h = 6\nreentry_cooldown_h = 1\n")  # last table: [strategy.funding_arb]
     code, out, err = cli("sweep", "--config", config, "--ticker", TICKERS, "--data", bars, "--funding", funding,
                          "-p", "horizon_h=72,336", "-p", "execution=limit,market",
                          "--walk-forward", "train=3d,test=1d,step=2d", "--out", tmp_path / "out")
     assert code == 0, err
-    assert "window 1: train 2024-02-03 00:00 .. 2024-02-06 00:00" in out and "out-of-sample total" in out
+    assert "window 0: train 2024-02-02 00:00 .. 2024-02-05 00:00" in out and "out-of-sample total" in out
+    assert "window 1: train 2024-02-04 00:00 .. 2024-02-07 00:00" in out and "window 2" not in out
     rows = _rows(_sweep_dir(tmp_path / "out"))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
-    for w, (a, b, c) in enumerate([(0, 3, 4), (2, 5, 6)]):
+    for w, (a, b, c) in enumerate([(1, 4, 5), (3, 6, 7)]):
         train = [r for r in rows if r["phase"] == "train" and r["window"] == w]
         test = [r for r in rows if r["phase"] == "test" and r["window"] == w]
         assert len(train) == 4 and len(test) == 1
-        assert [t["params"] for t in test] == [best(train, "net_pnl", 0)["params"]]
+        top = best(train, "net_pnl", 0)["objectives"]["net_pnl"]  # the test cell's parameters scored best on train
+        assert [r["objectives"]["net_pnl"] for r in train if r["params"] == test[0]["params"]] == [top]
         for r in train:
             assert START_NS + a * DAY_NS <= r["summary"]["start_ns"] and r["summary"]["end_ns"] <= START_NS + b * DAY_NS
         assert START_NS + b * DAY_NS <= test[0]["summary"]["start_ns"] and test[0]["summary"]["end_ns"] <= START_NS + c * DAY_NS
