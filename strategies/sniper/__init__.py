@@ -8,6 +8,15 @@ entry threshold (top-N, per-market cool-down, no stacking of correlated
 same-direction positions). It logs a ranked score table each cycle so a trader
 sees why it acted. Details and formulas: :mod:`perpbot.strategies.sniper.strategy`.
 
+**A template, not a strategy that makes money.** Its defaults lose on real data (-1.95 % on
+the five-week 5-minute BTC/ETH sample, ``examples/configs/sniper-bars.toml``), and walk-forward
+(``runbot.py sweep --walk-forward``, issue 14 item 6) found no parameter set that beats costs
+out of sample: -151.99 USD over 3 test weeks on that sample (entry 65-80, exit 45/55, stop
+1-2 %) and -1,505.07 USD over 10 test months of hourly BTC bars (2023-08..2024-08), every
+window a loss (README "Out-of-sample figures of the built-in strategies"). Use it as the
+skeleton of a scoring strategy of your own: the scoring, ranking, exits and state are the
+reusable part; the weights and thresholds are not an edge.
+
 Run it::
 
     python runbot.py --exchange paper --strategy sniper --ticker BTC,ETH \\
