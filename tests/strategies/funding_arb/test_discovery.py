@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -72,15 +73,8 @@ def test_a_run_without_tickers_discovers_btc_and_eth_on_the_embedded_slice_and_t
 
 @pytest.mark.parametrize("args, needle", [
     (("--ticker", "all,BTC"), "--ticker: 'all' stands alone (every market the strategy discovers), got 'all,BTC'"),
-    (("--ticker", "all", "--strategy", "grid"),
-     "--ticker all: strategy 'grid' does not discover its markets; name them, e.g. --ticker BTC,ETH"),
     (("-p", "coins=BTX"), "strategy funding_arb: coin 'BTX' is not listed on both venues (not on hyperliquid; "
                           "on both: BTC, ETH) (did you mean 'BTC'?)"),
-    (("-p", "hedge_venue=binanse"), "strategy funding_arb: hedge_venue 'binanse' is not another venue of the run "
-                                    "(hyperliquid, binance) (did you mean 'binance'?)"),
-    (("--ticker", "BTC,binance:BTC", "-p", "coins=BTC,ETH"),  # explicit tickers work as before
-     "strategy funding_arb: coin 'ETH' is not listed on both venues (no market 'ETH-USD'; both: BTC)"),
-    (("--ticker", "BTC,ETH,binance:BTC,binance:SOL"), "unknown ticker 'binance:SOL-USD' for feed 'funding_multi'"),
 ])
 def test_bad_spellings_are_one_error_line(tmp_path, args, needle):
     r = run_cli("--config", str(MULTI), "--funding", "sample:hl_binance_btc_eth", "--state-dir", str(tmp_path / "s"),
@@ -89,6 +83,31 @@ def test_bad_spellings_are_one_error_line(tmp_path, args, needle):
     assert "Traceback" not in r.stderr + r.stdout
     lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and needle in lines[0], r.stderr[-2000:] + r.stdout[-2000:]
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(strategy="grid"), "--ticker all: strategy 'grid' does not discover its markets; name them, e.g. --ticker BTC,ETH"),
+    (dict(params={"hedge_venue": "binanse"}), "strategy funding_arb: hedge_venue 'binanse' is not another venue of the run "
+                                              "(hyperliquid, binance) (did you mean 'binance'?)"),
+    (dict(tickers=("BTC-USD", "binance:BTC-USD"), params={"coins": "BTC,ETH"}),  # explicit tickers work as before
+     "strategy funding_arb: coin 'ETH' is not listed on both venues (no market 'ETH-USD'; both: BTC)"),
+    (dict(tickers=("BTC-USD", "binance:SOL-USD")), "unknown ticker 'binance:SOL-USD' for feed 'funding_multi'"),
+])
+def test_bad_choices_are_one_config_error(tmp_path, change, needle):
+    from perpbot.core.bot import TradingBot
+    from perpbot.core.config import load_config
+    from perpbot.core.plugins import PluginManager
+
+    cfg = load_config(MULTI)
+    assert cfg.all_markets and cfg.tickers == ()
+    cfg.feeds["funding_multi"]["funding_file"] = "sample:hl_binance_btc_eth"
+    cfg.state_dir, cfg.journal_enabled = tmp_path, False
+    cfg.strategies["funding_arb"].update(change.pop("params", {}))
+    for k, v in change.items():
+        setattr(cfg, k, v)
+    with pytest.raises(ConfigError) as e:
+        TradingBot(cfg, PluginManager(load_entry_points=False))
+    assert needle in str(e.value) and "\n" not in str(e.value)
 
 
 # -- the venues' listings: dYdX indexer fake + Binance USD-M fake ------------------------------
@@ -111,8 +130,17 @@ def test_against_the_dydx_and_binance_fakes_the_run_trades_what_both_list_and_lo
     monkeypatch.setenv("PERPBOT_BINANCE_SECRET", API_SECRET)
     symbols = dict(DEFAULT_SYMBOLS, ZZZUSDT=("ZZZ", "0.01", "1", "5", "150", "5.0000", "2.5000"))
     with FakeDydx() as dx, FakeBinanceUsdm(symbols=symbols) as bn:
+        added = threading.Event()
+
+        def add_qqq():  # a market only dYdX lists (ETH's parameters under another ticker)
+            dx.indexer.markets["QQQ-USD"] = dict(dx.indexer.markets["ETH-USD"], ticker="QQQ-USD", clobPairId="999")
+            added.set()
+
+        dx.indexer.call_soon_threadsafe(add_qqq)
+        assert added.wait(5)
+        # 125 markets from the shared data's real indexer response, else the fake's BTC and ETH (+ QQQ)
         dydx_listed = sorted(t.split("-")[0] for t in dx.indexer.markets)
-        assert {"BTC", "ETH"} <= set(dydx_listed) and "ZZZ" not in dydx_listed and len(dydx_listed) > 3
+        assert {"BTC", "ETH", "QQQ"} <= set(dydx_listed) and "ZZZ" not in dydx_listed
         net = {"network": "custom", "indexer_rest": dx.rest_url, "indexer_ws": dx.ws_url, "node": dx.node_url, **DYDX_FAST}
         cfg = BotConfig(exchange=("dydx", "binance"), venues={"binance": "ccxt:binanceusdm"}, strategy="funding_arb",
                         feed="dydx", state_dir=tmp_path, journal_enabled=False, report=False, progress=False,
@@ -123,8 +151,9 @@ def test_against_the_dydx_and_binance_fakes_the_run_trades_what_both_list_and_lo
     assert cfg.tickers == ("BTC-USD", "ETH-USD", "binance:BTC-USD", "binance:ETH-USD")  # written back for the journal
     assert list(bot.strategy.pairs) == ["BTC", "ETH"]
     only_dydx = [c for c in dydx_listed if c not in ("BTC", "ETH")]
+    more = f" +{len(only_dydx) - 12} more" if len(only_dydx) > 12 else ""
     assert (f"dydx lists {len(dydx_listed)} coins, binance 3; on both: 2 (BTC, ETH); left out, on dydx only: "
-            f"{', '.join(only_dydx[:12])} +{len(only_dydx) - 12} more; on binance only: ZZZ") in log.text
+            f"{', '.join(only_dydx[:12])}{more}; on binance only: ZZZ") in log.text
     assert f"markets discovered (dydx lists {len(dydx_listed)}, binance lists 3)" in log.text
     # the probe feeds were never started: nothing subscribed, no order sent
     assert not dx.node.placed_orders()
