@@ -76,6 +76,16 @@ def discover_pairs(tickers: Iterable[str], params: FundingArbParams) -> list[tup
             wanted.append(t)
     else:
         wanted = [t for t in primaries if t in hedged] or primaries[:1]
+        # a coin the run names on one venue only is a typo or a missing leg: never dropped in silence
+        both = set(wanted)
+        one_leg = [t for t in primaries if t not in both] + [f"{venue}:{t}" for t in sorted(hedged) if t not in primaries]
+        if wanted and one_leg:
+            t = one_leg[0]
+            base = coin_of(t)
+            raise ConfigError(
+                f"strategy funding_arb: {t!r} has no other leg among the run's tickers ({', '.join(tickers)}); "
+                f"name both legs (--ticker {base},{venue}:{base}), drop it, or run with --ticker all"
+            )
     if not wanted:
         raise ConfigError("strategy funding_arb: no primary ticker (set the ticker parameter or run with --ticker BTC,binance:BTC)")
     out = []

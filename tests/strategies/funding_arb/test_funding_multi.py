@@ -150,9 +150,17 @@ def test_a_coin_not_listed_on_both_venues_is_one_line():
     p = parse_params(FundingArb.Params, {"coins": ("BTC", "SOL")}, "s")
     with pytest.raises(ConfigError, match=r"coin 'SOL' is not listed on both venues \(no market 'SOL-USD'; both: BTC, ETH\)"):
         FundingArb(p, StrategyContext(tickers=tickers(), clock=None, markets={}))
-    s = FundingArb(parse_params(FundingArb.Params, {}, "s"),
-                   StrategyContext(tickers=tickers() + ("SOL-USD",), clock=None, markets={}))
+    s = FundingArb(parse_params(FundingArb.Params, {}, "s"), StrategyContext(tickers=tickers(), clock=None, markets={}))
     assert list(s.pairs) == ["BTC", "ETH"], "every coin with both legs is scanned"
+
+
+def test_a_ticker_named_on_one_venue_only_is_one_line_never_dropped_in_silence():
+    """A coin the run names without its other leg (a typo, a forgotten leg) is refused, either way round."""
+    default = parse_params(FundingArb.Params, {}, "s")
+    with pytest.raises(ConfigError, match=r"'SOL-USD' has no other leg .*--ticker SOL,binance:SOL"):
+        FundingArb(default, StrategyContext(tickers=tickers() + ("SOL-USD",), clock=None, markets={}))
+    with pytest.raises(ConfigError, match=r"'binance:SOL-USD' has no other leg"):
+        FundingArb(default, StrategyContext(tickers=tickers() + ("binance:SOL-USD",), clock=None, markets={}))
 
 
 # -- both legs or neither -------------------------------------------------------------------------------
