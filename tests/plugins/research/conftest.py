@@ -7,8 +7,10 @@ few days by the plugin's own cutter, so each cell replays a few hundred bars.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,12 +50,35 @@ notional = 1000
 """
 
 
+#: one Ray start at a time on this machine: pytest-xdist workers (one test file each) that need
+#: Ray start their own embedded cluster, and two starting at once on 2 cores can miss Ray's
+#: node start-up deadline ("The current node timed out during startup", seen in CI)
+RAY_START_LOCK = Path(tempfile.gettempdir()) / "perpbot-tests-ray-start.lock"
+
+
 @pytest.fixture(scope="session")
 def ray_session():
-    """Ray, embedded, 2 CPUs, shared by every test of this folder (the sweep reuses it)."""
+    """Ray, embedded, 2 CPUs, shared by every test of this worker (the sweep reuses it).
+
+    Started under an inter-process lock (:data:`RAY_START_LOCK`), and started once more
+    when the first start timed out.
+    """
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        with open(RAY_START_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                for attempt in (1, 2):
+                    try:
+                        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+                                 log_to_driver=False)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - one more start, then the error itself
+                        if attempt == 2 or "timed out during startup" not in str(exc):
+                            raise
+                        ray.shutdown()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     yield ray
     ray.shutdown()
 
