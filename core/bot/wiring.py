@@ -270,9 +270,21 @@ class MergedFeed(BaseFeed):
             await f.start()
 
     async def stop(self) -> None:
-        """Stop every feed (each safe twice)."""
+        """Stop every feed (each safe twice), each even when one before it fails.
+
+        :raises Exception: the first feed's failure, after every feed was asked to stop.
+        """
+        first: Exception | None = None
         for f in self.feeds:
-            await f.stop()
+            try:
+                await f.stop()
+            except Exception as exc:
+                from loguru import logger
+
+                logger.error(f"stopping feed {f.name} failed: {type(exc).__name__}: {exc}")
+                first = first or exc
+        if first is not None:
+            raise first
 
     async def batches(self):
         """Batches of all feeds as they arrive (one pump task per feed)."""

@@ -78,3 +78,42 @@ def make_client(ccxt_id: str, *, credentials: Mapping[str, Any] | None = None, u
     if url:
         client.urls["api"] = rewrite_urls(client.urls["api"], url)
     return client
+
+
+async def close_client(client: Any, venue: str, timeout_s: float = 5.0) -> None:
+    """Close a ccxt pro client for sure: its WebSockets, then its HTTP session.
+
+    ``client.close()`` closes each WebSocket first and waits for the venue's close frame
+    (aiohttp's ``ws_close`` wait); only then its HTTP session (``ccxt/async_support/base/
+    exchange.py`` ``close``). When that takes longer than ``timeout_s`` or raises, the
+    session (and with it every socket it opened, WebSockets included: aiohttp's connector
+    closes each connection it lent out) is closed directly. A client left open would be
+    found by asyncio at exit, its receive tasks cancelled and their callbacks logging
+    tracebacks ("Unclosed client session").
+
+    :param venue: the venue's name, for the log line.
+    :param timeout_s: the most the orderly close may take, seconds.
+    :raises asyncio.CancelledError: the caller was cancelled (after the forced close).
+    """
+    import asyncio
+
+    from loguru import logger
+
+    cancelled = False
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.close()
+        return
+    except asyncio.CancelledError:
+        cancelled = True
+    except Exception as exc:
+        logger.debug(f"{venue}: closing the ccxt client: {type(exc).__name__}: {exc}; closing its session directly")
+    session = getattr(client, "session", None)
+    if session is not None and not session.closed:
+        try:
+            await session.close()
+        except Exception as exc:  # the session's own failure: nothing more can be closed
+            logger.warning(f"{venue}: closing the ccxt HTTP session failed: {type(exc).__name__}: {exc}")
+    client.session = None
+    if cancelled:
+        raise asyncio.CancelledError

@@ -48,7 +48,7 @@ from perpbot.core.model import (Balance, OrderInfo, OrderRequest, OrderResult, O
                                 Side, TimeInForce)
 from perpbot.core.tasks import cancel_and_wait
 from perpbot.exchanges.ccxt.account import AccountSync
-from perpbot.exchanges.ccxt.client import make_client
+from perpbot.exchanges.ccxt.client import close_client, make_client
 from perpbot.exchanges.ccxt.convert import STATUS, amount_text, classify, order_info, order_params, venue_message
 from perpbot.exchanges.ccxt.credentials import load_credentials
 from perpbot.exchanges.ccxt.feed import CcxtFeed
@@ -197,7 +197,7 @@ class CcxtExchange(BaseExchangeClient):
         self._tasks = []
         if self.client is not None:
             client, self.client = self.client, None
-            await client.close()
+            await close_client(client, self.venue)
 
     # -- orders ---------------------------------------------------------------------------
 

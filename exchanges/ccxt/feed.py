@@ -54,6 +54,7 @@ from perpbot.core.feed import BaseFeed
 from perpbot.core.model import BookSnapshot, FeedStatus, FundingRate, OraclePrice, Side, Trade
 from perpbot.core.params import did_you_mean
 from perpbot.core.tasks import cancel_and_wait
+from perpbot.exchanges.ccxt.client import close_client
 from perpbot.exchanges.ccxt.crosscheck import BookCrossCheck
 from perpbot.exchanges.ccxt.markets import MarketTable, VenueMarket, dec
 
@@ -149,11 +150,13 @@ class CcxtFeed(BaseFeed):
     async def stop(self) -> None:
         """Stop the tasks and close the client (safe twice)."""
         self._stopped = True
-        await cancel_and_wait(self._tasks + self._closing)
-        self._tasks, self._closing = [], []
+        await cancel_and_wait(self._tasks)
+        closing, self._tasks, self._closing = self._closing, [], []
+        if closing:  # replaced clients still closing: let them finish (each bounded), never cut short
+            await asyncio.wait(closing)
         if self.client is not None:
             client, self.client = self.client, None
-            await client.close()
+            await close_client(client, self.venue)
         self._queue.put_nowait(None)
 
     async def batches(self) -> AsyncIterator[list]:
@@ -229,10 +232,11 @@ class CcxtFeed(BaseFeed):
         self._closing = [t for t in self._closing if not t.done()] + [task]
 
     async def _close_quietly(self, client: Any) -> None:
+        """Close a replaced client (bounded, forced when slow: :func:`close_client`); a failure is
+        logged, never raised: only the old client's close ends."""
         try:
-            async with asyncio.timeout(5):
-                await client.close()
-        except (Exception, asyncio.CancelledError) as exc:  # its own task: only the old client's close ends
+            await close_client(client, self.venue)
+        except Exception as exc:
             logger.debug(f"{self.venue}: closing a replaced ccxt client: {type(exc).__name__}: {exc}")
 
     async def _watch(self, watch: Callable, symbol: str) -> Any:
