@@ -18,38 +18,15 @@ only :func:`perpbot.exchanges.ccxt.client.make_client` calls it (to hand it to c
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from perpbot.core.errors import SecretError
+from perpbot.core.secrets import Secret, check_owner_only
 from perpbot.exchanges.ccxt.venues import ENV_SUFFIX, VenueProfile
 
 
-class Credential:
-    """A secret string that prints as ``***`` (``repr``, ``str``, f-strings) and cannot be pickled."""
-
-    __slots__ = ("__value",)
-
-    def __init__(self, value: str):
-        self.__value = value
-
-    def reveal(self) -> str:
-        """The value itself: hand it to ccxt, never to a log or an exception."""
-        return self.__value
-
-    def __repr__(self) -> str:
-        return "***"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __bool__(self) -> bool:
-        return bool(self.__value)
-
-    def __reduce__(self):
-        raise TypeError("a Credential cannot be pickled or copied out of the process")
+#: a venue credential: :class:`perpbot.core.secrets.Secret` (prints as ``***``, refuses pickling)
+Credential = Secret
 
 
 def env_name(venue: str, field: str) -> str:
@@ -65,13 +42,7 @@ def read_key_file(path: str | os.PathLike) -> dict[str, str]:
         never its text).
     """
     p = Path(path).expanduser()
-    try:
-        st = p.stat()
-    except OSError as exc:
-        raise SecretError(f"key file {str(p)!r}: cannot read it ({exc.strerror})") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SecretError(f"key file {str(p)!r} is readable by others (mode {stat.S_IMODE(st.st_mode):o}): "
-                          f"run `chmod 600 {p}`")
+    check_owner_only(p, "key file")
     out: dict[str, str] = {}
     for n, line in enumerate(p.read_text().splitlines(), 1):
         line = line.strip()

@@ -14,56 +14,14 @@ that any accidental inclusion in a log line is redacted as well. Only
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from perpbot.core.errors import SecretError
+from perpbot.core.secrets import Secret, check_owner_only
+
+__all__ = ["Secret", "check_private_file", "load_mnemonic"]
 
 _VALID_WORD_COUNTS = (12, 15, 18, 21, 24)
-
-
-class Secret:
-    """A string that prints as ``***``.
-
-    >>> s = Secret("correct horse")
-    >>> str(s), repr(s), f"{s}"
-    ('***', '***', '***')
-    """
-
-    __slots__ = ("__value",)
-
-    def __init__(self, value: str):
-        self.__value = value
-
-    def reveal(self) -> str:
-        """The secret itself; pass it straight to key derivation, never to a log."""
-        return self.__value
-
-    def __repr__(self) -> str:
-        return "***"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __bool__(self) -> bool:
-        return bool(self.__value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other.__value == self.__value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", len(self.__value)))
-
-    def __reduce__(self):
-        raise TypeError("a Secret cannot be pickled or copied out of the process")
-
-    def __copy__(self) -> "Secret":
-        return self
-
-    def __deepcopy__(self, memo) -> "Secret":
-        return self
 
 
 def _register(value: str) -> None:
@@ -93,26 +51,12 @@ def _check_words(text: str, source: str) -> Secret:
 
 
 def check_private_file(path: Path) -> None:
-    """Refuse a secret file that is not a regular file owned by us with mode ``0o600``-like.
+    """Refuse a mnemonic file that is not a regular file of ours with mode ``0o600``-like
+    (:func:`perpbot.core.secrets.check_owner_only`).
 
     :raises SecretError: naming the path, the reason and the fix.
     """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise SecretError(f"mnemonic file {path} does not exist") from None
-    except OSError as exc:
-        raise SecretError(f"mnemonic file {path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise SecretError(f"mnemonic file {path} is not a regular file")
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise SecretError(f"mnemonic file {path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise SecretError(
-            f"mnemonic file {path} is readable or writable by group/others (mode {mode:#o}); "
-            f"refusing to use it. Fix: chmod 600 {path}"
-        )
+    check_owner_only(path, "mnemonic file")
 
 
 def load_mnemonic(env_name: str = "DYDX_MNEMONIC", file: Path | str | None = None) -> Secret:

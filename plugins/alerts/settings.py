@@ -23,7 +23,6 @@ import difflib
 import ipaddress
 import os
 import re
-import stat
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
@@ -32,6 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import attrs
 
 from perpbot.core.errors import ConfigError
+from perpbot.core.secrets import check_owner_only
 from perpbot.core.params import in_range, param, parse_params
 
 #: environment variable and config key names whose values are secrets (kept out of alerts)
@@ -193,24 +193,12 @@ def check_url(url: str, where: str, schemes: frozenset[str]) -> AlertService:
 
 
 def check_private_file(path: Path, what: str = "alert URL file") -> None:
-    """Refuse a secrets file that is not a regular file of ours readable by its owner only.
+    """Refuse a secrets file that is not a regular file of ours readable by its owner only
+    (:func:`perpbot.core.secrets.check_owner_only`).
 
     :raises ConfigError: naming the path, the reason and the fix (``chmod 600 <path>``).
     """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{what} {path} is not a regular file")
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise ConfigError(f"{what} {path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise ConfigError(f"{what} {path} is readable or writable by group/others (mode {mode:#o}); "
-                          f"refusing to use it. Fix: chmod 600 {path}")
+    check_owner_only(path, what, ConfigError)
 
 
 def read_url_file(path: Path) -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ import errno
 import ipaddress
 import os
 import socket
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from loguru import logger
 
 from perpbot.core.config import format_listen
 from perpbot.core.errors import ConfigError
+from perpbot.core.secrets import check_owner_only
 from perpbot.core.tasks import cancel_and_wait
 
 TOKEN_ENV = "PERPBOT_API_TOKEN"
@@ -51,17 +51,7 @@ def load_token(token_file: str | Path | None, *, flag: str = "--api-token-file",
     environ = os.environ if environ is None else environ
     if token_file is not None:
         path = Path(token_file).expanduser()
-        try:
-            st = path.stat()
-        except OSError as exc:
-            raise ApiError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise ApiError(f"{flag} {path}: not a regular file")
-        if st.st_mode & 0o077:
-            raise ApiError(
-                f"{flag} {path}: readable by others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                f"run: chmod 600 {path}"
-            )
+        check_owner_only(path, flag, ApiError)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:

@@ -75,7 +75,7 @@ def test_key_file_must_be_owner_only(tmp_path, monkeypatch):
     kf.chmod(0o644)
     with pytest.raises(SecretError) as e:
         CcxtExchange({"key_file": str(kf)}, _ctx(live=True)).preflight()
-    assert f"run `chmod 600 {kf}`" in str(e.value) and "644" in str(e.value)
+    assert f"Fix: chmod 600 {kf}" in str(e.value) and "0644" in str(e.value)
     assert API_SECRET not in str(e.value)
     kf.chmod(0o600)
     ex = CcxtExchange({"key_file": str(kf)}, _ctx(live=True))

@@ -125,7 +125,7 @@ def test_mnemonic_file_must_be_private(tmp_path, monkeypatch):
     with pytest.raises(SecretError) as err:
         load_mnemonic("DYDX_MNEMONIC", f)
     text = str(err.value)
-    assert f"chmod 600 {f}" in text and "0o644" in text
+    assert f"chmod 600 {f}" in text and "mode 0644" in text
     assert "legal" not in text
     os.chmod(f, 0o600)
     assert load_mnemonic("DYDX_MNEMONIC", f).reveal() == MNEMONIC2

@@ -192,7 +192,7 @@ def test_the_url_file_must_be_owner_only(tmp_path):
     f = tmp_path / "alerts.txt"
     f.write_text("# my webhook\njson://127.0.0.1:9/hook\n\njsons://example.com/x\n")
     f.chmod(0o640)
-    with pytest.raises(ConfigError, match=f"mode 0o640.*Fix: chmod 600 {f}"):
+    with pytest.raises(ConfigError, match=f"mode 0640.*Fix: chmod 600 {f}"):
         load_settings(BotConfig(alerts={"url_file": str(f)}))
     f.chmod(0o600)
     s = load_settings(BotConfig(alerts={"url_file": str(f), "urls": ["json://127.0.0.1:8/a"], "feed_down_s": "5"}))

@@ -58,7 +58,7 @@ def test_bad_api_input_is_one_line_each(tmp_path):
     tok.chmod(0o644)
     res = runbot([*BASE, *state, "--api", "127.0.0.1:0", "--api-token-file", str(tok)])
     assert res.returncode == 2
-    assert one_error(res) == f"error: --api-token-file {tok}: readable by others (mode 0644); run: chmod 600 {tok}"
+    assert one_error(res) == f"error: --api-token-file {tok} is readable or writable by group or others (mode 0644); refusing to use it. Fix: chmod 600 {tok}"
     assert "s3cret" not in res.stderr + res.stdout
 
 
@@ -87,7 +87,7 @@ def test_bad_listen_addresses_tokens_and_journals_are_one_line_each(tmp_path):
     good.chmod(0o600)
     assert load_token(good, environ={"PERPBOT_API_TOKEN": "the-file-wins-over-the-env"}) == "a-good-token-of-32-characters-xx"
     good.chmod(0o640)
-    with pytest.raises(ConfigError, match=r"readable by others \(mode 0640\); run: chmod 600 "):
+    with pytest.raises(ConfigError, match=r"readable or writable by group or others \(mode 0640\); refusing to use it. Fix: chmod 600 "):
         load_token(good)
     # beyond loopback without a token: refused (the same configure path as the two cases above)
     from perpbot.plugins.api.server import bind
