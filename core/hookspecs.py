@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     import typer
 
+    from perpbot.core.analysis import Analyzer, SignalGate
     from perpbot.core.bot.resume import ResumeAPI
     from perpbot.core.bot.view import RunView
     from perpbot.core.config import BotConfig
@@ -122,6 +123,28 @@ def register_feeds(register: Callable[[type[BaseFeed]], type[BaseFeed]]) -> None
     """Register market-data feeds.
 
     :param register: ``register(cls)`` with a :class:`perpbot.core.feed.BaseFeed` subclass.
+    """
+
+
+@hookspec
+def register_analyzers(register: Callable[[type[Analyzer]], type[Analyzer]]) -> None:
+    """Register analysis modules (the analysis hub's analyzers, :mod:`perpbot.core.analysis`).
+
+    :param register: ``register(cls)`` with a :class:`perpbot.core.analysis.Analyzer` subclass
+        that sets a unique ``name`` (its feature names start with ``name + "."``).
+    """
+
+
+@hookspec(firstresult=True)
+def load_signal_gate(path: str) -> SignalGate | None:
+    """Load the ML model file at ``path`` as a :class:`~perpbot.core.analysis.SignalGate`.
+
+    Stops at the first non-None result. Return None when ``path`` is not a model this plugin
+    reads; raise :class:`~perpbot.core.errors.ConfigError` (one line naming the file and the
+    problem, e.g. a feature-list mismatch) when it is one but cannot be used. Called by the
+    wiring when a strategy's ``ml_model`` parameter is set; no plugin answering is one error line.
+
+    :param path: the model file, as the user gave it.
     """
 
 
