@@ -91,3 +91,51 @@ class BaseFeed(abc.ABC):
     def stats(self) -> dict:
         """Counters for the summary (e.g. messages, level entries, gaps, resyncs)."""
         return {}
+
+
+class MergedEventFeed(BaseFeed):
+    """A replay feed whose events are loaded once into one time-ordered list and replayed
+    one batch per timestamp.
+
+    Subclasses implement :meth:`load_events`, returning ``[(ts_ns, order, event), ...]``
+    sorted by ``(ts_ns, order)`` (``order`` ranks events of one timestamp, e.g. bars before
+    the funding settled at that time). :meth:`start`, :meth:`batches` and :meth:`progress`
+    come from here.
+    """
+
+    def __init__(self, config: Mapping[str, Any], context: Any):
+        super().__init__(config, context)
+        self._events: list | None = None
+        self._done = 0
+
+    @abc.abstractmethod
+    def load_events(self) -> list:
+        """The feed's events as ``[(ts_ns, order, event)]`` in time order (called once).
+
+        :raises DataError: a missing file or a malformed row (one line naming it).
+        """
+
+    async def start(self) -> None:
+        """Load the events (once)."""
+        if self._events is None:
+            self._events = self.load_events()
+
+    async def batches(self) -> AsyncIterator[list]:
+        """The events, one batch per timestamp, in time order."""
+        if self._events is None:
+            self._events = self.load_events()
+        batch: list = []
+        ts = None
+        for ev_ts, _order, ev in self._events:
+            if ts is not None and ev_ts != ts:
+                yield batch
+                batch = []
+            ts = ev_ts
+            batch.append(ev)
+            self._done += 1
+        if batch:
+            yield batch
+
+    def progress(self) -> tuple[int, int] | None:
+        """``(events replayed, events total)``; None before loading."""
+        return None if self._events is None else (self._done, len(self._events))

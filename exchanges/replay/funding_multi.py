@@ -51,7 +51,7 @@ from typing import AsyncIterator
 import attrs
 
 from perpbot.core.errors import ConfigError, DataError
-from perpbot.core.feed import BaseFeed
+from perpbot.core.feed import MergedEventFeed
 from perpbot.core.model import Bar, FundingRate, Market, OraclePrice
 from perpbot.core.params import in_range, param, parse_params
 
@@ -238,7 +238,7 @@ def read_merged_bars(path: Path, coins, minutes: int, start: int | None, end: in
     return {coin: sorted((ts, tuple(vals)) for ts, vals in agg.items()) for coin, agg in out.items()}
 
 
-class FundingMultiFeed(BaseFeed):
+class FundingMultiFeed(MergedEventFeed):
     """Replay of many coins' funding on two venues with prices (see the module docstring).
 
     :raises DataError: (at construction) the shared data is absent (one line naming the
@@ -280,8 +280,6 @@ class FundingMultiFeed(BaseFeed):
         self.end_ns = _time(p.end, "feed funding_multi: end") if p.end else None
         self.tickers = tuple(getattr(context, "tickers", None) or ())
         self.counts = {"bars": 0, "funding_rates": 0, "oracle_prices": 0}
-        self._events: list | None = None
-        self._done = 0
         coins = {c.strip().upper() for c in p.coins} or None
         funding = read_funding(self.funding_path, (self.primary, self.hedge), None, self.start_ns, self.end_ns)
         listed = sorted({c for _, c in funding})
@@ -328,32 +326,6 @@ class FundingMultiFeed(BaseFeed):
             out[f"{self.hedge}:{t}"] = m
         return out
 
-    async def start(self) -> None:
-        """Build the merged event list (once)."""
-        if self._events is None:
-            self._events = self._build()
-
-    async def batches(self) -> AsyncIterator[list]:
-        """The events, one batch per timestamp in time order: bars (and the primary leg's
-        :class:`~perpbot.core.model.OraclePrice`) before the funding settled at the same time."""
-        if self._events is None:
-            self._events = self._build()
-        batch: list = []
-        ts = None
-        for ev_ts, _order, ev in self._events:
-            if ts is not None and ev_ts != ts:
-                yield batch
-                batch = []
-            ts = ev_ts
-            batch.append(ev)
-            self._done += 1
-        if batch:
-            yield batch
-
-    def progress(self):
-        """``(events replayed, events total)``; None before loading."""
-        return None if self._events is None else (self._done, len(self._events))
-
     def stats(self) -> dict:
         """Counts of bars, funding rates and oracle prices, the coins, and the input paths."""
         return dict(self.counts, coins=",".join(self.coins), funding_file=str(self.funding_path), prices=str(self.prices_path))
@@ -364,7 +336,7 @@ class FundingMultiFeed(BaseFeed):
         every = {t for c in self.coins for t in (f"{c}-USD", f"{self.hedge}:{c}-USD")}
         return set(self.tickers) & every if self.tickers else every
 
-    def _build(self) -> list:
+    def load_events(self) -> list:
         wanted = self._wanted()
         events = []
         for coin in self.coins:

@@ -54,7 +54,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from perpbot import BaseFeed, Bar, DataError, FundingRate, Market, OraclePrice, param
+from perpbot import Bar, DataError, FundingRate, Market, OraclePrice, param
+from perpbot.core.feed import MergedEventFeed
 from perpbot import parse_params
 
 D = Decimal
@@ -149,7 +150,7 @@ def split_ticker(t: str) -> tuple[str | None, str]:
     return (t.split(":", 1)[0], t.split(":", 1)[1]) if ":" in t else (None, t)
 
 
-class FundingReplayFeed(BaseFeed):
+class FundingReplayFeed(MergedEventFeed):
     """Replay of two (or more) venues' settled funding rates with prices (see the module docstring)."""
 
     name = "funding_replay"
@@ -169,8 +170,6 @@ class FundingReplayFeed(BaseFeed):
         self.prices_path = self._resolve(prices_given, SAMPLE_PRICES, SHARED_PRICES)
         self.start_ns = _parse_utc(self.params.start, "feed funding_replay: start") if self.params.start else None
         self.end_ns = _parse_utc(self.params.end, "feed funding_replay: end") if self.params.end else None
-        self._events: list | None = None
-        self._done = 0
         self.counts = {"bars": 0, "funding_rates": 0, "oracle_prices": 0}
         # no tickers: every market the funding file holds (the wiring's market discovery)
         self.tickers = tickers or self.listed_tickers()
@@ -236,37 +235,6 @@ class FundingReplayFeed(BaseFeed):
             out[t] = Market(ticker=plain, **MARKETS[plain.split("-")[0]])
         return out
 
-    async def start(self) -> None:
-        """Load and merge the files (once).
-
-        :raises DataError: a missing file or a malformed row (one line naming file, row and value).
-        """
-        if self._events is None:
-            self._events = self._load()
-
-    async def batches(self) -> AsyncIterator[list]:
-        """The merged events (:class:`~perpbot.Bar`, :class:`~perpbot.FundingRate`,
-        :class:`~perpbot.OraclePrice`), one batch per timestamp, in time order."""
-        if self._events is None:
-            self._events = self._load()
-        batch: list = []
-        ts = None
-        for ev_ts, _order, ev in self._events:
-            if ts is not None and ev_ts != ts:
-                yield batch
-                batch = []
-            ts = ev_ts
-            batch.append(ev)
-            self._done += 1
-        if batch:
-            yield batch
-
-    def progress(self):
-        """``(events replayed, events total)``; None before loading."""
-        if self._events is None:
-            return None
-        return self._done, len(self._events)
-
     def stats(self) -> dict:
         """Counts of bars, funding rates and oracle prices loaded, and the two file paths."""
         return dict(self.counts, funding_file=str(self.funding_path), prices_file=str(self.prices_path))
@@ -288,7 +256,7 @@ class FundingReplayFeed(BaseFeed):
             out[((v or self.params.primary_venue).lower(), plain.split("-")[0])] = t
         return out
 
-    def _load(self) -> list:
+    def load_events(self) -> list:
         events: list = []
         prices = self._load_prices()
         if not prices:
