@@ -58,7 +58,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.plugins.report",
     "perpbot.plugins.api",
     "perpbot.plugins.research",
+    "perpbot.plugins.analysis",
     "perpbot.plugins.catalog",
+    "perpbot.plugins.ml",
 )
 
 
@@ -144,6 +146,7 @@ class Registry:
     risk_policies: dict = attrs.Factory(dict)
     position_sizers: dict = attrs.Factory(dict)
     feeds: dict = attrs.Factory(dict)
+    analyzers: dict = attrs.Factory(dict)
     owners: dict = attrs.Factory(dict)  # (kind, name) -> plugin name
     flags: dict = attrs.Factory(dict)  # "--take-profit" -> FlagOwner
 
@@ -168,6 +171,7 @@ _LABELS = {
     "risk_policies": "risk policy",
     "position_sizers": "position sizer",
     "feeds": "feed",
+    "analyzers": "analyzer",
 }
 
 _BASES = {
@@ -176,6 +180,7 @@ _BASES = {
     "risk_policies": ("perpbot.core.policies", "RiskPolicy"),
     "position_sizers": ("perpbot.core.policies", "PositionSizer"),
     "feeds": ("perpbot.core.feed", "BaseFeed"),
+    "analyzers": ("perpbot.core.analysis", "Analyzer"),
 }
 
 
