@@ -21,6 +21,11 @@ import attrs
 
 from perpbot.core.model import Fill, OrderParams, OrderUpdate
 from perpbot.core.params import NoParams, describe_params
+from perpbot.core.wake import SCHEDULE, ScoreCrossing, Wake, WakeEvent
+
+__all__ = [
+    "BaseStrategy", "ScoreCrossing", "StrategyAction", "StrategyContext", "StrategyResult", "Wake", "WakeEvent",
+]
 
 
 class StrategyAction(enum.Enum):
@@ -101,11 +106,28 @@ class BaseStrategy(abc.ABC):
     #: :meth:`select_markets` returns. False: such a run trades ``DEFAULT_TICKERS`` (BTC-USD,
     #: ETH-USD), and ``all`` is an error.
     discovers_markets: ClassVar[bool] = False
+    #: what wakes the strategy between scheduled cycles: a :class:`~perpbot.core.wake.Wake` or its
+    #: text form (``"bbo,trade"``, ``"score:momentum:70"``; see :mod:`perpbot.core.wake`); None
+    #: or "": the schedule only (every ``decision_interval_s``). :meth:`wake` may decide per run.
+    wake_on: ClassVar[Any] = None
+    #: the trigger of the decision in progress (:class:`~perpbot.core.wake.WakeEvent`, kind
+    #: ``"schedule"`` for the scheduled cycle), set by the bot before ``should_execute``
+    woken_by: WakeEvent = SCHEDULE
 
     def __init__(self, params: Any, context: StrategyContext):
         self.params = params
         self.context = context
         self.log = getattr(context, "logger", None)
+
+    def wake(self) -> Wake | None:
+        """What wakes this strategy by events (asked once, when the bot is built).
+
+        Default: ``wake_on`` parsed (:meth:`perpbot.core.wake.Wake.parse`). Override to take it
+        from a parameter (the sniper's ``wake_on``). None or an empty spec: the schedule only.
+
+        :raises ValueError: a malformed text form (one line naming the token).
+        """
+        return Wake.parse(self.wake_on) if self.wake_on else None
 
     # -- decisions ----------------------------------------------------------
 

@@ -135,5 +135,6 @@ from perpbot.core.policies import (
 )
 from perpbot.core.state import MarketData, MarketState
 from perpbot.core.strategy import BaseStrategy, StrategyAction, StrategyContext, StrategyResult
+from perpbot.core.wake import ScoreCrossing, Wake, WakeEvent
 
 __all__ = [n for n in dir() if not n.startswith("_")]

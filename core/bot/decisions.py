@@ -6,6 +6,12 @@ that is not an approval is carried out, and CLOSE_ALL or HALT end the cycle); th
 ``should_execute`` then ``execute_strategy`` on a :class:`~perpbot.core.state.MarketData`
 view; ``on_decision``; the result's cancels, closes and orders. Imports only
 :mod:`perpbot.core` modules.
+
+Event-driven strategies (:mod:`perpbot.core.wake`) also get cycles on wake-ups: the same
+cycle, run by the event loop right after the waking event, with the trigger in
+``strategy.woken_by``; such a cycle does not move the scheduled timer, and its orders' reasons
+end with ``[woken by <trigger>]`` (journaled with each order intent). The scheduled cycle
+runs every ``decision_interval_s`` (``every:`` of the spec, when given).
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from perpbot.core.bot.support import NS
 from perpbot.core.model import ZERO
 from perpbot.core.policies import RiskAction, RiskView
 from perpbot.core.strategy import StrategyResult
+from perpbot.core.wake import SCHEDULE, WakeEvent
 
 
 class DecisionCycle:
@@ -43,6 +52,8 @@ class DecisionCycle:
         self.day: int | None = None
         self.decision_ns = int(Decimal(config.decision_interval_s) * NS)
         self.snapshot_ns = int(Decimal(config.snapshot_interval_s) * NS)
+        #: the :class:`~perpbot.core.bot.wake.Waker` of an event-driven strategy (set by the event loop), or None
+        self.waker = None
 
     def track_equity(self, now: int) -> None:
         """Feed the total equity (USD) at ``now`` (ns) to the drawdown tracker, the peak and the day start."""
@@ -56,15 +67,20 @@ class DecisionCycle:
             self.day = day
             bot.day_start_equity = eq
 
-    async def run(self, now: int) -> None:
+    async def run(self, now: int, wake: WakeEvent = SCHEDULE) -> None:
         """One decision cycle at clock time ``now`` (ns); see the module docstring.
+
+        :param wake: the trigger (:data:`~perpbot.core.wake.SCHEDULE` for the scheduled cycle,
+            which alone sets the next scheduled time); given to the strategy as ``woken_by``.
 
         A strategy method that raises (or returns something other than a
         :class:`~perpbot.core.strategy.StrategyResult` or None) skips the cycle; the error is
         counted and logged once.
         """
         bot = self.bot
-        self.next_decision_ns = now + self.decision_ns
+        scheduled = wake.kind == "schedule"
+        if scheduled:
+            self.next_decision_ns = now + self.decision_ns
         self.track_equity(now)
         if now >= self.next_snapshot_ns:
             self.next_snapshot_ns = now + self.snapshot_ns
@@ -79,6 +95,10 @@ class DecisionCycle:
         if bot.halted:
             return
         md = bot.market_data()
+        try:
+            bot.strategy.woken_by = wake
+        except AttributeError:  # a strategy with __slots__ and no woken_by: it cannot be told
+            pass
         try:
             go = await bot.strategy.should_execute(md)
         except Exception as exc:
@@ -99,10 +119,17 @@ class DecisionCycle:
                 "execute_strategy", TypeError(f"returned {type(result).__name__}, not a StrategyResult"), "cycle skipped"
             )
             return
+        if not scheduled and result.orders:
+            tail = f"[woken by {wake.describe()}]"
+            orders = tuple(attrs.evolve(o, reason=f"{o.reason} {tail}" if o.reason else tail) for o in result.orders)
+            result = attrs.evolve(result, orders=orders)
         await bot.notify("on_decision", strategy=bot.strategy, result=result)
         await self.orders.execute_result(result, md)
         if result.wait_s:
-            self.next_decision_ns = now + int(Decimal(str(result.wait_s)) * NS)
+            wait_ns = int(Decimal(str(result.wait_s)) * NS)
+            self.next_decision_ns = now + wait_ns
+            if self.waker is not None:
+                self.waker.hold_until((wake.decided_ns or now) + wait_ns)
 
 
 def risk_view(bot: Any) -> RiskView:

@@ -7,6 +7,12 @@ account events are processed, a decision cycle runs when due, progress observers
 every 256 batches, and ``on_checkpoint`` fires every ``checkpoint_interval_s``. Each
 :class:`~perpbot.core.model.FeedStatus` of a batch is told to ``on_feed_status`` after the batch.
 
+An event-driven strategy (``BaseStrategy.wake``, :mod:`perpbot.core.wake`) is also decided on
+inside the batch: right after an event that wakes it (applied to state, engine and
+simulator), at that event's time, once queued account events are processed; the throttle
+and the held wake-ups are :class:`~perpbot.core.bot.wake.Waker`'s. Without a wake spec the
+loop is exactly the scheduled one (one ``is None`` test per event more).
+
 A resumed replay first *warms up*: the first ``bot.resume_from_event`` feed items are
 applied to market state only (no simulator, no decisions), at full speed even when the feed
 is paced (``--speed``). ``max_events`` counts events as ``bot.events_processed`` does.
@@ -23,6 +29,8 @@ import attrs
 from loguru import logger
 
 from perpbot.core.bot.support import NS
+from perpbot.core.bot.wake import Waker
+from perpbot.core.errors import ConfigError
 from perpbot.core.feed import ProgressUpdate
 from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus, MarketInfo
 
@@ -39,6 +47,7 @@ class EventLoop:
     :param consumers: qualified ticker -> simulating exchange client.
     :param account: the :class:`~perpbot.core.bot.account.AccountEvents` to drain.
     :param cycle: the :class:`~perpbot.core.bot.decisions.DecisionCycle` to run when due.
+    :raises ConfigError: the strategy's wake spec is malformed (one line).
     """
 
     def __init__(self, bot: Any, engines: dict, consumers: dict, account: Any, cycle: Any):
@@ -53,6 +62,11 @@ class EventLoop:
         self.checkpoint_ns = int(Decimal(config.checkpoint_interval_s or config.snapshot_interval_s) * NS)
         self.progress_observers: list[Callable[[ProgressUpdate], None]] = []
         self._warm_rest: list = []
+        #: the event-driven strategy's :class:`~perpbot.core.bot.wake.Waker`, or None (schedule only)
+        self.waker: Waker | None = make_waker(bot.strategy, config)
+        cycle.waker = self.waker
+        if self.waker is not None and self.waker.spec.every_s is not None:
+            cycle.decision_ns = int(self.waker.spec.every_s * NS)
 
     def add_progress_observer(self, observer: Callable[[ProgressUpdate], None]) -> None:
         """Call ``observer(update)`` with a :class:`~perpbot.core.feed.ProgressUpdate` while the run goes.
@@ -89,6 +103,7 @@ class EventLoop:
         account = self.account
         cycle = self.cycle
         max_events = bot.config.max_events  # in events_processed's unit (see there)
+        waker = self.waker
         resume_from = bot.resume_from_ns if simulated else 0
         warmup = bot.resume_from_event
         progress = bool(self.progress_observers)
@@ -143,8 +158,13 @@ class EventLoop:
                 ex = consumers.get(ticker)
                 if ex is not None:
                     if ":" in ticker:
-                        ev = attrs.evolve(ev, ticker=ticker.split(":", 1)[1])
-                    ex.on_market_event(ev)
+                        ex.on_market_event(attrs.evolve(ev, ticker=ticker.split(":", 1)[1]))
+                    else:
+                        ex.on_market_event(ev)
+                if waker is not None:
+                    wake = waker.on_event(st, ev)
+                    if wake is not None:
+                        await self.decide_on_wake(wake, ts)
             bot.events_processed += counted
             bot.events_read += len(batch)
             if statuses:  # feed health, told to observers once the batch is applied (hookspecs.on_feed_status)
@@ -182,6 +202,18 @@ class EventLoop:
         if progress:
             self.report_progress(True)
 
+    async def decide_on_wake(self, wake: Any, ts_ns: int) -> None:
+        """Run a decision cycle for ``wake`` (a :class:`~perpbot.core.wake.WakeEvent`) right after
+        the event of time ``ts_ns``: queued account events first (the strategy sees its fills),
+        then the cycle at the clock's time, then the account events it caused."""
+        account = self.account
+        if account.pending:
+            await account.drain()
+        now = self.bot.clock.now_ns()
+        await self.cycle.run(now, self.waker.decided(wake, now, ts_ns))
+        if account.pending:
+            await account.drain()
+
     def release_pacing(self, held: bool) -> bool:
         """End the resume warm-up's unpaced stretch (see :meth:`perpbot.core.feed.BaseFeed.hold_pacing`); returns False."""
         if held:
@@ -212,8 +244,29 @@ class EventLoop:
             eng = self.engines.get(ev.ticker)
             if eng is not None:
                 eng.on_event(st, ev)
+            if self.waker is not None:  # tops and score sides as an unbroken run has them (no decision)
+                self.waker.trigger(st, ev)
             if type(ev) is MarketInfo and ev.market is not None:
                 bot.markets[ev.ticker] = ev.market
         bot.events_processed += counted
         bot.events_read += len(take)
         return remaining - len(take)
+
+
+def make_waker(strategy: Any, config: Any) -> Waker | None:
+    """The :class:`~perpbot.core.bot.wake.Waker` of ``strategy``'s wake spec, or None (schedule only).
+
+    :param strategy: the run's strategy (its ``wake()``; a strategy without one is scheduled).
+    :param config: the :class:`~perpbot.core.config.BotConfig` (``decision_interval_s`` is the throttle).
+    :raises ConfigError: the spec is malformed (one line naming the strategy and the token).
+    """
+    wake = getattr(strategy, "wake", None)
+    if not callable(wake):
+        return None
+    try:
+        spec = wake()
+    except ValueError as exc:
+        raise ConfigError(f"strategy {config.strategy}: {exc}") from None
+    if spec is None or not spec.active:
+        return None
+    return Waker(spec, int(Decimal(config.decision_interval_s) * NS))

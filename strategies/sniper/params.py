@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import attrs
 
-from perpbot import OrderType, in_range, param
+from perpbot import OrderType, Wake, in_range, param
 
 D = Decimal
 NS = 1_000_000_000  #: nanoseconds per second (market time is ns since the epoch)
@@ -29,6 +29,14 @@ ZERO = D(0)
 ENTRY_TAG = "sniper-entry"  #: tag of every entry order
 EXIT_TAG = "sniper-exit"  #: prefix of every exit order's tag: ``sniper-exit:<reason>``
 EXIT_REASONS = ("take-profit", "stop-loss", "score decay")  #: the reasons an exit tag can carry
+
+
+def _wake_ok(instance, attribute, value):
+    """attrs validator: a wake spec :meth:`perpbot.Wake.parse` accepts (``ValueError`` naming the parameter)."""
+    try:
+        Wake.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"parameter {attribute.name}: {str(exc).removeprefix('wake_on: ')}") from None
 
 
 def _order_type_ok(instance, attribute, value):
@@ -68,6 +76,9 @@ class SniperParams:
     limit_good_til_s: int = param(30, "lifetime of a LIMIT entry, seconds", in_range(1, 86400))
     warmup_s: Decimal = param(D("60"), "seconds after the first decision before any entry (scores must also be warm)", in_range(D(0)), flag="--warmup")
     order_timeout_s: Decimal = param(D("10"), "an order without fill or update after this long no longer blocks its market", in_range(D("0.1")))
+    wake_on: str = param("", "decide on events too: 'bbo,trade', 'score:momentum:70', 'every:5' (perpbot.core.wake); "
+                         "decision_interval_s is then the least gap between event-driven decisions; '' = schedule only",
+                         _wake_ok, flag="--wake-on")
 
     def __attrs_post_init__(self):
         weights = (self.weight_momentum, self.weight_volume, self.weight_volatility, self.weight_orderbook, self.weight_funding)

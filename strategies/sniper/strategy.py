@@ -61,6 +61,7 @@ from perpbot import (
     StrategyAction,
     StrategyResult,
     TimeInForce,
+    Wake,
     in_range,
     param,
 )
@@ -164,6 +165,10 @@ class Sniper(BaseStrategy):
     # ------------------------------------------------------------------
     # decisions
     # ------------------------------------------------------------------
+
+    def wake(self) -> Wake | None:
+        """The ``wake_on`` parameter as a :class:`perpbot.Wake` (None when empty: the schedule only)."""
+        return Wake.parse(self.params.wake_on) if self.params.wake_on else None
 
     async def should_execute(self, market_data) -> bool:
         """Decide whenever at least one market is tradable (``MarketData.tradable`` non-empty)."""
