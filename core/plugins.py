@@ -50,6 +50,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.strategies.sniper",
     "perpbot.strategies.grid",
     "perpbot.strategies.funding_arb",
+    "perpbot.strategies.confluence",
     "perpbot.plugins.sizers",
     "perpbot.plugins.risk",
     "perpbot.plugins.journal",

@@ -143,6 +143,15 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
             for t in venue_tickers[venue]:
                 consumers[t if venue == config.primary_venue else f"{venue}:{t}"] = ex
 
+    from perpbot.core.analysis.run import analysis_for_run, signal_gate_for
+
+    options: dict[str, Any] = {}
+    hubs = analysis_for_run(strat_cls, params, reg.analyzers, states, engines)  # wraps engines to feed the hubs
+    if hubs is not None:
+        options["analysis"] = hubs
+    gate = signal_gate_for(params, pm.hook, config.strategy)
+    if gate is not None:
+        options["signal_gate"] = gate
     strategy = strat_cls(
         params,
         StrategyContext(
@@ -152,6 +161,7 @@ def wire(config: BotConfig, pm: Any, *, run_id: str, clock: Any = None) -> Wirin
             venues={v: ex.capabilities() for v, ex in exchanges.items()},
             logger=logger.bind(strategy=config.strategy),
             decision_interval_s=float(config.decision_interval_s),
+            options=options,
         ),
     )
     return Wiring(clock, feed, exchanges, markets, states, engines, venue_tickers, consumers, strategy)
