@@ -175,8 +175,8 @@ class WakeEvent:
     :param ticker: the market of the waking event ("" for the schedule).
     :param ts_ns: the waking event's time (ns since the epoch; the decision time for the schedule).
     :param detail: a few words, e.g. ``"momentum crossed 70 upward (71.3)"``.
-    :param decided_ns: clock time of the decision (ns); later than ``ts_ns`` when the
-        throttle held the wake-up.
+    :param decided_ns: market time of the decision: the time (ns) of the event right after
+        which it ran; later than ``ts_ns`` when the throttle held the wake-up (0: not decided yet).
     """
 
     kind: str
