@@ -61,6 +61,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.plugins.research",
     "perpbot.plugins.analysis",
     "perpbot.plugins.catalog",
+    "perpbot.plugins.collector",
     "perpbot.plugins.ml",
 )
 

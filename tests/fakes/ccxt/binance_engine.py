@@ -572,6 +572,14 @@ class Engine:
         return [{"symbol": s, "adjustedFundingRateCap": "0.02000000", "adjustedFundingRateFloor": "-0.02000000",
                  "fundingIntervalHours": self.funding_interval_h, "disclaimer": False} for s in self.symbols]
 
+    def r_open_interest(self, q: dict) -> dict:
+        """GET /fapi/v1/openInterest (Open Interest): ``{"openInterest": "10659.509", "symbol":
+        "BTCUSDT", "time": 1589437530011}`` (Binance USD-M API docs; ccxt ``binance.py``
+        ``fetch_open_interest`` comment). Base units; ``open_interest[s]`` when set, else 10659.509."""
+        s = self._symbol(q)
+        oi = getattr(self, "open_interest", {}).get(s, D("10659.509"))
+        return {"openInterest": fmt(D(oi)), "symbol": s, "time": now_ms()}
+
     #: Binance kline intervals (API "Kline/Candlestick Data", enum ``interval``) -> ms
     INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
                    "4h": 14_400_000, "1d": 86_400_000}

@@ -281,6 +281,7 @@ class FakeBinanceUsdm(Engine):
         ("GET", "/fapi/v1/premiumIndex"): ("r_premium_index", False),
         ("GET", "/fapi/v1/fundingRate"): ("r_funding_rate", False),
         ("GET", "/fapi/v1/fundingInfo"): ("r_funding_info", False),
+        ("GET", "/fapi/v1/openInterest"): ("r_open_interest", False),
         ("GET", "/fapi/v1/klines"): ("r_klines", False),
         ("GET", "/fapi/v1/markPriceKlines"): ("r_mark_klines", False),
         ("POST", "/fapi/v1/listenKey"): ("r_listen_key", False),
