@@ -169,13 +169,18 @@ def build_config(opts: dict):
         "chain_id": opts.get("chain_id"),
     }
     dydx = {k: v for k, v in dydx.items() if v is not None and v != ""}
-    account = {"subaccount": opts.get("subaccount"), "address": opts.get("address"), "mnemonic_file": opts.get("mnemonic_file")}
-    account = {k: (str(v) if k == "mnemonic_file" else v) for k, v in account.items() if v is not None}
+    account = {"subaccount": opts.get("subaccount"), "address": opts.get("address"), "mnemonic_file": opts.get("mnemonic_file"),
+               "trading_key_file": opts.get("trading_key_file")}
+    account = {k: (str(v) if k in ("mnemonic_file", "trading_key_file") else v) for k, v in account.items() if v is not None}
     if account:
         cfg.exchanges.setdefault("dydx", {}).update(account)
     if dydx:
         cfg.exchanges.setdefault("dydx", {}).update(dydx)
         cfg.feeds.setdefault("dydx", {}).update(dydx)
+    if opts.get("dydx_stream"):
+        if cfg.feed != "dydx":
+            raise ConfigError(f"--dydx-stream: needs the dydx feed (--feed dydx), got --feed {cfg.feed}")
+        cfg.feeds.setdefault("dydx", {})["stream"] = opts["dydx_stream"]
     if cfg.live:
         cfg.exchanges.setdefault("dydx", {})["live"] = True
     return cfg

@@ -22,6 +22,8 @@ subaccount              subaccount number (0)
 address                 ``dydx1...`` address (derived from the mnemonic when absent)
 mnemonic_env            environment variable holding the mnemonic (``DYDX_MNEMONIC``)
 mnemonic_file           file holding the mnemonic, mode 600 (none)
+trading_key_file        trading-key file (``runbot.py dydx add-trading-key``), mode
+                        600: orders are signed with it, no mnemonic needed (none)
 live                    explicit opt-in for mainnet trading (false; CLI ``--live``)
 rest_timeout_s          REST timeout per request, seconds (10)
 rest_retries            retries of a temporary REST failure (3)
@@ -52,6 +54,13 @@ market_slippage         market-order bound: worst price = best * (1 +/- this) (0
 height_max_age_s        refresh the block height from the node when older (5)
 record                  path of a recording to write while the feed runs (none)
 record_max_bytes        rotate the recording after this many compressed bytes (none)
+stream                  full-node gRPC address ``host:port`` streaming the order book
+                        (``StreamOrderbookUpdates``; CLI ``--dydx-stream``): books and
+                        trades from the node, the indexer as fallback and cross-check
+                        (none: books from the indexer only)
+stream_secure           TLS to the stream (default: off on a loopback host, on otherwise)
+stream_timeout_s        the stream's first message must come within, seconds (15)
+stream_idle_s           reconnect the stream after this long without a message, seconds (30)
 ======================  ===========================================================
 """
 
@@ -115,13 +124,14 @@ CANDLE_RESOLUTIONS = {
 
 _KNOWN = {
     "network", "indexer_rest", "indexer_ws", "node", "node_secure", "chain_id", "subaccount",
-    "address", "mnemonic_env", "mnemonic_file", "live", "rest_timeout_s", "rest_retries",
+    "address", "mnemonic_env", "mnemonic_file", "trading_key_file", "live", "rest_timeout_s", "rest_retries",
     "rest_max_requests", "rest_window_s", "retry_base_s", "retry_max_s", "ws_ping_interval_s",
     "ws_ping_timeout_s", "ws_open_timeout_s", "ws_stable_after_s", "subscribe_per_s", "batched",
     "candles", "resync_interval_s", "snapshot_timeout_s", "reconcile_interval_s", "max_queue", "grpc_rate_per_s",
     "grpc_max_wait_s", "grpc_timeout_s", "breaker_failures", "breaker_cooldown_s",
     "short_term_blocks", "short_term_max_s", "default_good_til_s", "market_slippage",
     "height_max_age_s", "record", "record_max_bytes",
+    "stream", "stream_secure", "stream_timeout_s", "stream_idle_s",
 }
 #: keys other plugins' CLI wiring may put in the table that this plugin ignores
 _IGNORED = {"collateral", "fees", "files", "speed", "funding_files"}
@@ -167,6 +177,31 @@ def _check_url(url: str, key: str, schemes: tuple) -> str:
     return url.rstrip("/") if key == "indexer_rest" else url
 
 
+def _stream_settings(cfg: Mapping[str, Any], kw: dict) -> None:
+    """Validate the ``stream*`` keys into ``kw`` (see the module docstring).
+
+    :raises ConfigError: ``stream`` not ``host:port`` (a port 1..65535), or a bad number.
+    """
+    for key in ("stream_timeout_s", "stream_idle_s"):
+        if key in cfg:
+            kw[key] = _num(cfg[key], key, 0.01)
+    raw = cfg.get("stream")
+    if raw is None or str(raw).strip() == "":
+        return
+    target = str(raw).strip()
+    for prefix in ("http://", "https://", "grpc://", "grpcs://"):
+        if target.startswith(prefix):
+            target = target[len(prefix):]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"dydx.stream: expected host:port of a full node's gRPC port, got {raw!r}")
+    kw["stream"] = target
+    if "stream_secure" in cfg:
+        kw["stream_secure"] = _bool(cfg["stream_secure"], "stream_secure")
+    else:
+        kw["stream_secure"] = not _is_loopback(host.strip("[]"))
+
+
 @attrs.frozen
 class DydxSettings:
     """Validated plugin settings (see the module docstring for every key).
@@ -181,6 +216,7 @@ class DydxSettings:
     address: str | None = None
     mnemonic_env: str = "DYDX_MNEMONIC"
     mnemonic_file: Path | None = None
+    trading_key_file: Path | None = None
     live: bool = False
     rest_timeout_s: float = 10.0
     rest_retries: int = 3
@@ -211,6 +247,10 @@ class DydxSettings:
     height_max_age_s: float = 5.0
     record: Path | None = None
     record_max_bytes: int | None = None
+    stream: str | None = None
+    stream_secure: bool = False
+    stream_timeout_s: float = 15.0
+    stream_idle_s: float = 30.0
 
     @property
     def is_mainnet(self) -> bool:
@@ -274,6 +314,8 @@ class DydxSettings:
             kw["mnemonic_env"] = str(cfg["mnemonic_env"]).strip()
         if cfg.get("mnemonic_file"):
             kw["mnemonic_file"] = Path(str(cfg["mnemonic_file"])).expanduser()
+        if cfg.get("trading_key_file"):
+            kw["trading_key_file"] = Path(str(cfg["trading_key_file"])).expanduser()
         kw["live"] = bool(live) or _bool(cfg.get("live", False), "live")
         floats = {
             "rest_timeout_s": 0.01, "rest_window_s": 0.01, "retry_base_s": 0.0, "retry_max_s": 0.0,
@@ -328,6 +370,7 @@ class DydxSettings:
             kw["record"] = Path(str(cfg["record"])).expanduser()
         if cfg.get("record_max_bytes"):
             kw["record_max_bytes"] = _num(cfg["record_max_bytes"], "record_max_bytes", 1024, integer=True)
+        _stream_settings(cfg, kw)
         return cls(**kw)
 
     def describe(self) -> str:

@@ -20,8 +20,12 @@ When nothing arrives for a second, :meth:`DydxFeed.batches` yields an empty batc
 the bot's clock-driven work (decisions, staleness, stop requests) still runs.
 
 REST failures during resyncs are logged and retried; the market stays unhealthy,
-never silently fresh. With ``record = "file.jsonl.gz"`` every raw message (and the
-feed's own resync/disconnect markers) is written by :class:`~perpbot.exchanges.dydx.recording.Recorder`.
+never silently fresh. With ``stream = "HOST:PORT"`` (CLI ``--dydx-stream``) the books and
+trades come from a full node's gRPC order-book stream instead, the indexer staying as
+fallback and cross-check (:mod:`perpbot.exchanges.dydx.stream`).
+
+With ``record = "file.jsonl.gz"`` every raw message (and the feed's own resync/disconnect
+markers) is written by :class:`~perpbot.exchanges.dydx.recording.Recorder`.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ class DydxFeed(BaseFeed):
         self._stopped = False
         self._connected_at: float | None = None
         self._last_resubscribe: dict[str, float] = {}
+        self.stream = None  # perpbot.exchanges.dydx.stream.StreamSource when settings.stream is set
         self.counters = {"queued": 0, "resync_requests": 0, "resync_failures": 0, "resubscribes": 0, "queue_overflows": 0,
                          "batches": 0, "max_queue": 0}
 
@@ -176,6 +181,12 @@ class DydxFeed(BaseFeed):
              "contents": {"markets": {t: self._raw_markets[t] for t in self.tickers}}},
             now,
         )
+        if s.stream is not None:
+            from perpbot.exchanges.dydx.stream import StreamSource
+
+            self.stream = StreamSource(s, self._markets, self.tickers, put=lambda ev: self._put(ev, stream=True),
+                                       now_ns=self.now_ns, indexer_tracker=self.parser.books.get)
+            await self.stream.start()  # ConfigError when the endpoint does not stream
         conn = self.conn = ws_mod.acquire(s, clock_ns=self.now_ns)
         conn.add_listener(self._on_ws, self._on_ws_state)
         conn.subscribe(V4_MARKETS, None)
@@ -226,6 +237,8 @@ class DydxFeed(BaseFeed):
         self._stopped = True
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        if self.stream is not None:
+            await self.stream.stop()
         if self.conn is not None:
             self.conn.remove_listener(self._on_ws, self._on_ws_state)
             for t in self.tickers:
@@ -250,6 +263,8 @@ class DydxFeed(BaseFeed):
                        rest_failures=self.rest.failures)
         if self.recorder is not None:
             out["recorded_messages"] = self.recorder.lines
+        if self.stream is not None:
+            out.update(self.stream.stats())
         return out
 
     def book_states(self) -> dict[str, tuple]:
@@ -258,7 +273,9 @@ class DydxFeed(BaseFeed):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _put(self, events: list) -> None:
+    def _put(self, events: list, stream: bool = False) -> None:
+        if self.stream is not None and not stream:
+            events = self.stream.filter(events)  # the stream drives these markets' books and trades
         if not events or self._queue is None or self._stopped:
             return
         q = self._queue
@@ -274,7 +291,10 @@ class DydxFeed(BaseFeed):
                 q.get_nowait()
                 self.counters["queued"] -= 1
             logger.error(f"dYdX feed: {size} batches queued (consumer too slow); dropping them and resyncing")
-            q.put_nowait(self.parser.on_disconnect(self.now_ns(), "event queue overflow"))
+            lost = self.parser.on_disconnect(self.now_ns(), "event queue overflow")
+            if self.stream is not None:  # the stream's markets get their whole book again
+                lost = self.stream.filter(lost) + self.stream.snapshots(self.now_ns())
+            q.put_nowait(lost)
             self.counters["queued"] += 1
             if self.conn is not None:
                 self.conn.kick("event queue overflow")
