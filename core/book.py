@@ -2,8 +2,11 @@
 
 Prices and sizes are exact :class:`~decimal.Decimal` values (the feed's own
 precision: a Binance book keeps Binance's 0.1 tick, a dYdX book dYdX's).
-Each side is a :class:`sortedcontainers.SortedDict` keyed by price, so a level
-update is O(log n) and the best level O(1).
+Each side is a :class:`~perpbot.core.book_side.BookSide`: a dict keyed by price
+(the parser's own Decimal objects) ordered by an integer bucket ladder, so a level
+update is O(1), a new or deleted level O(1) plus a rare bucket insert, and the best
+level a ``max`` over one small bucket. Sides read like a ``SortedDict`` (ascending
+prices: ``peekitem``, ``keys()[i]``, iteration, ``reversed``, ``get``).
 
 Semantics follow the dYdX indexer and Binance depth streams: a delta carries
 the ABSOLUTE size of a level, a size of 0 deletes it, and a delete of a level
@@ -20,10 +23,10 @@ should then resync from a fresh snapshot.
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import islice
 from typing import Iterable
 
-from sortedcontainers import SortedDict
-
+from perpbot.core.book_side import BookSide
 from perpbot.core.model import ZERO, Side
 
 _BID = "bid"
@@ -51,8 +54,6 @@ class OrderBook:
         "bids",
         "asks",
         "_seq",
-        "_bid_seq",
-        "_ask_seq",
         "last_update_ns",
         "updates",
         "max_depth",
@@ -60,11 +61,9 @@ class OrderBook:
 
     def __init__(self, ticker: str, max_depth: int | None = None):
         self.ticker = ticker
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
+        self.bids = BookSide()
+        self.asks = BookSide()
         self._seq = 0
-        self._bid_seq: dict = {}
-        self._ask_seq: dict = {}
         self.last_update_ns = 0
         self.updates = 0  # level entries applied (updates + deletes)
         self.max_depth = max_depth
@@ -75,22 +74,15 @@ class OrderBook:
         """Remove every level of both sides (the book is then empty, not ready for decisions)."""
         self.bids.clear()
         self.asks.clear()
-        self._bid_seq.clear()
-        self._ask_seq.clear()
 
     def apply_snapshot(self, bids: Iterable, asks: Iterable, ts_ns: int = 0) -> None:
         """Replace the book with ``(price, size)`` levels; zero sizes are skipped."""
-        self.clear()
         self._seq += 1
         seq = self._seq
-        for price, size in bids:
-            if size > 0:
-                self.bids[price] = size
-                self._bid_seq[price] = seq
-        for price, size in asks:
-            if size > 0:
-                self.asks[price] = size
-                self._ask_seq[price] = seq
+        self.bids.load(bids)
+        self.asks.load(asks)
+        self.bids.seq = dict.fromkeys(self.bids._d, seq)
+        self.asks.seq = dict.fromkeys(self.asks._d, seq)
         if self.max_depth:
             self.trim(self.max_depth)
         self.last_update_ns = ts_ns
@@ -98,35 +90,11 @@ class OrderBook:
     def apply_delta(self, bids: Iterable = (), asks: Iterable = (), ts_ns: int = 0) -> None:
         """Apply absolute level sizes (0 deletes; unknown deletes are ignored)."""
         self._seq += 1
-        seq = self._seq
         n = 0
-        setitem = dict.__setitem__  # existing level: skip SortedDict's Python-level __setitem__
-        book = self.bids
-        seqs = self._bid_seq
-        for price, size in bids:
-            n += 1
-            if size:
-                if price in book:
-                    setitem(book, price, size)
-                else:
-                    book[price] = size
-                seqs[price] = seq
-            elif price in book:
-                del book[price]
-                del seqs[price]
-        book = self.asks
-        seqs = self._ask_seq
-        for price, size in asks:
-            n += 1
-            if size:
-                if price in book:
-                    setitem(book, price, size)
-                else:
-                    book[price] = size
-                seqs[price] = seq
-            elif price in book:
-                del book[price]
-                del seqs[price]
+        if bids:
+            n = self.bids.apply(bids, self._seq)
+        if asks:
+            n += self.asks.apply(asks, self._seq)
         self.updates += n
         self.last_update_ns = ts_ns
 
@@ -139,8 +107,7 @@ class OrderBook:
 
     def consume(self, side, price: Decimal, size: Decimal) -> None:
         """Reduce a level by ``size`` (a simulated fill took liquidity); removes it at 0."""
-        key = _side_key(side)
-        book = self.bids if key == _BID else self.asks
+        book = self.bids if _side_key(side) == _BID else self.asks
         cur = book.get(price)
         if cur is None:
             return
@@ -149,50 +116,58 @@ class OrderBook:
             book[price] = left
         else:
             del book[price]
-            (self._bid_seq if key == _BID else self._ask_seq).pop(price, None)
 
     def trim(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side."""
-        while len(self.bids) > depth:
-            p, _ = self.bids.popitem(0)
-            self._bid_seq.pop(p, None)
-        while len(self.asks) > depth:
-            p, _ = self.asks.popitem(-1)
-            self._ask_seq.pop(p, None)
+        for side, worst_first in ((self.bids, self.bids.ascending), (self.asks, self.asks.descending)):
+            extra = len(side) - depth
+            if extra > 0:
+                for p in list(islice(worst_first(), extra)):
+                    del side[p]
 
     # -- queries ------------------------------------------------------------
 
     def best_bid(self) -> tuple[Decimal, Decimal] | None:
         """``(price, size)`` of the best bid, or None."""
-        return self.bids.peekitem(-1) if self.bids else None
+        p = self.bids.best_high()
+        return None if p is None else (p, self.bids._d[p])
 
     def best_ask(self) -> tuple[Decimal, Decimal] | None:
         """``(price, size)`` of the best ask, or None."""
-        return self.asks.peekitem(0) if self.asks else None
+        p = self.asks.best_low()
+        return None if p is None else (p, self.asks._d[p])
 
     def best_bid_price(self) -> Decimal | None:
         """Best bid price, USD, or None when there are no bids."""
-        return self.bids.peekitem(-1)[0] if self.bids else None
+        return self.bids.best_high()
 
     def best_ask_price(self) -> Decimal | None:
         """Best ask price, USD, or None when there are no asks."""
-        return self.asks.peekitem(0)[0] if self.asks else None
+        return self.asks.best_low()
 
     def mid(self) -> Decimal | None:
         """Mid price, USD; None unless both sides exist."""
-        if not self.bids or not self.asks:
+        bb = self.bids.best_high()
+        ba = self.asks.best_low()
+        if bb is None or ba is None:
             return None
-        return (self.bids.peekitem(-1)[0] + self.asks.peekitem(0)[0]) / 2
+        return (bb + ba) / 2
 
     def spread(self) -> Decimal | None:
         """Best ask minus best bid, USD (negative when crossed); None unless both sides exist."""
-        if not self.bids or not self.asks:
+        bb = self.bids.best_high()
+        ba = self.asks.best_low()
+        if bb is None or ba is None:
             return None
-        return self.asks.peekitem(0)[0] - self.bids.peekitem(-1)[0]
+        return ba - bb
 
     def is_crossed(self) -> bool:
         """True when best bid >= best ask (a locked book counts as crossed)."""
-        return bool(self.bids and self.asks and self.bids.peekitem(-1)[0] >= self.asks.peekitem(0)[0])
+        bb = self.bids.best_high()
+        if bb is None:
+            return False
+        ba = self.asks.best_low()
+        return ba is not None and bb >= ba
 
     def is_empty(self) -> bool:
         """True when neither side has a level."""
@@ -200,13 +175,12 @@ class OrderBook:
 
     def levels(self, side, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
         """Best-first levels of one side (``n`` of them, or all)."""
-        if _side_key(side) == _BID:
-            keys = self.bids.keys()
-            count = len(keys) if n is None else min(n, len(keys))
-            return [(keys[-1 - i], self.bids[keys[-1 - i]]) for i in range(count)]
-        keys = self.asks.keys()
-        count = len(keys) if n is None else min(n, len(keys))
-        return [(keys[i], self.asks[keys[i]]) for i in range(count)]
+        book = self.bids if _side_key(side) == _BID else self.asks
+        prices = book.descending() if book is self.bids else book.ascending()
+        if n is not None:
+            prices = islice(prices, max(n, 0))
+        d = book._d
+        return [(p, d[p]) for p in prices]
 
     def depth(self, side, n: int) -> Decimal:
         """Total size (base units) in the best ``n`` levels of one side."""
@@ -232,31 +206,17 @@ class OrderBook:
         """
         out = []
         left = size
-        if taker_side is Side.BUY:
-            keys = self.asks.keys()
-            book = self.asks
-            idx = range(len(keys))
-            for i in idx:
-                price = keys[i]
-                if limit_price is not None and price > limit_price:
-                    break
-                take = min(left, book[price])
-                out.append((price, take))
-                left -= take
-                if left <= 0:
-                    break
-        else:
-            keys = self.bids.keys()
-            book = self.bids
-            for i in range(len(keys) - 1, -1, -1):
-                price = keys[i]
-                if limit_price is not None and price < limit_price:
-                    break
-                take = min(left, book[price])
-                out.append((price, take))
-                left -= take
-                if left <= 0:
-                    break
+        buy = taker_side is Side.BUY
+        book = self.asks if buy else self.bids
+        d = book._d
+        for price in book.ascending() if buy else book.descending():
+            if limit_price is not None and (price > limit_price if buy else price < limit_price):
+                break
+            take = min(left, d[price])
+            out.append((price, take))
+            left -= take
+            if left <= 0:
+                break
         return out
 
     def uncross(self) -> int:
@@ -266,20 +226,18 @@ class OrderBook:
         """
         removed = 0
         while self.is_crossed():
-            bp, bs = self.bids.peekitem(-1)
-            ap, as_ = self.asks.peekitem(0)
-            bseq = self._bid_seq.get(bp, 0)
-            aseq = self._ask_seq.get(ap, 0)
+            bp, bs = self.best_bid()
+            ap, as_ = self.best_ask()
+            bseq = self.bids.seq.get(bp, 0)
+            aseq = self.asks.seq.get(ap, 0)
             if bseq != aseq:
                 drop_bid = bseq < aseq
             else:
                 drop_bid = bs < as_
             if drop_bid:
                 del self.bids[bp]
-                self._bid_seq.pop(bp, None)
             else:
                 del self.asks[ap]
-                self._ask_seq.pop(ap, None)
             removed += 1
         return removed
 

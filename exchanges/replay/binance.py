@@ -209,8 +209,6 @@ class BinanceRecording:
         values = self.values
         prices = values.prices
         sizes = values.sizes
-        price = values.price
-        size = values.size
         levels = values.levels
         zero_patterns = values.zero_patterns
         lineno = 0
@@ -262,10 +260,10 @@ class BinanceRecording:
                                     n_filtered += 1
                                     continue
                                 b, bq, a, aq = data["b"], data["B"], data["a"], data["A"]
-                                bd = prices[b] if b in prices else price(b)
-                                ad = prices[a] if a in prices else price(a)
-                                bqd = sizes[bq] if bq in sizes else size(bq)
-                                aqd = sizes[aq] if aq in sizes else size(aq)
+                                bd = prices[b]
+                                ad = prices[a]
+                                bqd = sizes[bq]
+                                aqd = sizes[aq]
                                 cu = m.contract_usd
                                 if cu is not None:
                                     bqd = bqd * cu / bd
@@ -321,9 +319,9 @@ class BinanceRecording:
                                     stats["ignored"] += 1  # insurance-fund / ADL prints are not market trades
                                     continue
                                 p = data["p"]
-                                pd = prices[p] if p in prices else price(p)
+                                pd = prices[p]
                                 qs = data["q"]
-                                qd = sizes[qs] if qs in sizes else size(qs)
+                                qd = sizes[qs]
                                 if not qd:
                                     raise BadValue(f"trade size {qs!r} must be positive")
                                 if m.contract_usd is not None:

@@ -80,23 +80,42 @@ def coinm_contract_usd(symbol: str) -> Decimal | None:
     return Decimal(100) if symbol.startswith("BTCUSD") else Decimal(10)
 
 
+class _Cache(dict):
+    """``str -> Decimal`` cache whose misses convert and validate (``cache[s]`` never holds a bad value).
+
+    A miss calls ``convert(s)`` (which stores the result itself); so ``cache[s]`` is one C-level
+    dict lookup for a string seen before, and :func:`map` over ``cache.__getitem__`` runs
+    without a Python frame per hit.
+    """
+
+    __slots__ = ("convert",)
+
+    def __missing__(self, s):
+        return self.convert(s)
+
+
 class ValueParser:
     """Converts price and size strings to validated Decimals, once per distinct string.
 
     The caches :attr:`prices` and :attr:`sizes` (``str -> Decimal``) are public so the
-    reader's hot loop can look a string up before calling :meth:`price`/:meth:`size`
-    (which validate, cache and return). Each cache is cleared when it reaches
+    reader's hot loop can index them directly: ``prices[s]`` returns the cached Decimal,
+    or converts and validates ``s`` on a miss (raising :class:`BadValue` for a bad value,
+    exactly like :meth:`price`/:meth:`size`). Each cache is cleared when it reaches
     :data:`CACHE_MAX` entries. :attr:`zero_patterns` are the byte patterns of a zero size
     as it appears closing a ``[price, size]`` pair on a raw line (compact and spaced
     JSON), for counting deletes without parsing them twice.
     """
 
-    __slots__ = ("prices", "sizes", "zero_patterns")
+    __slots__ = ("prices", "sizes", "zero_patterns", "_pget", "_sget")
 
     def __init__(self) -> None:
-        self.prices: dict[str, Decimal] = {}
-        self.sizes: dict[str, Decimal] = {}
+        self.prices: dict[str, Decimal] = _Cache()
+        self.prices.convert = self.price
+        self.sizes: dict[str, Decimal] = _Cache()
+        self.sizes.convert = self.size
         self.zero_patterns: list[bytes] = []
+        self._pget = self.prices.__getitem__
+        self._sget = self.sizes.__getitem__
 
     def price(self, s) -> Decimal:
         """A price string -> Decimal (quote currency per base unit, as the venue sent it).
@@ -147,29 +166,37 @@ class ValueParser:
     def levels(self, raw, contract_usd: Decimal | None) -> tuple:
         """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)`` with sizes in base units.
 
+        USD-M levels are converted without a Python frame per level: the pairs are
+        transposed with :func:`zip` and each column mapped through its cache (hits are C
+        dict lookups; a miss converts and validates once).
+
         :param contract_usd: USD per COIN-M contract (sizes are converted with
             ``contracts * contract_usd / price``), or None for USD-M (sizes as sent).
         :raises BadValue: a bad price or size; ValueError/TypeError for a level that is not a pair.
         """
+        if contract_usd is None:
+            if not raw:
+                return ()
+            if type(raw) is not list:
+                raise TypeError(f"levels must be a list of [price, size] pairs, got {type(raw).__name__}")
+            ps, qs = zip(*raw)  # a level of the wrong length raises ValueError here or below
+            if len(ps) != len(raw) or not all(map(_is_two, map(len, raw))):
+                raise ValueError("every level must be a [price, size] pair")
+            return tuple(zip(map(self._pget, ps), map(self._sget, qs)))
         prices = self.prices
         sizes = self.sizes
-        if contract_usd is None:  # strings seen before come from the caches; new ones are validated once
-            P = self.price
-            S = self.size
-            return tuple([(prices[p] if p in prices else P(p), sizes[q] if q in sizes else S(q)) for p, q in raw])
         out = []
         append = out.append
         for p, q in raw:
-            pd = prices.get(p)
-            if pd is None:
-                pd = self.price(p)
-            qd = sizes.get(q)
-            if qd is None:
-                qd = self.size(q)
+            pd = prices[p]
+            qd = sizes[q]
             if qd:
                 qd = qd * contract_usd / pd
             append((pd, qd))
         return tuple(out)
+
+
+_is_two = (2).__eq__
 
 
 def snapshot_symbol(data: dict, seen: list[str], path: Path) -> str:

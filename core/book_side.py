@@ -1,0 +1,353 @@
+"""One side of an L2 book: exact prices, an integer ladder for order, O(1) level updates.
+
+:class:`BookSide` maps price -> size (both the feed's own :class:`~decimal.Decimal`
+values, the very objects the parser handed over) and keeps the prices in order with an
+**integer ladder** instead of a sorted container:
+
+- every price belongs to a bucket ``int(price.scaleb(exp)) >> shift``: a monotonic
+  integer (``exp`` and ``shift`` are calibrated per snapshot so that a bucket holds
+  about :data:`BUCKET_TARGET` levels); a price's bucket is computed once and cached;
+- ``buckets`` maps bucket -> set of prices and ``ids`` is the sorted list of non-empty
+  buckets (it changes only when a bucket appears or empties, a few percent of updates);
+- the best price is ``max``/``min`` of the best bucket (a dozen entries), sorted
+  iteration walks the buckets in order and sorts each one.
+
+So a level update whose price is already in the book is two dict stores (size and
+update sequence); a new or deleted level adds a set insert/discard. Nothing is
+allocated per level entry. Why not integer keys for the mapping itself: measured on the
+embedded BTC+ETH sample (``bench/bench_book.py``), a dict keyed by the parser's cached
+Decimal objects is as fast as one keyed by integer ticks (Decimal caches its hash and
+the parser hands over the same object for the same string), and it returns the
+venue's exact price objects, so a strategy sees the same Decimal API as before.
+
+The read API is the subset of :class:`sortedcontainers.SortedDict` that strategies,
+the signal engine and the paper exchange use (ascending order, like ``SortedDict``):
+``len``, ``bool``, ``in``, ``[price]``, ``get``, iteration and ``reversed`` (sorted),
+``keys()`` (an indexable sequence), ``values()``, ``items()``, ``peekitem(i)``,
+plus ``[price] = size``/``del`` for simulators that take liquidity.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from decimal import Decimal
+from itertools import islice
+from typing import Iterator
+
+#: average levels per bucket the ladder is calibrated for
+BUCKET_TARGET = 16
+#: a bucket that grows past this many levels triggers a recalibration of the ladder
+BUCKET_MAX = 256
+#: distinct prices whose bucket is cached beyond the levels held, before the cache is pruned
+CACHE_SLACK = 1 << 16
+#: how far from either end :meth:`BookSide.key_at` walks the buckets before it sorts the whole side
+WALK_MAX = 64
+
+
+class BookSide:
+    """One side of an order book: ``price -> size`` in ascending price order.
+
+    Prices are USD (quote) per base unit and sizes base units, both as the feed sent
+    them (normally :class:`~decimal.Decimal`). Mutations are done by
+    :class:`~perpbot.core.book.OrderBook`; readers use the mapping API described in the
+    module docstring. ``seq`` maps each price to the update sequence that last set it
+    (for :meth:`~perpbot.core.book.OrderBook.uncross`).
+    """
+
+    __slots__ = ("_d", "seq", "_bucket", "_buckets", "_ids", "_exp", "_shift", "_sorted", "_dirty")
+
+    def __init__(self) -> None:
+        self._d: dict = {}
+        self.seq: dict = {}
+        self._bucket: dict = {}  # price -> bucket id (cache; may hold prices no longer in the book)
+        self._buckets: dict = {}  # bucket id -> set of prices
+        self._ids: list = []  # sorted non-empty bucket ids
+        self._exp = 0  # prices are scaled by 10**exp before the shift
+        self._shift = 0
+        self._sorted: list | None = None  # every price, ascending; None when stale
+        self._dirty = False  # the ladder needs a recalibration (a bucket overflowed)
+
+    # -- ladder -------------------------------------------------------------------
+
+    def _bucket_of(self, price) -> int:
+        """The bucket of ``price`` (computed, cached)."""
+        b = int(Decimal(price).scaleb(self._exp)) >> self._shift
+        self._bucket[price] = b
+        return b
+
+    def calibrate(self) -> None:
+        """Choose ``exp``/``shift`` from the levels held (about :data:`BUCKET_TARGET` per bucket) and rebuild the ladder."""
+        d = self._d
+        exp = 0
+        for p in islice(d, 64):
+            e = -Decimal(p).as_tuple().exponent
+            if isinstance(e, int) and e > exp:
+                exp = e
+        self._exp = min(exp, 40)
+        shift = 0
+        if len(d) >= 2:
+            lo = int(Decimal(min(d)).scaleb(self._exp))
+            hi = int(Decimal(max(d)).scaleb(self._exp))
+            width = (hi - lo) * BUCKET_TARGET // (len(d) - 1)
+            shift = max(width.bit_length() - 1, 0)
+        self._shift = shift
+        self._bucket = {}
+        buckets: dict = {}
+        bucket_of = self._bucket_of
+        for p in d:
+            b = bucket_of(p)
+            s = buckets.get(b)
+            if s is None:
+                buckets[b] = {p}
+            else:
+                s.add(p)
+        self._buckets = buckets
+        self._ids = sorted(buckets)
+        self._sorted = None
+        self._dirty = False
+
+    def load(self, levels) -> None:
+        """Replace the side with ``(price, size)`` levels (sizes <= 0 skipped) and calibrate the ladder."""
+        self._d = {p: s for p, s in levels if s > 0}
+        self.calibrate()
+
+    def clear(self) -> None:
+        """Remove every level (the ladder's calibration is kept)."""
+        self._d.clear()
+        self.seq.clear()
+        self._bucket.clear()
+        self._buckets.clear()
+        self._ids.clear()
+        self._sorted = None
+
+    def apply(self, levels, seq: int) -> int:
+        """Set absolute sizes (0 deletes; deleting an absent price is ignored); returns the entries read.
+
+        :param levels: ``(price, size)`` pairs.
+        :param seq: the book's update sequence, recorded per price set.
+        """
+        d = self._d
+        seqs = self.seq
+        bucket = self._bucket
+        buckets = self._buckets
+        ids = self._ids
+        n = 0
+        structural = False
+        for price, size in levels:
+            n += 1
+            if size:
+                if price not in d:
+                    b = bucket.get(price)
+                    if b is None:
+                        b = self._bucket_of(price)
+                    s = buckets.get(b)
+                    if s is None:
+                        buckets[b] = {price}
+                        insort(ids, b)
+                    else:
+                        s.add(price)
+                        if len(s) > BUCKET_MAX:
+                            self._dirty = True
+                    structural = True
+                d[price] = size
+                seqs[price] = seq
+            elif price in d:
+                del d[price]
+                seqs.pop(price, None)
+                b = bucket[price]
+                s = buckets[b]
+                s.discard(price)
+                if not s:
+                    del buckets[b]
+                    del ids[bisect_left(ids, b)]
+                structural = True
+        if structural:
+            self._sorted = None
+            if self._dirty:
+                self.calibrate()
+            elif len(bucket) > len(d) + CACHE_SLACK:
+                self._bucket = {p: bucket[p] for p in d}
+        return n
+
+    def __setitem__(self, price, size) -> None:
+        """Set one level's size (a size of 0 is stored as is; use ``del`` to remove a level)."""
+        if price in self._d:
+            self._d[price] = size
+            return
+        if not self._d and not self._ids:
+            self._d[price] = size
+            self.calibrate()
+            return
+        b = self._bucket.get(price)
+        if b is None:
+            b = self._bucket_of(price)
+        s = self._buckets.get(b)
+        if s is None:
+            self._buckets[b] = {price}
+            insort(self._ids, b)
+        else:
+            s.add(price)
+        self._d[price] = size
+        self._sorted = None
+
+    def __delitem__(self, price) -> None:
+        """Remove the level at ``price``.
+
+        :raises KeyError: no level at ``price``.
+        """
+        del self._d[price]
+        self.seq.pop(price, None)
+        b = self._bucket[price]
+        s = self._buckets[b]
+        s.discard(price)
+        if not s:
+            del self._buckets[b]
+            del self._ids[bisect_left(self._ids, b)]
+        self._sorted = None
+
+    # -- order ------------------------------------------------------------------------
+
+    def best_high(self):
+        """The highest price, or None when empty."""
+        return max(self._buckets[self._ids[-1]]) if self._ids else None
+
+    def best_low(self):
+        """The lowest price, or None when empty."""
+        return min(self._buckets[self._ids[0]]) if self._ids else None
+
+    def ascending(self) -> Iterator:
+        """Prices, lowest first (lazy: one bucket sorted at a time)."""
+        buckets = self._buckets
+        for b in list(self._ids):
+            s = buckets.get(b)
+            if s:
+                yield from sorted(s)
+
+    def descending(self) -> Iterator:
+        """Prices, highest first (lazy: one bucket sorted at a time)."""
+        buckets = self._buckets
+        for b in list(reversed(self._ids)):
+            s = buckets.get(b)
+            if s:
+                yield from sorted(s, reverse=True)
+
+    def sorted_prices(self) -> list:
+        """Every price, ascending (cached until the set of prices changes)."""
+        if self._sorted is None:
+            out: list = []
+            buckets = self._buckets
+            for b in self._ids:
+                out.extend(sorted(buckets[b]))
+            self._sorted = out
+        return self._sorted
+
+    def key_at(self, i: int):
+        """The ``i``-th price in ascending order (negative ``i`` counts from the highest).
+
+        :raises IndexError: ``i`` out of range.
+        """
+        n = len(self._d)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("BookSide index out of range")
+        if self._sorted is not None:
+            return self._sorted[i]
+        if i < WALK_MAX:
+            return next(islice(self.ascending(), i, None))
+        if n - 1 - i < WALK_MAX:
+            return next(islice(self.descending(), n - 1 - i, None))
+        return self.sorted_prices()[i]
+
+    # -- SortedDict-compatible reads ---------------------------------------------------
+
+    def peekitem(self, index: int = -1) -> tuple:
+        """``(price, size)`` at ``index`` in ascending order (default: the highest).
+
+        :raises IndexError: an empty side or ``index`` out of range.
+        """
+        if index == -1 and self._ids:
+            p = self.best_high()
+        elif index == 0 and self._ids:
+            p = self.best_low()
+        else:
+            p = self.key_at(index)
+        return p, self._d[p]
+
+    def keys(self) -> "SideKeys":
+        """The prices as an indexable ascending sequence (``len``, ``[i]``, iteration)."""
+        return SideKeys(self)
+
+    def values(self) -> list:
+        """Sizes in ascending price order."""
+        d = self._d
+        return [d[p] for p in self.ascending()]
+
+    def items(self) -> list:
+        """``(price, size)`` pairs in ascending price order."""
+        d = self._d
+        return [(p, d[p]) for p in self.ascending()]
+
+    def get(self, price, default=None):
+        """Size at ``price``, or ``default``."""
+        return self._d.get(price, default)
+
+    def __getitem__(self, price):
+        return self._d[price]
+
+    def __contains__(self, price) -> bool:
+        return price in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __bool__(self) -> bool:
+        return bool(self._d)
+
+    def __iter__(self) -> Iterator:
+        return self.ascending()
+
+    def __reversed__(self) -> Iterator:
+        return self.descending()
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, BookSide):
+            return self._d == other._d
+        if isinstance(other, dict):
+            return self._d == other
+        return NotImplemented
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"BookSide({len(self._d)} levels, low={self.best_low()}, high={self.best_high()})"
+
+
+class SideKeys:
+    """The prices of a :class:`BookSide` as an ascending sequence (what ``SortedDict.keys()`` gives).
+
+    ``len`` is O(1); ``[i]`` near either end walks a few buckets, elsewhere it sorts the
+    side once (cached until a level appears or goes).
+    """
+
+    __slots__ = ("_side",)
+
+    def __init__(self, side: BookSide):
+        self._side = side
+
+    def __len__(self) -> int:
+        return len(self._side)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self._side.sorted_prices()[i]
+        return self._side.key_at(i)
+
+    def __iter__(self) -> Iterator:
+        return self._side.ascending()
+
+    def __reversed__(self) -> Iterator:
+        return self._side.descending()
+
+    def __contains__(self, price) -> bool:
+        return price in self._side
