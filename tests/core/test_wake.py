@@ -37,11 +37,13 @@ class ProbeParams:
 
 
 class WakeProbe(BaseStrategy):
-    """Records every decision: (trigger kind, trigger ticker, trigger ts, decision ts, decided_ns)."""
+    """Records every decision: ``log`` (trigger kind, trigger ticker, trigger ts, decision ts,
+    decided_ns) and ``seen`` (trigger kind, then each market's top of book and last trade price)."""
 
     name = "wakeprobe"
     Params = ProbeParams
     log: list = []
+    seen: list = []
 
     def wake(self):
         return Wake.parse(self.params.wake_on) if self.params.wake_on else None
@@ -49,6 +51,7 @@ class WakeProbe(BaseStrategy):
     async def should_execute(self, md):
         w = self.woken_by
         type(self).log.append((w.kind, w.ticker, w.ts_ns, md.ts_ns, w.decided_ns))
+        type(self).seen.append((w.kind, *((t, st.best_bid_offer(), st.last_price) for t, st in sorted(md.markets.items()))))
         return True
 
     async def execute_strategy(self, md):
@@ -69,6 +72,7 @@ class ProbePlugin:
 @pytest.fixture(autouse=True)
 def _clear():
     WakeProbe.log = []
+    WakeProbe.seen = []
     yield
 
 
