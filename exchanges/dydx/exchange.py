@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 from loguru import logger
 
 from perpbot.core.tasks import cancel_and_wait
-from perpbot.core.errors import InvalidOrder, LiveTradingNotConfirmed, TemporaryExchangeError
+from perpbot.core.errors import ExchangeError, InvalidOrder, LiveTradingNotConfirmed, TemporaryExchangeError
 from perpbot.core.exchange import BaseExchangeClient, ExchangeCapabilities
 from perpbot.core.model import (
     Balance,
@@ -60,18 +60,21 @@ from perpbot.exchanges.dydx.channels import V4_BLOCK_HEIGHT, V4_SUBACCOUNTS
 from perpbot.exchanges.dydx.client_ids import ClientIdStore
 from perpbot.exchanges.dydx.config import DydxSettings
 from perpbot.exchanges.dydx.feed import markets_from_payload
+from perpbot.exchanges.dydx.isolated import IsolatedMarkets, IsolatedRouter
 from perpbot.exchanges.dydx.node import NodeGateway
 from perpbot.exchanges.dydx.order_path import OrderPath
 from perpbot.exchanges.dydx.outcomes import GTBT_MARGIN_S, NS, OutcomeResolver
 from perpbot.exchanges.dydx.reconcile import FILLS_PAGE, ORDERS_PAGE, Reconciler
 from perpbot.exchanges.dydx.reconcile import iso as _iso  # noqa: F401 (old name)
 from perpbot.exchanges.dydx.rest import IndexerRest
-from perpbot.exchanges.dydx.secrets import load_mnemonic
+from perpbot.exchanges.dydx.authenticators import load_signer
+from perpbot.exchanges.dydx.subaccounts import MAX_PARENT_SUBACCOUNTS, ChildLedgers
+from perpbot.exchanges.dydx.transfers import Transfers
 
 __all__ = ["FILLS_PAGE", "GTBT_MARGIN_S", "NS", "ORDERS_PAGE", "DydxExchange"]
 
 
-class DydxExchange(BaseExchangeClient):
+class DydxExchange(IsolatedMarkets, BaseExchangeClient):
     """dYdX v4 exchange client (see the module docstring).
 
     Config: the ``[exchange.dydx]`` table (:mod:`perpbot.exchanges.dydx.config`); the bot's
@@ -103,6 +106,10 @@ class DydxExchange(BaseExchangeClient):
         self.order_path: OrderPath | None = None
         self.resolver: OutcomeResolver | None = None
         self.reconciler: Reconciler | None = None
+        #: isolated markets: child ledgers, transfers, the router (None before connect)
+        self.children: ChildLedgers | None = None
+        self.transfers: Transfers | None = None
+        self.router: IsolatedRouter | None = None
         self.address: str | None = self.settings.address
         self._markets: dict[str, Market] = {}
         self._height: int | None = None
@@ -111,7 +118,9 @@ class DydxExchange(BaseExchangeClient):
         self._connected = False
         self._reconcile_now: asyncio.Event | None = None
         self.counters = {"placed": 0, "rejected": 0, "canceled": 0, "reconciles": 0, "reconcile_failures": 0,
-                         "outcome_unknown": 0, "order_lookups": 0}
+                         "outcome_unknown": 0, "order_lookups": 0, "transfers": 0, "transfer_failures": 0}
+        #: how often flat isolated children are swept back to the parent, seconds
+        self.sweep_interval_s = 0.5
 
     def __repr__(self) -> str:
         return f"DydxExchange({self.settings.network}, address={self.address}, subaccount={self.settings.subaccount})"
@@ -128,7 +137,7 @@ class DydxExchange(BaseExchangeClient):
             time_in_force=frozenset(TimeInForce),
             reduce_only_requires_ioc=True,
             conditional_orders=True,
-            isolated_margin=False,
+            isolated_margin=self.settings.subaccount < MAX_PARENT_SUBACCOUNTS,
             funding_interval_h=1,
             simulated=False,
             consumes_market_data=False,
@@ -158,7 +167,7 @@ class DydxExchange(BaseExchangeClient):
                 "dYdX mainnet trading moves real money: pass --live (or set dydx.live = true) to confirm, "
                 "or use --network testnet / --exchange paper"
             )
-        load_mnemonic(s.mnemonic_env, s.mnemonic_file)
+        load_signer(s)  # the trading key (dydx.trading_key_file) or the mnemonic
 
     async def connect(self) -> None:
         """Preflight, then: markets from REST, the node (address, height), the client-id store
@@ -171,7 +180,7 @@ class DydxExchange(BaseExchangeClient):
         """
         s = self.settings
         self.preflight()
-        secret = load_mnemonic(s.mnemonic_env, s.mnemonic_file)
+        secret = load_signer(s)
         logger.info(f"dYdX exchange: {s.describe()}")
         try:
             self.rest = IndexerRest(s)
@@ -199,6 +208,8 @@ class DydxExchange(BaseExchangeClient):
             raise
         self._tasks = [asyncio.create_task(self.reconciler.run(self._reconcile_now),
                                            name="dydx-exchange-maintenance")]
+        if self.router is not None:
+            self._tasks.append(asyncio.create_task(self._sweeper(), name="dydx-isolated-sweeper"))
         self._connected = True
         bal = self.account.balance()
         logger.info(
@@ -216,6 +227,7 @@ class DydxExchange(BaseExchangeClient):
             market=self._market, touch=self._touch_price, oracle=self._oracle, height=lambda: self._height,
             current_height=self.current_height, now_ns=self._now_ns,
         )
+        self._build_isolated()
 
     async def _teardown(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -224,6 +236,8 @@ class DydxExchange(BaseExchangeClient):
             self.conn.remove_listener(self._on_ws, self._on_ws_state)
             if self.address:
                 self.conn.unsubscribe(V4_SUBACCOUNTS, f"{self.address}/{self.settings.subaccount}")
+                for n in (self.children.ledgers if self.children is not None else ()):
+                    self.conn.unsubscribe(V4_SUBACCOUNTS, f"{self.address}/{n}")
             self.conn.unsubscribe(V4_BLOCK_HEIGHT, None)
             await ws_mod.release(self.conn)
             self.conn = None
@@ -367,15 +381,17 @@ class DydxExchange(BaseExchangeClient):
         :raises TemporaryExchangeError: not connected.
         """
         self._check_connected()
-        return dict(self.account.positions)
+        return self.children.positions() if self.children is not None else dict(self.account.positions)
 
     async def get_balance(self) -> Balance:
-        """The subaccount's balance (USD; formula in :mod:`perpbot.exchanges.dydx.ledger`).
+        """The balance (USD; formula in :mod:`perpbot.exchanges.dydx.ledger`) of the parent
+        subaccount and its isolated children together (equity and free collateral summed, as the
+        indexer's ``parentSubaccountNumber`` view does).
 
         :raises TemporaryExchangeError: not connected.
         """
         self._check_connected()
-        return self.account.balance()
+        return self.children.balance() if self.children is not None else self.account.balance()
 
     async def get_fills_since(self, ts_ns: int) -> list[Fill]:
         """Fills at or after ``ts_ns`` (ns) from REST (paged, newest first, up to 1,000), oldest first.
@@ -409,6 +425,10 @@ class DydxExchange(BaseExchangeClient):
         ch = msg.get("channel")
         if ch == V4_SUBACCOUNTS and msg.get("id") == f"{self.address}/{self.settings.subaccount}":
             self.account.on_message(msg)
+            self._set_height(self.account.height)
+            self._stream_transfers(self.settings.subaccount, msg)
+        elif ch == V4_SUBACCOUNTS and self.children is not None and self._child_id(msg.get("id")) is not None:
+            self.children.on_message(self._child_id(msg.get("id")), msg, self.transfers.on_stream_transfer)
             self._set_height(self.account.height)
         elif ch == V4_BLOCK_HEIGHT:
             contents = msg.get("contents")

@@ -97,6 +97,10 @@ class OrderPath:
         self.height = height
         self.current_height = current_height
         self.now_ns = now_ns
+        #: isolated markets (set by the exchange, :class:`~perpbot.exchanges.dydx.isolated.IsolatedRouter`):
+        #: ``async (order, market, plan) -> (subaccount number, error or "", moved collateral?)``;
+        #: None: every order goes to ``settings.subaccount`` and isolated margin is refused
+        self.route: Callable[..., Awaitable[tuple[int, str, bool]]] | None = None
 
     async def place(self, order: OrderRequest) -> OrderResult:
         """Validate, convert, sign and broadcast ``order``.
@@ -111,7 +115,7 @@ class OrderPath:
         """
         s = self.settings
         market = self.market(order.ticker)
-        if order.margin_mode is not MarginMode.CROSS:
+        if order.margin_mode is not MarginMode.CROSS and self.route is None:
             raise InvalidOrder(
                 f"{order.margin_mode.value} margin is not supported by the dydx exchange client yet "
                 f"(orders go to subaccount {s.subaccount}, cross margin)", client_id=order.client_id,
@@ -128,8 +132,22 @@ class OrderPath:
             short_term_max_s=s.short_term_max_s, default_good_til_s=s.default_good_til_s,
             slippage=s.market_slippage, best=best, oracle=self.oracle(order.ticker),
         )
+        sub = s.subaccount
+        if self.route is not None:
+            sub, error, moved = await self.route(order, market, plan)
+            if error:
+                self.counters["rejected"] += 1
+                return OrderResult(False, order.client_id, order.ticker, OrderStatus.REJECTED, error=error)
+            if moved:  # the transfer took blocks: a short-term order's good-til-block starts again
+                height = await self.current_height() if short else self.height()
+                plan = plan_order(
+                    order, market, height=height, now_s=self.now_ns() // NS, short_term_blocks=s.short_term_blocks,
+                    short_term_max_s=s.short_term_max_s, default_good_til_s=s.default_good_til_s,
+                    slippage=s.market_slippage, best=self.touch(order.ticker, order.side),
+                    oracle=self.oracle(order.ticker),
+                )
         meta = {
-            "ticker": order.ticker, "clob": market.clob_pair_id, "flags": plan.flags, "side": plan.side.value,
+            "sub": sub, "ticker": order.ticker, "clob": market.clob_pair_id, "flags": plan.flags, "side": plan.side.value,
             "size": str(plan.size), "price": str(plan.price), "gtb": plan.good_til_block,
             "gtbt": plan.good_til_block_time, "tag": order.tag, "created_ns": self.now_ns(),
             "type": order.order_type.value, "reduce_only": plan.reduce_only, "tif": plan.time_in_force.value,
@@ -138,9 +156,9 @@ class OrderPath:
             dydx_id = await self.ids.allocate_async(order.client_id, meta)
         except ValueError as exc:
             raise InvalidOrder(str(exc), client_id=order.client_id) from None
-        proto = build_order_proto(plan, owner=self.address, subaccount=s.subaccount, client_id=dydx_id,
+        proto = build_order_proto(plan, owner=self.address, subaccount=sub, client_id=dydx_id,
                                   clob_pair_id=market.clob_pair_id)
-        uid = order_uuid(self.address, s.subaccount, dydx_id, market.clob_pair_id, plan.flags)
+        uid = order_uuid(self.address, sub, dydx_id, market.clob_pair_id, plan.flags)
         self.account.track_new_order(order.client_id, OrderInfo(
             client_id=order.client_id, ticker=order.ticker, side=plan.side, size=plan.size, price=plan.price,
             status=OrderStatus.PENDING, order_type=order.order_type, reduce_only=plan.reduce_only,
@@ -175,7 +193,8 @@ class OrderPath:
                                error=f"CheckTx code {tx.code}: {tx.raw_log}")
         self.counters["placed"] += 1
         logger.info(
-            f"dYdX order {order.client_id} (dYdX id {dydx_id}, {'stateful' if plan.stateful else 'short-term'}) "
+            f"dYdX order {order.client_id} (dYdX id {dydx_id}, {'stateful' if plan.stateful else 'short-term'}"
+            f"{f', subaccount {sub}' if sub != s.subaccount else ''}) "
             f"{plan.side.value} {plan.size} {order.ticker} @ {plan.price} {plan.time_in_force.value}"
             + (f" gtb {plan.good_til_block}" if plan.good_til_block else f" gtbt {plan.good_til_block_time}")
             + f": accepted (tx {tx.txhash[:12]})"
@@ -185,6 +204,11 @@ class OrderPath:
         return OrderResult(True, order.client_id, order.ticker, status,
                            filled_size=info.filled_size if info is not None else Decimal(0),
                            exchange_order_id=uid)
+
+    def subaccount_of(self, client_id: int) -> int | None:
+        """The subaccount one of OUR orders was sent to (None for any other id)."""
+        meta = self.ids.get(client_id)
+        return None if meta is None else int(meta.get("sub", self.settings.subaccount))
 
     def order_key(self, client_id: int) -> tuple[int, int, int, int, int, str] | None:
         """``(dydx id, clob, flags, gtb, gtbt, ticker)`` of one of OUR orders (None for any other
@@ -209,7 +233,7 @@ class OrderPath:
         info = self.account.orders.get(client_id)
         if info is not None and info.status.is_terminal:
             return OrderResult(True, client_id, t, info.status, filled_size=info.filled_size)
-        oid = order_id_proto(owner=self.address, subaccount=self.settings.subaccount, client_id=dydx_id,
+        oid = order_id_proto(owner=self.address, subaccount=self.subaccount_of(client_id), client_id=dydx_id,
                              flags=flags, clob_pair_id=clob)
         try:
             if flags == SHORT_TERM:
@@ -244,7 +268,7 @@ class OrderPath:
         from v4_proto.dydxprotocol.subaccounts.subaccount_pb2 import SubaccountId
 
         results: list[OrderResult] = []
-        short: dict[int, list[tuple[int, int, str]]] = {}
+        short: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
         for cid in client_ids:
             key = self.order_key(cid)
             if key is None:
@@ -252,25 +276,28 @@ class OrderPath:
                 continue
             dydx_id, clob, flags, gtb, gtbt, t = key
             if flags == SHORT_TERM:
-                short.setdefault(clob, []).append((cid, dydx_id, t))
+                short.setdefault((self.subaccount_of(cid), clob), []).append((cid, dydx_id, t))
             else:
                 results.append(await cancel_one(cid, t))
         if short:
             h = await self.current_height()
-            batches = [OrderBatch(clob_pair_id=clob, client_ids=[d for _, d, _ in rows]) for clob, rows in short.items()]
-            sub = SubaccountId(owner=self.address, number=self.settings.subaccount)
-            try:
-                tx = await self.node.batch_cancel(sub, batches, h + self.settings.short_term_blocks)
-                error = "" if tx.ok else f"CheckTx code {tx.code}: {tx.raw_log}"
-            except TemporaryExchangeError as exc:
-                error = str(exc)
-            if not error:
-                logger.info(f"dYdX batch cancel of {sum(len(r) for r in short.values())} short-term order(s): accepted")
-            for rows in short.values():
-                for cid, _, t in rows:
-                    if error:
-                        results.append(OrderResult(False, cid, t, OrderStatus.OPEN, error=error))
-                    else:
-                        self.counters["canceled"] += 1
-                        results.append(OrderResult(True, cid, t, OrderStatus.BEST_EFFORT_CANCELED))
+            for number in sorted({n for n, _ in short}):  # one MsgBatchCancel per subaccount
+                mine = {clob: rows for (n, clob), rows in short.items() if n == number}
+                batches = [OrderBatch(clob_pair_id=clob, client_ids=[d for _, d, _ in rows]) for clob, rows in mine.items()]
+                sub = SubaccountId(owner=self.address, number=number)
+                try:
+                    tx = await self.node.batch_cancel(sub, batches, h + self.settings.short_term_blocks)
+                    error = "" if tx.ok else f"CheckTx code {tx.code}: {tx.raw_log}"
+                except TemporaryExchangeError as exc:
+                    error = str(exc)
+                if not error:
+                    logger.info(f"dYdX batch cancel of {sum(len(r) for r in mine.values())} short-term order(s) "
+                                f"of subaccount {number}: accepted")
+                for rows in mine.values():
+                    for cid, _, t in rows:
+                        if error:
+                            results.append(OrderResult(False, cid, t, OrderStatus.OPEN, error=error))
+                        else:
+                            self.counters["canceled"] += 1
+                            results.append(OrderResult(True, cid, t, OrderStatus.BEST_EFFORT_CANCELED))
         return results

@@ -127,6 +127,8 @@ class OrderRegistry:
         self.now_ns = now_ns
         self.stats = stats
         self.subaccount_id = subaccount_uuid(address, subaccount)
+        #: indexer subaccount uuid -> number, for this subaccount and its isolated children
+        self.subaccount_numbers: dict[str, int] = {self.subaccount_id: subaccount}
         #: our orders, by our client id
         self.orders: dict[int, OrderInfo] = {}
         #: our id -> the latest indexer row, merged (good-til-block etc.)
@@ -145,9 +147,17 @@ class OrderRegistry:
 
     # ------------------------------------------------------------------ ids
 
+    def add_subaccount(self, number: int) -> None:
+        """Rows of subaccount ``number`` (an isolated child) are read here too."""
+        self.subaccount_numbers[subaccount_uuid(self.address, number)] = int(number)
+
+    def _sub(self, meta: Mapping[str, Any] | None) -> int:
+        """The subaccount an order was sent to (client-id metadata ``sub``; default: this one)."""
+        return int((meta or {}).get("sub", self.subaccount))
+
     def _remember(self, our: int, meta: Mapping[str, Any]) -> None:
         try:
-            self._uuid_to_id[order_uuid(self.address, self.subaccount, int(meta["dydx_id"]), int(meta["clob"]),
+            self._uuid_to_id[order_uuid(self.address, self._sub(meta), int(meta["dydx_id"]), int(meta["clob"]),
                                         int(meta["flags"]))] = our
         except (KeyError, TypeError, ValueError):
             pass
@@ -177,9 +187,10 @@ class OrderRegistry:
         oid = row.get("id")
         if not oid:
             sub = row.get("subaccountId")
-            if sub is not None and sub != self.subaccount_id:
+            if sub is not None and sub not in self.subaccount_numbers:
                 raise KeyError(f"subaccountId {sub} of another subaccount")
-            oid = order_uuid(self.address, self.subaccount, int(row["clientId"]), int(row["clobPairId"]),
+            number = self.subaccount_numbers.get(sub, self.subaccount)
+            oid = order_uuid(self.address, number, int(row["clientId"]), int(row["clobPairId"]),
                              int(row.get("orderFlags") or 0))
         oid = str(oid)
         if oid in self._uuid_to_id:
@@ -188,7 +199,7 @@ class OrderRegistry:
         if cid is not None and row.get("clobPairId") is not None and row.get("orderFlags") is not None:
             our = self.ids.our_id(int(cid))
             meta = self.ids.get(our) if our is not None else None
-            if meta is not None and order_uuid(self.address, self.subaccount, int(cid), int(meta["clob"]),
+            if meta is not None and order_uuid(self.address, self._sub(meta), int(cid), int(meta["clob"]),
                                                int(meta["flags"])) == oid:
                 self._uuid_to_id[oid] = our
                 return our, oid

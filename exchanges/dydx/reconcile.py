@@ -36,15 +36,17 @@ from typing import Any, Callable
 
 from loguru import logger
 
+from decimal import Decimal
+
 from perpbot.core.errors import ExchangeError
-from perpbot.core.model import Fill
+from perpbot.core.model import ZERO, Fill
 from perpbot.exchanges.dydx.account import AccountState
 from perpbot.exchanges.dydx.client_ids import ClientIdStore
 from perpbot.exchanges.dydx.config import DydxSettings
 from perpbot.exchanges.dydx.orders import MAX_STATEFUL_S
 from perpbot.exchanges.dydx.outcomes import OutcomeResolver
-from perpbot.exchanges.dydx.rest import IndexerRest
-from perpbot.exchanges.dydx.values import parse_iso_ns
+from perpbot.exchanges.dydx.rest import IndexerRest, NotFound
+from perpbot.exchanges.dydx.values import D, parse_iso_ns
 
 NS = 1_000_000_000
 #: rows per REST page: comlink's limit (``API_LIMIT_V4``) was 100 on older indexers, 1000 now
@@ -84,43 +86,139 @@ class Reconciler:
         self.counters = counters
         self.now_ns = now_ns
         self.height = height
-        #: the newest fill height read by reconciliation (None before the first)
-        self.fill_watermark: int | None = None
+        #: subaccount -> the newest fill height reconciliation read there (absent before the first)
+        self.watermarks: dict[int, int] = {}
+        #: isolated children (set by the exchange) and the callback that puts a child found on
+        #: the indexer in use
+        self.children: Any = None
+        self.watch: Callable[[int], None] | None = None
+        #: divergences healed, by kind (see :meth:`reconcile`)
+        self.divergences: dict[str, int] = {}
 
     async def reconcile(self, first: bool = False) -> None:
-        """One reconciliation (see the module docstring). ``first``: at connect (fills and
-        funding payments found are history, not reported; other clients' ids are reserved).
+        """One reconciliation (see the module docstring) of the parent subaccount and every
+        isolated child. ``first``: at connect (fills and funding payments found are history,
+        not reported and not divergences; other clients' ids are reserved).
+
+        Every difference between what the stream had told and what REST says is a divergence
+        (:meth:`divergence`: logged with its cause, counted by kind in :attr:`divergences`):
+        ``fill`` (a fill the stream never brought: booked now), ``order`` (one of our orders
+        whose status REST changes, e.g. gone from the venue: marked so), ``position`` and
+        ``collateral`` (the stream's position / USDC differed: REST's is kept), ``funding``
+        (a payment the stream never brought: reported now).
 
         :raises ExchangeError: when the indexer cannot be read (the caller retries).
         """
         s = self.settings
         acct = self.account
-        sub = await self.rest.subaccount(self.address, s.subaccount)
-        acct.apply_subaccount(sub)
-        rows = await self.live_orders()
-        for row in rows.values():
-            acct.apply_order_row(row)
-        # ours that the paged list did not show: ask for each by id
+        numbers = await self._subaccount_numbers()
+        before = self._stream_view(numbers)
+        orders_before = {cid: o.status for cid, o in acct.orders.items()}
+        seen_rows: dict[str, dict] = {}
+        for n in numbers:
+            sub = await self.rest.subaccount(self.address, n)
+            if self.children is not None:
+                self.children.apply_subaccount(n, sub)
+            else:
+                acct.apply_subaccount(sub)
+            rows = await self.live_orders(n)
+            seen_rows.update(rows)
+            for row in rows.values():
+                acct.apply_order_row(row)
+        # ours that the paged lists did not show: ask for each by id
         for cid, o in list(acct.orders.items()):
-            if not o.status.is_terminal and o.exchange_order_id and o.exchange_order_id not in rows:
+            if not o.status.is_terminal and o.exchange_order_id and o.exchange_order_id not in seen_rows:
                 acct.lookups.add(cid)
         await self.resolver.resolve(force=True)
         if first:
             self.ids.reserve(int(o.client_id) for o in acct.foreign.values()
                              if self.ids.our_id(int(o.client_id)) is None)
-        fills = await self.fills_since_watermark()
-        acct.apply_rest_fills(fills, emit=not first)
-        try:
-            payments = await self.rest.funding_payments(self.address, s.subaccount, limit=100)
-        except ExchangeError as exc:  # an indexer without the endpoint: funding then comes from positions only
-            payments = []
-            if first:
-                logger.warning(f"dYdX funding payments unavailable: {exc}")
-        acct.apply_funding_payments(payments, emit=not first)
+        for n in numbers:
+            ledger = self._ledger(n)
+            fills = await self.fills_since_watermark(n)
+            new_fills = ledger.apply_rest_fills(fills, emit=not first)
+            try:
+                payments = await self.rest.funding_payments(self.address, n, limit=100)
+            except ExchangeError as exc:  # an indexer without the endpoint: funding then comes from positions only
+                payments = []
+                if first:
+                    logger.warning(f"dYdX funding payments unavailable: {exc}")
+            new_pay = ledger.apply_funding_payments(payments, emit=not first)
+            if not first:
+                if new_fills:
+                    self.divergence("fill", f"subaccount {n}: {new_fills} fill(s) the stream never brought; booked now")
+                if new_pay:
+                    self.divergence("funding", f"subaccount {n}: {new_pay} funding payment(s) not seen before; "
+                                               f"reported now")
+        if not first:
+            self._compare(before, self._stream_view(numbers), orders_before)
         self.counters["reconciles"] += 1
 
-    async def live_orders(self) -> dict[str, dict]:
-        """Every order row of the subaccount that may still be live, all pages, by indexer id.
+    @property
+    def fill_watermark(self) -> int | None:
+        """The newest fill height read on the configured subaccount (None before the first read)."""
+        return self.watermarks.get(self.settings.subaccount)
+
+    def divergence(self, kind: str, cause: str) -> None:
+        """Count (``divergences[kind]``, ``counters["divergences"]``) and log one divergence."""
+        self.divergences[kind] = self.divergences.get(kind, 0) + 1
+        self.counters["divergences"] = self.counters.get("divergences", 0) + 1
+        logger.warning(f"dYdX reconciliation: {kind} divergence healed: {cause}")
+
+    def _ledger(self, n: int):
+        return self.children.ledger(n) if self.children is not None else self.account.ledger
+
+    async def _subaccount_numbers(self) -> list[int]:
+        """The parent and every child to reconcile: the children the bot knows, and those the
+        indexer's ``/addresses/{a}/parentSubaccountNumber/{p}`` lists with USDC, a position or
+        equity (comlink ``addresses-controller.ts``); an indexer without that route: the known ones."""
+        parent = self.settings.subaccount
+        if self.children is None or self.watch is None:
+            return [parent]
+        rest = self.rest
+        try:
+            data = await rest.call(f"parent subaccount {self.address}/{parent}",
+                                   rest.client.account.get_parent_subaccount, self.address, parent)
+        except NotFound:
+            data = {}
+        except ExchangeError as exc:
+            logger.debug(f"dYdX parent subaccount view unavailable ({exc}); reconciling the known children")
+            data = {}
+        for child in ((data or {}).get("subaccount") or {}).get("childSubaccounts") or ():
+            try:
+                n = int(child.get("subaccountNumber"))
+            except (TypeError, ValueError):
+                continue
+            busy = child.get("openPerpetualPositions") or any(
+                D(a.get("size") or "0") != 0 for a in (child.get("assetPositions") or {}).values())
+            if n != parent and busy and n not in self.children.ledgers:
+                logger.info(f"dYdX child subaccount {n} found on the indexer: reconciled from now on")
+                self.watch(n)
+        return self.children.numbers()
+
+    def _stream_view(self, numbers: list[int]) -> dict[int, tuple[Decimal, dict[str, Decimal]]]:
+        return {n: (self._ledger(n).usdc, {t: p.size for t, p in self._ledger(n).positions.items()})
+                for n in numbers}
+
+    def _compare(self, before: dict, after: dict, orders_before: dict) -> None:
+        for n, (usdc, pos) in before.items():
+            usdc2, pos2 = after.get(n, (usdc, pos))
+            for t in sorted(set(pos) | set(pos2)):
+                if pos.get(t, ZERO) != pos2.get(t, ZERO):
+                    self.divergence("position", f"subaccount {n} {t}: the stream said {pos.get(t, ZERO)}, "
+                                                f"the indexer says {pos2.get(t, ZERO)}; the indexer's is kept")
+            if usdc != usdc2:
+                self.divergence("collateral", f"subaccount {n}: the stream said {usdc} USDC, the indexer says "
+                                              f"{usdc2}; the indexer's is kept")
+        for cid, status in orders_before.items():
+            now = self.account.orders.get(cid)
+            if now is not None and now.status is not status:
+                self.divergence("order", f"order {cid} {now.ticker}: {status.value} on the stream, "
+                                         f"{now.status.value} on the venue; marked {now.status.value}")
+
+    async def live_orders(self, number: int | None = None) -> dict[str, dict]:
+        """Every order row of subaccount ``number`` (default: the configured one) that may still
+        be live, all pages, by indexer id.
 
         ``GET /v4/orders`` has no created-before cursor (comlink ``orders-controller.ts``): it
         is sorted by good-til-block / good-til-block-time, newest first, and continued with
@@ -133,6 +231,7 @@ class Reconciler:
         :raises ExchangeError: when a page cannot be read.
         """
         s = self.settings
+        sub = s.subaccount if number is None else number
         out: dict[str, dict] = {}
         now_s = self.now_ns() // NS
         height = self.height()
@@ -146,7 +245,7 @@ class Reconciler:
             while True:
                 kw = ({"good_til_block_time_before_or_at": cursor} if stateful
                       else {"good_til_block_before_or_at": cursor})
-                page = await self.rest.orders(self.address, s.subaccount, limit=ORDERS_PAGE, **kw)
+                page = await self.rest.orders(self.address, sub, limit=ORDERS_PAGE, **kw)
                 new = 0
                 keys = []
                 for row in page:
@@ -176,8 +275,9 @@ class Reconciler:
                 cursor = nxt
         return out
 
-    async def fills_since_watermark(self) -> list[dict]:
-        """Every fill newer than the last reconciliation's newest fill height, all pages.
+    async def fills_since_watermark(self, number: int | None = None) -> list[dict]:
+        """Every fill of subaccount ``number`` (default: the configured one) newer than the last
+        reconciliation's newest fill height there, all pages.
 
         ``GET /v4/fills`` is newest first by ``createdAtHeight`` and continued with the
         inclusive ``createdBeforeOrAtHeight`` (comlink ``fills-controller.ts``, postgres
@@ -185,17 +285,17 @@ class Reconciler:
         A block's fills are written together (ender processes a block in one transaction),
         so a height seen once is complete. When one height holds a whole page, that height
         is read with ``page`` (newer indexers: ``eventId`` order, ``totalResults``).
-        On the first reconciliation (``fill_watermark`` None) only the newest page is read:
+        On the first reconciliation of a subaccount (no watermark yet) only the newest page is read:
         older fills are history (:meth:`fills_since` reads them on demand).
 
         :raises ExchangeError: when a page cannot be read.
         """
-        s = self.settings
+        sub = self.settings.subaccount if number is None else number
         rows: dict[str, dict] = {}
-        wm = self.fill_watermark
+        wm = self.watermarks.get(sub)
         cursor: int | None = None
         while True:
-            page = await self.rest.fills(self.address, s.subaccount, limit=FILLS_PAGE,
+            page = await self.rest.fills(self.address, sub, limit=FILLS_PAGE,
                                          created_before_or_at_height=cursor)
             heights = []
             for row in page:
@@ -210,23 +310,22 @@ class Reconciler:
             if low <= wm:
                 break  # everything above the watermark is in
             if low == max(heights) and low == cursor:
-                await self._fills_at_height(low, rows)
+                await self._fills_at_height(low, rows, sub)
                 cursor = low - 1
                 continue
             cursor = low
         heights = [int(r["createdAtHeight"]) for r in rows.values() if str(r.get("createdAtHeight", "")).isdigit()]
         if heights:
-            self.fill_watermark = max(heights + ([wm] if wm is not None else []))
+            self.watermarks[sub] = max(heights + ([wm] if wm is not None else []))
         elif wm is None:
-            self.fill_watermark = 0
+            self.watermarks[sub] = 0
         return list(rows.values())
 
-    async def _fills_at_height(self, height: int, rows: dict[str, dict]) -> None:
+    async def _fills_at_height(self, height: int, rows: dict[str, dict], sub: int) -> None:
         """All fills of one block when there are more than a page of them (``page`` paging)."""
-        s = self.settings
         page_no = 1
         while True:
-            data = await self.rest.fills_page(self.address, s.subaccount, limit=FILLS_PAGE,
+            data = await self.rest.fills_page(self.address, sub, limit=FILLS_PAGE,
                                               created_before_or_at_height=height, page=page_no)
             got = [r for r in (data.get("fills") or []) if str(r.get("createdAtHeight")) == str(height)]
             for row in got:

@@ -192,9 +192,11 @@ async def test_invalid_orders_are_refused_before_anything_is_sent(h, fakes):
         await h.ex.place_order(market(31, size="0.00001"))
     with pytest.raises(InvalidOrder, match="unknown dYdX market"):
         await h.ex.place_order(market(32, ticker="NOPE-USD"))
+    from perpbot.core.errors import InsufficientMargin
     from perpbot.core.model import MarginMode
 
-    with pytest.raises(InvalidOrder, match="ISOLATED margin is not supported"):
+    # isolated margin is supported (issue 12.1); this account has nothing to move into a child
+    with pytest.raises(InsufficientMargin, match="child subaccount 128 needs .* USDC moved from subaccount 0"):
         await h.ex.place_order(market(33, margin_mode=MarginMode.ISOLATED))
     assert len(fakes.node.broadcasts) == n
 
