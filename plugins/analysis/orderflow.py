@@ -7,9 +7,12 @@ from typing import Any
 
 from perpbot.core.analysis import Analyzer, Interpretation
 from perpbot.core.model import Bar, Trade
-from perpbot.plugins.analysis.stats import EW, clip, sign
+from perpbot.plugins.analysis.stats import EW, bar_floats, clip, sign
 
 NAN = math.nan
+#: floor of the delta fraction's standard deviation (fractions lie in -1..+1): one-sided flow with
+#: no dispersion (every bar closing at its high) reads as a large t-statistic, not as 0/0
+MIN_STD = 0.1
 
 
 class OrderflowAnalyzer(Analyzer):
@@ -22,7 +25,8 @@ class OrderflowAnalyzer(Analyzer):
 
     - ``imbalance``: EW delta over EW volume (half-life ``half_life`` trades or bars), -1..+1.
     - ``cvd_z``: the EW mean of each update's delta fraction (delta / volume) over its standard
-      error, using the fraction's slow EW standard deviation (half-life ``slow_half_life``) and
+      error, using the fraction's slow EW standard deviation (half-life ``slow_half_life``, at least
+      ``MIN_STD``) and
       ``Var(EWMA) = sigma^2 * a / (2 - a)`` for i.i.d. inputs: a t-statistic of recent buying.
     - ``large_net``: among trades (bars) of at least ``large_mult`` times the slow EW mean size,
       the EW balance of buys and sells, -1..+1.
@@ -46,8 +50,10 @@ class OrderflowAnalyzer(Analyzer):
         self._frac = EW(p["half_life"])
         self._frac_slow = EW(p["slow_half_life"])
         self._size = EW(p["slow_half_life"])
-        self._large_signed = EW(p["half_life"])
-        self._large_count = EW(p["half_life"])
+        self._keep = 0.5 ** (1.0 / p["half_life"])  # per-update weight decay of the large-trade sums
+        self._large_signed = 0.0
+        self._large_count = 0.0
+        self._large_at = 0
         self.estimated = False
         self.cvd = 0.0
         self.large_seen = 0
@@ -58,11 +64,9 @@ class OrderflowAnalyzer(Analyzer):
             v = float(ev.size)
             d = v if ev.side.sign > 0 else -v
         else:
-            h = float(ev.high)
-            lo = float(ev.low)
-            v = float(ev.volume)
+            _, h, lo, c, v = bar_floats(ev)
             rng = h - lo
-            clv = ((float(ev.close) - lo) - (h - float(ev.close))) / rng if rng > 0 else 0.0
+            clv = ((c - lo) - (h - c)) / rng if rng > 0 else 0.0
             d = v * clv
             self.estimated = True
         if not v > 0:
@@ -77,22 +81,22 @@ class OrderflowAnalyzer(Analyzer):
         large = self._size.n >= 20 and v >= self.params["large_mult"] * mean_size
         self._size.update(v)
         if large:
+            # both sums decay alike between large trades, so their ratio needs updating only here
+            f = self._keep ** (self._size.n - self._large_at)
+            self._large_signed = self._large_signed * f + sign(d)
+            self._large_count = self._large_count * f + 1.0
+            self._large_at = self._size.n
             self.large_seen += 1
-            self._large_signed.update(float(sign(d)))
-            self._large_count.update(1.0)
-        elif self._large_count.n:
-            self._large_signed.update(0.0)
-            self._large_count.update(0.0)
 
     def _imbalance(self) -> float:
         return self._delta.mean / self._vol.mean if self._vol.mean > 0 else 0.0
 
     def _z(self) -> float:
-        se = self._frac_slow.std * self._frac.mean_se_factor
-        return self._frac.mean / se if se > 0 else 0.0
+        se = max(self._frac_slow.std, MIN_STD) * self._frac.mean_se_factor
+        return self._frac.mean / se
 
     def _large(self) -> float:
-        return self._large_signed.mean / self._large_count.mean if self._large_count.mean > 1e-12 else 0.0
+        return self._large_signed / self._large_count if self._large_count > 0 else 0.0
 
     def interpret(self, ts_ns: int) -> Interpretation | None:
         """Aggressor direction; None before 20 updates."""

@@ -123,6 +123,30 @@ class ClosedBars:
         return b
 
 
+class _BarMemo:
+    __slots__ = ("bar", "values")
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.values = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+_MEMO = _BarMemo()
+
+
+def bar_floats(bar: Any) -> tuple[float, float, float, float, float]:
+    """``(open, high, low, close, volume)`` of a :class:`~perpbot.core.model.Bar` as floats.
+
+    The last bar's conversion is remembered, so the analyzers that read the same bar convert
+    its Decimals once (a Decimal-to-float conversion costs about as much as an analyzer's update).
+    """
+    m = _MEMO
+    if bar is not m.bar:
+        m.values = (float(bar.open), float(bar.high), float(bar.low), float(bar.close), float(bar.volume))
+        m.bar = bar
+    return m.values
+
+
 def sign(x: float, dead: float = 0.0) -> int:
     """+1, -1, or 0 when ``|x| <= dead``."""
     if x > dead:

@@ -8,7 +8,7 @@ from typing import Any
 
 from perpbot.core.analysis import Analyzer, Interpretation
 from perpbot.core.model import Bar, Trade
-from perpbot.plugins.analysis.stats import ClosedBars, Wilder, clip
+from perpbot.plugins.analysis.stats import ClosedBars, Wilder, bar_floats, clip
 
 NAN = math.nan
 
@@ -42,7 +42,8 @@ class StructureAnalyzer(Analyzer):
         if p["pivot"] < 1:
             raise ValueError(f"analyzer structure: pivot must be >= 1, got {p['pivot']:g}")
         self._k = int(p["pivot"])
-        self._win: deque = deque(maxlen=2 * self._k + 1)
+        self._win_h: deque = deque(maxlen=2 * self._k + 1)
+        self._win_l: deque = deque(maxlen=2 * self._k + 1)
         self._atr = Wilder(int(p["atr_period"]))
         self._bars = ClosedBars()
         self.high = self.prev_high = self.low = self.prev_low = NAN
@@ -55,18 +56,22 @@ class StructureAnalyzer(Analyzer):
         bar = self._bars.new(state)
         if bar is None:
             return
-        h, lo, c = float(bar.high), float(bar.low), float(bar.close)
+        _, h, lo, c, _ = bar_floats(bar)
         pc = self.close
         self._atr.update(h - lo if pc != pc else max(h - lo, abs(h - pc), abs(lo - pc)))
-        w = self._win
-        w.append((h, lo))
-        if len(w) == w.maxlen:
+        wh, wl = self._win_h, self._win_l
+        wh.append(h)
+        wl.append(lo)
+        if len(wh) == wh.maxlen:
             k = self._k
-            ch, cl = w[k]
-            if all(w[i][0] < ch for i in range(k)) and all(w[i][0] <= ch for i in range(k + 1, len(w))):
+            hs = list(wh)
+            ch = hs[k]
+            if max(hs[:k]) < ch and max(hs[k + 1:]) <= ch:
                 self.prev_high, self.high = self.high, ch
                 self.breakout = 0 if self.breakout > 0 else self.breakout
-            if all(w[i][1] > cl for i in range(k)) and all(w[i][1] >= cl for i in range(k + 1, len(w))):
+            ls = list(wl)
+            cl = ls[k]
+            if min(ls[:k]) > cl and min(ls[k + 1:]) >= cl:
                 self.prev_low, self.low = self.low, cl
                 self.breakout = 0 if self.breakout < 0 else self.breakout
         self.close = c

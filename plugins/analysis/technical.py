@@ -7,7 +7,7 @@ from typing import Any
 
 from perpbot.core.analysis import Analyzer, Interpretation
 from perpbot.core.model import Bar, Trade
-from perpbot.plugins.analysis.stats import ClosedBars, Wilder, clip, sign
+from perpbot.plugins.analysis.stats import ClosedBars, Wilder, bar_floats, clip, sign
 
 NAN = math.nan
 
@@ -54,9 +54,7 @@ class TechnicalAnalyzer(Analyzer):
         bar = self._bars.new(state)
         if bar is None:
             return
-        c = float(bar.close)
-        h = float(bar.high)
-        lo = float(bar.low)
+        _, h, lo, c, _ = bar_floats(bar)
         pc = self.close
         if self.n == 0:
             self.ema_fast = self.ema_slow = c

@@ -7,7 +7,7 @@ from typing import Any
 
 from perpbot.core.analysis import Analyzer, Interpretation
 from perpbot.core.model import Bar, Trade
-from perpbot.plugins.analysis.stats import EW, ClosedBars, clip, sign
+from perpbot.plugins.analysis.stats import EW, ClosedBars, bar_floats, clip, sign
 
 NAN = math.nan
 _RESCALE = 1e200
@@ -62,14 +62,12 @@ class VolumeAnalyzer(Analyzer):
         bar = self._bars.new(state)
         if bar is None:
             return
-        v = float(bar.volume)
-        c = float(bar.close)
-        o = float(bar.open)
+        o, h, lo, c, v = bar_floats(bar)
         self.rel = v / self._vol.mean if self._vol.n and self._vol.mean > 0 else NAN
         self._vol.update(v)
         self.bar_dir = sign(c - o)
         self._up.update(v if c > o else (v / 2 if c == o else 0.0))
-        typical = (float(bar.high) + float(bar.low) + c) / 3.0
+        typical = (h + lo + c) / 3.0
         if typical > 0 and v > 0:
             self._scale *= self._growth
             k = int(math.floor(math.log(typical) / self._log_bin))

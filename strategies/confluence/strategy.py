@@ -160,12 +160,11 @@ class ConfluenceStrategy(BaseStrategy):
         signals = {t: self.generator.signal(t, now) for t in md.tradable}
         orders = self._exits(md, signals, now)
         orders += self._entries(md, signals, now)
-        table = self.table(signals, md)
         if orders:
-            self.log.info("{}", table)
+            self.log.info("{}", self.table(signals, md))
             return StrategyResult(StrategyAction.PLACE_ORDERS, orders=tuple(orders),
                                   reason="; ".join(f"{o.ticker}: {o.reason}" for o in orders))
-        self.log.opt(lazy=True).debug("{}", lambda: table)
+        self.log.opt(lazy=True).debug("{}", lambda: self.table(signals, md))
         return StrategyResult.nothing()
 
     def _exits(self, md: Any, signals: dict[str, Signal], now: int) -> list[OrderParams]:
