@@ -4,6 +4,7 @@ Targets (../shared/docs/architecture.md, Benchmarks; 2-core machine):
 whole pipeline >= 230k events/s, book alone >= 1M level entries/s, peak RSS <= 150 MB,
 margin requirements + liquidation prices of a 50-position account < 50 us.
 Sweep on embedded Ray (issue 14): parallel efficiency with 2 workers >= 0.8.
+Analysis hub (issue 15): analysis of one market's event <= 20 us on average.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _load(name: str):
 
 def main() -> int:
     sys.path.insert(0, str(HERE.parent))
-    for name in ("bench_margin", "bench_book", "bench_pipeline", "bench_sweep"):
+    for name in ("bench_margin", "bench_book", "bench_pipeline", "bench_sweep", "bench_analysis"):
         if not (HERE / f"{name}.py").exists():
             print(f"{name}: missing")
             continue
