@@ -69,7 +69,12 @@ def register_exchanges(register):
 
 @hookimpl
 def register_commands(cli):
-    """Register the ``record`` command (:func:`perpbot.exchanges.dydx.cli.register`)."""
+    """Register the ``record`` command (:func:`perpbot.exchanges.dydx.cli.register`) and the
+    ``dydx`` account commands (:func:`perpbot.exchanges.dydx.cli_keys.register`: trading keys,
+    fees and limits, TWAP)."""
     from perpbot.exchanges.dydx.cli import register
 
     register(cli)
+    from perpbot.exchanges.dydx.cli_keys import register as register_dydx
+
+    register_dydx(cli)

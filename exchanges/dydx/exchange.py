@@ -67,7 +67,7 @@ from perpbot.exchanges.dydx.outcomes import GTBT_MARGIN_S, NS, OutcomeResolver
 from perpbot.exchanges.dydx.reconcile import FILLS_PAGE, ORDERS_PAGE, Reconciler
 from perpbot.exchanges.dydx.reconcile import iso as _iso  # noqa: F401 (old name)
 from perpbot.exchanges.dydx.rest import IndexerRest
-from perpbot.exchanges.dydx.secrets import load_mnemonic
+from perpbot.exchanges.dydx.authenticators import load_signer
 from perpbot.exchanges.dydx.subaccounts import MAX_PARENT_SUBACCOUNTS, ChildLedgers
 from perpbot.exchanges.dydx.transfers import Transfers
 
@@ -167,7 +167,7 @@ class DydxExchange(IsolatedMarkets, BaseExchangeClient):
                 "dYdX mainnet trading moves real money: pass --live (or set dydx.live = true) to confirm, "
                 "or use --network testnet / --exchange paper"
             )
-        load_mnemonic(s.mnemonic_env, s.mnemonic_file)
+        load_signer(s)  # the trading key (dydx.trading_key_file) or the mnemonic
 
     async def connect(self) -> None:
         """Preflight, then: markets from REST, the node (address, height), the client-id store
@@ -180,7 +180,7 @@ class DydxExchange(IsolatedMarkets, BaseExchangeClient):
         """
         s = self.settings
         self.preflight()
-        secret = load_mnemonic(s.mnemonic_env, s.mnemonic_file)
+        secret = load_signer(s)
         logger.info(f"dYdX exchange: {s.describe()}")
         try:
             self.rest = IndexerRest(s)

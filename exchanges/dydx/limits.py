@@ -204,3 +204,85 @@ class CircuitBreaker:
             + (f" (last: {self.last_error})" if self.last_error else "")
             + f"; next trial in {left:.1f}s"
         )
+
+
+class BlockRateLimiter:
+    """The chain's per-block order limits, applied before sending: for each rule
+    ``(num_blocks, limit)``, the weight sent in any ``num_blocks`` consecutive blocks stays
+    ``<= limit``.
+
+    The chain counts per owner address in CheckTx by block height (v4-chain
+    ``protocol/x/clob/rate_limit/multi_block_rate_limiter.go``; the rules are
+    ``BlockRateLimitConfiguration``, ``proto/dydxprotocol/clob/block_rate_limit_config.proto``).
+    Here the block a tx landed in is not known when it is sent, only bounded: each entry
+    takes the first height observed AFTER it was sent (:meth:`observe_height`), and counts
+    until a height ``>= that + num_blocks`` is seen. An entry with no height yet always
+    counts. So the count is never below the chain's: conservative, never over the limit.
+
+    :param name: shown in refusals, e.g. ``"stateful orders"``.
+    :param rules: ``[(num_blocks, limit), ...]`` (empty: no limit).
+    """
+
+    def __init__(self, name: str, rules: list[tuple[int, int]]):
+        self.name = name
+        self.rules = [(int(n), int(lim)) for n, lim in rules if int(n) > 0]
+        self._entries: deque[list] = deque()  # [height or None, weight]
+        self._height: int | None = None
+        self.waited = 0
+        self.refused = 0
+
+    def observe_height(self, height: int) -> None:
+        """A block height read from the chain: entries without a height get it; old ones go."""
+        h = int(height)
+        if self._height is not None and h < self._height:
+            return
+        self._height = h
+        for e in self._entries:
+            if e[0] is None:
+                e[0] = h
+        longest = max((n for n, _ in self.rules), default=0)
+        while self._entries and self._entries[0][0] is not None and self._entries[0][0] + longest <= h:
+            self._entries.popleft()
+
+    def used(self, num_blocks: int) -> int:
+        """Weight counted in the current window of ``num_blocks`` blocks."""
+        h = self._height
+        return sum(w for eh, w in self._entries if eh is None or h is None or eh + num_blocks > h)
+
+    def blocking_rule(self, weight: int = 1) -> tuple[int, int] | None:
+        """The first rule that ``weight`` more would break, or None when it fits."""
+        for n, lim in self.rules:
+            if self.used(n) + weight > lim:
+                return n, lim
+        return None
+
+    def record(self, weight: int = 1) -> None:
+        """Count ``weight`` as sent now (its block is bounded at the next observed height)."""
+        if self.rules:
+            self._entries.append([None, int(weight)])
+
+    async def wait_for_room(self, weight: int, max_wait_s: float, read_height) -> bool:
+        """Count ``weight`` once it fits, reading new heights (``await read_height()``, which must
+        call :meth:`observe_height`) every 0.25 s at most ``max_wait_s``; False (nothing
+        counted) when it still does not fit."""
+        if not self.rules:
+            return True
+        deadline = time.monotonic() + max_wait_s
+        waited = False
+        while self.blocking_rule(weight) is not None:
+            if time.monotonic() >= deadline:
+                self.refused += 1
+                return False
+            waited = True
+            await read_height()  # a new height frees the window
+            if self.blocking_rule(weight) is not None:
+                await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        self.waited += int(waited)
+        self.record(weight)
+        return True
+
+    def describe(self) -> str:
+        """E.g. ``"stateful orders: 2 per 1 block, 20 per 100 blocks"`` (``"none"`` without rules)."""
+        if not self.rules:
+            return f"{self.name}: no limit"
+        return f"{self.name}: " + ", ".join(f"{lim} per {n} block{'s' if n != 1 else ''}" for n, lim in self.rules)

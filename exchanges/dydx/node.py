@@ -26,6 +26,15 @@ worker also serializes every broadcast, which stateful orders need anyway.
   the request never left, so a broadcast certainly did nothing) or
   :class:`OutcomeUnknown` (timeout, or the connection dropped after the request was
   written: the node may have accepted the tx). Only a CheckTx code is a rejection.
+- **Trading key.** With a :class:`~perpbot.exchanges.dydx.authenticators.TradingKey` instead
+  of the mnemonic, txs are signed by the trading key for the MAIN account, naming its
+  authenticator in ``TxOptions(authenticators=[id], sequence, account_number)``
+  (dydx-v4-client 1.1.5 ``node/builder.py``). The authenticator is read from the chain at
+  connect (``accountplus.Query/GetAuthenticators``), and a message it would refuse is
+  refused here, before sending (:class:`KeyNotAllowed`, naming the filter).
+- **Chain limits and fees.** At connect the node's ``BlockRateLimitConfiguration`` and the
+  account's fee tier are read (:mod:`perpbot.exchanges.dydx.fees`); places and cancels wait
+  for the block-rate limiter (at most ``grpc_max_wait_s``, else :class:`ChainRateLimited`).
 """
 
 from __future__ import annotations
@@ -41,7 +50,12 @@ import attrs
 from loguru import logger
 
 from perpbot.core.errors import ExchangeError, SecretError, TemporaryExchangeError
+from perpbot.exchanges.dydx.authenticators import (
+    MSG_BATCH_CANCEL, MSG_CANCEL_ORDER, MSG_PLACE_ORDER, AuthenticatorFormatError, AuthNode, TradingKey,
+    parse_authenticator,
+)
 from perpbot.exchanges.dydx.config import USDC_DENOM, DydxSettings
+from perpbot.exchanges.dydx.fees import BATCH_CANCEL_WEIGHT, chain_limiters, query_fee_tier, query_rate_limits
 from perpbot.exchanges.dydx.limits import CircuitBreaker, TokenBucket
 from perpbot.exchanges.dydx.secrets import Secret, key_pair_from
 
@@ -67,6 +81,11 @@ class RateBudgetExceeded(TemporaryExchangeError):
     """The gRPC call budget is used up for longer than ``grpc_max_wait_s``."""
 
 
+class ChainRateLimited(RateBudgetExceeded):
+    """The chain's block rate limit (``BlockRateLimitConfiguration``) stays full for longer
+    than ``grpc_max_wait_s``: the message was not sent."""
+
+
 class NotSent(TemporaryExchangeError):
     """The call never reached the node (no connection could be made): nothing was sent.
 
@@ -74,6 +93,14 @@ class NotSent(TemporaryExchangeError):
     ("failed to connect to all addresses", "Connection refused", DNS failure) and when the
     gateway is not connected. :class:`NodeUnavailable` and :class:`RateBudgetExceeded`
     are refusals before sending too.
+    """
+
+
+class KeyNotAllowed(NotSent):
+    """The trading key's authenticator would refuse this message: it was not sent.
+
+    The message names the authenticator id, the message type, market and subaccount, and
+    the filter that refuses (a NotSent, so the order path reports a rejection).
     """
 
 
@@ -173,13 +200,25 @@ class NodeGateway:
     """Signed transactions and chain queries for one wallet, on a worker thread.
 
     :param settings: endpoints, budget, breaker and timeout settings.
-    :param secret: the mnemonic (:class:`~perpbot.exchanges.dydx.secrets.Secret`).
+    :param secret: the mnemonic (:class:`~perpbot.exchanges.dydx.secrets.Secret`) or a
+        :class:`~perpbot.exchanges.dydx.authenticators.TradingKey`.
     :param monotonic: time source of the budget and the breaker (tests).
+
+    After :meth:`connect`: ``authenticator`` (the trading key's
+    :class:`~perpbot.exchanges.dydx.authenticators.AuthNode`, None for the mnemonic),
+    ``limiters`` (the chain's block-rate limiters, empty when the node has no such query),
+    ``fee_tier`` (:class:`~perpbot.exchanges.dydx.fees.FeeTier`, None when unreadable).
     """
 
-    def __init__(self, settings: DydxSettings, secret: Secret, *, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: DydxSettings, secret: "Secret | TradingKey", *,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
         self._secret = secret
+        self.trading_key: TradingKey | None = secret if isinstance(secret, TradingKey) else None
+        self.authenticator: AuthNode | None = None
+        self.limiters: dict = {}
+        self.fee_tier = None
+        self._pubkey: bytes | None = None
         self.bucket = TokenBucket(settings.grpc_rate_per_s, max(1.0, settings.grpc_rate_per_s), monotonic)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s, name="dYdX node",
                                       monotonic=monotonic)
@@ -229,8 +268,11 @@ class NodeGateway:
             cfg = NodeConfig(e.chain_id, e.chaintoken_denom, USDC_DENOM, channel)
             node = await NodeClient.connect(cfg)
             node.sequence_manager = None  # sequence tracked here (see module docstring)
-            wallet = Wallet(key_pair_from(secret), 0, 0)  # SecretError without the words on failure
-            derived = wallet.address
+            if isinstance(secret, TradingKey):  # signs for the main account named in the key file
+                wallet, derived = Wallet(secret.key_pair(), 0, 0), secret.address
+            else:
+                wallet = Wallet(key_pair_from(secret), 0, 0)  # SecretError without the words on failure
+                derived = wallet.address
             if address and address != derived:
                 return node, wallet, derived, None
             account = await node.get_account(derived)
@@ -251,12 +293,56 @@ class NodeGateway:
         if account is None:
             self._worker.stop()
             self._worker = None
-            raise SecretError(f"the mnemonic derives address {derived}, but dydx.address is {address}")
+            source = "the trading-key file is for" if self.trading_key else "the mnemonic derives"
+            raise SecretError(f"{source} address {derived}, but dydx.address is {address}")
         self._node, self._wallet = node, wallet
         self.address = derived
         self.account_number = wallet.account_number
+        self._pubkey = wallet.key.public_key_bytes
         logger.info(f"dYdX node {e.node}: account {derived} #{wallet.account_number}, sequence {wallet.sequence}")
+        try:
+            if self.trading_key is not None:
+                await self._load_authenticator()
+        except BaseException:
+            await self.close()
+            raise
+        await self._read_venue_state()
         return derived
+
+    async def _load_authenticator(self) -> None:
+        key = self.trading_key
+        resp = await self.query(lambda node: node.get_authenticators(self.address), "authenticator query",
+                                budget=False)
+        found = [a for a in resp.account_authenticators if int(a.id) == key.authenticator_id]
+        if not found:
+            ids = ", ".join(str(a.id) for a in resp.account_authenticators) or "none"
+            raise SecretError(f"trading key: authenticator {key.authenticator_id} is not on account {self.address} "
+                              f"(its authenticators: {ids}); add one with: runbot.py dydx add-trading-key")
+        try:
+            auth = parse_authenticator(found[0].type, found[0].config)
+        except AuthenticatorFormatError as exc:
+            raise SecretError(f"trading key: authenticator {key.authenticator_id} cannot be read: {exc}") from None
+        if self._pubkey not in auth.signature_keys():
+            raise SecretError(f"trading key: authenticator {key.authenticator_id} on {self.address} is for another "
+                              f"key ({auth.describe()}); the key file does not match it")
+        self.authenticator = auth
+        logger.info(f"dYdX trading key: authenticator {key.authenticator_id} on {self.address}: {auth.describe()}")
+
+    async def _read_venue_state(self) -> None:
+        """The chain's block-rate limits and the account's fee tier; a node without these
+        queries leaves them unset, with a warning (orders still go out)."""
+        try:
+            cfg = await self.query(query_rate_limits, "rate-limit query", budget=False)
+            self.limiters = chain_limiters(cfg)
+            logger.info("dYdX chain order limits: " + "; ".join(lim.describe() for lim in self.limiters.values()))
+        except TemporaryExchangeError as exc:
+            logger.warning(f"dYdX chain order limits unknown ({exc}); only the gRPC budget applies")
+        try:
+            self.fee_tier = await self.query(lambda node: query_fee_tier(node, self.address), "fee-tier query",
+                                             budget=False)
+            logger.info(f"dYdX {self.address}: {self.fee_tier.describe()}")
+        except (TemporaryExchangeError, ValueError) as exc:
+            logger.warning(f"dYdX fee tier unknown ({exc})")
 
     async def close(self) -> None:
         """Stop the worker thread and drop the node and wallet (idempotent)."""
@@ -267,13 +353,13 @@ class NodeGateway:
 
     # ------------------------------------------------------------------ calls
 
-    async def _call(self, job: Callable[[], Coroutine], what: str) -> Any:
+    async def _call(self, job: Callable[[], Coroutine], what: str, budget: bool = True) -> Any:
         if self._worker is None or self._node is None:
             raise NotSent(f"dYdX node not connected ({what} not sent)")
         if not self.breaker.allow():
             self.stats["breaker_refused"] += 1
             raise NodeUnavailable(self.breaker.reason or "circuit_open: dYdX node")
-        if not await self.bucket.acquire(self.settings.grpc_max_wait_s):
+        if budget and not await self.bucket.acquire(self.settings.grpc_max_wait_s):
             self.breaker.cancel_trial()
             self.stats["budget_refused"] += 1
             raise RateBudgetExceeded(
@@ -308,7 +394,67 @@ class NodeGateway:
         async def job():
             return int(await node.latest_block_height())
 
-        return await self._call(job, "height query")
+        height = await self._call(job, "height query")
+        for lim in self.limiters.values():
+            lim.observe_height(height)
+        return height
+
+    async def query(self, fn: Callable[[Any], Coroutine], what: str, *, budget: bool = True) -> Any:
+        """Run ``fn(node_client)`` (a coroutine over dydx-v4-client's ``NodeClient``) on the
+        worker, under the breaker and the deadline, and the gRPC budget unless ``budget`` is
+        False (the few queries made at connect).
+
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded, OutcomeUnknown: as :meth:`_call`.
+        """
+        node = self._node
+        return await self._call(lambda: fn(node), what, budget)
+
+    # ------------------------------------------------------------------ trading key, chain limits
+
+    def tx_options(self, wallet: Any) -> Any:
+        """``TxOptions`` naming the trading key's authenticator, for ``wallet``'s sequence and
+        account number (None when the mnemonic signs). Pass it to the client's
+        ``broadcast_message(wallet, msg, tx_options=...)`` inside :meth:`broadcast`; the
+        client's ``transfer``/``deposit``/``withdraw`` cannot carry it."""
+        if self.trading_key is None:
+            return None
+        from dydx_v4_client.node.builder import TxOptions
+
+        return TxOptions(authenticators=[self.trading_key.authenticator_id], sequence=wallet.sequence,
+                         account_number=wallet.account_number)
+
+    def key_refusal(self, msg_type_url: str, clob_pair_ids: tuple = (), subaccount: int | None = None) -> str | None:
+        """Why the trading key's authenticator would refuse this message (None: allowed, or no
+        trading key). Same rules as the chain (:mod:`perpbot.exchanges.dydx.authenticators`)."""
+        if self.trading_key is None or self.authenticator is None:
+            return None
+        return self.authenticator.refusal(msg_type_url, tuple(clob_pair_ids), subaccount, self._pubkey)
+
+    def key_allows(self, msg_type_url: str, clob_pair_id: int | None = None, subaccount: int | None = None) -> bool:
+        """Can this gateway's key sign the message? E.g. ``key_allows(MSG_CREATE_TRANSFER)``
+        before moving collateral to an isolated market's subaccount. Always True with the mnemonic."""
+        ids = () if clob_pair_id is None else (int(clob_pair_id),)
+        return self.key_refusal(msg_type_url, ids, subaccount) is None
+
+    def _check_key(self, msg_type_url: str, clob_pair_ids: tuple, subaccount: int | None, what: str) -> None:
+        reason = self.key_refusal(msg_type_url, clob_pair_ids, subaccount)
+        if reason:
+            self.stats["key_refused"] = self.stats.get("key_refused", 0) + 1
+            text = (f"trading key authenticator {self.trading_key.authenticator_id} does not allow "
+                    f"{msg_type_url} (clob pair {','.join(map(str, clob_pair_ids)) or '-'}, subaccount "
+                    f"{'-' if subaccount is None else subaccount}): {reason}; {what} not sent")
+            logger.error(text)
+            raise KeyNotAllowed(text)
+
+    async def _chain_gate(self, kind: str, weight: int, what: str) -> None:
+        """Wait (reading new heights) until the chain's block-rate limit ``kind`` has room for ``weight``."""
+        lim = self.limiters.get(kind)
+        if lim is not None and not await lim.wait_for_room(weight, self.settings.grpc_max_wait_s, self.latest_height):
+            self.stats["chain_limited"] = self.stats.get("chain_limited", 0) + 1
+            n, limit = lim.blocking_rule(weight) or (0, 0)
+            raise ChainRateLimited(
+                f"chain rate limit: at most {limit} {lim.name} per {n} block(s) (clob BlockRateLimitConfiguration), "
+                f"still full after {self.settings.grpc_max_wait_s:g}s; {what} not sent")
 
     async def broadcast(self, make_msg: Callable[[Any, Any], Coroutine], *, stateful: bool, what: str) -> TxResult:
         """Sign and broadcast one message; ``make_msg(node, wallet)`` is the client call.
@@ -362,8 +508,12 @@ class NodeGateway:
         :raises NotSent, NodeUnavailable, RateBudgetExceeded: nothing was sent.
         :raises OutcomeUnknown: the reply was lost; the order may be on the venue.
         """
-        return await self.broadcast(lambda node, wallet: node.place_order(wallet, order), stateful=stateful,
-                                    what=f"place order {order.order_id.client_id}")
+        what = f"place order {order.order_id.client_id}"
+        oid = order.order_id
+        self._check_key(MSG_PLACE_ORDER, (oid.clob_pair_id,), oid.subaccount_id.number, what)
+        await self._chain_gate("stateful" if stateful else "short_term", 1, what)
+        return await self.broadcast(lambda node, wallet: node.place_order(wallet, order, self.tx_options(wallet)),
+                                    stateful=stateful, what=what)
 
     async def cancel_order(self, order_id: Any, *, good_til_block: int | None = None,
                            good_til_block_time: int | None = None) -> TxResult:
@@ -374,10 +524,15 @@ class NodeGateway:
         :raises OutcomeUnknown: the reply was lost.
         """
         stateful = good_til_block_time is not None
+        what = f"cancel order {order_id.client_id}"
+        self._check_key(MSG_CANCEL_ORDER, (order_id.clob_pair_id,), order_id.subaccount_id.number, what)
+        if not stateful:  # stateful cancels are not rate limited (v4-chain order_rate_limiter.go)
+            await self._chain_gate("short_term", 1, what)
         return await self.broadcast(
             lambda node, wallet: node.cancel_order(wallet, order_id, good_til_block=good_til_block,
-                                                   good_til_block_time=good_til_block_time),
-            stateful=stateful, what=f"cancel order {order_id.client_id}",
+                                                   good_til_block_time=good_til_block_time,
+                                                   tx_options=self.tx_options(wallet)),
+            stateful=stateful, what=what,
         )
 
     async def batch_cancel(self, subaccount_id: Any, batches: list, good_til_block: int) -> TxResult:
@@ -388,10 +543,37 @@ class NodeGateway:
         :raises NotSent, NodeUnavailable, RateBudgetExceeded: nothing was sent.
         :raises OutcomeUnknown: the reply was lost.
         """
+        what = f"batch cancel of {sum(len(b.client_ids) for b in batches)} order(s)"
+        self._check_key(MSG_BATCH_CANCEL, tuple(b.clob_pair_id for b in batches), subaccount_id.number, what)
+        await self._chain_gate("short_term", BATCH_CANCEL_WEIGHT, what)
         return await self.broadcast(
-            lambda node, wallet: node.batch_cancel_orders(wallet, subaccount_id, batches, good_til_block),
-            stateful=False, what=f"batch cancel of {sum(len(b.client_ids) for b in batches)} order(s)",
+            lambda node, wallet: node.batch_cancel_orders(wallet, subaccount_id, batches, good_til_block,
+                                                          tx_options=self.tx_options(wallet)),
+            stateful=False, what=what,
         )
+
+    async def add_authenticator(self, authenticator: Any) -> TxResult:
+        """Broadcast ``MsgAddAuthenticator`` with the MAIN key (dydx-v4-client 1.1.5
+        ``NodeClient.add_authenticator``; ``authenticator``: its ``Authenticator``).
+
+        :raises SecretError: this gateway signs with a trading key.
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded, OutcomeUnknown: as :meth:`broadcast`.
+        """
+        if self.trading_key is not None:
+            raise SecretError("adding an authenticator needs the main wallet's mnemonic, not a trading key")
+        return await self.broadcast(lambda node, wallet: node.add_authenticator(wallet, authenticator),
+                                    stateful=True, what="add authenticator")
+
+    async def remove_authenticator(self, authenticator_id: int) -> TxResult:
+        """Broadcast ``MsgRemoveAuthenticator`` for ``authenticator_id`` with the MAIN key.
+
+        :raises SecretError: this gateway signs with a trading key.
+        :raises NotSent, NodeUnavailable, RateBudgetExceeded, OutcomeUnknown: as :meth:`broadcast`.
+        """
+        if self.trading_key is not None:
+            raise SecretError("removing an authenticator needs the main wallet's mnemonic, not a trading key")
+        return await self.broadcast(lambda node, wallet: node.remove_authenticator(wallet, int(authenticator_id)),
+                                    stateful=True, what=f"remove authenticator {authenticator_id}")
 
 
 def _grpc_text(exc: BaseException) -> str:

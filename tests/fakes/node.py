@@ -77,6 +77,8 @@ from v4_proto.dydxprotocol.feetiers import query_pb2 as fee_query
 from v4_proto.dydxprotocol.feetiers import query_pb2_grpc as fee_grpc
 from v4_proto.tendermint.p2p import types_pb2 as p2p_types
 
+from . import node_auth
+
 log = logging.getLogger("tests.fakes.node")
 
 LOOPBACK = "127.0.0.1"
@@ -103,6 +105,10 @@ def _register_optional() -> None:
         ("/dydxprotocol.sending.MsgWithdrawFromSubaccount",
          "v4_proto.dydxprotocol.sending.transfer_pb2", "MsgWithdrawFromSubaccount"),
         ("/cosmos.bank.v1beta1.MsgSend", "v4_proto.cosmos.bank.v1beta1.tx_pb2", "MsgSend"),
+        ("/dydxprotocol.accountplus.MsgAddAuthenticator", "v4_proto.dydxprotocol.accountplus.tx_pb2",
+         "MsgAddAuthenticator"),
+        ("/dydxprotocol.accountplus.MsgRemoveAuthenticator", "v4_proto.dydxprotocol.accountplus.tx_pb2",
+         "MsgRemoveAuthenticator"),
     ]
     import importlib
     for url, mod, name in optional:
@@ -247,6 +253,11 @@ class FakeNode:
         self.fee_tiers = fee_tiers or default_fee_tiers()
         self.user_fee_tier_index = 0
         self.balances: dict[str, dict[str, int]] = dict(balances or {})
+        # permissioned keys, block rate limits, x/stats (tests/fakes/node_auth.py)
+        self.accountplus = node_auth.AccountPlus()
+        self.rate_limits = node_auth.RateLimits()
+        self.user_stats: dict[str, tuple[int, int]] = {}  # address -> (taker, maker) notional, quote quantums
+        self.global_notional = 0
         self.accounts: dict[str, Account] = {}
         self.broadcasts: list[BroadcastRecord] = []
         self.txs: dict[str, tuple[tx_pb2.Tx, abci_pb2.TxResponse]] = {}
@@ -282,6 +293,9 @@ class FakeNode:
         tx_grpc.add_ServiceServicer_to_server(_Tx(self), server)
         fee_grpc.add_QueryServicer_to_server(_FeeTiers(self), server)
         bank_grpc.add_QueryServicer_to_server(_Bank(self), server)
+        node_auth.ap_grpc.add_QueryServicer_to_server(node_auth.AccountPlusServicer(self), server)
+        node_auth.clob_grpc.add_QueryServicer_to_server(node_auth.ClobQueryServicer(self), server)
+        node_auth.stats_grpc.add_QueryServicer_to_server(node_auth.StatsServicer(self), server)
         bound = server.add_insecure_port(f"{self.host}:{port}")
         if not bound:
             raise RuntimeError("FakeNode could not bind")
@@ -514,6 +528,10 @@ class FakeNode:
         pk = secp_keys.PubKey()
         if not si.public_key.Unpack(pk):
             raise TxRejected(8, "unsupported public key type: invalid pubkey", "sdk")
+        selected = node_auth.selected_authenticators(body)
+        if selected is not None:
+            # authenticator flow: the signer is the messages' owner, the key is the authenticator's
+            return self._check_authenticated(raw, body, auth, msgs, height, si, pk, selected)
         signer = address_from_pubkey(pk.key)
         for m in msgs:
             owner = _msg_owner(m)
@@ -542,7 +560,44 @@ class FakeNode:
             self._validate_msg(m, height)
         return signer, si.sequence, acc_number
 
+    def _check_authenticated(self, raw, body, auth, msgs, height: int, si, pk, selected):
+        """The chain's authenticator ante flow (tests/fakes/node_auth.py): replay protection
+        on the owner's account, then each message's selected authenticator."""
+        signers = [_msg_owner(m) for m in msgs]
+        if any(s is None for s in signers):
+            raise TxRejected(4, "failed to get signers: unauthorized", "sdk")
+        signer = signers[0]
+        short_only = is_short_term_only(msgs)
+        urls = [a.type_url for a in body.messages]
+        with self._lock:
+            acc = self._account(signer, create=self.auto_create_accounts)
+            if acc is None:
+                raise TxRejected(9, f"account {signer} not found: unknown address", "sdk")
+            if not short_only and si.sequence != acc.sequence:
+                raise TxRejected(32, f"account sequence mismatch, expected {acc.sequence}, "
+                                     f"got {si.sequence}: incorrect account sequence", "sdk")
+            acc_number = acc.account_number
+        doc = tx_pb2.SignDoc(body_bytes=raw.body_bytes, auth_info_bytes=raw.auth_info_bytes,
+                             chain_id=self.chain_id, account_number=acc_number).SerializeToString()
+
+        def verify(pubkey: bytes) -> bool:
+            return not self.verify_signatures or _verify(pubkey, raw.signatures[0], doc)
+
+        try:
+            with self._lock:
+                self.accountplus.authenticate_tx(list(selected), urls, msgs, signers, verify,
+                                                 (acc_number, si.sequence, self.chain_id))
+        except node_auth.Reject as r:
+            raise TxRejected(r.code, r.raw_log, r.codespace) from None
+        for m in msgs:
+            self._validate_msg(m, height)
+        return signer, si.sequence, acc_number
+
     def _validate_msg(self, m: Any, height: int) -> None:
+        try:
+            self.accountplus.validate_basic(m)
+        except node_auth.Reject as r:
+            raise TxRejected(r.code, r.raw_log, r.codespace) from None
         if isinstance(m, clob_tx.MsgPlaceOrder):
             o = m.order
             if o.side not in (order_pb2.Order.SIDE_BUY, order_pb2.Order.SIDE_SELL):
@@ -622,6 +677,13 @@ class FakeNode:
                                  injected[1] or self._default_log(injected[0], signer),
                                  injected[2])
             signer, seq, accnum = self._check(raw, body, auth, msgs, height)
+            try:
+                with self._lock:
+                    self.rate_limits.check(msgs, height, {ORDER_FLAG_LONG_TERM, ORDER_FLAG_CONDITIONAL,
+                                                          ORDER_FLAG_TWAP})
+            except node_auth.Reject as r:
+                raise TxRejected(r.code, r.raw_log, r.codespace) from None
+            self._deliver_accountplus(msgs)
             code, codespace, raw_log = 0, "", ""
             if not short_only:
                 with self._lock:
@@ -651,6 +713,16 @@ class FakeNode:
                 log.exception("broadcast listener failed")
         return resp
 
+    def _deliver_accountplus(self, msgs: list[Any]) -> None:
+        """Execute MsgAddAuthenticator / MsgRemoveAuthenticator (at once: the fake has no
+        separate DeliverTx; a failed delivery is listed in ``accountplus.delivery_failures``)."""
+        with self._lock:
+            for m in msgs:
+                if isinstance(m, node_auth.ap_tx.MsgAddAuthenticator):
+                    self.accountplus.add(m.sender, m.authenticator_type, bytes(m.data))
+                elif isinstance(m, node_auth.ap_tx.MsgRemoveAuthenticator):
+                    self.accountplus.remove(m.sender, int(m.id))
+
     def _default_log(self, code: int, signer: Optional[str]) -> str:
         if code == 32:
             acc = self.accounts.get(signer) if signer else None
@@ -667,6 +739,17 @@ def _msg_owner(m: Any) -> Optional[str]:
         return m.order_id.subaccount_id.owner
     if isinstance(m, clob_tx.MsgBatchCancel):
         return m.subaccount_id.owner
+    if isinstance(m, (node_auth.ap_tx.MsgAddAuthenticator, node_auth.ap_tx.MsgRemoveAuthenticator)):
+        return m.sender
+    name = type(m).__name__
+    if name == "MsgCreateTransfer":
+        return m.transfer.sender.owner
+    if name == "MsgWithdrawFromSubaccount":
+        return m.sender.owner
+    if name == "MsgDepositToSubaccount":
+        return m.sender
+    if name == "MsgSend":
+        return m.from_address
     return None
 
 
