@@ -29,13 +29,14 @@ from .indexer import (Book, Dataset, FakeIndexer, builtin_dataset, default_data_
 from .matching import (MatchingBridge, fill_quote_quantums, price_to_subticks,
                        quantums_to_size, size_to_quantums, subticks_to_price)
 from .node import BroadcastRecord, FakeNode, address_from_pubkey
+from .transfers import TransferBridge
 
 __all__ = [
     "Book", "BroadcastRecord", "Dataset", "FakeDydx", "FakeIndexer", "FakeNode",
     "MatchingBridge", "TEST_MNEMONIC", "address_from_pubkey", "builtin_dataset",
     "default_data_dir", "fill_quote_quantums", "load_dataset", "order_uuid",
     "price_to_subticks", "quantums_to_size", "size_to_quantums", "subaccount_uuid",
-    "subticks_to_price",
+    "subticks_to_price", "TransferBridge",
 ]
 
 # The public BIP39 test vector (all-zero entropy).  NOT a real key: anyone can derive it.
@@ -61,6 +62,8 @@ class FakeDydx:
         self.bridge: Optional[MatchingBridge] = (
             MatchingBridge(self.indexer, self.node, **(bridge_kwargs or {})) if matching
             else None)
+        # accepted transfers / deposits / withdrawals move USDC on the indexer (tests/fakes/transfers.py)
+        self.transfers: Optional[TransferBridge] = TransferBridge(self.indexer, self.node) if matching else None
         self._threaded = False
 
     @property
