@@ -35,6 +35,10 @@ from perpbot.core.model import OrderParams, OrderStatus, OrderType, Side, TimeIn
 from perpbot.core.strategy import BaseStrategy, StrategyAction, StrategyResult
 from perpbot.strategies.confluence.params import ENTRY_TAG, EXIT_TAG, NS, ConfluenceParams
 
+#: the signal's columns among the gate's features (the ML plugin's names)
+DIRECTION = "confluence.direction"
+SCORE = "confluence.score"
+
 
 @attrs.define
 class Signal:
@@ -76,6 +80,28 @@ class SignalGenerator:
         hub = self.hubs.get(ticker)
         return hub.confluence(ts_ns) if hub is not None else NO_CONFLUENCE
 
+    def gate_features(self, ticker: str, c: Confluence) -> dict[str, float]:
+        """What the gate judges: the market's hub features plus the signal itself,
+        ``confluence.direction`` (+1/-1/0) and ``confluence.score`` (signed: direction * score),
+        the columns the ML plugin trains on (``perpbot.plugins.ml.features.signal_columns``)."""
+        f = self.hubs[ticker].features()
+        f[DIRECTION] = float(c.direction)
+        f[SCORE] = float(c.direction * c.score)
+        return f
+
+    def check_gate(self) -> None:
+        """Ask the gate once with a neutral signal, so a model trained on other features fails at start.
+
+        :raises ConfigError: the gate refused the features (its message, e.g. the names that differ).
+        """
+        if self.gate is None or not self.hubs:
+            return
+        t = next(iter(self.hubs))
+        try:
+            self.gate.probability(self.gate_features(t, NO_CONFLUENCE))
+        except ValueError as exc:
+            raise ConfigError(f"strategy confluence: parameter ml_model: {exc}") from None
+
     def signal(self, ticker: str, ts_ns: int) -> Signal:
         """The market's :class:`Signal` at ``ts_ns``; asks the gate only for an otherwise qualified entry."""
         p = self.params
@@ -91,8 +117,7 @@ class SignalGenerator:
             s.why = "short signal, shorts off"
             return s
         if self.gate is not None:
-            hub = self.hubs[ticker]
-            prob = float(self.gate.probability(hub.features()))
+            prob = float(self.gate.probability(self.gate_features(ticker, c)))
             s.probability = prob
             if prob < self.gate.threshold:
                 self.gated_out += 1
@@ -109,7 +134,7 @@ class ConfluenceStrategy(BaseStrategy):
     ``context.options["analysis"]``) and, when ``ml_model`` is set, the gate it loads
     (``context.options["signal_gate"]``).
 
-    :raises ConfigError: built without analysis hubs.
+    :raises ConfigError: built without analysis hubs, or with a gate that refuses the hubs' features.
     """
 
     name = "confluence"
@@ -139,6 +164,7 @@ class ConfluenceStrategy(BaseStrategy):
         self._cooldown_ns = int(params.cooldown_s * NS)
         self._timeout_ns = int(params.order_timeout_s * NS)
         self._min_hold_ns = int(params.min_hold_s * NS)
+        self.generator.check_gate()
         gate = self.generator.gate
         if gate is not None:
             self.log.info(f"confluence: ML gate {gate.describe()} (threshold {gate.threshold:.2f})")

@@ -118,7 +118,9 @@ def test_ml_gate_refuses_and_passes():
     read(hubs, "BTC-USD", (1, 80.0, 1.0), (1, 60.0, 1.0))
     md = make_market_data({"BTC-USD": "100", "ETH-USD": "10"}, ts_ns=TS)
     assert decide(s, md).action is StrategyAction.NONE
-    assert gate.asked == [{"set.x": 1.0, "set2.x": 1.0}]  # asked only for the qualified market, with its features
+    # asked once at start (a neutral signal: the feature check), then only for the qualified market
+    assert gate.asked == [{"set.x": 1.0, "set2.x": 1.0, "confluence.direction": 0.0, "confluence.score": 0.0},
+                          {"set.x": 1.0, "set2.x": 1.0, "confluence.direction": 1.0, "confluence.score": 70.0}]
     assert s.generator.gated_out == 1 and "ML gate refused 1" in s.summary_lines()[-1]
     gate.p = 0.8
     r = decide(s, md)
@@ -212,6 +214,15 @@ def test_wiring_errors_are_one_line(tmp_path):
         _bot(tmp_path, {"analyzers": "technicl"})
     with pytest.raises(ConfigError, match="no plugin can load '/nowhere/model.bin' as a signal gate"):
         _bot(tmp_path, {"ml_model": "/nowhere/model.bin"})
+
+
+def test_a_gate_that_refuses_the_features_fails_at_start():
+    class Picky(Gate):
+        def probability(self, features):
+            raise ValueError("ml model m.bin: features do not match the model's (missing: volume.x)")
+
+    with pytest.raises(ConfigError, match=r"ml_model: ml model m.bin: features do not match .*missing: volume.x"):
+        strategy(gate=Picky(0.5))
 
 
 def test_wiring_hands_the_gate_over_with_the_threshold(tmp_path):
