@@ -71,10 +71,12 @@ def register_exchanges(register):
 def register_commands(cli):
     """Register the ``record`` command (:func:`perpbot.exchanges.dydx.cli.register`) and the
     ``dydx`` account commands (:func:`perpbot.exchanges.dydx.cli_keys.register`: trading keys,
-    fees and limits, TWAP)."""
+    fees and limits, TWAP; :mod:`perpbot.exchanges.dydx.cli_funds`: deposit, withdraw, transfer)."""
     from perpbot.exchanges.dydx.cli import register
 
     register(cli)
     from perpbot.exchanges.dydx.cli_keys import register as register_dydx
 
     register_dydx(cli)
+    # deposit / withdraw / transfer join the same ``dydx`` group (imported for its decorators)
+    import perpbot.exchanges.dydx.cli_funds  # noqa: F401
