@@ -5,6 +5,7 @@ whole pipeline >= 230k events/s, book alone >= 1M level entries/s, peak RSS <= 1
 margin requirements + liquidation prices of a 50-position account < 50 us.
 Sweep on embedded Ray (issue 14): parallel efficiency with 2 workers >= 0.8.
 Analysis hub (issue 15): analysis of one market's event <= 20 us on average.
+dYdX full-node stream (issue 12): its lead over the indexer, printed (no target).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _load(name: str):
 
 def main() -> int:
     sys.path.insert(0, str(HERE.parent))
-    for name in ("bench_margin", "bench_book", "bench_pipeline", "bench_sweep", "bench_analysis"):
+    for name in ("bench_margin", "bench_book", "bench_pipeline", "bench_sweep", "bench_analysis", "bench_stream"):
         if not (HERE / f"{name}.py").exists():
             print(f"{name}: missing")
             continue
