@@ -96,15 +96,7 @@ async def _clob_pair_ids(settings, markets: str) -> tuple[list[int], list[str]]:
         return [int(n) for n in names], names
     from perpbot.exchanges.dydx.rest import IndexerRest
 
-    rest = IndexerRest(settings)
-    try:
-        rows = (await rest.perpetual_markets()).get("markets", {})
-    finally:
-        close = getattr(rest, "close", None)
-        if close is not None:
-            res = close()
-            if asyncio.iscoroutine(res):
-                await res
+    rows = await IndexerRest(settings).perpetual_markets()  # {ticker: row}
     ids, tickers = [], []
     for n in names:
         if n.isdigit():

@@ -197,9 +197,10 @@ def default_fee_tiers() -> fee_params.PerpetualFeeParams:
         ("3", 5_000_000_000_000, 0, 0, 50, 400),
         ("4", 25_000_000_000_000, 0, 0, 0, 350),
         ("5", 125_000_000_000_000, 0, 0, 0, 300),
-        ("6", 125_000_000_000_000, 5_000, 0, -70, 250),
+        ("6", 125_000_000_000_000, 5_000, 0, -50, 250),
         ("7", 125_000_000_000_000, 5_000, 10_000, -90, 250),
         ("8", 125_000_000_000_000, 5_000, 20_000, -110, 250),
+        ("9", 125_000_000_000_000, 5_000, 40_000, -110, 250),  # StandardParams, main @ 84d4664
     ]
     return fee_params.PerpetualFeeParams(tiers=[
         fee_params.PerpetualFeeTier(
@@ -251,7 +252,7 @@ class FakeNode:
         self.gas_used = int(gas_used)
         self.max_workers = max_workers
         self.fee_tiers = fee_tiers or default_fee_tiers()
-        self.user_fee_tier_index = 0
+        self.user_fee_tier_index: Optional[int] = None  # None: from user_stats (set: an override)
         self.balances: dict[str, dict[str, int]] = dict(balances or {})
         # permissioned keys, block rate limits, x/stats (tests/fakes/node_auth.py)
         self.accountplus = node_auth.AccountPlus()
@@ -859,6 +860,9 @@ class _FeeTiers(fee_grpc.QueryServicer):
     def UserFeeTier(self, request, context):
         self.n._enter("UserFeeTier")
         i = self.n.user_fee_tier_index
+        if i is None:
+            i = node_auth.fee_tier_index(self.n.fee_tiers, *self.n.user_stats.get(request.user, (0, 0)),
+                                         self.n.global_notional)
         return fee_query.QueryUserFeeTierResponse(index=i, tier=self.n.fee_tiers.tiers[i])
 
 

@@ -257,6 +257,20 @@ class RateLimits:
                                        f"Block rate limit exceeded", "clob")
 
 
+def fee_tier_index(params, taker: int, maker: int, global_notional: int) -> int:
+    """v4-chain ``x/feetiers/keeper/keeper.go`` ``getUserFeeTier`` (no vault, no affiliate):
+    the last tier whose volume requirements all hold, stopping at the first that fails."""
+    idx = 0
+    for i, t in enumerate(params.tiers):
+        total = taker + maker
+        if (total < t.absolute_volume_requirement
+                or total < global_notional * t.total_volume_share_requirement_ppm // 1_000_000
+                or maker < global_notional * t.maker_volume_share_requirement_ppm // 1_000_000):
+            break
+        idx = i
+    return idx
+
+
 def genesis_rate_limits() -> brl.BlockRateLimitConfiguration:
     """The values of v4-chain ``protocol/testing/genesis.sh``: 400 short-term places and
     cancels per block, 2 stateful orders per block and 20 per 100 blocks."""
