@@ -96,3 +96,38 @@ def signal_gate_for(params: Any, hook: Any, strategy: str) -> Any:
             raise ConfigError(f"strategy {strategy}: parameter ml_threshold: the gate from {path!r} "
                               f"does not accept a threshold") from None
     return gate
+
+
+#: every built-in analyzer, in hub order (perpbot.plugins.analysis)
+BUILTIN_NAMES = ("technical", "volume", "orderflow", "orderbook", "structure", "sentiment")
+
+
+def confluence_input(weight: Any) -> AnalysisSpec | None:
+    """The spec of a strategy that blends the confluence into its own score with ``weight`` (0-1):
+    every built-in analyzer when ``weight > 0``, else None (no analysis, no cost)."""
+    return AnalysisSpec(BUILTIN_NAMES) if weight and weight > 0 else None
+
+
+def blend_confluence(hubs: Mapping[str, AnalysisHub], ticker: str, ts_ns: int, long: bool, composite: float,
+                     weight: Any) -> tuple[float, tuple[str, ...]]:
+    """A 0-100 score of one side blended with the market's confluence (cross-venue), and its reasons.
+
+    The confluence becomes a 0-100 score for the side, ``50 + s * direction * score / 2``
+    (``s`` +1 long, -1 short: 100 = the strongest agreement for the side, 50 = none), and the
+    result is ``(1 - w) * composite + w * that``.
+
+    :param hubs: qualified ticker -> hub (``StrategyContext.options["analysis"]``).
+    :param long: the side the composite is for.
+    :param composite: the strategy's own 0-100 score for that side.
+    :param weight: ``w``, 0-1 (Decimal or float).
+    :returns: ``(blended score, the confluence's reasons)``; the composite unchanged and no
+        reasons when the market has no hub.
+    """
+    from perpbot.core.analysis.hub import market_confluence
+
+    if ticker.split(":", 1)[-1] not in {t.split(":", 1)[-1] for t in hubs}:
+        return composite, ()
+    c = market_confluence(hubs, ticker, ts_ns)
+    w = float(weight)
+    side_score = 50.0 + (1 if long else -1) * c.direction * c.score / 2.0
+    return (1.0 - w) * composite + w * side_score, c.reasons

@@ -68,6 +68,8 @@ class SniperParams:
     max_positions: int = param(2, "most markets held at once (top-N)", in_range(1, 1000), flag="--max-positions")
     cooldown_s: Decimal = param(D("60"), "seconds a market is not re-entered after an exit", in_range(D(0)), flag="--cooldown")
     allow_short: bool = param(True, "take shorts when the short composite is the better side", flag="--allow-short")
+    confluence_weight: Decimal = param(D(0), "weight (0-1) of the analysis hub's confluence in the composite; > 0 runs the "
+                                       "six analyzers (perpbot.core.analysis) and the table shows their reasons", in_range(D(0), D(1)))
     correlation_threshold: Decimal = param(D("0.8"), "do not stack same-direction positions whose bar returns correlate above this", in_range(D(-1), D(1)))
     correlation_lookback: int = param(30, "bars (closed, from MarketState.bars) used for the correlation", in_range(2, 1000))
     correlation_min_returns: int = param(5, "fewer common bar returns than this: correlation unknown (not blocking)", in_range(2, 1000))

@@ -166,6 +166,13 @@ class Sniper(BaseStrategy):
     # decisions
     # ------------------------------------------------------------------
 
+    @classmethod
+    def analysis_spec(cls, params: SniperParams):
+        """The analysis hub's analyzers when ``confluence_weight`` > 0, else None (read by the wiring)."""
+        from perpbot.core.analysis.run import confluence_input
+
+        return confluence_input(params.confluence_weight)
+
     def wake(self) -> Wake | None:
         """The ``wake_on`` parameter as a :class:`perpbot.Wake` (None when empty: the schedule only)."""
         return Wake.parse(self.params.wake_on) if self.params.wake_on else None
@@ -195,6 +202,11 @@ class Sniper(BaseStrategy):
             row = Row(t, scores=sc, position=md.positions.get(t))
             if sc is not None:
                 row.side, row.composite = self.best_side(sc)
+                if self.params.confluence_weight:  # the confluence as an input (perpbot.core.analysis.run.blend_confluence)
+                    from perpbot.core.analysis.run import blend_confluence
+
+                    row.composite, row.reasons = blend_confluence(self.context.options["analysis"], t, now, row.side is Side.BUY,
+                                                                  row.composite, self.params.confluence_weight)
                 try:
                     sc.strategy_composite = row.composite  # conviction for score-aware sizers
                 except AttributeError:

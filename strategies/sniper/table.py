@@ -41,6 +41,7 @@ class Row:
     position: Any = None
     action: str = ""
     paused: str = ""
+    reasons: tuple = ()  # the analysis hub's confluence reasons (with confluence_weight > 0), shown under the line
 
 
 def render_table(
@@ -101,4 +102,5 @@ def row_line(rank: str, r: Row) -> str:
     else:
         position = "flat"
     action = f"paused: {r.paused}" if r.paused else (r.action or ("no scores yet" if sc is None else ""))
-    return f"{rank:>4}  {r.ticker:<18} {side:<5} {comp:>5}  {scores}  {position:<22} {action}"
+    return f"{rank:>4}  {r.ticker:<18} {side:<5} {comp:>5}  {scores}  {position:<22} {action}" + "".join(
+        f"\n        {reason}" for reason in r.reasons[:3])
