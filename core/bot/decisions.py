@@ -24,6 +24,7 @@ import attrs
 from perpbot.core.bot.support import NS
 from perpbot.core.model import ZERO
 from perpbot.core.policies import RiskAction, RiskView
+from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
 from perpbot.core.wake import SCHEDULE, WakeEvent
 
@@ -55,10 +56,13 @@ class DecisionCycle:
         #: the :class:`~perpbot.core.bot.wake.Waker` of an event-driven strategy (set by the event loop), or None
         self.waker = None
 
-    def track_equity(self, now: int) -> None:
-        """Feed the total equity (USD) at ``now`` (ns) to the drawdown tracker, the peak and the day start."""
+    def track_equity(self, now: int, equity: Decimal | None = None) -> None:
+        """Feed the total equity (USD) at ``now`` (ns) to the drawdown tracker, the peak and the day start.
+
+        :param equity: the total equity when the caller has it (default: ``bot.total_equity()``).
+        """
         bot = self.bot
-        eq = bot.total_equity()
+        eq = bot.total_equity() if equity is None else equity
         bot.drawdown.update(eq, now)
         if eq > bot.peak_equity:
             bot.peak_equity = eq
@@ -81,20 +85,22 @@ class DecisionCycle:
         scheduled = wake.kind == "schedule"
         if scheduled:
             self.next_decision_ns = now + self.decision_ns
-        self.track_equity(now)
+        snap = AccountSnapshot.of(bot)  # balances, marks, positions, paused: computed once for the cycle
+        self.track_equity(now, snap.total_equity)
         if now >= self.next_snapshot_ns:
             self.next_snapshot_ns = now + self.snapshot_ns
-            await bot.notify("on_equity_snapshot", ts_ns=now, balance=bot.balance())
-        view = bot.risk_view()
+            await bot.notify("on_equity_snapshot", ts_ns=now, balance=snap.primary)
+        view = risk_view(bot, snap)
         for policy in bot.risk_chain:
             decision = policy.check_account(view)
             if not decision.approved:
+                snap = None  # carrying it out may change the account: the strategy gets a fresh view
                 await self.orders.handle_risk(decision, policy)
                 if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):
                     return
         if bot.halted:
             return
-        md = bot.market_data()
+        md = snap.market_data(bot, now) if snap is not None else bot.market_data()
         try:
             bot.strategy.woken_by = wake
         except AttributeError:  # a strategy with __slots__ and no woken_by: it cannot be told
@@ -132,28 +138,99 @@ class DecisionCycle:
                 self.waker.hold_until((wake.decided_ns or now) + wait_ns)
 
 
-def risk_view(bot: Any) -> RiskView:
+@attrs.frozen
+class AccountSnapshot:
+    """The account and market figures one decision cycle reads several times, computed once.
+
+    The cycle's equity tracking, its risk view and the strategy's
+    :class:`~perpbot.core.state.MarketData` all read the same balances, marks, positions and
+    paused markets: nothing changes them between those reads (account events are processed
+    before and after the cycle, market events between cycles). Each field is what the bot's
+    query of the same name returns (``bot.balance(venue)``, ``bot.marks()``,
+    ``bot.positions()``, ``bot.paused()``).
+
+    :param balances: venue -> :class:`~perpbot.core.model.Balance` (USD).
+    :param primary: the primary venue's balance.
+    :param marks: qualified ticker -> mark price, USD.
+    :param positions: qualified ticker -> open :class:`~perpbot.core.model.Position`.
+    :param paused: qualified ticker -> why its data is stale.
+    :param total_equity: every venue's equity together, USD.
+    """
+
+    balances: dict
+    primary: Any
+    marks: dict
+    positions: dict
+    paused: dict
+    total_equity: Decimal
+
+    @classmethod
+    def of(cls, bot: Any) -> "AccountSnapshot":
+        """The figures of ``bot`` now (after :meth:`~perpbot.core.bot.TradingBot.start`: needs portfolios).
+
+        Balances as ``bot.balance(venue)`` computes them (each venue's portfolio at that venue's
+        marks, :meth:`~perpbot.core.bot.queries.RunQueries.venue_marks`), with the marks read once.
+        """
+        marks = bot.marks()
+        primary = bot.config.primary_venue
+        now = bot.clock.now_ns()
+        balances = {}
+        for venue, pf in bot.portfolios.items():
+            if venue == primary:
+                vm = {t: p for t, p in marks.items() if ":" not in t}
+            else:
+                prefix = f"{venue}:"
+                vm = {t[len(prefix):]: p for t, p in marks.items() if t.startswith(prefix)}
+            balances[venue] = pf.balance(vm, now)
+        return cls(
+            balances=balances,
+            primary=balances[primary],
+            marks=marks,
+            positions=bot.positions(),
+            paused=bot.paused(),
+            total_equity=sum((b.equity for b in balances.values()), ZERO),
+        )
+
+    def market_data(self, bot: Any, now: int) -> MarketData:
+        """The :class:`~perpbot.core.state.MarketData` ``bot.market_data()`` would build at ``now`` (ns)."""
+        paused = self.paused
+        return MarketData(
+            ts_ns=now,
+            markets=bot.states,
+            tradable=tuple(t for t in bot.states if t not in paused),
+            paused=paused,
+            positions=self.positions,
+            open_orders=dict(bot.open_orders),
+            balance=self.primary,
+            marks=self.marks,
+            venues=dict(self.balances),
+        )
+
+
+def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
     """The :class:`~perpbot.core.policies.RiskView` risk policies check, as of now.
 
     Balances and equity USD, times ns; ``circuit_open``: venue -> why its circuit breaker is
     open (exchanges exposing ``circuit_open``); ``total_equity`` sums every venue.
 
     :param bot: the :class:`~perpbot.core.bot.TradingBot` (after :meth:`start`: needs portfolios).
+    :param snapshot: the cycle's :class:`AccountSnapshot` when it has one (default: taken now).
     """
     circuit = {}
     for venue, ex in bot.exchanges.items():
         reason = getattr(ex, "circuit_open", None)
         if reason:
             circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
-    balances = {v: bot.balance(v) for v in bot.portfolios}
-    bal = balances[bot.config.primary_venue]
+    snap = snapshot if snapshot is not None else AccountSnapshot.of(bot)
+    balances = snap.balances
+    bal = snap.primary
     return RiskView(
         now_ns=bot.clock.now_ns(),
         balance=bal,
-        positions=bot.positions(),
-        marks=bot.marks(),
+        positions=dict(snap.positions),
+        marks=dict(snap.marks),
         markets=bot.markets,
-        stale=bot.paused(),
+        stale=dict(snap.paused),
         start_equity=bot.start_equity,
         peak_equity=bot.peak_equity,
         day_start_equity=bot.day_start_equity,
@@ -163,6 +240,6 @@ def risk_view(bot: Any) -> RiskView:
         open_orders=len(bot.open_orders),
         circuit_open=circuit,
         state=bot.states,
-        total_equity=sum((b.equity for b in balances.values()), ZERO),
-        balances=balances,
+        total_equity=snap.total_equity,
+        balances=dict(balances),
     )

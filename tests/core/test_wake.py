@@ -276,3 +276,35 @@ def test_the_feed_batching_does_not_change_the_decisions(tmp_path):
     WakeProbe.log = []
     run(tmp_path / "big", batches=[evs[:2], evs[2:50], evs[50:51], evs[51:]], wake="bbo,trade,every:3600", interval="0.3")
     assert woken() == one_per_batch and len(one_per_batch) > 20
+
+
+# --------------------------------------------------------------------------- the cycle's snapshot
+
+
+def test_the_cycle_snapshot_is_what_the_bot_queries_return_on_every_venue(tmp_path):
+    """The decision cycle reads balances, marks, positions and paused markets once
+    (AccountSnapshot); they must equal the bot's own queries, venue by venue."""
+    from perpbot.core.bot.decisions import AccountSnapshot, risk_view
+    from perpbot.core.model import Fill, Liquidity
+    from perpbot.core.portfolio import Portfolio
+    from perpbot.core.state import MarketState
+    from perpbot.core.testing import market
+
+    evs = book_events("BTC-USD", T0, D("60000")) + [trade(T0 + S)]
+    bot, _ = run(tmp_path, evs, wake="trade,every:3600", buy_on_trade=True)
+    other = Portfolio(D("5000"), {"BTC-USD": market("BTC-USD")})
+    other.apply_fill(Fill(1, "BTC-USD", Side.SELL, D("61000"), D("0.1"), D("1"), Liquidity.TAKER, T0))
+    bot.portfolios["other"] = other
+    st = MarketState(market("BTC-USD"))
+    st.apply(book_events("BTC-USD", T0, D("60500"))[0])
+    bot.states["other:BTC-USD"] = st
+    bot.states["other:ETH-USD"] = MarketState(market("ETH-USD"))  # no book yet: paused
+    snap = AccountSnapshot.of(bot)
+    assert snap.paused == {"other:ETH-USD": "no book snapshot yet"}
+    assert snap.balances == {v: bot.balance(v) for v in bot.portfolios} and len(snap.balances) == 2
+    assert snap.balances["other"] != snap.balances[bot.config.primary_venue]
+    assert (snap.marks, snap.positions, snap.paused) == (bot.marks(), bot.positions(), bot.paused())
+    assert snap.total_equity == bot.total_equity() and snap.primary == bot.balance()
+    now = bot.clock.now_ns()
+    assert attrs.asdict(snap.market_data(bot, now), recurse=False) == attrs.asdict(bot.market_data(), recurse=False)
+    assert risk_view(bot, snap) == risk_view(bot)
