@@ -26,7 +26,7 @@ def _load(name: str):
 
 def main() -> int:
     sys.path.insert(0, str(HERE.parent))
-    for name in ("bench_margin", "bench_book", "bench_pipeline", "bench_sweep", "bench_analysis", "bench_stream"):
+    for name in ("bench_margin", "bench_book", "bench_pipeline", "bench_sweep", "bench_analysis", "bench_stream", "bench_tick"):
         if not (HERE / f"{name}.py").exists():
             print(f"{name}: missing")
             continue
