@@ -76,34 +76,43 @@ class BookSide:
         return b
 
     def calibrate(self) -> None:
-        """Choose ``exp``/``shift`` from the levels held (about :data:`BUCKET_TARGET` per bucket) and rebuild the ladder."""
-        d = self._d
+        """Choose ``exp``/``shift`` from the levels held and rebuild the ladder.
+
+        ``exp`` is the most decimals of any price (so scaled prices are exact integers);
+        a bucket spans :data:`BUCKET_TARGET` times the median gap between adjacent
+        levels (books are dense near the top and sparse far away: the median follows
+        the dense part), narrowed until no bucket holds more than :data:`BUCKET_MAX`.
+        O(n log n), on a snapshot or when a bucket overflowed.
+        """
+        prices = sorted(self._d)
         exp = 0
-        for p in islice(d, 64):
+        for p in prices:
             e = -Decimal(p).as_tuple().exponent
-            if isinstance(e, int) and e > exp:
+            if type(e) is int and e > exp:
                 exp = e
-        self._exp = min(exp, 40)
-        shift = 0
-        if len(d) >= 2:
-            lo = int(Decimal(min(d)).scaleb(self._exp))
-            hi = int(Decimal(max(d)).scaleb(self._exp))
-            width = (hi - lo) * BUCKET_TARGET // (len(d) - 1)
-            shift = max(width.bit_length() - 1, 0)
+        exp = min(exp, 40)
+        scaled = [int(Decimal(p).scaleb(exp)) for p in prices]
+        gaps = sorted(b - a for a, b in zip(scaled, scaled[1:]) if b > a)
+        gap = gaps[len(gaps) // 2] if gaps else 1
+        shift = max((gap * BUCKET_TARGET).bit_length() - 1, 0)
+        while shift > 0 and _largest_run([x >> shift for x in scaled]) > BUCKET_MAX:
+            shift -= 1
+        self._exp = exp
         self._shift = shift
-        self._bucket = {}
+        bucket: dict = {}
         buckets: dict = {}
-        bucket_of = self._bucket_of
-        for p in d:
-            b = bucket_of(p)
+        for p, x in zip(prices, scaled):
+            b = x >> shift
+            bucket[p] = b
             s = buckets.get(b)
             if s is None:
                 buckets[b] = {p}
             else:
                 s.add(p)
+        self._bucket = bucket
         self._buckets = buckets
         self._ids = sorted(buckets)
-        self._sorted = None
+        self._sorted = prices
         self._dirty = False
 
     def load(self, levels) -> None:
@@ -131,10 +140,10 @@ class BookSide:
         bucket = self._bucket
         buckets = self._buckets
         ids = self._ids
-        n = 0
+        if type(levels) is not tuple and type(levels) is not list:
+            levels = tuple(levels)
         structural = False
         for price, size in levels:
-            n += 1
             if size:
                 if price not in d:
                     b = bucket.get(price)
@@ -167,7 +176,7 @@ class BookSide:
                 self.calibrate()
             elif len(bucket) > len(d) + CACHE_SLACK:
                 self._bucket = {p: bucket[p] for p in d}
-        return n
+        return len(levels)
 
     def __setitem__(self, price, size) -> None:
         """Set one level's size (a size of 0 is stored as is; use ``del`` to remove a level)."""
@@ -321,6 +330,18 @@ class BookSide:
 
     def __repr__(self) -> str:
         return f"BookSide({len(self._d)} levels, low={self.best_low()}, high={self.best_high()})"
+
+
+def _largest_run(ids: list) -> int:
+    """Length of the longest run of equal values in the sorted list ``ids``."""
+    best = run = 0
+    prev = None
+    for x in ids:
+        run = run + 1 if x == prev else 1
+        prev = x
+        if run > best:
+            best = run
+    return best
 
 
 class SideKeys:

@@ -1,0 +1,160 @@
+"""The L2 book on its integer bucket ladder (core/book_side.py) behaves like a sorted mapping.
+
+Every operation is checked against a reference model: a plain dict per side whose order is
+``sorted()``. Hypothesis drives random snapshots, deltas (sets, deletes, deletes of absent
+levels), simulated fills (``consume``), trims and uncrosses over prices on several decimal
+grids, including bursts that overflow one bucket (recalibration) and prices far outside
+the calibrated range.
+"""
+
+from decimal import Decimal as D
+from itertools import islice
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perpbot.core.book import OrderBook
+from perpbot.core.book_side import BUCKET_MAX
+from perpbot.core.model import Side
+
+PRICES = st.one_of(
+    st.integers(1, 4000).map(lambda i: D(i).scaleb(-1) + D(60000)),  # BTC-like 0.1 grid
+    st.integers(1, 400).map(lambda i: D(i).scaleb(-2)),  # small prices, 0.01 grid
+    st.integers(1, 50).map(lambda i: D(i * 1000)),  # far levels on a coarse grid
+    st.sampled_from([D("61800.20"), D("61800.2"), D("0.00001234"), D("123456789")]),
+)
+SIZES = st.one_of(st.just(D(0)), st.integers(1, 5000).map(lambda i: D(i).scaleb(-3)))
+LEVELS = st.lists(st.tuples(PRICES, SIZES), max_size=40)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("snap"), LEVELS, LEVELS),
+        st.tuples(st.just("delta"), LEVELS, LEVELS),
+        st.tuples(st.just("consume"), st.booleans(), PRICES, SIZES),
+        st.tuples(st.just("trim"), st.integers(0, 30)),
+        st.tuples(st.just("uncross")),
+    ),
+    max_size=30,
+)
+
+
+class Ref:
+    """The reference: dicts, sorted on every read; the book's documented semantics."""
+
+    def __init__(self):
+        self.b, self.a, self.bs, self.as_, self.seq = {}, {}, {}, {}, 0
+
+    def snap(self, bids, asks):
+        self.seq += 1
+        self.b = {p: s for p, s in bids if s > 0}
+        self.a = {p: s for p, s in asks if s > 0}
+        self.bs = dict.fromkeys(self.b, self.seq)
+        self.as_ = dict.fromkeys(self.a, self.seq)
+
+    def delta(self, bids, asks):
+        self.seq += 1
+        for side, seqs, levels in ((self.b, self.bs, bids), (self.a, self.as_, asks)):
+            for p, s in levels:
+                if s:
+                    side[p] = s
+                    seqs[p] = self.seq
+                elif p in side:
+                    del side[p]
+                    seqs.pop(p, None)
+
+    def best(self):
+        return (max(self.b) if self.b else None), (min(self.a) if self.a else None)
+
+
+def check(book: OrderBook, ref: Ref):
+    bids_desc = sorted(ref.b, reverse=True)
+    asks_asc = sorted(ref.a)
+    assert book.levels("bid") == [(p, ref.b[p]) for p in bids_desc]
+    assert book.levels("ask", 3) == [(p, ref.a[p]) for p in asks_asc[:3]]
+    assert book.best_bid_price() == (bids_desc[0] if bids_desc else None)
+    assert book.best_ask_price() == (asks_asc[0] if asks_asc else None)
+    assert len(book) == len(ref.b) + len(ref.a)
+    # the SortedDict-compatible reads the signal engine and the paper exchange use
+    bids = book.bids
+    assert list(bids) == sorted(ref.b) and list(reversed(bids)) == bids_desc
+    assert list(islice(reversed(bids), 5)) == bids_desc[:5]
+    keys = book.asks.keys()
+    assert len(keys) == len(asks_asc) and [keys[i] for i in range(len(keys))] == asks_asc
+    if asks_asc:
+        assert keys[-1] == asks_asc[-1] and book.asks.peekitem(0) == (asks_asc[0], ref.a[asks_asc[0]])
+    if bids_desc:
+        assert bids.peekitem(-1) == (bids_desc[0], ref.b[bids_desc[0]])
+        mid = bids_desc[len(bids_desc) // 2]
+        assert mid in bids and bids[mid] == ref.b[mid] and bids.get(mid) == ref.b[mid]
+    assert book.bids.items() == [(p, ref.b[p]) for p in sorted(ref.b)]
+    assert book.is_crossed() == bool(bids_desc and asks_asc and bids_desc[0] >= asks_asc[0])
+    # the exact price objects given are the ones returned (same Decimal representation)
+    for p in book.bids:
+        assert str(p) == str(next(q for q in ref.b if q == p))
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_book_matches_a_sorted_reference(ops):
+    book, ref = OrderBook("BTC-USD"), Ref()
+    for op in ops:
+        if op[0] == "snap":
+            book.apply_snapshot(op[1], op[2])
+            ref.snap(op[1], op[2])
+        elif op[0] == "delta":
+            book.apply_delta(op[1], op[2])
+            ref.delta(op[1], op[2])
+        elif op[0] == "consume":
+            _, is_bid, price, size = op
+            book.consume("bid" if is_bid else "ask", price, size)
+            side = ref.b if is_bid else ref.a
+            if price in side:
+                left = side[price] - size
+                if left > 0:
+                    side[price] = left
+                else:
+                    del side[price]
+                    (ref.bs if is_bid else ref.as_).pop(price, None)
+        elif op[0] == "trim":
+            depth = op[1]
+            book.trim(depth)
+            for p in sorted(ref.b, reverse=True)[depth:]:
+                del ref.b[p]
+            for p in sorted(ref.a)[depth:]:
+                del ref.a[p]
+        else:
+            removed = 0
+            while True:
+                bb, ba = ref.best()
+                if bb is None or ba is None or bb < ba:
+                    break
+                bseq, aseq = ref.bs.get(bb, 0), ref.as_.get(ba, 0)
+                drop_bid = bseq < aseq if bseq != aseq else ref.b[bb] < ref.a[ba]
+                if drop_bid:
+                    del ref.b[bb]
+                else:
+                    del ref.a[ba]
+                removed += 1
+            assert book.uncross() == removed
+        check(book, ref)
+
+
+def test_a_bucket_that_overflows_recalibrates_and_stays_ordered():
+    book = OrderBook("ETH-USD")
+    book.apply_snapshot([(D("1000"), D(1)), (D("3000"), D(1))], [(D("5000"), D(1))])  # one wide bucket per level
+    dense = [(D(2000) + D(i).scaleb(-2), D(1)) for i in range(BUCKET_MAX * 3)]  # 768 levels 0.01 apart
+    book.apply_delta(bids=dense)
+    assert max(len(s) for s in book.bids._buckets.values()) <= BUCKET_MAX
+    want = sorted([D(1000), D(3000), *(p for p, _ in dense)], reverse=True)
+    assert [p for p, _ in book.levels("bid")] == want
+    assert book.best_bid_price() == D(3000)
+    book.apply_delta(bids=[(D(3000), D(0))])
+    assert book.best_bid_price() == dense[-1][0]
+
+
+def test_walk_and_depth_read_best_first():
+    book = OrderBook("BTC-USD")
+    book.apply_snapshot([(D("99.5"), D(2)), (D("100"), D(1))], [(D("101"), D("0.5")), (D("101.5"), D(3))])
+    assert book.walk(Side.BUY, D(2)) == [(D(101), D("0.5")), (D("101.5"), D("1.5"))]
+    assert book.walk(Side.SELL, D(5), limit_price=D(100)) == [(D(100), D(1))]
+    assert book.depth("bid", 2) == D(3) and book.imbalance(1) == D("0.5") / D("1.5")
+    assert book.mid() == D("100.5") and book.spread() == D(1)
