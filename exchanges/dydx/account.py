@@ -83,6 +83,8 @@ class AccountState:
         self.ledger = AccountLedger(ids, order_of=self.registry.our_id_of, market_of=market_of,
                                     oracle_of=oracle_of, emit=emit, now_ns=now_ns, stats=self.stats)
         self.subaccount_id = self.registry.subaccount_id
+        #: called with a ticker when the stream shows its position's funding settled (or None)
+        self.on_funding_change: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ the collaborators' state
 
@@ -175,9 +177,27 @@ class AccountState:
         for row in c.get("fills") or ():
             self.ledger.apply_fill_row(row)
         for row in c.get("perpetualPositions") or ():
-            self.ledger.apply_position_row(row)
+            self.apply_stream_position(self.ledger, row)
         for row in c.get("assetPositions") or ():
             self.ledger.apply_asset_row(row)
+
+    def apply_stream_position(self, ledger: AccountLedger, row: Mapping[str, Any]) -> None:
+        """A stream position row into ``ledger`` (this subaccount's or an isolated child's).
+
+        The indexer streams no funding payment rows: settled funding shows as a change of a
+        position's ``netFunding`` (v4-chain ``indexer/packages/postgres/src/types/
+        websocket-message-types.ts`` ``PerpetualPositionSubaccountMessageContents``). Such a
+        change of an open position calls :attr:`on_funding_change` with the ticker (the exchange
+        then reads ``/v4/fundingPayments`` at once) and counts ``stats["funding_stream_signals"]``.
+        """
+        t = str(row.get("market") or row.get("ticker"))
+        before = ledger.positions.get(t)
+        ledger.apply_position_row(row)
+        after = ledger.positions.get(t)
+        if before is not None and after is not None and after.funding != before.funding:
+            self.stats["funding_stream_signals"] = self.stats.get("funding_stream_signals", 0) + 1
+            if self.on_funding_change is not None:
+                self.on_funding_change(t)
 
     def _height(self, h: Any) -> None:
         if h is not None:

@@ -167,6 +167,8 @@ class IsolatedMarkets:
                                    on_record=self._on_transfer_record)
         self.reconciler.children = self.children
         self.reconciler.watch = self._watch_child
+        # funding settled on the stream (a position's netFunding moved): read the payments now
+        self.account.on_funding_change = lambda ticker: self._reconcile_now is not None and self._reconcile_now.set()
         if self.settings.subaccount < MAX_PARENT_SUBACCOUNTS:  # a child cannot have children
             self.router = IsolatedRouter(self.children, self.transfers, oracle=self._oracle, watch=self._watch_child)
             self.order_path.route = self.router.route

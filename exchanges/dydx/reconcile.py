@@ -105,7 +105,10 @@ class Reconciler:
         ``fill`` (a fill the stream never brought: booked now), ``order`` (one of our orders
         whose status REST changes, e.g. gone from the venue: marked so), ``position`` and
         ``collateral`` (the stream's position / USDC differed: REST's is kept), ``funding``
-        (a payment the stream never brought: reported now).
+        (a position's ``netFunding`` on the stream differed from REST's: REST's is kept).
+        Funding payments themselves come from ``GET /v4/fundingPayments`` (the subaccount
+        stream carries no payment rows, only each position's ``netFunding``; a change of it
+        wakes a reconciliation at once, see the exchange).
 
         :raises ExchangeError: when the indexer cannot be read (the caller retries).
         """
@@ -143,13 +146,9 @@ class Reconciler:
                 payments = []
                 if first:
                     logger.warning(f"dYdX funding payments unavailable: {exc}")
-            new_pay = ledger.apply_funding_payments(payments, emit=not first)
-            if not first:
-                if new_fills:
-                    self.divergence("fill", f"subaccount {n}: {new_fills} fill(s) the stream never brought; booked now")
-                if new_pay:
-                    self.divergence("funding", f"subaccount {n}: {new_pay} funding payment(s) not seen before; "
-                                               f"reported now")
+            ledger.apply_funding_payments(payments, emit=not first)  # the indexer streams none: REST is the source
+            if not first and new_fills:
+                self.divergence("fill", f"subaccount {n}: {new_fills} fill(s) the stream never brought; booked now")
         if not first:
             self._compare(before, self._stream_view(numbers), orders_before)
         self.counters["reconciles"] += 1
@@ -196,17 +195,21 @@ class Reconciler:
                 self.watch(n)
         return self.children.numbers()
 
-    def _stream_view(self, numbers: list[int]) -> dict[int, tuple[Decimal, dict[str, Decimal]]]:
-        return {n: (self._ledger(n).usdc, {t: p.size for t, p in self._ledger(n).positions.items()})
+    def _stream_view(self, numbers: list[int]) -> dict[int, tuple[Decimal, dict[str, tuple[Decimal, Decimal]]]]:
+        return {n: (self._ledger(n).usdc, {t: (p.size, p.funding) for t, p in self._ledger(n).positions.items()})
                 for n in numbers}
 
     def _compare(self, before: dict, after: dict, orders_before: dict) -> None:
         for n, (usdc, pos) in before.items():
             usdc2, pos2 = after.get(n, (usdc, pos))
             for t in sorted(set(pos) | set(pos2)):
-                if pos.get(t, ZERO) != pos2.get(t, ZERO):
-                    self.divergence("position", f"subaccount {n} {t}: the stream said {pos.get(t, ZERO)}, "
-                                                f"the indexer says {pos2.get(t, ZERO)}; the indexer's is kept")
+                (size, fund), (size2, fund2) = pos.get(t, (ZERO, ZERO)), pos2.get(t, (ZERO, ZERO))
+                if size != size2:
+                    self.divergence("position", f"subaccount {n} {t}: the stream said {size}, "
+                                                f"the indexer says {size2}; the indexer's is kept")
+                elif fund != fund2:
+                    self.divergence("funding", f"subaccount {n} {t}: net funding {fund} on the stream, "
+                                               f"{fund2} on the indexer; the indexer's is kept")
             if usdc != usdc2:
                 self.divergence("collateral", f"subaccount {n}: the stream said {usdc} USDC, the indexer says "
                                               f"{usdc2}; the indexer's is kept")

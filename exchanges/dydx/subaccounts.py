@@ -250,7 +250,7 @@ class ChildLedgers:
             for row in c.get("fills") or ():
                 led.apply_fill_row(row)
             for row in c.get("perpetualPositions") or ():
-                led.apply_position_row(row)
+                self.account.apply_stream_position(led, row)
             for row in c.get("assetPositions") or ():
                 led.apply_asset_row(row)
             t = c.get("transfers")
