@@ -122,6 +122,9 @@ def test_fee_tier_follows_the_chain_rules():
     assert select_tier(tiers, 0, 125_000_000 * USDC, glob) == 4  # 0.42% share < 0.5%: stays at tier 5
     assert select_tier(tiers, 0, 150_000_000 * USDC, glob) == 5  # 0.5%: tier 6, no maker share
     assert select_tier(tiers, 300_000_000 * USDC, 0, glob) == 6  # 1% maker share: tier 7
+    # the walk STOPS at the first tier that fails, even if a later one would pass
+    odd = [Tier("a", 0, 0, 0, 100, 500), Tier("b", 0, 0, 100_000, 50, 400), Tier("c", 1_000_000 * USDC, 0, 0, 0, 300)]
+    assert select_tier(odd, 0, 2_000_000 * USDC, 10_000_000 * USDC) == 0
 
 
 def test_fee_tier_from_the_queries_prefers_the_chain_answer_and_says_so():

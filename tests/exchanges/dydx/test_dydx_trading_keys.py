@@ -9,6 +9,7 @@ the authenticator does not allow it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -317,6 +318,14 @@ async def test_trading_key_file_problems_are_one_line(node_and_key, monkeypatch)
         load_signer(_settings(node, trading_key_file=str(path), address="dydx1" + "q" * 38))
     monkeypatch.delenv("DYDX_MNEMONIC", raising=False)
     assert load_signer(_settings(node, trading_key_file=str(path))).authenticator_id == key.authenticator_id
+    other, _ = await _add_key(node, tmp)
+    mixed = json.loads(path.read_text()) | {"authenticator_id": other.authenticator_id}
+    mixed_path = tmp / "mixed.json"
+    mixed_path.write_text(json.dumps(mixed))
+    os.chmod(mixed_path, 0o600)
+    gw = NodeGateway(_settings(node), load_trading_key(mixed_path))
+    with pytest.raises(SecretError, match=f"authenticator {other.authenticator_id} on dydx1.* is for another key"):
+        await gw.connect()
     node.accountplus.remove(key.address, key.authenticator_id)
     gw = NodeGateway(_settings(node), load_trading_key(path))
     with pytest.raises(SecretError, match=f"authenticator {key.authenticator_id} is not on account"):
