@@ -58,9 +58,10 @@ def test_the_trading_authenticator_reads_back_and_refuses_like_the_chain():
     assert node.refusal(MSG_CREATE_TRANSFER, (), None, PK).startswith("MessageFilter allows only ")
     assert node.refusal(MSG_PLACE_ORDER, (0,), 0, OTHER).startswith("SignatureVerification: signed by key 03")
     # a key allowed to transfer passes the filters (they only look at clob messages)
-    wide = parse_authenticator("AllOf", _client_data(trading_authenticator(PK, clob_pair_ids=[0],
+    wide = parse_authenticator("AllOf", _client_data(trading_authenticator(PK, clob_pair_ids=[0], subaccounts=[0],
                                                                            allow_transfers=True)))
     assert wide.allows(MSG_CREATE_TRANSFER, (), None, PK)
+    assert wide.allows(MSG_CREATE_TRANSFER, (7,), 128, PK)  # even when a caller names a market and subaccount
 
 
 def test_any_of_and_nested_composites_and_bad_configs():
