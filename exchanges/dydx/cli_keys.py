@@ -49,14 +49,14 @@ def _settings(network, indexer_rest, indexer_ws, node, chain_id, **more):
     cfg = {"network": network, "indexer_rest": indexer_rest, "indexer_ws": indexer_ws, "node": node,
            "chain_id": chain_id, **more}
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.items() if v is not None}
-    if cfg.get("network", "mainnet") == "custom" and not cfg.get("indexer_rest"):
-        cfg.setdefault("indexer_rest", "http://127.0.0.1:1")  # account commands need only the node
+    if cfg.get("network", "mainnet") == "custom":  # account commands need the node (REST only for --markets)
+        cfg.setdefault("indexer_rest", "http://127.0.0.1:1")
         cfg.setdefault("indexer_ws", "ws://127.0.0.1:1/v4/ws")
     return DydxSettings.from_config(cfg)
 
 
 def _run(coro, verbose: bool):
-    """Run ``coro``; a PerpbotError is one ``error:`` line and exit code 1."""
+    """Run ``coro``; a PerpbotError is one ``error:`` line and its exit code."""
     try:
         return asyncio.run(coro)
     except PerpbotError as exc:
