@@ -65,7 +65,8 @@ if TYPE_CHECKING:
     from perpbot.core.exchange import BaseExchangeClient
     from perpbot.core.feed import BaseFeed
     from perpbot.core.model import (
-        Balance, FeedStatus, Fill, FundingPayment, Liquidation, OrderRequest, OrderResult, OrderUpdate,
+        Balance, CollateralTransfer, FeedStatus, Fill, FundingPayment, Liquidation, OrderRequest, OrderResult,
+        OrderUpdate,
     )
     from perpbot.core.policies import PositionSizer, RiskDecision, RiskPolicy
     from perpbot.core.report import RunSummary
@@ -294,6 +295,16 @@ def on_liquidation(bot: RunView, liquidation: Liquidation) -> Awaitable[None] | 
 
     :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
     :param liquidation: the :class:`perpbot.core.model.Liquidation`.
+    """
+
+
+@hookspec
+def on_collateral_transfer(bot: RunView, transfer: CollateralTransfer) -> Awaitable[None] | None:
+    """The venue client moved USDC between subaccounts or the wallet (confirmed or failed),
+    e.g. into an isolated position's child subaccount before an order and back after it closed.
+
+    :param bot: the run's read-only :class:`~perpbot.core.bot.view.RunView`.
+    :param transfer: the :class:`perpbot.core.model.CollateralTransfer`.
     """
 
 

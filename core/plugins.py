@@ -54,6 +54,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "perpbot.plugins.sizers",
     "perpbot.plugins.risk",
     "perpbot.plugins.journal",
+    "perpbot.plugins.journal.transfers",
     "perpbot.plugins.dashboard",
     "perpbot.plugins.alerts",
     "perpbot.plugins.report",

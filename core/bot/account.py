@@ -14,7 +14,7 @@ import attrs
 from loguru import logger
 
 from perpbot.core.balance import BalanceManager
-from perpbot.core.model import Fill, FundingPayment, Liquidation, OrderStatus, OrderUpdate
+from perpbot.core.model import CollateralTransfer, Fill, FundingPayment, Liquidation, OrderStatus, OrderUpdate
 from perpbot.core.portfolio import Portfolio
 
 
@@ -161,5 +161,7 @@ class AccountEvents:
                 f"LIQUIDATED {ev.ticker} on {venue}: {ev.size} at {ev.price}, fee {ev.fee} USD ({ev.reason})"
             )
             await bot.notify("on_liquidation", liquidation=ev)
+        elif t is CollateralTransfer:  # the venue's own ledger moves; nothing to book here
+            await bot.notify("on_collateral_transfer", transfer=ev)
         else:
             logger.debug(f"ignored account event {t.__name__} from {venue}")

@@ -63,6 +63,12 @@ def build_summary(bot: Any, *, notes: list[str], wall_start: float) -> RunSummar
             all_notes.append(
                 f"{venue}: the data has no funding rates for {', '.join(sorted(missing))}; funding was NOT simulated there (not assumed zero)"
             )
+        venue_notes = getattr(ex, "summary_notes", None)  # a venue's own lines (e.g. dYdX subaccounts, reconciliation)
+        if callable(venue_notes):
+            try:
+                all_notes.extend(f"{venue}: {line}" for line in venue_notes())
+            except Exception as exc:  # a report line must not lose the summary
+                all_notes.append(f"{venue}: summary notes failed: {type(exc).__name__}: {exc}")
     try:
         strategy_lines = list(bot.strategy.summary_lines())
     except Exception as exc:

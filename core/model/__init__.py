@@ -26,7 +26,7 @@ Layout (import every name from ``perpbot.core.model``, never from the submodules
 - :mod:`~perpbot.core.model.orders`: :class:`OrderParams`, :class:`OrderRequest`,
   :class:`OrderResult`, :class:`OrderInfo`, :class:`OrderUpdate`, :class:`Fill`;
 - :mod:`~perpbot.core.model.account`: :class:`Position`, :class:`Balance`,
-  :class:`FundingPayment`, :class:`Liquidation`.
+  :class:`FundingPayment`, :class:`Liquidation`, :class:`CollateralTransfer`.
 
 Every public name's ``__module__`` is ``"perpbot.core.model"`` (set below), so the
 journal codec (:mod:`perpbot.plugins.journal.codec`) keeps storing these types as
@@ -39,7 +39,7 @@ This package imports nothing of perpbot outside ``perpbot.core.model``.
 
 from __future__ import annotations
 
-from perpbot.core.model.account import Balance, FundingPayment, Liquidation, Position
+from perpbot.core.model.account import Balance, CollateralTransfer, FundingPayment, Liquidation, Position
 from perpbot.core.model.enums import Liquidity, MarginMode, OrderStatus, OrderType, Side, TimeInForce
 from perpbot.core.model.market import (
     Bar,
@@ -107,6 +107,7 @@ __all__ = [
     # account
     "FundingPayment",
     "Liquidation",
+    "CollateralTransfer",
     "Position",
     "Balance",
 ]

@@ -31,6 +31,39 @@ class FundingPayment:
 
 
 @attrs.frozen
+class CollateralTransfer:
+    """USDC the venue client moved between subaccounts or between the wallet and a subaccount
+    (e.g. into an isolated position's child subaccount and back; dYdX ``MsgCreateTransfer``).
+
+    :param ts_ns: when it was sent (bot clock, ns).
+    :param kind: ``TRANSFER`` (subaccount -> subaccount), ``DEPOSIT`` (wallet -> subaccount)
+        or ``WITHDRAWAL`` (subaccount -> wallet).
+    :param sender: / ``recipient``: ``"address/number"`` for a subaccount, the address for a wallet.
+    :param amount: USD (USDC), > 0.
+    :param reason: why it was sent.
+    :param txhash: the venue's transaction id ('' when none was accepted).
+    :param status: ``confirmed`` (the venue shows it) or ``failed``.
+    :param error: why it failed ('' when confirmed).
+    """
+
+    ts_ns: int
+    kind: str
+    sender: str
+    recipient: str
+    amount: Decimal
+    reason: str
+    txhash: str
+    status: str
+    error: str = ""
+    venue: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the venue showed the move (``status == "confirmed"``)."""
+        return self.status == "confirmed"
+
+
+@attrs.frozen
 class Liquidation:
     """The venue (or simulator) liquidated a position; ``fee`` to the insurance fund, USD.
 

@@ -195,6 +195,26 @@ class IsolatedMarkets:
         each child with a position; sizes signed, base units)."""
         return self.children.positions_by_subaccount() if self.children is not None else {}
 
+    def summary_notes(self) -> list[str]:
+        """Lines for the run's report: positions per subaccount, collateral transfers, and the
+        divergences reconciliation healed (by kind), when there are any."""
+        out = []
+        by_sub = self.subaccount_positions()
+        if any(by_sub.get(n) for n in by_sub if n != self.settings.subaccount) or len(by_sub) > 1:
+            for n, pos in by_sub.items():
+                what = ", ".join(f"{t} {p.size}" for t, p in sorted(pos.items())) or "flat"
+                out.append(f"subaccount {n}{' (isolated)' if n >= MAX_PARENT_SUBACCOUNTS else ''}: {what}")
+        if self.transfers is not None and self.transfers.records:
+            recs = list(self.transfers.records)
+            moved = sum((r.amount for r in recs if r.ok), Decimal(0))
+            out.append(f"collateral transfers: {sum(r.ok for r in recs)} done ({moved} USDC moved), "
+                       f"{sum(not r.ok for r in recs)} failed")
+        div = self.reconciler.divergences if self.reconciler is not None else {}
+        if div:
+            out.append("reconciliation healed " + ", ".join(f"{n} {k}" for k, n in sorted(div.items()))
+                       + " divergence(s) (causes in the log)")
+        return out
+
     def subaccount_balances(self) -> dict[int, Balance]:
         """Per-subaccount figures (USD): the parent and every known child."""
         return self.children.balances() if self.children is not None else {}

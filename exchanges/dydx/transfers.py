@@ -32,10 +32,10 @@ from collections import deque
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-import attrs
 from loguru import logger
 
 from perpbot.core.errors import ExchangeError, TemporaryExchangeError
+from perpbot.core.model import CollateralTransfer
 from perpbot.exchanges.dydx.node import NodeGateway, OutcomeUnknown, TxResult
 from perpbot.exchanges.dydx.rest import IndexerRest
 from perpbot.exchanges.dydx.subaccounts import QUOTE_QUANTUM, to_quantums
@@ -51,37 +51,10 @@ class TransferFailed(ExchangeError):
     indexer); the message says which and why."""
 
 
-@attrs.frozen
-class TransferRecord:
-    """One USDC move, as the bot did it.
-
-    :param ts_ns: when it was sent (bot clock, ns).
-    :param kind: ``TRANSFER`` (subaccount -> subaccount), ``DEPOSIT`` (wallet -> subaccount)
-        or ``WITHDRAWAL`` (subaccount -> wallet).
-    :param sender: / ``recipient``: ``"address/number"`` for a subaccount, the bech32
-        address for the wallet.
-    :param amount: USD (USDC), > 0.
-    :param reason: why (e.g. ``"fund isolated ETH-USD order 7"``, ``"sweep"``).
-    :param txhash: the tx hash ('' when nothing was accepted).
-    :param status: ``confirmed`` or ``failed``.
-    :param error: the failure's reason ('' when confirmed).
-    """
-
-    ts_ns: int
-    kind: str
-    sender: str
-    recipient: str
-    amount: Decimal
-    reason: str
-    txhash: str
-    status: str
-    error: str = ""
-    venue: str = "dydx"
-
-    @property
-    def ok(self) -> bool:
-        """True when the indexer showed the move."""
-        return self.status == "confirmed"
+#: one USDC move as the bot did it (:class:`perpbot.core.model.CollateralTransfer`: when, kind,
+#: from, to, USD amount, why, tx hash, ``confirmed`` / ``failed`` and why); emitted to the bot,
+#: which tells its observers (``on_collateral_transfer``: the journal's ``transfers`` table)
+TransferRecord = CollateralTransfer
 
 
 class Transfers:
@@ -188,7 +161,7 @@ class Transfers:
 
     def _done(self, ts, kind, sender, recipient, amount, reason, txhash, error) -> TransferRecord:
         rec = TransferRecord(ts_ns=ts, kind=kind, sender=sender, recipient=recipient, amount=amount, reason=reason,
-                             txhash=txhash, status="failed" if error else "confirmed", error=error)
+                             txhash=txhash, status="failed" if error else "confirmed", error=error, venue="dydx")
         self.records.append(rec)
         if error:
             self.counters["transfer_failures"] += 1

@@ -33,6 +33,9 @@ Version history:
    events cursor, mark prices, equity-snapshot PnL columns, ``voided`` flags,
    the resume columns of ``runs``, the cancel result's error, and fill
    de-duplication by venue fill id.
+3. collateral transfers (``transfers``: USDC a venue client moved between subaccounts
+   or the wallet, e.g. dYdX isolated positions' child subaccounts; written by
+   :mod:`perpbot.plugins.journal.transfers`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import time
 from perpbot.core.errors import DataError
 
 #: the version this code writes
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ledger tables that carry a ``voided`` flag (and a ``run_id``)
 LEDGER_TABLES = (
@@ -278,8 +281,27 @@ _V2 = [
     "CREATE UNIQUE INDEX fills_venue_fill_id ON fills(venue, fill_id) WHERE fill_id != '' AND voided = 0",
 ]
 
+_V3 = [
+    """CREATE TABLE transfers (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        ts_ns INTEGER NOT NULL,
+        venue TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        txhash TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        voided INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX transfers_ts ON transfers(ts_ns)",
+]
+
 #: version -> SQL steps from the previous version
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
