@@ -27,8 +27,10 @@ nothing here imports another exchange plugin, a strategy or ``perpbot.plugins``:
 - settings and plumbing: ``config`` (:class:`~perpbot.exchanges.dydx.config.DydxSettings`,
   every key), ``secrets`` (the mnemonic), ``limits`` (rate limits, circuit breaker),
   ``rest`` (``IndexerRest``, the v4-clients ``IndexerClient`` with retries), ``ws`` (the ONE
-  shared WebSocket, ``acquire``/``release``), ``node`` (``NodeGateway``: the v4-clients
-  ``NodeClient`` on a worker thread, sequence, budget, breaker);
+  shared WebSocket, ``acquire``/``release``), ``authenticators`` (permissioned trading keys:
+  ``x/accountplus`` authenticators, the key file), ``fees`` (fee tier, the chain's block rate
+  limits, TWAP support), ``node`` (``NodeGateway``: the v4-clients ``NodeClient`` on a worker
+  thread, sequence, budget, breaker, trading-key signing);
 - messages -> events: ``channels`` (channel names), ``values`` (``BadValue`` and the
   value checks), ``books`` (order books and their health), ``market_channels``
   (trades, markets/oracle/funding, candles), ``parser`` (``DydxParser``: decoding,
@@ -40,10 +42,12 @@ nothing here imports another exchange plugin, a strategy or ``perpbot.plugins``:
 - the exchange: ``outcomes`` (look-ups by id), ``reconcile`` (REST paging, the
   maintenance loop), ``order_path`` (place / cancel), ``exchange`` (``DydxExchange``:
   lifecycle, markets, height, stream);
-- ``cli`` (the ``record`` command).
+- ``cli`` (the ``record`` command), ``cli_keys`` (``runbot.py dydx ...``: trading keys, fees,
+  TWAP; the ``DYDX_APP`` group other command modules add to).
 
 Imports of the v4-clients packages (``dydx_v4_client``, ``v4_proto``) stay inside
-``rest``, ``node``, ``orders``, ``order_path`` and ``secrets`` (most of them made on use).
+``rest``, ``node``, ``orders``, ``order_path``, ``secrets``, ``authenticators``, ``fees`` and the
+command modules (most of them made on use).
 """
 
 from __future__ import annotations

@@ -408,3 +408,16 @@ def load_signer(settings):
         raise SecretError(f"trading-key file {settings.trading_key_file} trades for {key.address}, "
                           f"but dydx.address is {settings.address}")
     return key
+
+
+def transfer_refusal(gateway, sender: int, recipient: int) -> str | None:
+    """The one line saying why ``gateway`` (a :class:`~perpbot.exchanges.dydx.node.NodeGateway`)
+    cannot move collateral from subaccount ``sender`` to ``recipient`` with
+    ``MsgCreateTransfer``, or None when it can (the mnemonic, or a key added with
+    ``--allow-transfers``; such a key must send it with ``gateway.tx_options(wallet)``)."""
+    reason = gateway.key_refusal(MSG_CREATE_TRANSFER)
+    if reason is None:
+        return None
+    return (f"the trading key (authenticator {gateway.trading_key.authenticator_id}) cannot sign the "
+            f"MsgCreateTransfer {sender} -> {recipient} ({reason}): pre-fund subaccount {recipient} with the main "
+            f"wallet, or use a key added with --allow-transfers")

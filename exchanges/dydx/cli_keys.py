@@ -30,7 +30,7 @@ import typer
 
 from perpbot.core.errors import ConfigError, PerpbotError, SecretError
 
-DYDX_APP = typer.Typer(name="dydx", help="dYdX account commands (trading keys, fees and limits, TWAP).",
+DYDX_APP = typer.Typer(name="dydx", help="dYdX account commands (trading keys, funds, fees and limits, TWAP).",
                        no_args_is_help=True, add_completion=False)
 
 Network = Annotated[Optional[str], typer.Option(help="dYdX network: mainnet (default), testnet, custom.")]
@@ -379,8 +379,8 @@ def register(cli) -> None:
     @cli.command("dydx", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
                  add_help_option=False)
     def dydx_command(ctx: typer.Context):
-        """dYdX account commands: add-trading-key, list-trading-keys, remove-trading-key, fees, twap
-        (runbot.py dydx --help)."""
+        """dYdX account commands: trading keys, funds, fees and limits, TWAP (runbot.py dydx --help
+        lists them)."""
         import typer.main
 
         command = typer.main.get_command(DYDX_APP)

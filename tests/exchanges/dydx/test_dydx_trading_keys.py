@@ -226,7 +226,7 @@ async def test_the_fake_refuses_what_the_authenticator_does_not_allow_with_the_c
     from v4_proto.dydxprotocol.sending.tx_pb2 import MsgCreateTransfer
     from v4_proto.dydxprotocol.subaccounts.subaccount_pb2 import SubaccountId
 
-    from perpbot.exchanges.dydx.authenticators import MSG_CREATE_TRANSFER
+    from perpbot.exchanges.dydx.authenticators import MSG_CREATE_TRANSFER, transfer_refusal
     from perpbot.exchanges.dydx.node import NodeGateway
 
     node, tmp = node_and_key
@@ -240,6 +240,11 @@ async def test_the_fake_refuses_what_the_authenticator_does_not_allow_with_the_c
         assert not gw.key_allows("/dydxprotocol.clob.MsgPlaceOrder", 1, 0)
         assert not gw.key_allows("/dydxprotocol.clob.MsgPlaceOrder", 0, 128)
         assert not gw.key_allows(MSG_CREATE_TRANSFER)  # isolated-market transfers: refused up front
+        assert transfer_refusal(gw, 0, 128) == (
+            f"the trading key (authenticator {key.authenticator_id}) cannot sign the MsgCreateTransfer 0 -> 128 "
+            f"(MessageFilter allows only /dydxprotocol.clob.MsgBatchCancel, /dydxprotocol.clob.MsgCancelOrder, "
+            f"/dydxprotocol.clob.MsgPlaceOrder, not /dydxprotocol.sending.MsgCreateTransfer): pre-fund subaccount "
+            f"128 with the main wallet, or use a key added with --allow-transfers")
         assert (await gw.place_order(_order(owner), stateful=False)).ok
 
         async def raw(msg, ids):
