@@ -104,8 +104,8 @@ def test_volume_on_down_bars_reads_short():
 
 def test_volume_profile_poc_is_the_heaviest_price():
     a = VolumeAnalyzer(T, {"bin_pct": 1, "profile_half_life": 1000})
-    closes = [100.0] * 10 + [120.0] * 5
-    run(a, bars(closes, volumes=[10] * 10 + [10] * 5, wick=0.0))
+    closes = [120.0] * 5 + [100.0] * 10  # the heavier price comes second: the POC must move to it
+    run(a, bars(closes, volumes=[10] * 15, wick=0.0, open_from_prev=False))
     assert a.poc_price == pytest.approx(100.0, rel=0.011)
 
 
