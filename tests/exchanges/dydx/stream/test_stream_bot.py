@@ -190,10 +190,11 @@ def test_runbot_with_dydx_stream_and_a_stream_endpoint_that_does_not_stream(tmp_
         with FakeNodeStream(dx.indexer.markets, mode="unimplemented") as bad:
             p = subprocess.run(base + ["--dydx-stream", bad.url], cwd=REPO, env=env, capture_output=True,
                                text=True, timeout=60)
-        assert p.returncode != 0
+        assert p.returncode == 2, p.stderr[-2000:]  # ConfigError's exit code
         lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
         assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
-        assert f"dydx.stream: {bad.url} does not stream" in lines[0] and "UNIMPLEMENTED" in lines[0], lines
+        assert lines[0].startswith(f"error: dydx.stream: {bad.url} does not stream order-book updates"), lines
+        assert "UNIMPLEMENTED" in lines[0], lines
 
         with _seeded_stream(dx, ("BTC-USD",)) as fk:
             proc = subprocess.Popen(base + ["--dydx-stream", fk.url], cwd=REPO, env=env,
