@@ -48,6 +48,12 @@ FEE_BOUND = Decimal("0.0005")
 BUFFER = Decimal("0.1")
 
 
+def _usd(d: Decimal) -> str:
+    """USD to 1e-6, without exponent or trailing zeros."""
+    q = d.quantize(Decimal("0.000001"))
+    return format(q.normalize(), "f") if q else "0"
+
+
 class IsolatedRouter:
     """Routes orders to the parent or an isolated child and moves the collateral (see the
     module docstring).
@@ -111,7 +117,7 @@ class IsolatedRouter:
         if need > free:
             raise InsufficientMargin(
                 f"isolated {plan.side.value} {plan.size} {t} at {plan.price}: child subaccount {n} needs "
-                f"{need} USDC moved from subaccount {parent}, whose free collateral is {free.quantize(Decimal('0.000001'))} USDC",
+                f"{_usd(need)} USDC moved from subaccount {parent}, whose free collateral is {_usd(free)} USDC",
                 client_id=order.client_id,
             )
         rec = await self.transfers.transfer(parent, n, need, reason=f"fund isolated {t} order {order.client_id}")

@@ -69,3 +69,20 @@ async def test_missed_updates_are_divergences_with_their_cause(hr, fakes):
     assert [u.status for u in hr.of(OrderUpdate, 2)][-1] is OrderStatus.EXPIRED
     assert len(hr.of(FundingPayment)) == 1
     assert ex.counters["divergences"] == 3
+
+
+async def test_a_reconnect_reconciles_and_books_the_fill_missed_meanwhile(hr, fakes):
+    from perpbot.core.model import Fill
+
+    ix, ex = fakes.indexer, hr.ex
+    await _long_btc(hr)
+    n_fills = len(hr.of(Fill))
+    before = ex.counters["reconciles"]
+    # a fill written while the stream is down: the indexer's tables have it, the socket never sends it
+    f = dict(ix.fills[0])
+    f.update(id="00000000-0000-5000-8000-00000000f222", createdAtHeight=str(ix.height + 1))
+    ix.fills.insert(0, f)
+    await ix.drop_all_connections()
+    await wait_until(lambda: ex.counters["reconciles"] > before and ex.reconciler.divergences.get("fill"),
+                     timeout=10, what="a reconciliation after the reconnect")
+    assert len(hr.of(Fill)) == n_fills + 1 and hr.of(Fill)[-1].fill_id == f["id"]
