@@ -6,6 +6,11 @@ then :meth:`~BaseStrategy.execute_strategy` with a :class:`~perpbot.core.state.M
 view once per decision cycle, and routes the returned
 :class:`StrategyResult` through the position sizer and the risk chain.
 
+Decision cycles come every ``decision_interval_s`` of market time, and, for a strategy that
+asks for it (``wake_on`` / :meth:`~BaseStrategy.wake`, a :class:`~perpbot.core.wake.Wake`),
+right after an event that wakes it: a top-of-book change, a trade, a score crossing a
+threshold (:mod:`perpbot.core.wake`); ``woken_by`` then says which.
+
 A strategy never talks to an exchange. It cannot tell replay, paper and live
 apart. Exceptions it raises are contained by the bot (reported, counted, the
 cycle skipped) and cannot corrupt the bot's state.

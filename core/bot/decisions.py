@@ -55,6 +55,9 @@ class DecisionCycle:
         self.snapshot_ns = int(Decimal(config.snapshot_interval_s) * NS)
         #: the :class:`~perpbot.core.bot.wake.Waker` of an event-driven strategy (set by the event loop), or None
         self.waker = None
+        #: during a cycle: ``(orders_sent, orders_rejected, AccountSnapshot)``, reused by :func:`risk_view`
+        #: until an order goes out or is refused (the account may change then); None otherwise
+        self.live_snapshot: tuple | None = None
 
     def track_equity(self, now: int, equity: Decimal | None = None) -> None:
         """Feed the total equity (USD) at ``now`` (ns) to the drawdown tracker, the peak and the day start.
@@ -81,11 +84,18 @@ class DecisionCycle:
         :class:`~perpbot.core.strategy.StrategyResult` or None) skips the cycle; the error is
         counted and logged once.
         """
+        try:
+            await self._run(now, wake)
+        finally:
+            self.live_snapshot = None
+
+    async def _run(self, now: int, wake: WakeEvent) -> None:
         bot = self.bot
         scheduled = wake.kind == "schedule"
         if scheduled:
             self.next_decision_ns = now + self.decision_ns
         snap = AccountSnapshot.of(bot)  # balances, marks, positions, paused: computed once for the cycle
+        self.live_snapshot = (bot.orders_sent, bot.orders_rejected, snap)
         self.track_equity(now, snap.total_equity)
         if now >= self.next_snapshot_ns:
             self.next_snapshot_ns = now + self.snapshot_ns
@@ -94,7 +104,7 @@ class DecisionCycle:
         for policy in bot.risk_chain:
             decision = policy.check_account(view)
             if not decision.approved:
-                snap = None  # carrying it out may change the account: the strategy gets a fresh view
+                snap = self.live_snapshot = None  # carrying it out may change the account: fresh views
                 await self.orders.handle_risk(decision, policy)
                 if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):
                     return
@@ -214,14 +224,23 @@ def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
     open (exchanges exposing ``circuit_open``); ``total_equity`` sums every venue.
 
     :param bot: the :class:`~perpbot.core.bot.TradingBot` (after :meth:`start`: needs portfolios).
-    :param snapshot: the cycle's :class:`AccountSnapshot` when it has one (default: taken now).
+    :param snapshot: the cycle's :class:`AccountSnapshot` when it has one. Default: the decision
+        cycle in progress' one while no order went out or was refused since it was taken (the
+        first order's checks read what the strategy decided on; balances as of the cycle's
+        start), else taken now.
     """
     circuit = {}
     for venue, ex in bot.exchanges.items():
         reason = getattr(ex, "circuit_open", None)
         if reason:
             circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
-    snap = snapshot if snapshot is not None else AccountSnapshot.of(bot)
+    snap = snapshot
+    if snap is None:
+        live = getattr(getattr(bot, "_cycle", None), "live_snapshot", None)
+        if live is not None and live[0] == bot.orders_sent and live[1] == bot.orders_rejected:
+            snap = live[2]
+        else:
+            snap = AccountSnapshot.of(bot)
     balances = snap.balances
     bal = snap.primary
     return RiskView(

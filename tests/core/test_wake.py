@@ -19,6 +19,7 @@ from perpbot.core.hookspecs import hookimpl
 from perpbot.core.model import BookDelta, OrderParams, Side, Trade
 from perpbot.core.params import param
 from perpbot.core.plugins import PluginManager
+from perpbot.core.policies import APPROVE, RiskPolicy
 from perpbot.core.signals import Scores
 from perpbot.core.strategy import BaseStrategy, StrategyResult
 from perpbot.core.testing import book_events, bot_config
@@ -34,6 +35,7 @@ MS = 10**6
 class ProbeParams:
     wake_on: str = param("", "wake spec")
     buy_on_trade: bool = param(False, "buy when woken by a trade")
+    orders: int = param(1, "orders placed per trade it is woken by")
 
 
 class WakeProbe(BaseStrategy):
@@ -57,8 +59,23 @@ class WakeProbe(BaseStrategy):
     async def execute_strategy(self, md):
         w = self.woken_by
         if self.params.buy_on_trade and w.kind == "trade":
-            return StrategyResult.place(OrderParams(w.ticker, Side.BUY, reason="probe buy"))
+            return StrategyResult.place(*[OrderParams(w.ticker, Side.BUY, reason="probe buy")] * self.params.orders)
         return StrategyResult.nothing()
+
+
+class ViewRecorder(RiskPolicy):
+    """Approves everything; records the views it is shown: ("account" | "order", view)."""
+
+    name = "view_recorder"
+    views: list = []
+
+    def check_account(self, view):
+        type(self).views.append(("account", view))
+        return APPROVE
+
+    def check_order(self, order, view):
+        type(self).views.append(("order", view))
+        return APPROVE
 
 
 class ProbePlugin:
@@ -67,6 +84,10 @@ class ProbePlugin:
     @hookimpl
     def register_strategies(self, register):
         register(WakeProbe)
+
+    @hookimpl
+    def register_risk_policies(self, register):
+        register(ViewRecorder)
 
 
 @pytest.fixture(autouse=True)
@@ -80,11 +101,11 @@ def trade(ts, px="60000", ticker="BTC-USD", i=0):
     return Trade(ticker, ts, D(px), D("0.01"), Side.BUY, str(i or ts))
 
 
-def run(tmp_path, evs=None, batches=None, wake="trade", interval="1", **params):
+def run(tmp_path, evs=None, batches=None, wake="trade", interval="1", risk=(), **params):
     feed = {"batches": batches} if batches is not None else {"events": evs}
     cfg = bot_config(exchange=("instant",), strategy="wakeprobe", tickers=("BTC-USD",), feed="list",
                      state_dir=tmp_path, feeds={"list": feed}, sizer="test_notional",
-                     decision_interval_s=D(interval), journal_enabled=False, report=False,
+                     decision_interval_s=D(interval), journal_enabled=False, report=False, risk_policies=tuple(risk),
                      strategies={"wakeprobe": {"wake_on": wake, **params}})
     pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(), ProbePlugin()), default_plugins=())
     bot = TradingBot(cfg, pm)
@@ -308,3 +329,24 @@ def test_the_cycle_snapshot_is_what_the_bot_queries_return_on_every_venue(tmp_pa
     now = bot.clock.now_ns()
     assert attrs.asdict(snap.market_data(bot, now), recurse=False) == attrs.asdict(bot.market_data(), recurse=False)
     assert risk_view(bot, snap) == risk_view(bot)
+
+
+def test_the_order_checks_see_the_account_after_each_order_of_a_decision(tmp_path):
+    """The first order's risk check reuses the cycle's snapshot; once an order went out (and
+    filled), the next check sees the new position and balance."""
+    ViewRecorder.views = []
+    evs = book_events("BTC-USD", T0, D("60000")) + [trade(T0 + S)]
+    bot, _ = run(tmp_path, evs, wake="trade,every:3600", risk=("view_recorder",), buy_on_trade=True, orders=2)
+    kinds = [k for k, _ in ViewRecorder.views]
+    assert kinds == ["account", "account", "order", "order"]  # schedule at T0, then the trade's decision
+    account, first, second = (v for _, v in ViewRecorder.views[1:])
+    assert first.positions == account.positions == {} and first.balance == account.balance
+    assert second.positions["BTC-USD"].size > 0 and second.balance != first.balance
+    assert len(bot.exchange.placed) == 2
+
+
+def test_a_risk_view_between_cycles_is_taken_afresh(tmp_path):
+    evs = book_events("BTC-USD", T0, D("60000")) + book_events("BTC-USD", T0 + S, D("61000"))
+    bot, _ = run(tmp_path, evs, wake="trade,every:3600")  # one decision, at T0; the book moves after it
+    assert [r[3] for r in WakeProbe.log] == [T0]
+    assert bot.risk_view().marks == bot.marks() and bot.marks()["BTC-USD"] != D("60000")
