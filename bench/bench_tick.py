@@ -306,7 +306,7 @@ def main() -> None:
     print(f"  p99 {t['p99_us']:>8.1f} us   target <= {TARGET_P99_US}   {'OK' if t['p99_us'] <= TARGET_P99_US else 'ABOVE TARGET'}")
     print(f"  (p90 {t['p90_us']:.1f} us, max {t['max_us']:.1f} us; issue 11's starting point: p50 700 us, p90 850 us)")
     print(f"  this thread's CPU time on the same path: p50 {t['cpu_p50_us']:.1f} us, p99 {t['cpu_p99_us']:.1f} us "
-          f"(wall minus the time other processes held the CPU; load average now {os.getloadavg()[0]:.1f})")
+          f"(time other processes held the CPU excluded; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     for m in r["reaction"]:
         print(f"main job, sniper, {m['mode']}: decisions {m['decisions']}, fills {m['fills']}, "
               f"PnL {m['pnl_usd']:+.2f} USD (fees {m['fees_usd']:.2f}), reaction delay mean {m['delay_ms_mean']:.1f} ms, "
