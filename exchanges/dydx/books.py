@@ -35,12 +35,74 @@ from typing import Any, Callable, Iterable, Mapping
 
 from perpbot.core.book import OrderBook
 from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus
-from perpbot.exchanges.dydx.values import BadValue, levels
+from perpbot.exchanges.dydx.values import BadValue, levels, price_value, size_value
 
 STALE = "stale"  # waiting for a WS snapshot
 LIVE = "live"  # healthy
 REFRESH = "refresh"  # healthy, periodic REST snapshot in flight (deltas kept)
 RESYNC = "resync"  # crossed: unhealthy until the REST snapshot
+#: distinct price (and, separately, size) strings cached before the cache is cleared
+CACHE_MAX = 1 << 18
+
+
+class LevelValues:
+    """Indexer book levels -> ``[(price, size)]`` Decimals, each distinct string converted once.
+
+    The same result and the same errors as :func:`perpbot.exchanges.dydx.values.levels`
+    (which validates: a finite positive price, a finite non-negative size; ``BadValue``
+    naming the side and value), but a string seen before is served from a bounded cache
+    (``str -> Decimal``, cleared at :data:`CACHE_MAX` entries), so the common case costs
+    two dict lookups per level and every book receives the SAME Decimal object for the
+    same string: its hash is computed once, and the book's dict lookups then match by
+    identity. Levels of another shape (dicts without both keys, non-strings, tuples) go
+    through :func:`~perpbot.exchanges.dydx.values.levels` itself, for its exact errors.
+    """
+
+    __slots__ = ("prices", "sizes")
+
+    def __init__(self) -> None:
+        self.prices: dict[str, Decimal] = {}
+        self.sizes: dict[str, Decimal] = {}
+
+    def levels(self, raw: Any, side: str) -> list[tuple[Decimal, Decimal]]:
+        """``[[price, size], ...]`` or ``[{price, size}, ...]`` (``None``: no levels) -> ``[(price, size)]``.
+
+        :param side: ``"bid"`` or ``"ask"``, for error texts.
+        :raises BadValue: as :func:`perpbot.exchanges.dydx.values.levels`.
+        """
+        if type(raw) is not list:
+            return levels(raw, side)
+        prices = self.prices
+        sizes = self.sizes
+        out = []
+        append = out.append
+        for lv in raw:
+            t = type(lv)
+            if t is list and len(lv) == 2:
+                p, q = lv
+            elif t is dict and len(lv) == 2:
+                p = lv.get("price")
+                q = lv.get("size")
+            else:
+                return levels(raw, side)
+            pd = prices.get(p) if type(p) is str else None
+            if pd is None:
+                if type(p) is not str:
+                    return levels(raw, side)
+                pd = price_value(p, f"{side} price")
+                if len(prices) >= CACHE_MAX:
+                    prices.clear()
+                prices[p] = pd
+            qd = sizes.get(q) if type(q) is str else None
+            if qd is None:
+                if type(q) is not str:
+                    return levels(raw, side)
+                qd = size_value(q, f"{side} size")
+                if len(sizes) >= CACHE_MAX:
+                    sizes.clear()
+                sizes[q] = qd
+            append((pd, qd))
+        return out
 
 
 class BookTracker:
@@ -99,6 +161,8 @@ class BookKeeper:
         self.warn_once = warn_once
         #: tickers whose book must be resynced from REST (read by the feed)
         self.resync_wanted: set[str] = set()
+        #: the price/size string caches shared by every market's levels
+        self.values = LevelValues()
 
     def tracker(self, ticker: str) -> BookTracker | None:
         """The ticker's tracker, created for any ticker when no ticker list was given
@@ -149,8 +213,8 @@ class BookKeeper:
         try:
             if not isinstance(contents, Mapping):
                 raise BadValue(f"book {contents!r} is not an object")
-            bids = sorted(levels(contents.get("bids"), "bid"), key=lambda lv: lv[0], reverse=True)
-            asks = sorted(levels(contents.get("asks"), "ask"), key=lambda lv: lv[0])
+            bids = sorted(self.values.levels(contents.get("bids"), "bid"), key=lambda lv: lv[0], reverse=True)
+            asks = sorted(self.values.levels(contents.get("asks"), "ask"), key=lambda lv: lv[0])
         except BadValue as exc:
             return self._bad_snapshot(tr, ts, source, str(exc))
         tr.book.apply_snapshot(bids, asks, ts)
@@ -199,12 +263,12 @@ class BookKeeper:
             for c in items:
                 if not c:
                     continue
-                if not isinstance(c, Mapping):
+                if type(c) is not dict and not isinstance(c, Mapping):
                     raise BadValue(f"update {c!r} is not an object")
                 if "bids" in c:
-                    bids.extend(levels(c["bids"], "bid"))
+                    bids.extend(self.values.levels(c["bids"], "bid"))
                 if "asks" in c:
-                    asks.extend(levels(c["asks"], "ask"))
+                    asks.extend(self.values.levels(c["asks"], "ask"))
         except BadValue as exc:
             # the whole message is rejected (none of it applied): the book no longer
             # follows the venue's, so it is resynced like a crossed book
