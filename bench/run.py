@@ -18,6 +18,9 @@ Machines here are shared and noisy: only ratios from one run, interleaved (perpb
 nautilus, perpbot, ...), mean anything; each measurement is a fresh process.
 Other benchmarks (architecture.md, Benchmarks): margin of a 50-position account < 50 us;
 sweep on embedded Ray (issue 14): parallel efficiency with 2 workers >= 0.8.
+Analysis hub (issue 15): analysis of one market's event <= 20 us on average.
+dYdX full-node stream (issue 12): its lead over the indexer, printed (no target).
+Event-driven decisions (issue 11.4, ``bench_tick``): tick-to-order p50/p99.
 """
 
 from __future__ import annotations
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     print("== issue 11: perpbot vs nautilus_trader on the same events", flush=True)
     versus_nautilus(args.nautilus, args.rounds)
-    for name in ("bench_rss_long", "bench_markets", "bench_margin", "bench_sweep"):
+    for name in ("bench_rss_long", "bench_markets", "bench_margin", "bench_sweep", "bench_analysis", "bench_stream",
+                 "bench_tick"):
         if not (HERE / f"{name}.py").exists():
             print(f"{name}: missing")
             continue
