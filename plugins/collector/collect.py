@@ -190,8 +190,10 @@ class Collector:
         elapsed = (self.stopped_at or time.monotonic()) - self.started_at
         lines.append(f"collected for {elapsed:.1f}s into {', '.join(repr(s) for s in self.stores)}")
         rejected = self.validator.rejected
-        for r in self.runners:
-            v = r.venue
+        runners = {r.venue: r for r in self.runners}
+        seen = list(runners) + sorted({k[0] for k in (*self.written, *rejected)} - set(runners))
+        for v in seen:
+            r = runners.get(v)
             stored = {k: n for (venue, k), n in sorted(self.written.items()) if venue == v}
             bad = {why: n for (venue, why), n in sorted(rejected.items()) if venue == v}
             total = sum(stored.values())
@@ -199,13 +201,14 @@ class Collector:
             line = f"{v}: stored {total:,} row(s) ({parts}); rejected {sum(bad.values()):,}"
             if bad:
                 line += " (" + ", ".join(f"{why} {n:,}" for why, n in bad.items()) + ")"
-            fails = r.counters.get("failures", 0)
-            if fails:
-                line += f"; {fails} failed session(s), last: {r.last_error}"
-            if r.breaker.opens:
-                line += f"; circuit opened {r.breaker.opens}x"
-            if r.fatal:
-                line += f"; stopped: {r.fatal}"
+            if r is not None:
+                fails = r.counters.get("failures", 0)
+                if fails:
+                    line += f"; {fails} failed session(s), last: {r.last_error}"
+                if r.breaker.opens:
+                    line += f"; circuit opened {r.breaker.opens}x"
+                if r.fatal:
+                    line += f"; stopped: {r.fatal}"
             lines.append(line)
         if self.write_errors:
             lines.append(f"storage: {self.write_errors} failed write(s), retried")

@@ -37,34 +37,43 @@ def levels_json(levels: tuple) -> str:
 
 
 class LocalBook:
-    """One market's levels (``price -> size``) fed by snapshots and absolute-size deltas."""
+    """One market's levels (``price -> size``) fed by snapshots and absolute-size deltas, with
+    each side's prices kept sorted (:mod:`bisect`), so the top levels cost O(depth)."""
 
-    __slots__ = ("bids", "asks")
+    __slots__ = ("bids", "asks", "_bp", "_ap")
 
     def __init__(self) -> None:
         self.bids: dict = {}
         self.asks: dict = {}
+        self._bp: list = []  # bid prices, ascending
+        self._ap: list = []  # ask prices, ascending
 
     def snapshot(self, bids: tuple, asks: tuple) -> None:
         """Replace both sides (``(price, size)`` pairs; a zero size is skipped)."""
         self.bids = {p: s for p, s in bids if s != 0}
         self.asks = {p: s for p, s in asks if s != 0}
+        self._bp = sorted(self.bids)
+        self._ap = sorted(self.asks)
 
     def delta(self, bids: tuple, asks: tuple) -> None:
         """Set absolute sizes; a zero size deletes the level."""
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
+        from bisect import bisect_left, insort
+
+        for side, prices, levels in ((self.bids, self._bp, bids), (self.asks, self._ap, asks)):
             for p, s in levels:
                 if s == 0:
-                    side.pop(p, None)
+                    if side.pop(p, None) is not None:
+                        del prices[bisect_left(prices, p)]
                 else:
+                    if p not in side:
+                        insort(prices, p)
                     side[p] = s
 
     def top(self, depth: int) -> tuple[tuple, tuple]:
         """The best ``depth`` levels per side, best first."""
-        import heapq
-
-        bids = tuple((p, self.bids[p]) for p in heapq.nlargest(depth, self.bids))
-        asks = tuple((p, self.asks[p]) for p in heapq.nsmallest(depth, self.asks))
+        b, a = self.bids, self.asks
+        bids = tuple((p, b[p]) for p in self._bp[:-depth - 1:-1])
+        asks = tuple((p, a[p]) for p in self._ap[:depth])
         return bids, asks
 
 

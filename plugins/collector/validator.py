@@ -92,6 +92,10 @@ class Validator:
     def _levels_reason(bids: tuple, asks: tuple) -> str | None:
         for levels in (bids, asks):
             for p, s in levels:
+                if type(p) is Decimal and type(s) is Decimal and p.is_finite() and s.is_finite():
+                    if p > 0 and s > 0:  # the usual case, checked without the general helper
+                        continue
+                    return "non_positive"
                 r = _bad_number(p, True) or _bad_number(s, True)
                 if r:
                     return r

@@ -32,8 +32,8 @@ from tests.fakes.indexer import FakeIndexer  # noqa: E402
 
 D = Decimal
 VENUES = "binance=ccxt:binanceusdm,hyperliquid=ccxt:hyperliquid,dydx"
-#: fast feed timers for tests (seconds)
-FAST = {"retry_base_s": 0.05, "retry_max_s": 0.3, "resync_s": 2, "poll_s": 0.3, "crosscheck_s": 0, "timeout_s": 2,
+#: fast feed timers for tests (seconds); request timeouts stay generous (a loaded CI machine)
+FAST = {"retry_base_s": 0.05, "retry_max_s": 0.3, "resync_s": 5, "poll_s": 0.3, "crosscheck_s": 0, "timeout_s": 10,
         "rate_limit_ms": 2}
 
 
