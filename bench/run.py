@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print("== issue 11: perpbot vs nautilus_trader on the same events", flush=True)
     versus_nautilus(args.nautilus, args.rounds)
     for name in ("bench_rss_long", "bench_markets", "bench_margin", "bench_sweep", "bench_analysis", "bench_stream",
-                 "bench_tick"):
+                 "bench_tick", "bench_collector"):
         if not (HERE / f"{name}.py").exists():
             print(f"{name}: missing")
             continue
