@@ -158,3 +158,16 @@ def test_walk_and_depth_read_best_first():
     assert book.walk(Side.SELL, D(5), limit_price=D(100)) == [(D(100), D(1))]
     assert book.depth("bid", 2) == D(3) and book.imbalance(1) == D("0.5") / D("1.5")
     assert book.mid() == D("100.5") and book.spread() == D(1)
+
+
+def test_a_dense_cluster_in_a_sparse_snapshot_is_split_into_small_buckets():
+    # the median gap is the sparse one (400 levels 1000 apart); the 300 levels 0.01 apart
+    # must still not share one bucket
+    sparse = [(D(1000 * i), D(1)) for i in range(1, 401)]
+    dense = [(D(500_000) + D(i).scaleb(-2) + D("0.005"), D(2)) for i in range(300)]
+    book = OrderBook("BTC-USD")
+    book.apply_snapshot(sparse + dense, [(D(10_000_000), D(1))])
+    assert max(len(s) for s in book.bids._buckets.values()) <= BUCKET_MAX
+    assert book.best_bid_price() == dense[-1][0] and len(book.bids) == 700
+    assert [p for p, _ in book.levels("bid", 3)] == [dense[-1][0], dense[-2][0], dense[-3][0]]
+    assert [p for p, _ in book.levels("bid")][300:303] == [D(400_000), D(399_000), D(398_000)]
