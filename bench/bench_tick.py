@@ -82,7 +82,7 @@ def _messages(n_trades: int, mid: int = 60_000) -> list[bytes]:
     return out
 
 
-def _plugin(frames: list[bytes], marks: dict):
+def _plugin(frames: list[bytes], marks: dict, size: Decimal | None = None):
     """A plugin registering the raw-frame feed and the trade-reacting strategy."""
     from perpbot.core.feed import BaseFeed
     from perpbot.core.hookspecs import hookimpl
@@ -120,7 +120,7 @@ def _plugin(frames: list[bytes], marks: dict):
 
         async def execute_strategy(self, md):
             side = Side.BUY if len(marks["lat"]) % 2 == 0 else Side.SELL
-            return StrategyResult.place(OrderParams("BTC-USD", side))
+            return StrategyResult.place(OrderParams("BTC-USD", side, size=size))
 
     class Plugin:
         __name__ = "bench-tick"
@@ -136,8 +136,11 @@ def _plugin(frames: list[bytes], marks: dict):
     return Plugin()
 
 
-def tick_to_order(n_trades: int = 5000) -> dict:
-    """Latencies (us) from a trade frame handed to the parser to ``place_order`` entered."""
+def tick_to_order(n_trades: int = 5000, size: Decimal | None = None) -> dict:
+    """Latencies (us) from a trade frame handed to the parser to ``place_order`` entered.
+
+    :param size: the orders' size (BTC); None: the position sizer decides (the default path).
+    """
     from loguru import logger
 
     logger.remove()
@@ -151,7 +154,7 @@ def tick_to_order(n_trades: int = 5000) -> dict:
                     journal_enabled=False, report=False, progress=False, decision_interval_s=Decimal("0.001"),
                     exchanges={"paper": {"collateral": "10000000"}},  # fees of 5,000 orders: no loss halt
                     state_dir=Path(tempfile.mkdtemp(prefix="perpbot-bench-tick-")))
-    bot = TradingBot(cfg, PluginManager(load_entry_points=False, extra_plugins=(_plugin(frames, marks),)))
+    bot = TradingBot(cfg, PluginManager(load_entry_points=False, extra_plugins=(_plugin(frames, marks, size),)))
     ex = bot.exchanges["paper"]
     place = ex.place_order
 
@@ -293,6 +296,7 @@ def run(quick: bool = False) -> dict:
         gc.collect()
         runs.append(tick_to_order(n))
     tick = sorted(runs, key=lambda r: r["p50_us"])[len(runs) // 2]
+    tick["sized"] = tick_to_order(n, size=Decimal("0.002"))
     react = [] if quick else [reaction(w, d) for w, d in REACTION_MODES]
     return {"tick": tick, "reaction": react}
 
@@ -307,6 +311,9 @@ def main() -> None:
     print(f"  (p90 {t['p90_us']:.1f} us, max {t['max_us']:.1f} us; issue 11's starting point: p50 700 us, p90 850 us)")
     print(f"  this thread's CPU time on the same path: p50 {t['cpu_p50_us']:.1f} us, p99 {t['cpu_p99_us']:.1f} us "
           f"(time other processes held the CPU excluded; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    z = t["sized"]
+    print(f"  orders sized by the strategy (no position sizer): p50 {z['p50_us']:.1f} us, p99 {z['p99_us']:.1f} us wall; "
+          f"CPU p50 {z['cpu_p50_us']:.1f} us")
     for m in r["reaction"]:
         print(f"main job, sniper, {m['mode']}: decisions {m['decisions']}, fills {m['fills']}, "
               f"PnL {m['pnl_usd']:+.2f} USD (fees {m['fees_usd']:.2f}), reaction delay mean {m['delay_ms_mean']:.1f} ms, "
