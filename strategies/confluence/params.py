@@ -44,6 +44,10 @@ def _weights_ok(instance, attribute, value):
 class ConfluenceParams:
     """Parameters of the confluence strategy.
 
+    Defaults: the best cell of a grid (entry 20/30/35/40/50, stop 2/5 %, take profit 3/8 %, exit 0/-15)
+    on hourly OKX SOL-USDT-SWAP bars with funding, 2022-03 .. 2024-12 (``../shared/data/bars/pietro_okx_1h``);
+    every cell lost money there (README "Analysis hub and the confluence strategy").
+
     :raises ValueError: (at construction) ``exit_score`` not below ``entry_score``; each field's
         validator names the field and the bad value.
     """
@@ -54,14 +58,14 @@ class ConfluenceParams:
                                   "{technical = {fast = 8, slow = 21}}", _tables_ok)
     weights: dict = param(attrs.Factory(dict), "per-analyzer weight in the confluence score (default 1 each)",
                           _weights_ok)
-    entry_score: Decimal = param(D(20), "confluence score (0-100) a market needs for an entry",
+    entry_score: Decimal = param(D(35), "confluence score (0-100) a market needs for an entry",
                                  in_range(D(0), D(100)), flag="--entry-score")
     exit_score: Decimal = param(D(0), "exit when the confluence in the held direction falls below this "
                                 "(0: when it turns against the position; negative: only when it is that strong against)",
                                 in_range(D(-100), D(100)))
     min_agreeing: int = param(2, "analyzers that must agree with the direction for an entry", in_range(1, 20))
-    take_profit: Decimal = param(D("0.03"), "take profit, fraction of the entry price (0: none)", in_range(D(0), D(10)))
-    stop_loss: Decimal = param(D("0.02"), "stop loss, fraction of the entry price (0: none)", in_range(D(0), D(1)))
+    take_profit: Decimal = param(D("0.08"), "take profit, fraction of the entry price (0: none)", in_range(D(0), D(10)))
+    stop_loss: Decimal = param(D("0.05"), "stop loss, fraction of the entry price (0: none)", in_range(D(0), D(1)))
     min_hold_s: int = param(0, "seconds a position is held before a signal exit", in_range(0, 10**8))
     cooldown_s: int = param(3600, "seconds after an exit before the market is entered again", in_range(0, 10**8))
     max_positions: int = param(2, "open positions at most", in_range(1, 100))
