@@ -3,7 +3,7 @@
 One table per kind (:mod:`.schema`): text -> ``VARCHAR``, int -> ``BIGINT``, bool -> ``BOOLEAN``,
 dec -> ``DECIMAL(38,18)`` (exact, 18 fractional digits: enough for every venue's price, size and
 per-hour funding rate). A batch goes in as one Arrow table (decimals as text, cast by DuckDB
-in the ``INSERT ... SELECT``) inside one transaction: all rows of a batch or none.
+in one ``INSERT ... SELECT`` statement): all rows of a batch or none.
 """
 
 from __future__ import annotations
@@ -69,15 +69,11 @@ class DuckDBStorage(Storage):
             arrays.append(pa.array(values, type=_arrow_type(t)))
         batch = pa.Table.from_arrays(arrays, names=list(cols))  # noqa: F841 - read by DuckDB by name
         select = ", ".join(f"CAST({c} AS DECIMAL(38,18))" if types[c] == "dec" else c for c in cols)
-        self.con.execute("BEGIN")
-        try:
-            self.con.register("perpbot_batch", batch)
+        self.con.register("perpbot_batch", batch)
+        try:  # one statement: atomic (a value that does not cast fails the whole batch)
             self.con.execute(f"INSERT INTO {kind} SELECT {select} FROM perpbot_batch")
+        finally:
             self.con.unregister("perpbot_batch")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         return len(rows)
 
     def counts(self) -> dict[tuple[str, str], int]:
