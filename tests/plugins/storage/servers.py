@@ -123,14 +123,20 @@ def _free_port() -> int:
 @contextmanager
 def redis_server() -> Iterator[str]:
     """A ``redis://`` URL of a running Redis (module docstring); skips/fails when none."""
+    import redis
+
     url = os.environ.get("PERPBOT_TEST_REDIS_URL")
     if url:
+        try:
+            with redis.Redis.from_url(url, socket_connect_timeout=5) as probe:
+                probe.ping()
+        except redis.RedisError as exc:
+            unavailable(f"Redis at PERPBOT_TEST_REDIS_URL cannot be reached: {' '.join(str(exc).split())[:200]}")
         yield url
         return
     exe = shutil.which("redis-server")
     if exe is None:
         unavailable("Redis is not installed (apt-get install redis-server) and PERPBOT_TEST_REDIS_URL is not set")
-    import redis
 
     for _ in range(3):  # a port chosen by the OS, taken by someone else before redis binds it: next one
         port = _free_port()
