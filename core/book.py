@@ -44,6 +44,11 @@ def _side_key(side) -> str:
 class OrderBook:
     """One market's L2 book.
 
+    ``bids`` and ``asks`` are :class:`~perpbot.core.book_side.BookSide` mappings
+    ``price -> size`` in ascending price order (read them like a ``SortedDict``: the
+    best bid is ``bids.peekitem(-1)``, the best ask ``asks.peekitem(0)``); mutate the
+    book only through the methods here.
+
     :param ticker: the market.
     :param max_depth: when set, levels beyond this many per side are trimmed after
         a snapshot (memory bound); deltas may add deeper levels which are trimmed lazily.
