@@ -149,6 +149,7 @@ def register(cli: typer.Typer) -> None:
         start: _Start = None, end: _End = None,
         max_iter: Annotated[int, typer.Option("--max-iter", help="Boosting rounds.", min=1)] = 150,
         seed: Annotated[int, typer.Option(help="Random state.")] = 0,
+        threads: Annotated[int, typer.Option(help="Most threads per fit (more pay off on large data and an idle machine).", min=1)] = 1,
         as_json: _Json = False,
     ):
         """Train walk-forward (out-of-sample figures), then write the model file."""
@@ -167,7 +168,7 @@ def register(cli: typer.Typer) -> None:
             emb = parse_duration_ns("--embargo", embargo) if embargo else None
             events, tickers = _events(data, funding, oi, ticker, start, end)
             meta = train(events, tickers, classes, out=out, every_ns=every_ns, horizon=horizon, costs=costs, wf=wf,
-                         embargo_ns=emb, params=ModelParams(max_iter=max_iter, seed=seed), threshold=threshold,
+                         embargo_ns=emb, params=ModelParams(max_iter=max_iter, seed=seed, threads=threads), threshold=threshold,
                          data_names=[*(data or []), *(funding or []), *(oi or [])])
         except PerpbotError as exc:
             _fail(exc)

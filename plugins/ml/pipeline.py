@@ -86,7 +86,8 @@ def train(events, tickers, analyzers: Sequence[type], *, out: Path, every_ns: in
                                  min_rows=min_rows)
     metrics = walk_forward(data, splits, params, embargo_ns=embargo_ns, threshold=threshold)
     final_rows = np.flatnonzero(data.ts_ns >= int(data.ts_ns[-1]) - wf.train_s * 1_000_000_000)
-    model, info = fit_calibrated(data, final_rows, params, embargo_ns)
+    with params.limits():
+        model, info = fit_calibrated(data, final_rows, params, embargo_ns)
     meta = {
         "features": list(data.features),
         "direction_key": DIRECTION,
