@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
+import threading
 import time
 from pathlib import Path
 
@@ -127,44 +127,51 @@ async def test_one_venue_killed_mid_run_never_stops_the_others(tmp_path):
     assert "failed session(s)" in line and "circuit opened" in line
 
 
-async def test_collect_command_ctrl_c_flushes_and_prints_counts(tmp_path):
+def test_collect_command_ctrl_c_flushes_and_prints_counts(tmp_path):
+    """The command in this process (no interpreter start-up), the venues on a thread of their own;
+    a real SIGINT once the command's loop handles it: the flush writes every row (batches of
+    60 s / 100k rows would otherwise never be written) and the printed counts are the stored ones."""
+    from perpbot import cli as runbot
+
     db = tmp_path / "cli.duckdb"
-    async with three_venues(tick_s=0.1) as v:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "runbot.py"), "collect", "--venues", VENUES, "--markets", "BTC,ETH",
-            "--url", v.url_arg, "--store", f"duckdb:{db}", "--batch-age-s", "60", "--batch-rows", "100000",
-            "--oi-poll-s", "0.5", cwd=str(tmp_path), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        err_lines: list[bytes] = []
+    box: dict = {}
+    ready, done = threading.Event(), threading.Event()
 
-        async def drain():  # the log must be read, or a full pipe would block the command
-            async for line in proc.stderr:
-                err_lines.append(line)
+    def serve():
+        async def main():
+            async with three_venues(tick_s=0.1) as v:
+                box["url"] = v.url_arg
+                ready.set()
+                while not done.is_set():
+                    await asyncio.sleep(0.05)
+        asyncio.run(main())
 
-        reader = asyncio.create_task(drain())
-        try:
-            # batches of 60 s / 100k rows: only the flush at Ctrl-C writes them
-            deadline = time.monotonic() + 60
-            while not any(b"WebSocket connected" in ln for ln in err_lines):
-                assert time.monotonic() < deadline and proc.returncode is None, b"".join(err_lines).decode()[-2000:]
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(3)
-            proc.send_signal(signal.SIGINT)
-            async with asyncio.timeout(40):
-                out = await proc.stdout.read()
-                await proc.wait()
-                await reader
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            reader.cancel()
-        err = b"".join(err_lines)
-    text = out.decode()
-    assert proc.returncode == 0, (text, err.decode()[-2000:])
-    lines = {ln.split(":")[0]: ln for ln in text.splitlines() if ln.startswith(("binance:", "hyperliquid:", "dydx:"))}
-    assert set(lines) == {"binance", "hyperliquid", "dydx"}, text
+    venues = threading.Thread(target=serve, name="fake-venues", daemon=True)
+    venues.start()
+    assert ready.wait(30), "the fake venues did not start"
+    default = signal.getsignal(signal.SIGINT)
+
+    def ctrl_c():  # once the command's event loop owns SIGINT, let it collect a while, then Ctrl-C
+        deadline = time.monotonic() + 60
+        while signal.getsignal(signal.SIGINT) is default and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.05)
+        time.sleep(3)
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=ctrl_c, name="ctrl-c", daemon=True)
+    killer.start()
+    try:
+        res = CliRunner().invoke(runbot.build_app(), [
+            "collect", "--venues", VENUES, "--markets", "BTC,ETH", "--url", box["url"], "--store", f"duckdb:{db}",
+            "--batch-age-s", "60", "--batch-rows", "100000", "--oi-poll-s", "0.5"])
+    finally:
+        done.set()
+        killer.join(5)
+        venues.join(30)
+    assert res.exit_code == 0, res.output
+    lines = {ln.split(":")[0]: ln for ln in res.output.splitlines() if ln.startswith(("binance:", "hyperliquid:", "dydx:"))}
+    assert set(lines) == {"binance", "hyperliquid", "dydx"}, res.output
     with open_storage(f"duckdb:{db}") as s:
         counts = s.counts()
     for venue, line in lines.items():
