@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 import asyncio
+import time
 from typing import Any, Callable
 
 from loguru import logger
@@ -75,6 +76,11 @@ class IsolatedRouter:
         self.fee_rate = fee_rate
         self.buffer = buffer
         self._sweeping: set[int] = set()
+        #: child -> when it was funded for an order not yet registered (monotonic s): not swept
+        #: while the order is on its way (its height refresh and id allocation await)
+        self._funded_at: dict[int, float] = {}
+        #: longest such hold, seconds
+        self.hold_s = 30.0
 
     async def route(self, order: OrderRequest, market: Market, plan: Any) -> tuple[int, str, bool]:
         """``(subaccount number, error, moved)`` for ``order`` (``plan``: its
@@ -125,18 +131,31 @@ class IsolatedRouter:
             return n, (f"isolated order on {t} not sent: the transfer of {need} USDC from subaccount {parent} "
                        f"to {n} failed: {rec.error}"), False
         led.usdc += rec.amount  # the stream brings the exact figure; the order must not wait for it
+        self._funded_at[n] = time.monotonic()
         return n, "", True
 
     def due_sweeps(self) -> list[tuple[int, Decimal, str]]:
         """``(child, USDC, market)`` of every child that is flat, has no live order of ours and
-        still holds USDC."""
+        still holds USDC -- except a child just funded whose order is not registered yet (held
+        until the order shows as live, at most :attr:`hold_s`)."""
         ch = self.children
         out = []
+        now = time.monotonic()
         for n, led in list(ch.ledgers.items()):
+            held = self._funded_at.get(n)
+            if held is not None:
+                if now - held < self.hold_s:
+                    continue
+                del self._funded_at[n]  # the order never came: the hold ends
             if n in self._sweeping or led.usdc <= 0 or not ch.is_free(n):
                 continue
             out.append((n, led.usdc, ch.market_of_child.get(n, "")))
         return out
+
+    def release(self, number: int) -> None:
+        """The order a child was funded for is registered: the child is no longer held (it is
+        swept once flat with no live order)."""
+        self._funded_at.pop(number, None)
 
     async def sweep(self) -> int:
         """Send every due sweep (child -> parent, all its USDC); returns how many were confirmed.
@@ -178,6 +197,7 @@ class IsolatedMarkets:
         if self.settings.subaccount < MAX_PARENT_SUBACCOUNTS:  # a child cannot have children
             self.router = IsolatedRouter(self.children, self.transfers, oracle=self._oracle, watch=self._watch_child)
             self.order_path.route = self.router.route
+            self.order_path.route_done = self.router.release
             for meta in self.ids.orders.values():  # children of orders of earlier runs
                 n = int(meta.get("sub", self.settings.subaccount))
                 if n != self.settings.subaccount:

@@ -101,6 +101,9 @@ class OrderPath:
         #: ``async (order, market, plan) -> (subaccount number, error or "", moved collateral?)``;
         #: None: every order goes to ``settings.subaccount`` and isolated margin is refused
         self.route: Callable[..., Awaitable[tuple[int, str, bool]]] | None = None
+        #: called with the subaccount once an order routed there is registered (ends the router's
+        #: hold on a freshly funded child); None: nothing to tell
+        self.route_done: Callable[[int], None] | None = None
 
     async def place(self, order: OrderRequest) -> OrderResult:
         """Validate, convert, sign and broadcast ``order``.
@@ -165,6 +168,8 @@ class OrderPath:
             post_only=plan.time_in_force is TimeInForce.POST_ONLY, time_in_force=plan.time_in_force,
             tag=order.tag, created_ns=meta["created_ns"], exchange_order_id=uid, venue="dydx",
         ))
+        if self.route_done is not None:
+            self.route_done(sub)
         try:
             tx = await self.node.place_order(proto, stateful=plan.stateful)
         except OutcomeUnknown as exc:

@@ -176,3 +176,21 @@ async def test_reconciliation_heals_missed_fills_and_finds_children(hi, fakes):
     assert len([e for e in hi.events if isinstance(e, Fill)]) == before + 1
     assert 256 in ex.children.ledgers and ex.subaccount_positions()[256]["SOL-USD"].size == D("2")
     assert ex.counters["divergences"] >= 1
+
+
+async def test_a_freshly_funded_child_is_not_swept_before_its_order_is_registered(hi, fakes):
+    from types import SimpleNamespace
+
+    ex = hi.ex
+    ex.sweep_interval_s = 3600  # the test drives the sweeps itself
+    order = _mkt(10, "ETH-USD", Side.BUY, "0.5")
+    plan = SimpleNamespace(side=Side.BUY, size=D("0.5"), price=D("3100"))
+    n, error, moved = await ex.router.route(order, ex._market("ETH-USD"), plan)
+    assert (n, error, moved) == (128, "", True)
+    # funded, no order registered yet (the order path still awaits the height, the id): held
+    assert ex.router.due_sweeps() == []
+    ex.router.release(128)  # what the order path does once the order is registered
+    assert [c for c, _, _ in ex.router.due_sweeps()] == [128]  # (here no order ever came: flat, so due)
+    ex.router.hold_s = 0.0
+    ex.router._funded_at[128] = 0.0
+    assert [c for c, _, _ in ex.router.due_sweeps()] == [128]  # a hold ends after hold_s anyway
