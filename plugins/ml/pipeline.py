@@ -65,6 +65,7 @@ def train(events, tickers, analyzers: Sequence[type], *, out: Path, every_ns: in
     """Walk-forward figures, then the model file (see the module docstring).
 
     :param embargo_ns: gap before each test window, ns (default: the horizon, ``horizon * every_ns``).
+    :param events: a time-ordered list (its first and last times give the data's span).
     :param min_rows: fewest rows a window's train and test need to be scored.
     :returns: the metadata written beside ``out``.
     :raises ConfigError: windows that do not fit the data, an embargo shorter than the horizon, a
@@ -77,6 +78,14 @@ def train(events, tickers, analyzers: Sequence[type], *, out: Path, every_ns: in
     params = params or ModelParams()
     horizon_ns = horizon * every_ns
     embargo_ns = horizon_ns if embargo_ns is None else embargo_ns
+    if embargo_ns < horizon_ns:  # the splits refuse it too; said here before the features are built
+        raise ConfigError(f"ml: --embargo {embargo_ns // 10**9}s is shorter than the horizon ({horizon_ns // 10**9}s): "
+                          "labels would overlap the test period")
+    if events:
+        span = events[-1].ts_ns - events[0].ts_ns
+        if (wf.train_s + wf.test_s) * 1_000_000_000 > span:
+            raise ConfigError(f"ml: --walk-forward train={wf.train_s // 86400}d,test={wf.test_s // 86400}d does not fit "
+                              f"the data's {span / 86400e9:.1f} days (shorten the windows or add data)")
     data = make_dataset(events, tickers, analyzers, every_ns=every_ns, horizon=horizon, costs=costs,
                         analyzer_params=analyzer_params, weights=weights)
     if len(data) < 2 * min_rows:

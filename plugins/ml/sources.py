@@ -21,8 +21,10 @@
 ``sample:funding``), routed to the bars' tickers of the same coin from venue ``funding_venue``
 (default ``binance``). ``--oi`` names open-interest Parquet files with ``open_interest`` and a
 ``datetime``/``timestamp`` column, one coin per file named ``<COIN>USDT.parquet`` (Bybit's layout
-in ``../shared/data/bars/pietro_bybit_open_interest_1h/``), stamped one hour after their time like
-the panels' (the sample's hour must be over).
+in ``../shared/data/bars/pietro_bybit_open_interest_1h/``, 2020-12 to 2026-02, where the panels' own
+open interest covers only 2026-01 to 2026-03), stamped one hour after their time like the panels'
+(the sample's hour must be over); an ``--oi`` file REPLACES the panels' open interest of its coin
+(one series per market: two venues' OI interleaved would read as jumps).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ _PANEL_RE = re.compile(r"^([a-z0-9]+)_([A-Za-z0-9]+)_")
 
 
 def split_names(values) -> list[str]:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (blank items dropped)."""
+    """``["a,b", "c"]`` (or ``"a,b"``) -> ``["a", "b", "c"]`` (blank items dropped)."""
+    if isinstance(values, str):
+        values = [values]
     return [v.strip() for item in (values or []) for v in str(item).split(",") if v.strip()]
 
 
@@ -192,10 +196,14 @@ def load_events(data, funding=None, oi=None, tickers=None, funding_venue: str = 
             return [h for h in _held if h.split(":", 1)[-1] == f"{coin.upper()}-USD"]
 
         events.extend(ev for _, batch in FundingFile(path, route).events() for ev in batch)
+    extra_oi = []
     for oname in split_names(oi):
         path = Path(oname).expanduser()
         if not path.exists():
             raise ConfigError(f"ml: --oi {oname}: no such file")
-        events.extend(oi_events(path, held))
+        extra_oi.extend(oi_events(path, held))
+    if extra_oi:  # one open-interest series per market: an --oi file replaces the panels' own
+        replaced = {ev.ticker for ev in extra_oi}
+        events = [ev for ev in events if not (isinstance(ev, OpenInterest) and ev.ticker in replaced)] + extra_oi
     events.sort(key=lambda ev: ev.ts_ns)
     return events, held

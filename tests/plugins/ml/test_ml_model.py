@@ -9,7 +9,7 @@ from perpbot.plugins.ml.dataset import Costs, build_dataset
 from perpbot.plugins.ml.model import ISOTONIC_MIN, ModelParams, fit_calibrated, scores, walk_forward
 from perpbot.plugins.ml.splits import parse_walk_forward, walk_forward_splits
 
-from conftest import HOUR, synth_rows
+from ml_synth import HOUR, synth_rows
 
 FAST = dict(max_iter=40, min_samples_leaf=30, threads=1)
 

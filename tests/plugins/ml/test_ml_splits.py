@@ -10,7 +10,7 @@ from perpbot.plugins.ml.dataset import Costs, build_dataset
 from perpbot.plugins.ml.model import ModelParams, walk_forward
 from perpbot.plugins.ml.splits import LeakError, check_split, fit_calibration_split, parse_walk_forward, walk_forward_splits
 
-from conftest import HOUR, synth_rows
+from ml_synth import HOUR, synth_rows
 
 
 def _times(n, h):

@@ -15,7 +15,7 @@ from perpbot.plugins.ml.dataset import Costs, build_dataset
 from perpbot.plugins.ml.gate import MLGate, feature_mismatch
 from perpbot.plugins.ml.model import ModelParams, fit_calibrated
 
-from conftest import HOUR, synth_rows
+from ml_synth import HOUR, synth_rows
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Synthetic feature rows for the ML plugin's tests (no shared data, fast).
+"""Synthetic feature rows for the ML plugin's tests (no shared data, fast); imported as ``ml_synth``.
 
 :func:`synth_rows` makes hourly rows of one or more markets whose price is a random walk;
 with ``signal > 0`` the next bar's return leans on the feature ``t.x`` (so a model can learn
@@ -8,7 +8,6 @@ it), ``t.noise`` never matters, ``confluence.direction`` is a random long/short 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 HOUR = 3600 * 10**9
 T0 = 1_700_000_000 * 10**9 // HOUR * HOUR
@@ -29,9 +28,3 @@ def synth_rows(n: int = 3000, *, tickers=("AAA-USD",), signal: float = 0.0, seed
                          "t.noise": float(rng.normal()), "confluence.direction": float(d[i]),
                          "confluence.score": float(d[i] * 50)})
     return rows
-
-
-@pytest.fixture
-def rows_factory():
-    """:func:`synth_rows` as a fixture."""
-    return synth_rows
