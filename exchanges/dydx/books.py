@@ -41,8 +41,9 @@ STALE = "stale"  # waiting for a WS snapshot
 LIVE = "live"  # healthy
 REFRESH = "refresh"  # healthy, periodic REST snapshot in flight (deltas kept)
 RESYNC = "resync"  # crossed: unhealthy until the REST snapshot
-#: distinct price (and, separately, size) strings cached before the cache is cleared
-CACHE_MAX = 1 << 18
+#: distinct price (and, separately, size) strings cached before the cache is cleared (about
+#: 200 bytes each: a bounded ~13 MB for both, however long the run)
+CACHE_MAX = 1 << 15
 
 
 class LevelValues:

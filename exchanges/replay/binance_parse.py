@@ -26,8 +26,10 @@ from pathlib import Path
 
 from perpbot.exchanges.replay.lineio import LineFile
 
-#: most distinct price (and, separately, size) strings cached before the cache is cleared
-CACHE_MAX = 1 << 18
+#: most distinct price (and, separately, size) strings cached before the cache is cleared: about
+#: 200 bytes each (the string and its Decimal), so at most ~13 MB for both caches however long
+#: the recording (a long run meets ever new size strings; peak RSS must stay flat)
+CACHE_MAX = 1 << 15
 #: largest |decimal exponent| of a sane price or size (rejects e.g. "1e999999999")
 EXP_MAX = 30
 
