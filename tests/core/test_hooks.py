@@ -206,6 +206,30 @@ def test_hook_on_liquidation(tmp_path):
     assert got[0].fee == D("7.5") and summary.liquidation_fees == D("7.5")
 
 
+def test_hook_on_collateral_transfer(tmp_path):
+    from perpbot.core.model import CollateralTransfer
+
+    got = []
+
+    class Obs:
+        __name__ = "obs"
+
+        @hookimpl
+        def on_collateral_transfer(self, bot, transfer):
+            got.append(transfer)
+
+        @hookimpl
+        def on_bot_start(self, bot):
+            next(iter(bot.exchanges.values())).emit(CollateralTransfer(
+                1, "TRANSFER", "dydx1x/0", "dydx1x/128", D("150.5"), "fund isolated ETH-USD order 1", "AB12",
+                "confirmed"))
+
+    bot = make_bot(tmp_path, events(), Obs())
+    summary = asyncio.run(bot.run())
+    assert got and got[0].amount == D("150.5") and got[0].ok
+    assert summary.final_equity == summary.starting_equity  # the venue's own ledger move books nothing
+
+
 def test_hook_on_risk_action(tmp_path):
     from tests.core.test_bot import RiskPlugin
 
