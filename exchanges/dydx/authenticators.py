@@ -421,3 +421,24 @@ def transfer_refusal(gateway, sender: int, recipient: int) -> str | None:
     return (f"the trading key (authenticator {gateway.trading_key.authenticator_id}) cannot sign the "
             f"MsgCreateTransfer {sender} -> {recipient} ({reason}): pre-fund subaccount {recipient} with the main "
             f"wallet, or use a key added with --allow-transfers")
+
+
+def guard_send_message(client, gateway) -> None:
+    """Route ``client.send_message`` (dydx-v4-client 1.1.5 ``NodeClient``; its ``transfer``,
+    ``deposit``, ``withdraw``, ``send_token`` ... all go through it, without ``TxOptions``)
+    through the trading key: a message its authenticator would refuse raises
+    :class:`~perpbot.exchanges.dydx.node.KeyNotAllowed` before anything is sent (for a
+    transfer: with what to do instead); any other is broadcast with
+    ``tx_options=gateway.tx_options(wallet)``. Installed by the gateway at connect when it
+    signs with a trading key."""
+    broadcast_message = client.broadcast_message
+
+    async def send_message(wallet, message, mode=None):
+        url = "/" + message.DESCRIPTOR.full_name
+        hint = ("; pre-fund the child subaccount with the main wallet, or use a key added with --allow-transfers"
+                if url == MSG_CREATE_TRANSFER else "")
+        gateway.check_message(url, message.DESCRIPTOR.name, hint)
+        kw = {} if mode is None else {"mode": mode}
+        return await broadcast_message(wallet, message, tx_options=gateway.tx_options(wallet), **kw)
+
+    client.send_message = send_message

@@ -52,7 +52,7 @@ from loguru import logger
 from perpbot.core.errors import ExchangeError, SecretError, TemporaryExchangeError
 from perpbot.exchanges.dydx.authenticators import (
     MSG_BATCH_CANCEL, MSG_CANCEL_ORDER, MSG_PLACE_ORDER, AuthenticatorFormatError, AuthNode, TradingKey,
-    parse_authenticator,
+    guard_send_message, parse_authenticator,
 )
 from perpbot.exchanges.dydx.config import USDC_DENOM, DydxSettings
 from perpbot.exchanges.dydx.fees import BATCH_CANCEL_WEIGHT, chain_limiters, query_fee_tier, query_rate_limits
@@ -270,6 +270,7 @@ class NodeGateway:
             node.sequence_manager = None  # sequence tracked here (see module docstring)
             if isinstance(secret, TradingKey):  # signs for the main account named in the key file
                 wallet, derived = Wallet(secret.key_pair(), 0, 0), secret.address
+                guard_send_message(node, self)  # transfers etc. through the authenticator too
             else:
                 wallet = Wallet(key_pair_from(secret), 0, 0)  # SecretError without the words on failure
                 derived = wallet.address
@@ -369,7 +370,7 @@ class NodeGateway:
         self.stats["calls"] += 1
         try:
             result = await self._worker.run(job(), self.settings.grpc_timeout_s * 2 + 5)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, KeyNotAllowed):  # KeyNotAllowed: refused before sending
             raise
         except Exception as exc:  # noqa: BLE001 - transport failure: breaker + temporary error
             self.stats["failures"] += 1
@@ -436,13 +437,19 @@ class NodeGateway:
         ids = () if clob_pair_id is None else (int(clob_pair_id),)
         return self.key_refusal(msg_type_url, ids, subaccount) is None
 
-    def _check_key(self, msg_type_url: str, clob_pair_ids: tuple, subaccount: int | None, what: str) -> None:
+    def check_message(self, msg_type_url: str, what: str, hint: str = "") -> None:
+        """Raise :class:`KeyNotAllowed` (one line, ending with ``hint``) when the trading key may
+        not sign a message of this type (no market, no subaccount: e.g. a transfer)."""
+        self._check_key(msg_type_url, (), None, what, hint)
+
+    def _check_key(self, msg_type_url: str, clob_pair_ids: tuple, subaccount: int | None, what: str,
+                   hint: str = "") -> None:
         reason = self.key_refusal(msg_type_url, clob_pair_ids, subaccount)
         if reason:
             self.stats["key_refused"] = self.stats.get("key_refused", 0) + 1
             text = (f"trading key authenticator {self.trading_key.authenticator_id} does not allow "
                     f"{msg_type_url} (clob pair {','.join(map(str, clob_pair_ids)) or '-'}, subaccount "
-                    f"{'-' if subaccount is None else subaccount}): {reason}; {what} not sent")
+                    f"{'-' if subaccount is None else subaccount}): {reason}; {what} not sent{hint}")
             logger.error(text)
             raise KeyNotAllowed(text)
 

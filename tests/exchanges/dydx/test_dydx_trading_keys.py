@@ -356,3 +356,48 @@ def test_a_loose_key_file_is_one_cli_line_with_the_chmod(tmp_path):
                 "--trading-key-file", str(path)])
     assert bot.exit_code != 0
     assert f"run: chmod 600 {path}" in bot.output and "Traceback" not in bot.output
+
+
+async def test_a_transfer_the_key_cannot_sign_is_refused_before_sending_and_one_it_can_carries_txoptions(
+        node_and_key):
+    """The client's own ``transfer`` (what isolated markets use) goes through the trading key:
+    refused with one line before sending when the authenticator does not allow
+    MsgCreateTransfer; with a key added with ``allow_transfers`` it is signed with TxOptions
+    and the fake node's authenticator check accepts it."""
+    from v4_proto.dydxprotocol.subaccounts.subaccount_pb2 import SubaccountId
+
+    from perpbot.exchanges.dydx.node import KeyNotAllowed, NodeGateway
+
+    node, tmp = node_and_key
+    orders_only, _ = await _add_key(node, tmp)
+    movers, _ = await _add_key(node, tmp, allow_transfers=True)
+
+    def transfer(gw):
+        s, r = SubaccountId(owner=gw.address, number=0), SubaccountId(owner=gw.address, number=128)
+        return gw.broadcast(lambda n, w: n.transfer(w, s, r, 0, 5_000_000), stateful=True, what="transfer 0 -> 128")
+
+    gw = NodeGateway(_settings(node), orders_only)
+    await gw.connect()
+    try:
+        n, seq = len(node.broadcasts), gw.sequence
+        with pytest.raises(KeyNotAllowed) as err:
+            await transfer(gw)
+        assert str(err.value) == (
+            f"trading key authenticator {orders_only.authenticator_id} does not allow "
+            f"/dydxprotocol.sending.MsgCreateTransfer (clob pair -, subaccount -): MessageFilter allows only "
+            f"/dydxprotocol.clob.MsgBatchCancel, /dydxprotocol.clob.MsgCancelOrder, /dydxprotocol.clob.MsgPlaceOrder, "
+            f"not /dydxprotocol.sending.MsgCreateTransfer; MsgCreateTransfer not sent; pre-fund the child subaccount "
+            f"with the main wallet, or use a key added with --allow-transfers")
+        assert len(node.broadcasts) == n and gw.sequence == seq and gw.breaker.state == "closed"
+    finally:
+        await gw.close()
+    gw = NodeGateway(_settings(node), movers)
+    await gw.connect()
+    try:
+        r = await transfer(gw)
+        assert r.ok, r
+        rec = node.broadcasts[-1]
+        assert rec.type_urls == ["/dydxprotocol.sending.MsgCreateTransfer"]
+        assert _extension_ids(rec) == [movers.authenticator_id] and rec.signer == gw.address
+    finally:
+        await gw.close()
