@@ -401,3 +401,34 @@ async def test_a_transfer_the_key_cannot_sign_is_refused_before_sending_and_one_
         assert _extension_ids(rec) == [movers.authenticator_id] and rec.signer == gw.address
     finally:
         await gw.close()
+
+
+async def test_an_isolated_order_whose_transfer_the_key_cannot_sign_is_refused_with_the_reason(fakes, tmp_path):
+    """Isolated markets (issue 12 item 1) move collateral parent -> child first; with a
+    trading key that may only trade, that transfer is refused before sending and so is the
+    order, with the line saying what to do. A key added with allow_transfers does it all."""
+    from perpbot.core.model import OrderRequest, OrderType, Side
+    from tests.exchanges.dydx.test_dydx_exchange_live import Harness
+    from tests.exchanges.dydx.test_dydx_isolated import _isolated_eth
+
+    _isolated_eth(fakes.indexer)
+    fakes.indexer.ensure_subaccount(_main_address(), 0, "10000")
+    orders_only, path1 = await _add_key(fakes.node, tmp_path)
+    movers, path2 = await _add_key(fakes.node, tmp_path, allow_transfers=True)
+    order = OrderRequest(5, "ETH-USD", Side.BUY, D("0.5"), OrderType.MARKET)
+    h = await Harness(fakes, tmp_path, trading_key_file=str(path1)).start()
+    try:
+        n = len(fakes.node.broadcasts)
+        r = await h.ex.place_order(order)
+        assert not r.success and "MsgCreateTransfer not sent; pre-fund the child subaccount" in r.error, r
+        assert len(fakes.node.broadcasts) == n  # neither the transfer nor the order was sent
+    finally:
+        await h.stop()
+    h = await Harness(fakes, tmp_path / "2", trading_key_file=str(path2)).start()
+    try:
+        r = await h.ex.place_order(OrderRequest(6, "ETH-USD", Side.BUY, D("0.5"), OrderType.MARKET))
+        assert r.success, r
+        kinds = [(rec.type_urls[0].rsplit(".", 1)[-1], _extension_ids(rec)) for rec in fakes.node.broadcasts[-2:]]
+        assert kinds == [("MsgCreateTransfer", [movers.authenticator_id]), ("MsgPlaceOrder", [movers.authenticator_id])]
+    finally:
+        await h.stop()
