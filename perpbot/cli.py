@@ -192,7 +192,6 @@ def main_callback(
     address: Annotated[Optional[str], typer.Option(help="dYdX address dydx1... (default: derived from the mnemonic).")] = None,
     mnemonic_file: Annotated[Optional[Path], typer.Option(help="File holding the wallet mnemonic; must be readable by its owner only (chmod 600).")] = None,
     trading_key_file: Annotated[Optional[Path], typer.Option(help="dYdX trading-key file from 'runbot.py dydx add-trading-key' (owner-only, chmod 600): sign orders with it instead of the mnemonic.")] = None,
-    trading_key_file: Annotated[Optional[Path], typer.Option(help="dYdX trading-key file from 'runbot.py dydx add-trading-key' (owner-only, chmod 600): sign orders with it instead of the mnemonic.")] = None,
     max_events: Annotated[Optional[int], typer.Option(help="Stop after this many market events (an event: one depth level entry, trade or quote; the summary counts the same).", min=1)] = None,
     decision_interval: Annotated[Optional[str], typer.Option(help="Seconds between strategy decisions (clock time), > 0.", metavar="SECONDS")] = None,
     unknown_positions: Annotated[Optional[str], typer.Option(help="Positions the journal does not know at start: adopt, flatten or refuse (default).")] = None,
