@@ -8,6 +8,7 @@ The wiring (:func:`perpbot.core.bot.wiring.wire`) calls :func:`analysis_for_run`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import attrs
@@ -74,7 +75,7 @@ def signal_gate_for(params: Any, hook: Any, strategy: str) -> Any:
     :param hook: the plugin manager's hook relay (``pm.hook``).
     :param strategy: the strategy's name, for messages.
     :returns: the gate, or None when ``ml_model`` is empty or absent.
-    :raises ConfigError: no plugin reads the file (one line naming it), or a plugin refused it.
+    :raises ConfigError: no such file, no plugin reads the file (one line naming it), or a plugin refused it.
     """
     path = str(getattr(params, "ml_model", "") or "")
     if not path:
@@ -86,6 +87,8 @@ def signal_gate_for(params: Any, hook: Any, strategy: str) -> Any:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"strategy {strategy}: parameter ml_model: {path!r}: {exc}") from None
     if gate is None:
+        if not Path(path).exists():
+            raise ConfigError(f"strategy {strategy}: parameter ml_model: no such file {path!r}")
         raise ConfigError(f"strategy {strategy}: parameter ml_model: no plugin can load {path!r} as a signal gate "
                           f"(is it a model file written by 'runbot.py ml train'?)")
     threshold = getattr(params, "ml_threshold", None)

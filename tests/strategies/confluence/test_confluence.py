@@ -22,7 +22,7 @@ from perpbot.strategies.confluence import ConfluenceParams, ConfluenceStrategy
 D = Decimal
 NS = 1_000_000_000
 REPO = Path(__file__).resolve().parents[3]
-SAMPLE = REPO / "examples/data/bars/merged_ohlcv_df_BTC-ETH_2024-02-01_to_2024-03-08.csv.gz"
+CONFIG = REPO / "examples/configs/confluence-bars.toml"  # the embedded 5-minute sample, weights and analyzer params
 TS = 1_700_000_000 * NS
 
 
@@ -212,8 +212,12 @@ def test_wiring_builds_hubs_and_feeds_them(tmp_path):
 def test_wiring_errors_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown analyzer 'technicl' \(did you mean 'technical'\?\)"):
         _bot(tmp_path, {"analyzers": "technicl"})
-    with pytest.raises(ConfigError, match="no plugin can load '/nowhere/model.bin' as a signal gate"):
+    with pytest.raises(ConfigError, match="parameter ml_model: no such file '/nowhere/model.bin'"):
         _bot(tmp_path, {"ml_model": "/nowhere/model.bin"})
+    junk = tmp_path / "junk.bin"
+    junk.write_text("not a model")
+    with pytest.raises(ConfigError, match=f"no plugin can load '{junk}' as a signal gate"):
+        _bot(tmp_path, {"ml_model": str(junk)})
 
 
 def test_a_gate_that_refuses_the_features_fails_at_start():
@@ -241,10 +245,10 @@ def test_wiring_hands_the_gate_over_with_the_threshold(tmp_path):
 
 @pytest.mark.slow
 def test_backtest_on_the_embedded_sample_through_runbot(tmp_path):
-    """End to end: runbot.py backtest, the replay feed, the hub on every bar, the paper exchange."""
-    cmd = [sys.executable, str(REPO / "runbot.py"), "backtest", "--strategy", "confluence", "--ticker", "BTC",
-           "--data", str(SAMPLE), "--max-events", "2500", "--state-dir", str(tmp_path), "--no-journal",
-           "--no-report", "--json", "-p", "entry_score=15"]
+    """End to end: runbot.py backtest with the example config (weights, analyzer parameters from TOML), the
+    replay feed with funding, the hub on every bar, the paper exchange."""
+    cmd = [sys.executable, str(REPO / "runbot.py"), "backtest", "--config", str(CONFIG), "--max-events", "3000",
+           "--state-dir", str(tmp_path), "--no-journal", "--no-report", "--json", "-p", "entry_score=15"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout[out.stdout.index("{"):])
