@@ -163,6 +163,8 @@ def register(cli) -> None:
         batch_rows: Annotated[int, typer.Option(help="Rows per write batch (a batch is written when full ...).", min=1)] = 1000,
         batch_age_s: Annotated[float, typer.Option(help="... or when its oldest row is this many seconds old.", min=0.01)] = 1.0,
         silence_s: Annotated[float, typer.Option(help="Seconds without market data before a venue's session is restarted.", min=1)] = 60.0,
+        signals: Annotated[Optional[str], typer.Option(help="Analysis signals: 'all' or analyzer names (technical,orderflow,...); each market's confluence across venues is stored as 'signal' rows (and published on Redis).")] = None,
+        signals_every_s: Annotated[float, typer.Option(help="Seconds between signal rows.", min=0.05)] = 1.0,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
     ):
         """Stream books, trades, funding and open interest of several venues into storage; Ctrl-C flushes and prints counts."""
@@ -172,6 +174,11 @@ def register(cli) -> None:
             specs = parse_venues(venues)
             tickers = parse_markets(markets)
             apply_urls(specs, url)
+            maker = None
+            if signals is not None:
+                from perpbot.plugins.collector.signals import SignalMaker, load_analyzers
+
+                maker = SignalMaker(load_analyzers(signals))
             stores = open_stores(store)
         except PerpbotError as exc:
             if verbose:
@@ -179,7 +186,7 @@ def register(cli) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(getattr(exc, "exit_code", 2) or 2)
         col = Collector(specs, tickers, stores, batch_rows=batch_rows, batch_age_s=batch_age_s, depth=depth,
-                        oi_poll_s=oi_poll_s, silence_s=silence_s)
+                        oi_poll_s=oi_poll_s, silence_s=silence_s, signals=maker, signals_every_s=signals_every_s)
         try:
             asyncio.run(run_collect(col, duration))
         finally:

@@ -8,6 +8,9 @@ goes into a queue the writer empties, writing each batch to every store through
 batch is retried after a backoff (``write_retry_s`` doubling to 30 s), so a short database
 outage loses nothing; rows wait in memory meanwhile (``queued_rows`` shows how many).
 
+With ``signals`` (``--signals``), the analysis confluence of every market is added as ``signal``
+rows (:mod:`.signals`).
+
 Stop (:meth:`Collector.stop`, Ctrl-C, ``--duration``): the runners stop their feeds, the batcher
 is drained, the writer writes every remaining batch, the stores are closed;
 :meth:`Collector.report` gives per-venue counts (rows stored per kind, rejected per reason).
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Sequence
+from typing import Any, Sequence
 
 from loguru import logger
 
@@ -40,20 +43,25 @@ class Collector:
     :param write_retry_s: first wait before a failed write is retried, seconds.
     :param flush_timeout_s: at stop, the most the final writes may take (seconds); rows still
         unwritten then are counted in ``lost_rows`` and reported.
+    :param signals: a :class:`~.signals.SignalMaker` (``--signals``): every feed batch goes to it, and
+        every ``signals_every_s`` seconds its ``signal`` rows join the batches; None: no signals.
     :param runner_options: keyword arguments for every :class:`~.runner.VenueRunner` (depth,
         oi_poll_s, silence_s, retry and breaker settings).
     """
 
     def __init__(self, venues: Sequence[VenueSpec], markets: Sequence[str], stores: Sequence[Storage], *,
                  batch_rows: int = 1000, batch_age_s: float = 1.0, write_retry_s: float = 1.0,
-                 flush_timeout_s: float = 60.0, **runner_options):
+                 flush_timeout_s: float = 60.0, signals: Any = None, signals_every_s: float = 1.0, **runner_options):
         self.validator = Validator()
         self.batcher = Batcher(batch_rows, batch_age_s)
         self.stores = list(stores)
         self.write_retry_s = float(write_retry_s)
         self.flush_timeout_s = float(flush_timeout_s)
         self.lost_rows = 0
-        self.runners = [VenueRunner(v, list(markets), self._accept, **runner_options) for v in venues]
+        self.signals = signals
+        self.signals_every_s = float(signals_every_s)
+        on_events = signals.on_events if signals is not None else None
+        self.runners = [VenueRunner(v, list(markets), self._accept, on_events=on_events, **runner_options) for v in venues]
         self.written: Counter = Counter()  # (venue, kind) -> rows written to every store
         self.write_errors = 0
         self.queued_rows = 0
@@ -61,6 +69,7 @@ class Collector:
         self._tasks: list[asyncio.Task] = []
         self._writer: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
+        self._signaller: asyncio.Task | None = None
         self.started_at = 0.0
         self.stopped_at = 0.0
 
@@ -85,6 +94,15 @@ class Collector:
             await asyncio.sleep(self.batcher.max_age_s / 10)
             for batch in self.batcher.due():
                 self._enqueue(batch)
+
+    async def _signal_loop(self) -> None:
+        """Every ``signals_every_s``: the markets' confluence rows into the batcher (not validated:
+        computed here, not venue data)."""
+        while True:
+            await asyncio.sleep(self.signals_every_s)
+            for row in self.signals.rows(time.time_ns()):
+                for batch in self.batcher.add("signal", row):
+                    self._enqueue(batch)
 
     async def _write_loop(self) -> None:
         while True:
@@ -124,6 +142,8 @@ class Collector:
         self._writer = asyncio.create_task(self._write_loop(), name="collect-writer")
         self._ticker = asyncio.create_task(self._tick(), name="collect-batch-timer")
         self._tasks = [asyncio.create_task(r.run(), name=f"collect-venue-{r.venue}") for r in self.runners]
+        if self.signals is not None:
+            self._signaller = asyncio.create_task(self._signal_loop(), name="collect-signals")
 
     async def wait(self) -> None:
         """Until every runner has returned (each stops on :meth:`stop` or on a fatal error)."""
@@ -140,8 +160,7 @@ class Collector:
         except TimeoutError:
             logger.warning("collector: a venue did not stop within 30 s; cancelling it")
             await cancel_and_wait(self._tasks)
-        if self._ticker is not None:
-            await cancel_and_wait([self._ticker])
+        await cancel_and_wait([self._ticker, self._signaller])
         for batch in self.batcher.drain():
             self._enqueue(batch)
         self._queue.put_nowait(_DONE)

@@ -94,6 +94,8 @@ class VenueRunner:
 
     :param spec: the venue. :param markets: ``BTC-USD``-style tickers.
     :param sink: ``(venue, [(kind, row, levels)]) -> None``, called on the event loop for each batch.
+    :param on_events: ``(venue, prefix, events) -> None``, given each feed batch as it is (the
+        analysis of ``--signals``), or None.
     :param depth: book levels per side in a book row. :param oi_poll_s: seconds between
         open-interest polls (0: none). :param silence_s: seconds without market data that fail a
         session. Backoff and breaker settings in seconds (module docstring).
@@ -102,11 +104,12 @@ class VenueRunner:
     def __init__(self, spec: VenueSpec, markets: list[str], sink: Callable[[str, list], None], *,
                  depth: int = 10, oi_poll_s: float = 10.0, silence_s: float = 60.0, retry_base_s: float = 1.0,
                  retry_max_s: float = 60.0, breaker_failures: int = 5, breaker_cooldown_s: float = 60.0,
-                 start_timeout_s: float = 60.0):
+                 start_timeout_s: float = 60.0, on_events: Callable[[str, str, list], None] | None = None):
         self.spec = spec
         self.venue = spec.name
         self.markets = list(markets)
         self.sink = sink
+        self.on_events = on_events
         self.depth = depth
         self.oi_poll_s = float(oi_poll_s)
         self.silence_s = float(silence_s)
@@ -241,6 +244,8 @@ class VenueRunner:
     async def _pump(self, feed: Any) -> None:
         async for batch in feed.batches():
             if batch:
+                if self.on_events is not None:
+                    self.on_events(self.venue, self.rows.prefix, batch)
                 self._data(self.rows.rows(batch))
 
     # -- open interest ------------------------------------------------------------------

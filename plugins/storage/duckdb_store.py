@@ -1,7 +1,7 @@
 """``duckdb:PATH``: the embedded default backend (one DuckDB file, no server).
 
 One table per kind (:mod:`.schema`): text -> ``VARCHAR``, int -> ``BIGINT``, bool -> ``BOOLEAN``,
-dec -> ``DECIMAL(38,18)`` (exact, 18 fractional digits: enough for every venue's price, size and
+float -> ``DOUBLE``, dec -> ``DECIMAL(38,18)`` (exact, 18 fractional digits: enough for every venue's price, size and
 per-hour funding rate). A batch goes in as one Arrow table (decimals as text, cast by DuckDB
 in one ``INSERT ... SELECT`` statement): all rows of a batch or none.
 """
@@ -15,13 +15,13 @@ from perpbot.core.errors import ConfigError
 from perpbot.plugins.storage import Storage
 from perpbot.plugins.storage.schema import COLUMNS, KINDS, TYPES, check_kind, text_of
 
-_SQL_TYPE = {"text": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN", "dec": "DECIMAL(38,18)"}
+_SQL_TYPE = {"text": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN", "dec": "DECIMAL(38,18)", "float": "DOUBLE"}
 
 
 def _arrow_type(logical: str):
     import pyarrow as pa
 
-    return {"text": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "dec": pa.string()}[logical]
+    return {"text": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "dec": pa.string(), "float": pa.float64()}[logical]
 
 
 class DuckDBStorage(Storage):

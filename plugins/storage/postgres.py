@@ -6,7 +6,7 @@ Each kind is a table ``PARTITION BY RANGE (ts_ns)`` (declarative partitioning, P
 needs it. A batch is one ``COPY <kind> (...) FROM STDIN`` (psycopg 3 ``Cursor.copy`` /
 ``Copy.write_row``; PostgreSQL routes copied rows to their partitions since version 11) in one
 transaction: all rows or none. Types: text -> ``text``, int -> ``bigint``, bool -> ``boolean``,
-dec -> ``numeric`` (exact, any precision).
+dec -> ``numeric`` (exact, any precision), float -> ``double precision``.
 
 The password of the URL never reaches a log line, repr or error (:func:`~perpbot.plugins.storage.redact`).
 """
@@ -19,7 +19,7 @@ from perpbot.core.errors import ConfigError
 from perpbot.plugins.storage import Storage, redact
 from perpbot.plugins.storage.schema import COLUMNS, KINDS, TYPES, check_kind
 
-_SQL_TYPE = {"text": "text", "int": "bigint", "bool": "boolean", "dec": "numeric"}
+_SQL_TYPE = {"text": "text", "int": "bigint", "bool": "boolean", "dec": "numeric", "float": "double precision"}
 DAY_NS = 86_400 * 1_000_000_000
 
 

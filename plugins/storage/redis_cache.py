@@ -5,8 +5,8 @@ under key ``perpbot:latest:<kind>:<venue>:<market>`` (a JSON object of the row's
 decimals as text) and the same JSON is published on channel ``perpbot:<kind>`` (Redis
 ``SET`` and ``PUBLISH``, sent in one pipeline per batch). Trades are published only (a
 latest trade is of little use). Kinds are the collector's (:mod:`.schema`): books (top levels
-and best bid/offer), funding, open interest, mark prices. Analysis signals are not published
-yet: the analysis hub (``perpbot.core.analysis``) did not exist when this was written.
+and best bid/offer), funding, open interest, mark prices, and with ``collect --signals`` each
+market's analysis confluence (kind ``signal``, venue ``all``: :mod:`perpbot.plugins.collector.signals`).
 
 Reading (a bot process): :class:`LiveCacheReader` ``latest(kind, venue, market)`` and
 ``listen(kinds)`` (an async iterator over published rows).

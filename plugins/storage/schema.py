@@ -16,6 +16,9 @@ time). Prices, sizes, rates and open interest are :class:`~decimal.Decimal` (exa
   when the venue gives none).
 - ``oi``: ``open_interest`` (base units, as the venue reports it).
 - ``mark``: ``price`` (the venue's mark / oracle price).
+- ``signal`` (only with ``collect --signals``): one market's analysis confluence across venues,
+  venue ``all``: ``score`` 0-100, ``direction`` +1/-1/0, ``agreeing`` / ``total`` interpretations,
+  ``reasons`` (JSON list of text), see :mod:`perpbot.plugins.collector.signals`.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "funding": ("venue", "market", "ts_ns", "rate_1h", "settled", "interval_h", "next_funding_ns", "oracle_price"),
     "oi": ("venue", "market", "ts_ns", "open_interest"),
     "mark": ("venue", "market", "ts_ns", "price"),
+    "signal": ("venue", "market", "ts_ns", "score", "direction", "agreeing", "total", "reasons"),
 }
 
-#: kind -> column -> logical type: text, int (64-bit), bool, dec (exact decimal)
+#: kind -> column -> logical type: text, int (64-bit), bool, dec (exact decimal), float (an analysis value)
 TYPES: dict[str, dict[str, str]] = {
     "book": {"bid": "dec", "bid_size": "dec", "ask": "dec", "ask_size": "dec", "bids": "text", "asks": "text"},
     "trade": {"price": "dec", "size": "dec", "side": "text", "trade_id": "text", "seq": "int"},
@@ -39,6 +43,7 @@ TYPES: dict[str, dict[str, str]] = {
                 "oracle_price": "dec"},
     "oi": {"open_interest": "dec"},
     "mark": {"price": "dec"},
+    "signal": {"score": "float", "direction": "int", "agreeing": "int", "total": "int", "reasons": "text"},
 }
 for _t in TYPES.values():
     _t.update(venue="text", market="text", ts_ns="int")
@@ -47,7 +52,7 @@ KINDS: tuple[str, ...] = tuple(COLUMNS)
 
 
 def column_type(kind: str, column: str) -> str:
-    """The logical type (``text``, ``int``, ``bool``, ``dec``) of ``kind``'s ``column``."""
+    """The logical type (``text``, ``int``, ``bool``, ``dec``, ``float``) of ``kind``'s ``column``."""
     return TYPES[kind][column]
 
 

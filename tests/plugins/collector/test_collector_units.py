@@ -4,6 +4,7 @@ the batcher by size and by time; the circuit breaker; events -> rows (dYdX delta
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 
 import pytest
@@ -191,3 +192,30 @@ async def test_a_failing_store_is_retried_until_it_takes_the_batch(tmp_path):
     await col.stop()
     assert len(flaky.rows) == 3 and col.write_errors == 2 and col.lost_rows == 0
     assert col.written[("v", "mark")] == 3
+
+
+def test_signal_rows_combine_the_venues_and_throttle_whole_books():
+    from perpbot.plugins.analysis import BUILTIN
+    from perpbot.plugins.collector.signals import SignalMaker
+
+    m = SignalMaker(BUILTIN, book_every_s=0.5)
+    snap = lambda t, ts, bid: BookSnapshot(t, ts, bids=((D(bid), D("1")), (D(bid) - 1, D("2"))),  # noqa: E731
+                                           asks=((D(bid) + 1, D("1")), (D(bid) + 2, D("2"))))
+    for i in range(60):  # a whole book every 0.1 s: analysed at most every 0.5 s
+        ts = T + i * 10**8
+        m.on_events("binance", "binance:", [snap("binance:BTC-USD", ts, 100 + i),
+                                            Trade("binance:BTC-USD", ts, price=D(101 + i), size=D("1"), side=Side.BUY,
+                                                  trade_id=str(i))])
+        m.on_events("dydx", "", [Trade("BTC-USD", ts, price=D(101 + i), size=D("2"), side=Side.BUY, trade_id=f"d{i}")])
+    assert m.books_deferred > 0 and m.states["binance:BTC-USD"].book.best_bid_price() < D(159)
+    m.on_events("dydx", "", [snap("BTC-USD", T, 100), snap("BTC-USD", T + 1, 200),  # the second one waits ...
+                             BookDelta("BTC-USD", T + 2, asks=((D(205), D("5")),))])
+    book = m.states["dydx:BTC-USD"].book  # ... until the delta, which builds on it
+    assert (book.best_bid_price(), book.best_ask_price()) == (D(200), D(201))
+    assert D(205) in [p for p, _ in book.levels("ask", 5)]
+    (row,) = m.rows(T + 10**9)
+    assert m.states["binance:BTC-USD"].book.best_bid_price() == D(159)  # the newest whole book, applied
+    venue, market, ts, score, direction, agreeing, total, reasons = row
+    assert (venue, market, ts) == ("all", "BTC-USD", T + 10**9) and 0 <= score <= 100 and direction in (-1, 0, 1)
+    text = " ".join(json.loads(reasons))
+    assert total >= 2 and "@binance" in text and "@dydx" in text  # one score from both venues' readings

@@ -31,6 +31,7 @@ def sample_rows() -> dict[str, list[tuple]]:
                     ("dydx", "BTC-USD", T0 - 3600 * 10**9, D("-0.0000031"), True, 1, None, D("64990.5"))],
         "oi": [("binance", "BTC-USD", T0, D("10659.509"))],
         "mark": [("binance", "BTC-USD", T0, D("65000.123456789012345678"))],
+        "signal": [("all", "BTC-USD", T0, 62.5, 1, 3, 5, '["orderflow: CVD rising", "against: funding high"]')],
     }
 
 
@@ -40,7 +41,8 @@ def write_all(store) -> None:
 
 
 EXPECTED_COUNTS = {("binance", "book"): 1, ("dydx", "book"): 1, ("binance", "trade"): 1, ("hyperliquid", "trade"): 1,
-                   ("binance", "funding"): 1, ("dydx", "funding"): 1, ("binance", "oi"): 1, ("binance", "mark"): 1}
+                   ("binance", "funding"): 1, ("dydx", "funding"): 1, ("binance", "oi"): 1, ("binance", "mark"): 1,
+                   ("all", "signal"): 1}
 
 
 def test_duckdb_round_trip_exact_and_reopened(tmp_path):
@@ -57,6 +59,7 @@ def test_duckdb_round_trip_exact_and_reopened(tmp_path):
         assert f == (D("-0.0000031"), True, 1, D("64990.5"))
         (t,) = s.query("SELECT seq, trade_id, side FROM trade WHERE venue = 'binance'")
         assert t == (12, "12", "buy")
+        assert s.query("SELECT score, direction, agreeing, total FROM signal") == [(62.5, 1, 3, 5)]
 
 
 def test_a_bad_batch_is_written_whole_or_not_at_all(tmp_path):
@@ -179,5 +182,5 @@ def test_redis_unreachable_is_one_line():
 
 
 def test_every_kind_has_a_schema():
-    assert set(COLUMNS) == {"book", "trade", "funding", "oi", "mark"}
+    assert set(COLUMNS) == {"book", "trade", "funding", "oi", "mark", "signal"}
     assert all(cols[:3] == ("venue", "market", "ts_ns") for cols in COLUMNS.values())
