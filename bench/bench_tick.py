@@ -285,7 +285,7 @@ def reaction(wake_on: str = "", decision_interval_s: str = "1") -> dict:
     }
 
 
-REACTION_MODES = (("", "1"), ("bbo,trade", "1"), ("bbo,trade,every:1", "0.1"))
+REACTION_MODES = (("", "1"), ("bbo,trade", "1"), ("bbo,trade,every:1", "0.1"), ("bbo,trade,every:1", "0.01"))
 
 
 def run(quick: bool = False) -> dict:
