@@ -19,6 +19,10 @@ timed: the venues' own message parsing (ccxt / the dYdX parser), which runs in t
 live; the figure is the headroom left for it.
 
 Figures: events per CPU-second, against the needed rate (mean and busiest second x 5).
+
+With ``collect --signals``: the analysis (every event into a market state and the built-in
+analyzers, :class:`~perpbot.plugins.collector.signals.SignalMaker`) timed over one copy of the
+recording: CPU microseconds per event, and the share of one core it takes at 5 x the mean rate.
 """
 
 from __future__ import annotations
@@ -94,13 +98,26 @@ def time_collector(batches: list[list]) -> tuple[float, int, dict]:
     return cpu, events, {"rejected": dict(validator.rejected), "rows": sum(counts.values())}
 
 
+def time_signals(batches: list[list]) -> float:
+    """CPU microseconds per event of the ``--signals`` analysis (one venue's copy of the recording)."""
+    from perpbot.plugins.analysis import BUILTIN
+    from perpbot.plugins.collector.signals import SignalMaker
+
+    maker = SignalMaker(BUILTIN)
+    n = sum(len(b) for b in batches)
+    t0 = time.process_time()
+    for batch in batches:
+        maker.on_events("venue0", "", batch)
+    return (time.process_time() - t0) / n * 1e6
+
+
 def run() -> dict:
     """The figures as a dict (for ``bench/run.py``)."""
     batches = load()
     mean, peak, span = rates(batches)
     cpu, events, info = time_collector(batches)
     return {"events": events, "cpu_s": cpu, "capacity": events / cpu, "need_mean": mean * VENUES,
-            "need_peak": peak * VENUES, "span_s": span, **info}
+            "need_peak": peak * VENUES, "span_s": span, "signals_us": time_signals(batches), **info}
 
 
 def main() -> None:
@@ -113,6 +130,9 @@ def main() -> None:
         verdict = "keeps up" if r["capacity"] >= need else "FALLS BEHIND"
         print(f"  needed at the recording's {what} rate: {need:,.0f} events/s -> {verdict} "
               f"({r['capacity'] / need:.1f}x, target >= 1x on one core)")
+    share = r["signals_us"] * r["need_mean"] / 1e6
+    print(f"  with --signals (built-in analyzers): {r['signals_us']:.1f} CPU-us per event -> "
+          f"{share:.0%} of one core at the mean rate x {VENUES}")
     if r["rejected"]:
         print(f"  rejected by the validator: {r['rejected']}")
 
