@@ -6,6 +6,7 @@ on; the command itself (Ctrl-C flushes and prints counts; bad input is one line)
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -17,6 +18,8 @@ from typer.testing import CliRunner
 
 from perpbot.plugins.collector.cli import apply_urls, parse_venues
 from perpbot.plugins.collector.collect import Collector
+from perpbot.plugins.analysis import BUILTIN
+from perpbot.plugins.collector.signals import SignalMaker
 from perpbot.plugins.storage import open_storage
 from tests.plugins.collector.venues import FAST, VENUES, three_venues
 from tests.plugins.storage.servers import fresh_database, key_prefix, postgres_server, redis_server
@@ -57,22 +60,28 @@ async def test_three_venues_into_duckdb_and_postgres_with_equal_counts(tmp_path,
     with fresh_database(pg_server) as dsn:
         async with three_venues(tick_s=0.1) as v:
             stores = [open_storage(f"duckdb:{tmp_path / 'c.duckdb'}"), open_storage(dsn), open_storage(cache_url)]
-            col = Collector(specs_for(v), MARKETS, stores, silence_s=20, **QUICK)
+            maker = SignalMaker(BUILTIN)
+            col = Collector(specs_for(v), MARKETS, stores, silence_s=20, signals=maker, signals_every_s=0.3, **QUICK)
             reader = LiveCacheReader(cache_url)
             try:
                 await col.start()
-                deadline = time.monotonic() + 40  # a bound for a loaded machine, not a speed target
+                deadline = time.monotonic() + 60  # a bound for a loaded machine, not a speed target
                 # until every venue stored every kind
-                while not all(col.written[(ven, k)] > 1 for ven in ("binance", "hyperliquid", "dydx") for k in KINDS):
+                while not (all(col.written[(ven, k)] > 1 for ven in ("binance", "hyperliquid", "dydx") for k in KINDS)
+                           and col.written[("all", "signal")] > 2):
                     assert time.monotonic() < deadline, dict(col.written)
                     await asyncio.sleep(0.25)
                 await asyncio.sleep(0.5)
                 latest = await reader.latest("book", "hyperliquid", "ETH-USD")  # what a bot process reads
+                signal = await reader.latest("signal", "all", "BTC-USD")
             finally:
                 await col.stop()
                 await reader.close()
                 col.close()
         assert latest is not None and latest["venue"] == "hyperliquid" and float(latest["bid"]) < float(latest["ask"])
+        # the analysis confluence across the three venues, as the bot's analysis hub computes it
+        assert signal is not None and 0 <= signal["score"] <= 100 and signal["direction"] in (-1, 0, 1)
+        assert isinstance(json.loads(signal["reasons"]), list) and maker.events > 0
         with open_storage(f"duckdb:{tmp_path / 'c.duckdb'}") as duck, open_storage(dsn) as pg:
             dc, pc = duck.counts(), pg.counts()
             assert dc == pc == {k: n for k, n in col.written.items()}
@@ -186,6 +195,7 @@ def test_collect_command_ctrl_c_flushes_and_prints_counts(tmp_path):
     (["--venues", "dydx", "--markets", "BT$"], "--markets: ticker: not a market symbol"),
     (["--venues", "dydx", "--markets", "BTC", "--store", "duckbd:x"], "did you mean duckdb:"),
     (["--venues", "dydx", "--markets", "BTC", "--url", "dydz=http://x"], "'dydz' is not one of --venues; did you mean 'dydx'?"),
+    (["--venues", "dydx", "--markets", "BTC", "--signals", "orderflw"], "--signals: unknown analyzer 'orderflw'"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
     from perpbot import cli as runbot
