@@ -38,16 +38,20 @@ nothing here imports another exchange plugin, a strategy or ``perpbot.plugins``:
 - orders and account: ``orders`` (Decimal -> quantums/subticks, the ``Order`` proto),
   ``client_ids`` (persistent fixed32 ids), ``order_registry`` (our and foreign orders,
   unknown outcomes), ``ledger`` (fills, positions, balance, funding), ``account``
-  (``AccountState``: the stream façade over both);
+  (``AccountState``: the stream façade over both), ``subaccounts`` (isolated child
+  subaccounts ``parent + 128*k``, their ledgers, the collateral an isolated order needs);
 - the exchange: ``outcomes`` (look-ups by id), ``reconcile`` (REST paging, the
-  maintenance loop), ``order_path`` (place / cancel), ``exchange`` (``DydxExchange``:
-  lifecycle, markets, height, stream);
+  maintenance loop, divergences of the parent and every child), ``order_path`` (place /
+  cancel), ``transfers`` (USDC transfers, deposits, withdrawals, confirmed on the indexer),
+  ``isolated`` (routing to children, funding and sweeping them), ``exchange``
+  (``DydxExchange``: lifecycle, markets, height, stream);
 - ``cli`` (the ``record`` command), ``cli_keys`` (``runbot.py dydx ...``: trading keys, fees,
-  TWAP; the ``DYDX_APP`` group other command modules add to).
+  TWAP; the ``DYDX_APP`` group other command modules add to), ``cli_funds`` (``runbot.py dydx
+  deposit | withdraw | transfer``).
 
 Imports of the v4-clients packages (``dydx_v4_client``, ``v4_proto``) stay inside
-``rest``, ``node``, ``orders``, ``order_path``, ``secrets``, ``authenticators``, ``fees`` and the
-command modules (most of them made on use).
+``rest``, ``node``, ``orders``, ``order_path``, ``secrets``, ``authenticators``, ``fees``,
+``transfers`` and the command modules (most of them made on use).
 """
 
 from __future__ import annotations

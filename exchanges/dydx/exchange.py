@@ -19,6 +19,11 @@ hands the rest to collaborators built at connect:
 - :class:`~perpbot.exchanges.dydx.account.AccountState`: the account, folded from
   ``v4_subaccounts`` and ``v4_block_height``, subscribed on the SAME WebSocket as the
   market data (:func:`perpbot.exchanges.dydx.ws.acquire`).
+- isolated markets (:class:`~perpbot.exchanges.dydx.isolated.IsolatedMarkets`, the mixin,
+  and :class:`~perpbot.exchanges.dydx.isolated.IsolatedRouter`): an ISOLATED order goes to
+  a child subaccount ``parent + 128*k``, funded by ``MsgCreateTransfer`` before the order and
+  swept back once flat; the children's streams are on the same socket, reconciliation covers
+  them; ``subaccount_positions()``, ``subaccount_balances()`` and ``summary_notes()`` show them.
 
 - ``circuit_open``: the breaker's reason (``"circuit_open: ..."``) while it is open,
   else None; the bot shows it to the risk chain.
@@ -129,7 +134,8 @@ class DydxExchange(IsolatedMarkets, BaseExchangeClient):
 
     def capabilities(self) -> ExchangeCapabilities:
         """Every order type and time in force; reduce-only needs IOC (the chain's rule, see
-        :mod:`perpbot.exchanges.dydx.orders`); conditional orders; cross margin only; funding
+        :mod:`perpbot.exchanges.dydx.orders`); conditional orders; cross and isolated margin (isolated positions in child
+        subaccounts, :mod:`perpbot.exchanges.dydx.isolated`; not when ``subaccount`` is itself a child); funding
         every hour (the ``funding-tick`` epoch of v4-chain ``protocol/x/epochs``, settled by
         ``protocol/x/perpetuals``); real orders."""
         return ExchangeCapabilities(
