@@ -147,8 +147,8 @@ class VenueRunner:
             except asyncio.CancelledError:
                 raise
             except ConfigError as exc:
-                self.fatal = str(exc)
-                logger.error(f"collector {self.venue}: {exc}; this venue stops, the others go on")
+                self.fatal = str(exc).replace("--ticker:", "--markets:", 1)  # the feed's wording, this command's flag
+                logger.error(f"collector {self.venue}: {self.fatal}; this venue stops, the others go on")
                 return
             except Exception as exc:  # any failure of one venue is its own: logged, retried
                 self.counters["failures"] += 1

@@ -136,13 +136,9 @@ async def test_one_venue_killed_mid_run_never_stops_the_others(tmp_path):
     assert "failed session(s)" in line and "circuit opened" in line
 
 
-def test_collect_command_ctrl_c_flushes_and_prints_counts(tmp_path):
-    """The command in this process (no interpreter start-up), the venues on a thread of their own;
-    a real SIGINT once the command's loop handles it: the flush writes every row (batches of
-    60 s / 100k rows would otherwise never be written) and the printed counts are the stored ones."""
-    from perpbot import cli as runbot
-
-    db = tmp_path / "cli.duckdb"
+def venues_in_thread() -> tuple[dict, threading.Event, threading.Thread]:
+    """The three venues on a thread and loop of their own: ``({"url": --url value}, done, thread)``;
+    set ``done`` and join the thread to stop them."""
     box: dict = {}
     ready, done = threading.Event(), threading.Event()
 
@@ -158,6 +154,36 @@ def test_collect_command_ctrl_c_flushes_and_prints_counts(tmp_path):
     venues = threading.Thread(target=serve, name="fake-venues", daemon=True)
     venues.start()
     assert ready.wait(30), "the fake venues did not start"
+    return box, done, venues
+
+
+def test_a_market_no_venue_lists_stops_each_venue_with_the_reason(tmp_path):
+    from perpbot import cli as runbot
+
+    box, done, venues = venues_in_thread()
+    try:
+        res = CliRunner().invoke(runbot.build_app(), [
+            "collect", "--venues", "binance=ccxt:binanceusdm,dydx", "--markets", "BTC,NOPE",
+            "--url", ",".join(u for u in box["url"].split(",") if not u.startswith("hyperliquid=")),
+            "--store", f"duckdb:{tmp_path / 'n.duckdb'}", "--duration", "60"])
+    finally:
+        done.set()
+        venues.join(30)
+    assert res.exit_code == 1, res.output
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error: ")]
+    assert [e.split(":")[1].strip() for e in errors] == ["binance", "dydx"], res.output
+    assert all("NOPE-USD" in e for e in errors), errors  # each venue names the market it does not list
+    assert "--markets: 'binance:NOPE-USD' is not a perpetual of binance" in errors[0]
+
+
+def test_collect_command_ctrl_c_flushes_and_prints_counts(tmp_path):
+    """The command in this process (no interpreter start-up), the venues on a thread of their own;
+    a real SIGINT once the command's loop handles it: the flush writes every row (batches of
+    60 s / 100k rows would otherwise never be written) and the printed counts are the stored ones."""
+    from perpbot import cli as runbot
+
+    db = tmp_path / "cli.duckdb"
+    box, done, venues = venues_in_thread()
     default = signal.getsignal(signal.SIGINT)
 
     def ctrl_c():  # once the command's event loop owns SIGINT, let it collect a while, then Ctrl-C
