@@ -150,7 +150,8 @@ def evaluate(model_path: Path, events, tickers, registered: Mapping[str, type], 
             raise ConfigError(f"ml: no signal rows after the model's training window (ends {iso(end)}); "
                               "evaluate on later data, or pass --in-sample")
     thr = float(meta["threshold"] if threshold is None else threshold)
-    p = model.predict_proba(data.X)[:, 1]
+    with ModelParams().limits():  # one thread, as for training (see ModelParams.threads)
+        p = model.predict_proba(data.X)[:, 1]
     return {"rows": len(data), "first": iso(data.ts_ns[0]), "last": iso(data.ts_ns[-1]), "threshold": thr,
             **scores(data.y, p, data.fwd_return, thr), "model": meta["training_window"]}
 
