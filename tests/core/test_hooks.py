@@ -279,6 +279,71 @@ def test_hook_register_position_sizers():
     assert "test_notional" in _registration_test("position_sizers")
 
 
+def test_hook_register_analyzers():
+    from perpbot.core.analysis import Analyzer
+    from perpbot.core.errors import PluginError
+    from perpbot.core.plugins import PluginManager
+
+    class Mine(Analyzer):
+        name = "mine"
+
+        def on_event(self, state, ev):
+            pass
+
+        def interpret(self, ts_ns):
+            return None
+
+        def features(self):
+            return {}
+
+    class Plugin:
+        __name__ = "analyzer-plugin"
+
+        @hookimpl
+        def register_analyzers(self, register):
+            register(Mine)
+
+    pm = PluginManager(load_entry_points=False, extra_plugins=(Plugin(),), default_plugins=("perpbot.plugins.analysis",))
+    assert {"mine", "technical", "sentiment"} <= set(pm.registry.analyzers)
+
+    class NotOne:
+        name = "x"
+
+    class Bad:
+        __name__ = "bad-analyzer-plugin"
+
+        @hookimpl
+        def register_analyzers(self, register):
+            register(NotOne)
+
+    with pytest.raises(PluginError, match="not a subclass of Analyzer"):
+        PluginManager(load_entry_points=False, extra_plugins=(Bad(),), default_plugins=())
+
+
+def test_hook_load_signal_gate():
+    from perpbot.core.plugins import PluginManager
+
+    class Gate:
+        threshold = 0.5
+
+        def probability(self, features):
+            return 0.9
+
+        def describe(self):
+            return "gate"
+
+    class Loader:
+        __name__ = "gate-loader"
+
+        @hookimpl
+        def load_signal_gate(self, path):
+            return Gate() if path.endswith(".gate") else None
+
+    pm = PluginManager(load_entry_points=False, extra_plugins=(Loader(),), default_plugins=())
+    assert pm.hook.load_signal_gate(path="m.gate").probability({}) == 0.9
+    assert pm.hook.load_signal_gate(path="m.other") is None  # firstresult: None when no plugin reads it
+
+
 def test_hook_register_commands():
     import typer
 
