@@ -13,7 +13,11 @@ of the ``dydx`` exchange:
 - before an isolated order, the child gets by ``MsgCreateTransfer`` what it lacks to stay
   initially collateralized after the fill (:func:`~perpbot.exchanges.dydx.subaccounts.collateral_needed`:
   the market's IMF, the order's size and worst price, a taker fee of :data:`FEE_BOUND`, a
-  ``buffer`` of 10 % of the margin). More than the parent's free collateral is refused with
+  ``buffer`` of 10 % of the margin). A trading key that may not sign ``MsgCreateTransfer``
+  is refused before anything is sent by the node gateway's guard (the transfer's failure says
+  so: pre-fund the child, or use a key added with ``--allow-transfers``), and the sweep back
+  is not tried with such a key (:func:`perpbot.exchanges.dydx.authenticators.transfer_refusal`,
+  said once per child); more than the parent's free collateral is refused with
   :class:`~perpbot.core.errors.InsufficientMargin` before anything is sent; a transfer that
   fails (:mod:`perpbot.exchanges.dydx.transfers`) means no order, and the result says why;
 - :meth:`IsolatedRouter.sweep` returns a child's USDC to the parent once it is flat with no
@@ -23,7 +27,7 @@ of the ``dydx`` exchange:
 that wires this up (a mixin: the child streams, the transfer records it emits to the bot, the
 sweeper task, positions and balances per subaccount).
 
-Imports :mod:`perpbot.core` (errors, model) and the dYdX ``channels`` / ``subaccounts`` /
+Imports :mod:`perpbot.core` (errors, model) and the dYdX ``authenticators`` / ``channels`` / ``subaccounts`` /
 ``transfers`` modules.
 """
 
@@ -38,6 +42,7 @@ from loguru import logger
 
 from perpbot.core.errors import ExchangeError, InsufficientMargin
 from perpbot.core.model import Balance, Market, OrderRequest, Position, Side
+from perpbot.exchanges.dydx.authenticators import transfer_refusal
 from perpbot.exchanges.dydx.channels import V4_SUBACCOUNTS
 from perpbot.exchanges.dydx.subaccounts import MAX_PARENT_SUBACCOUNTS, ChildLedgers, collateral_needed, wants_isolated
 from perpbot.exchanges.dydx.transfers import TransferRecord, Transfers
@@ -76,6 +81,7 @@ class IsolatedRouter:
         self.fee_rate = fee_rate
         self.buffer = buffer
         self._sweeping: set[int] = set()
+        self._refused: set[int] = set()
         #: child -> when it was funded for an order not yet registered (monotonic s): not swept
         #: while the order is on its way (its height refresh and id allocation await)
         self._funded_at: dict[int, float] = {}
@@ -162,6 +168,12 @@ class IsolatedRouter:
         A failed sweep is logged (by the transfer) and tried again on the next call."""
         done = 0
         for n, amount, t in self.due_sweeps():
+            why = transfer_refusal(self.transfers.node, n, self.children.parent)
+            if why:  # the key cannot move it: the USDC stays in the child (said once per child)
+                if n not in self._refused:
+                    self._refused.add(n)
+                    logger.warning(f"dYdX child subaccount {n} keeps its {amount} USDC: {why}")
+                continue
             self._sweeping.add(n)
             try:
                 rec = await self.transfers.transfer(n, self.children.parent, amount,
