@@ -12,7 +12,8 @@ of the ``dydx`` exchange:
   is refused for isolated trading unless the order reduces;
 - before an isolated order, the child gets by ``MsgCreateTransfer`` what it lacks to stay
   initially collateralized after the fill (:func:`~perpbot.exchanges.dydx.subaccounts.collateral_needed`:
-  the market's IMF, the order's size and worst price, a taker fee of :data:`FEE_BOUND`, a
+  the market's IMF, the order's size and worst price, the taker fee of the account's tier read from
+  the chain at connect (:data:`FEE_BOUND` when it could not be read), a
   ``buffer`` of 10 % of the margin). A trading key that may not sign ``MsgCreateTransfer``
   is refused before anything is sent by the node gateway's guard (the transfer's failure says
   so: pre-fund the child, or use a key added with ``--allow-transfers``), and the sweep back
@@ -207,7 +208,10 @@ class IsolatedMarkets:
         # funding settled on the stream (a position's netFunding moved): read the payments now
         self.account.on_funding_change = lambda ticker: self._reconcile_now is not None and self._reconcile_now.set()
         if self.settings.subaccount < MAX_PARENT_SUBACCOUNTS:  # a child cannot have children
-            self.router = IsolatedRouter(self.children, self.transfers, oracle=self._oracle, watch=self._watch_child)
+            tier = getattr(self.node, "fee_tier", None)  # the account's tier read from the chain at connect
+            fee_rate = tier.taker_rate if tier is not None else FEE_BOUND
+            self.router = IsolatedRouter(self.children, self.transfers, oracle=self._oracle, watch=self._watch_child,
+                                         fee_rate=fee_rate)
             self.order_path.route = self.router.route
             self.order_path.route_done = self.router.release
             for meta in self.ids.orders.values():  # children of orders of earlier runs

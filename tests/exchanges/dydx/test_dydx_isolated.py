@@ -194,3 +194,24 @@ async def test_a_freshly_funded_child_is_not_swept_before_its_order_is_registere
     ex.router.hold_s = 0.0
     ex.router._funded_at[128] = 0.0
     assert [c for c, _, _ in ex.router.due_sweeps()] == [128]  # a hold ends after hold_s anyway
+
+
+async def test_collateral_sizing_uses_the_fee_tier_read_from_the_chain(fakes, tmp_path, mnemonic):  # noqa: F811
+    """An account at fee tier 3 (taker 4.0 bp, 5.5M USDC 30-day volume on the fake node) sizes a
+    child's collateral with 4.0 bp, not the assumed tier-1 5 bp (v4-chain ``x/feetiers``)."""
+    from dydx_v4_client.wallet import Wallet
+
+    from perpbot.exchanges.dydx.secrets import Secret, key_pair_from
+    from tests.fakes import TEST_MNEMONIC
+
+    _isolated_eth(fakes.indexer)
+    address = Wallet(key_pair_from(Secret(TEST_MNEMONIC)), 0, 0).address
+    fakes.indexer.ensure_subaccount(address, 0, PARENT_USDC)
+    fakes.node.user_stats[address] = (3_000_000 * 10**6, 2_500_000 * 10**6)  # quantums of USDC (6 decimals)
+    h = Harness(fakes, tmp_path)
+    await h.start()
+    try:
+        assert h.ex.node.fee_tier.taker_fee_ppm == 400
+        assert h.ex.router.fee_rate == D("0.0004")
+    finally:
+        await h.stop()
