@@ -85,6 +85,26 @@ class RunRecorder:
         return out
 
 
+def subaccount_rows(view: Any) -> list[dict]:
+    """Per-subaccount rows of every venue whose client splits the account (``subaccount_positions()``
+    and ``subaccount_balances()``, the dYdX plugin: parent and isolated children), sorted by venue
+    and number; ``[]`` when no venue does."""
+    rows = []
+    for venue, ex in sorted(view.exchanges.items()):
+        by_sub = getattr(ex, "subaccount_positions", None)
+        if by_sub is None:
+            continue
+        bals_of = getattr(ex, "subaccount_balances", None)
+        bals = bals_of() if bals_of is not None else {}
+        for n, pos in sorted(by_sub().items()):
+            b = bals.get(n)
+            rows.append({"venue": venue, "subaccount": int(n), "isolated": int(n) >= 128,
+                         "positions": {t: plain(p.size) for t, p in sorted(pos.items())},
+                         "equity": dec(b.equity) if b is not None else None,
+                         "free_collateral": dec(b.free_collateral) if b is not None else None})
+    return rows
+
+
 def fill_row(view: Any, fill: Any) -> dict:
     """A :class:`~perpbot.core.model.Fill` as a :class:`~perpbot.plugins.api.models.FillOut` dict
     (ticker qualified as the run names it)."""
@@ -254,7 +274,7 @@ class LiveSource:
                     "liquidation_distance": finite(dist),
                     "liquidation_note": note,
                 })
-        return {"positions": positions, "accounts": accounts, "note": ""}
+        return {"positions": positions, "accounts": accounts, "subaccounts": subaccount_rows(v), "note": ""}
 
     async def orders(self) -> dict:
         """Every open order of the bot, oldest first."""

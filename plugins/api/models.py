@@ -123,11 +123,25 @@ class AccountOut(BaseModel):
     margin_usage: Optional[float] = None
 
 
+class SubaccountOut(BaseModel):
+    """One subaccount of a venue that has them (dYdX: the parent and each isolated child,
+    numbered parent + 128*k): signed position sizes by ticker (base units), USD figures."""
+
+    venue: str
+    subaccount: int
+    isolated: bool = False
+    positions: dict[str, str] = {}
+    equity: Dec = None
+    free_collateral: Dec = None
+
+
 class Positions(BaseModel):
-    """Open positions and the margin of every venue (``note``: what a journal cannot tell)."""
+    """Open positions and the margin of every venue (``note``: what a journal cannot tell);
+    ``subaccounts``: per-subaccount positions of venues that split the account."""
 
     positions: list[PositionOut]
     accounts: list[AccountOut] = []
+    subaccounts: list[SubaccountOut] = []
     note: str = ""
 
 

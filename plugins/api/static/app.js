@@ -128,6 +128,10 @@ async function refresh() {
         pct(r.liquidation_distance, 1)]);
       fill("accounts", p.accounts, (a) => [a.venue, num(a.equity), num(a.free_collateral), num(a.initial_margin),
         num(a.maintenance_margin), pct(a.margin_usage, 1)]);
+      const subs = p.subaccounts || [];
+      $("subaccounts").hidden = subs.length === 0;
+      fill("subaccounts", subs, (r) => [r.venue, r.subaccount + (r.isolated ? " (isolated)" : ""),
+        Object.entries(r.positions).map(([t, z]) => t + " " + z).join(", ") || "flat", num(r.equity), num(r.free_collateral)]);
     }),
     getJSON("/api/orders").then((o) => fill("orders", o.orders, (r) => [r.client_id, r.ticker, r.side, num(r.size, 4),
       r.price === null ? "market" : num(r.price), r.status, r.tag])),
