@@ -64,6 +64,9 @@ def ray_session():
     when a start missed one of Ray's start-up deadlines.
     """
     ray = pytest.importorskip("ray")
+    # Ray waits 30 s for its GCS server's port file (ray/_private/node.py start_gcs_server), too
+    # short on a loaded 2-core machine; its own setting raises it
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     if not ray.is_initialized():
         with open(RAY_START_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
