@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from perpbot.core.analysis import NO_CONFLUENCE, Analyzer, Confluence, Interpretation, combine
 from perpbot.core.params import did_you_mean
@@ -166,7 +166,8 @@ def _placeholder_market(ticker: str) -> Any:
 
 def feature_rows(events: Iterable[Any], tickers: Iterable[str], analyzers: Sequence[type], every_ns: int,
                  params: Mapping[str, Mapping] | None = None, markets: Mapping[str, Any] | None = None,
-                 ) -> Iterator[dict]:
+                 weights: Mapping[str, float] | None = None,
+                 extra: Callable[["AnalysisHub", int], Mapping[str, float]] | None = None) -> Iterator[dict]:
     """Run analyzers offline over time-ordered events; yield one feature row per market per sample time.
 
     Each market gets a :class:`~perpbot.core.state.MarketState` (``markets[ticker]`` when given,
@@ -183,8 +184,12 @@ def feature_rows(events: Iterable[Any], tickers: Iterable[str], analyzers: Seque
     :param every_ns: sampling step, ns (e.g. ``3600 * 10**9`` for hourly bars).
     :param params: analyzer name -> parameter overrides.
     :param markets: ticker -> :class:`~perpbot.core.model.Market`, optional.
+    :param weights: analyzer name -> confluence weight (see :func:`build_hubs`).
+    :param extra: ``(hub, sample_ts_ns) -> columns`` appended to each row (e.g. the confluence
+        signal of :mod:`perpbot.plugins.ml.features`).
     :returns: dicts with ``ts_ns`` (int), ``ticker`` (str), ``close`` (float, the last price),
-        then every feature (float, ``nan`` when unknown), in :attr:`AnalysisHub.feature_names` order.
+        then every feature (float, ``nan`` when unknown), in :attr:`AnalysisHub.feature_names` order,
+        then the ``extra`` columns.
     :raises ValueError: ``every_ns`` not positive, or a bad analyzer parameter.
     """
     from perpbot.core.state import MarketState
@@ -192,7 +197,7 @@ def feature_rows(events: Iterable[Any], tickers: Iterable[str], analyzers: Seque
     if every_ns <= 0:
         raise ValueError(f"every_ns must be > 0, got {every_ns}")
     tickers = tuple(tickers)
-    hubs = build_hubs(tickers, analyzers, params)
+    hubs = build_hubs(tickers, analyzers, params, weights)
     states = {t: MarketState((markets or {}).get(t) or _placeholder_market(t)) for t in tickers}
     next_t: dict[str, int | None] = {t: None for t in tickers}
 
@@ -202,6 +207,8 @@ def feature_rows(events: Iterable[Any], tickers: Iterable[str], analyzers: Seque
             return None
         out = {"ts_ns": ts, "ticker": t, "close": float(st.last_price)}
         out.update(hubs[t].features())
+        if extra is not None:
+            out.update(extra(hubs[t], ts))
         return out
 
     for ev in events:

@@ -2,10 +2,10 @@
 
 A training row needs the analyzers' features AND the signal the model judges: the market's
 confluence (:func:`perpbot.core.analysis.combine` of its analyzers' interpretations, the score
-weighting the confluence strategy trades on). ``feature_rows`` yields features only, so
-:func:`signal_rows` runs the same offline loop (same sampling: a row for sample time ``t``, a
-multiple of ``every_ns``, reflects every event of the market with ``ts_ns <= t`` and is yielded
-when the first later event arrives; rows before a price are skipped) and adds:
+weighting the confluence strategy trades on). :func:`signal_rows` is ``feature_rows`` (same
+sampling: a row for sample time ``t``, a multiple of ``every_ns``, reflects every event of the
+market with ``ts_ns <= t`` and is yielded when the first later event arrives; rows before a
+price are skipped) with its ``extra`` columns:
 
 - ``confluence.direction``: +1 long, -1 short, 0 none (the signal; see :mod:`.dataset`);
 - ``confluence.score``: the signed score, ``direction * score`` (-100..100).
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from perpbot.core.analysis import build_hubs
+from perpbot.core.analysis import feature_rows
 
 __all__ = ["signal_rows", "DIRECTION", "SCORE", "signal_columns"]
 
@@ -45,43 +45,5 @@ def signal_rows(events: Iterable[Any], tickers: Iterable[str], analyzers: Sequen
     :returns: dicts ``ts_ns, ticker, close``, the hub's features, ``confluence.direction``, ``confluence.score``.
     :raises ValueError: ``every_ns`` not positive or a bad analyzer parameter (from ``build_hubs``).
     """
-    from perpbot.core.analysis.hub import _placeholder_market
-    from perpbot.core.state import MarketState
-
-    if every_ns <= 0:
-        raise ValueError(f"every_ns must be > 0, got {every_ns}")
-    tickers = tuple(tickers)
-    hubs = build_hubs(tickers, analyzers, params, weights)
-    states = {t: MarketState(_placeholder_market(t)) for t in tickers}
-    due: dict[str, int | None] = {t: None for t in tickers}
-
-    def row(t: str, ts: int) -> dict | None:
-        st = states[t]
-        if st.last_price is None:
-            return None
-        out = {"ts_ns": ts, "ticker": t, "close": float(st.last_price)}
-        out.update(hubs[t].features())
-        out.update(signal_columns(hubs[t].confluence(ts)))
-        return out
-
-    for ev in events:
-        t = ev.ticker
-        st = states.get(t)
-        if st is None:
-            continue
-        ts = ev.ts_ns
-        d = due[t]
-        if d is not None and ts > d:
-            r = row(t, d)
-            if r is not None:
-                yield r
-            d = None
-        if d is None:
-            due[t] = -(-ts // every_ns) * every_ns
-        st.apply(ev)
-        hubs[t].on_event(st, ev)
-    for t in tickers:
-        if due[t] is not None:
-            r = row(t, due[t])
-            if r is not None:
-                yield r
+    return feature_rows(events, tickers, analyzers, every_ns, params, weights=weights,
+                        extra=lambda hub, ts: signal_columns(hub.confluence(ts)))
