@@ -44,13 +44,13 @@ import base64
 import binascii
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import attrs
 
 from perpbot.core.errors import ConfigError, SecretError
+from perpbot.core.secrets import check_owner_only
 
 MSG_PLACE_ORDER = "/dydxprotocol.clob.MsgPlaceOrder"
 MSG_CANCEL_ORDER = "/dydxprotocol.clob.MsgCancelOrder"
@@ -281,25 +281,13 @@ class TradingKey:
 
 
 def check_key_file_mode(path: Path) -> None:
-    """Refuse a key file that is not a regular file of ours with no group/other bits.
+    """Refuse a key file that is not a regular file of ours with no group/other bits
+    (:func:`perpbot.core.secrets.check_owner_only`).
 
     :raises SecretError: one line naming the file and, for loose permissions, the
         ``chmod 600`` to run.
     """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise SecretError(f"trading-key file {path} does not exist") from None
-    except OSError as exc:
-        raise SecretError(f"trading-key file {path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise SecretError(f"trading-key file {path} is not a regular file")
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise SecretError(f"trading-key file {path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise SecretError(f"trading-key file {path} is readable or writable by others (mode {mode:#o}); "
-                          f"run: chmod 600 {path}")
+    check_owner_only(path, "trading-key file")
 
 
 def load_trading_key(path: Path | str) -> TradingKey:

@@ -314,7 +314,7 @@ async def test_trading_key_file_problems_are_one_line(node_and_key, monkeypatch)
     node, tmp = node_and_key
     key, path = await _add_key(node, tmp)
     os.chmod(path, 0o644)
-    with pytest.raises(SecretError, match=re.escape(f"run: chmod 600 {path}")):
+    with pytest.raises(SecretError, match=re.escape(f"Fix: chmod 600 {path}")):
         load_trading_key(path)
     os.chmod(path, 0o600)
     with pytest.raises(SecretError, match="is for chain dydx-testnet-4, but the network's chain is other-1"):
@@ -349,13 +349,13 @@ def test_a_loose_key_file_is_one_cli_line_with_the_chmod(tmp_path):
     res = _cli(["dydx", "list-trading-keys", "--network", "custom", "--node", "127.0.0.1:1",
                 "--trading-key-file", str(path)])
     assert res.exit_code == 2, res.output  # SecretError's exit code
-    assert res.output.strip() == (f"error: trading-key file {path} is readable or writable by others "
-                                  f"(mode 0o640); run: chmod 600 {path}")
+    assert res.output.strip() == (f"error: trading-key file {path} is readable or writable by group or others "
+                                  f"(mode 0640); refusing to use it. Fix: chmod 600 {path}")
     bot = _cli(["--exchange", "dydx", "--network", "custom", "--indexer-rest", "http://127.0.0.1:1",
                 "--indexer-ws", "ws://127.0.0.1:1/v4/ws", "--node", "127.0.0.1:1", "--ticker", "BTC",
                 "--trading-key-file", str(path)])
     assert bot.exit_code != 0
-    assert f"run: chmod 600 {path}" in bot.output and "Traceback" not in bot.output
+    assert f"Fix: chmod 600 {path}" in bot.output and "Traceback" not in bot.output
 
 
 async def test_a_transfer_the_key_cannot_sign_is_refused_before_sending_and_one_it_can_carries_txoptions(
