@@ -29,7 +29,6 @@ The commands hang off the ``dydx`` group of :mod:`perpbot.exchanges.dydx.cli_key
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -37,7 +36,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from perpbot.core.errors import ConfigError, InsufficientMargin, LiveTradingNotConfirmed, PerpbotError
-from perpbot.exchanges.dydx.cli_keys import DYDX_APP, ChainId, Live, MnemonicFile, Network, NodeOpt, Rest, Verbose, Ws
+from perpbot.exchanges.dydx.cli_keys import (DYDX_APP, ChainId, Live, MnemonicFile, Network, NodeOpt, Rest, Verbose, Ws,
+                                            run_command)
 
 Amount = Annotated[str, typer.Option("--amount", help="USDC to move, e.g. 100 or 12.5 (at most 6 decimals).")]
 Sub = Annotated[int, typer.Option("--subaccount", help="Subaccount number (0..128000; isolated children are 128 + ...).")]
@@ -176,19 +176,6 @@ async def run_move(kind: str, settings, amount: Decimal, *, sender: int | None, 
             echo(_show(f"subaccount {n}", before[n][0], after[n][0]))
 
 
-def _run(coro, verbose: bool) -> None:
-    try:
-        asyncio.run(coro)
-    except PerpbotError as exc:
-        if verbose:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(getattr(exc, "exit_code", 1) or 1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130)
-
-
 @DYDX_APP.command("deposit")
 def deposit_command(
     amount: Amount, subaccount: Sub = 0, network: Network = None, indexer_rest: Rest = None, indexer_ws: Ws = None,
@@ -202,7 +189,7 @@ def deposit_command(
         s = settings_of(network, indexer_rest, indexer_ws, node, chain_id, mnemonic_file)
         await run_move("deposit", s, a, sender=None, recipient=check_number("--subaccount", subaccount), live=live)
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 @DYDX_APP.command("withdraw")
@@ -218,7 +205,7 @@ def withdraw_command(
         s = settings_of(network, indexer_rest, indexer_ws, node, chain_id, mnemonic_file)
         await run_move("withdraw", s, a, sender=check_number("--subaccount", subaccount), recipient=None, live=live)
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 @DYDX_APP.command("transfer")
@@ -239,4 +226,4 @@ def transfer_command(
         await run_move("transfer", s, a, sender=check_number("--from", from_), recipient=check_number("--to", to),
                        live=live)
 
-    _run(go(), verbose)
+    run_command(go(), verbose)

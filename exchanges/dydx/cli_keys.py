@@ -55,8 +55,9 @@ def _settings(network, indexer_rest, indexer_ws, node, chain_id, **more):
     return DydxSettings.from_config(cfg)
 
 
-def _run(coro, verbose: bool):
-    """Run ``coro``; a PerpbotError is one ``error:`` line and its exit code."""
+def run_command(coro, verbose: bool):
+    """Run ``coro`` for a `runbot.py dydx` command; a PerpbotError is one ``error:`` line and its
+    exit code (the traceback with ``--verbose``), Ctrl-C exit 130."""
     try:
         return asyncio.run(coro)
     except PerpbotError as exc:
@@ -197,7 +198,7 @@ def add_trading_key(
                    f"--trading-key-file {path} ...  (no mnemonic needed there)")
         typer.echo(f"authenticator id: {auth_id}")
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 def _signer_for_read(settings, trading_key_file):
@@ -270,7 +271,7 @@ def list_trading_keys(
                 text = f"{a.type} (unreadable: {exc})"
             typer.echo(f"  id {a.id}: {text}")
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 @DYDX_APP.command("remove-trading-key")
@@ -305,7 +306,7 @@ def remove_trading_key(
             await gw.close()
         typer.echo(f"removed authenticator {id} from {gw.address}")
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 @DYDX_APP.command("fees")
@@ -329,7 +330,7 @@ def fees_command(
         for lim in chain_limiters(limits).values():
             typer.echo(f"  chain limit: {lim.describe()}")
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 @DYDX_APP.command("twap")
@@ -370,7 +371,7 @@ def twap_command(
             raise ConfigError(f"{reason} ({side.lower()} {qty} {ticker}, {duration}s every {interval}s)")
         raise ConfigError("native TWAP sending is not built in this version; nothing was sent")  # pragma: no cover
 
-    _run(go(), verbose)
+    run_command(go(), verbose)
 
 
 def register(cli) -> None:
