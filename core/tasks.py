@@ -12,11 +12,12 @@ within a bounded time. Our own code uses ``asyncio.timeout`` instead of ``wait_f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import signal
+from collections.abc import Callable, Iterable
 
 from loguru import logger
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["cancel_and_wait", "install_stop_signals", "remove_signals"]
 
 #: how often a task that is still running is cancelled again, seconds
 RECANCEL_EVERY_S = 0.05
@@ -51,3 +52,28 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task | None], grace_s: float =
         names = ", ".join(sorted(t.get_name() for t in pending))
         logger.warning(f"{len(pending)} task(s) still running {grace_s:.1f}s after cancellation: {names}")
     return sorted(pending, key=lambda t: t.get_name())
+
+
+def install_stop_signals(callback: Callable[[str], object]) -> list[int]:
+    """Call ``callback("Ctrl-C")`` on SIGINT and ``callback("SIGTERM")`` on SIGTERM, through the
+    running loop's signal handlers.
+
+    :returns: the signals installed (none off the main thread or where the platform has no
+        loop signal handlers); give them to :func:`remove_signals` when done.
+    """
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        try:
+            loop.add_signal_handler(sig, callback, name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / no signals here
+            pass
+    return installed
+
+
+def remove_signals(installed: Iterable[int]) -> None:
+    """Remove the running loop's handlers of ``installed`` (from :func:`install_stop_signals`)."""
+    loop = asyncio.get_running_loop()
+    for sig in installed:
+        loop.remove_signal_handler(sig)

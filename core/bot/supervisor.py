@@ -31,7 +31,6 @@ keeps its own timers and queues.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from collections import deque
@@ -62,6 +61,7 @@ from perpbot.core.portfolio import Portfolio
 from perpbot.core.report import RunSummary
 from perpbot.core.state import MarketData, MarketState
 from perpbot.core.strategy import StrategyResult
+from perpbot.core.tasks import install_stop_signals, remove_signals
 
 
 class TradingBot(RunQueries):
@@ -212,18 +212,11 @@ class TradingBot(RunQueries):
         self._events.add_progress_observer(observer)
 
     def _install_signals(self) -> list:
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
-            try:
-                loop.add_signal_handler(sig, self.request_stop, name)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+        installed = install_stop_signals(self.request_stop)
         for policy in self.risk_chain:
             install = getattr(policy, "install", None)
             if callable(install):
-                install(loop)
+                install(asyncio.get_running_loop())
         return installed
 
     async def start(self) -> None:
@@ -274,9 +267,7 @@ class TradingBot(RunQueries):
             await self._events.run(self._stop)
         finally:
             self.control.close("the bot stopped: " + (self.stop_reason or "its loop ended"))
-            loop = asyncio.get_running_loop()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            remove_signals(installed)
         return await self.shutdown()
 
     # ------------------------------------------------------------------

@@ -11,7 +11,6 @@ replays with ``runbot.py --feed replay --data FILE`` through the same parser.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,7 +18,7 @@ from typing import Annotated, Optional
 import attrs
 import typer
 
-from perpbot.core.tasks import cancel_and_wait
+from perpbot.core.tasks import cancel_and_wait, install_stop_signals, remove_signals
 from perpbot.core.errors import ConfigError, PerpbotError
 
 
@@ -39,14 +38,7 @@ async def record_stream(config: dict, tickers: tuple, duration: float | None, *,
 
     feed = DydxFeed(config, _Context(LiveClock(), tickers, Path(".")))
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+    installed = install_stop_signals(lambda _name: stop.set())
     await feed.start()
     deadline = None if duration is None else time.monotonic() + duration
 
@@ -70,8 +62,7 @@ async def record_stream(config: dict, tickers: tuple, duration: float | None, *,
     finally:
         await feed.stop()
         await cancel_and_wait([consumer])
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        remove_signals(installed)
     return feed
 
 

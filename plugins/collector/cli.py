@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import signal
 from typing import Annotated, Optional
 
 import typer
 
 from perpbot.core.errors import ConfigError, PerpbotError
+from perpbot.core.tasks import install_stop_signals, remove_signals
 from perpbot.plugins.collector.runner import VenueSpec
 
 DEFAULT_STORE = "duckdb:.perpbot/collect.duckdb"
@@ -133,19 +133,11 @@ def open_stores(text: str) -> list:
 async def run_collect(collector, duration_s: float | None) -> None:
     """Run ``collector`` until ``duration_s`` or SIGINT/SIGTERM (a second Ctrl-C is ignored while flushing)."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread / platform without signals
-            pass
+    installed = install_stop_signals(lambda _name: stop.set())
     try:
         await collector.run(duration_s, stop)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        remove_signals(installed)
 
 
 def register(cli) -> None:
