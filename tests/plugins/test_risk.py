@@ -333,7 +333,7 @@ def clean_kill():
 
 def test_kill_switch_file(tmp_path, clean_kill):
     kill = tmp_path / "KILL"
-    p = make(KillSwitch, path=str(kill))
+    p = make(KillSwitch, path=str(kill), file_check_ms=0)  # the file looked for at every check (the gate: test_kill_gate.py)
     assert p.check_account(rview()).approved
     kill.write_text("")
     d = p.check_account(rview())
