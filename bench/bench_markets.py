@@ -19,14 +19,16 @@ parser (:class:`perpbot.exchanges.dydx.parser.DydxParser`: decode, value checks,
 book) and each market's :class:`perpbot.core.state.MarketState`. One subscribed snapshot
 per market is applied first, then the same number of update messages (:data:`BATCHES`),
 spread round-robin over 2, 25 or 125 markets, goes through once to warm up (every
-distinct price and size string is converted once, as in a long run) and then again,
-timed in CPU time of this process (a machine shared with other work distorts wall time
-far more). Figure:
-microseconds per level entry; target: the 125-market cost within :data:`FLAT` times the
-2-market cost. Runs are interleaved (2, 25, 125, 2, ...) and the median of
-:data:`ROUNDS` taken.
+distinct price and size string is converted once, as in a long run) and then again
+once per round, timed in CPU time of this process (a machine shared with other work
+distorts wall time far more). Figure: microseconds per level entry; target: the
+125-market cost within :data:`FLAT` times the 2-market cost. The three market counts
+live side by side and are timed in turn within each round (the order rotated from round
+to round), :data:`ROUNDS` rounds; every round's figures are printed with the median, the
+minimum and the spread, and the target is judged on the median of the rounds' own
+125/2 ratios (two passes close in time, so the machine's drifts cancel).
 
-    python bench/bench_markets.py
+    python bench/bench_markets.py [--rounds N]
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from perpbot.exchanges.dydx.parser import DydxParser  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data" / "dydx_v4" / "nautilus_py"
 MARKET_COUNTS = (2, 25, 125)
 BATCHES = 6000
-ROUNDS = 3
+ROUNDS = 7
 FLAT = 1.25
 #: used only without the shared data: 20 level gaps (ticks) and sizes (steps) of a real top of book
 _FALLBACK_GAPS = [1, 1, 1, 1, 1, 2, 1, 3, 1, 2, 1, 1, 4, 2, 1, 3, 5, 2, 1, 6]
@@ -140,23 +142,26 @@ def build(n_markets: int, payloads, gaps, sizes, shape) -> tuple[list[Market], l
     return markets, snaps, updates, entries
 
 
-def time_run(markets: list[Market], snaps: list[bytes], updates: list[bytes]) -> tuple[float, int]:
-    """Snapshots applied and the updates once (warm-up), then the updates again, timed, through
-    parser + market state: ``(seconds, level entries applied in the timed pass)``."""
+def prepare(markets: list[Market], snaps: list[bytes], updates: list[bytes]) -> tuple[DydxParser, dict]:
+    """A parser and one :class:`MarketState` per market, with every snapshot applied and the
+    updates passed once (warm-up, not timed: the value caches fill, as in a long run's
+    steady state): ``(parser, {ticker: MarketState})``."""
     parser = DydxParser({m.ticker for m in markets}, {m.ticker: m for m in markets})
     states = {m.ticker: MarketState(m) for m in markets}
     ts = 1_700_000_000_000_000_000
-    for raw in snaps:
-        for ev in parser.on_raw(raw, ts):
-            st = states.get(ev.ticker)
-            if st is not None:
-                st.apply(ev)
-    for raw in updates:  # warm-up pass, not timed: the value caches fill (a long run's steady state)
+    for raw in (*snaps, *updates):
         ts += 1_000_000
         for ev in parser.on_raw(raw, ts):
             st = states.get(ev.ticker)
             if st is not None:
                 st.apply(ev)
+    return parser, states
+
+
+def time_pass(parser: DydxParser, states: dict, updates: list[bytes], ts: int) -> tuple[float, int]:
+    """The updates once more through parser + market state, timed in CPU time of this process:
+    ``(seconds, level entries applied)``. Sizes are absolute, so a repeated pass leaves every
+    book as it was (the steady state of a long run)."""
     gc.collect()
     applied = 0
     t0 = time.process_time()
@@ -171,35 +176,73 @@ def time_run(markets: list[Market], snaps: list[bytes], updates: list[bytes]) ->
     return time.process_time() - t0, applied
 
 
-def run() -> dict:
-    """Per-event cost (us per level entry, median of :data:`ROUNDS`) for each market count."""
+def run(rounds: int = ROUNDS) -> dict:
+    """Per-event cost (us per level entry) for each market count, over ``rounds`` interleaved rounds.
+
+    Each market count has its own parser and states, prepared once (:func:`prepare`); a round
+    times one pass per market count, in an order rotated from round to round (so no count
+    always runs first, right after a collection or another count's pass). Returns
+    ``{"source", "entries": {n: entries per pass}, "rounds": {n: [us per entry, one per round]},
+    "us_per_entry": {n: median}, "ratios": [last count / first count, one per round],
+    "ratio": median of the ratios}``: each ratio compares two passes of the same round, so the
+    machine's slow drifts (other work on a shared machine) cancel out of it.
+
+    :raises RuntimeError: when a pass applied fewer level entries than the updates carry (a
+        book went unhealthy: the figure would not be comparable).
+    """
     payloads, gaps, sizes, shape, source = _load_shapes()
     cases = {n: build(n, payloads, gaps, sizes, shape) for n in MARKET_COUNTS}
+    live = {n: prepare(*cases[n][:3]) for n in MARKET_COUNTS}
     us: dict[int, list] = {n: [] for n in MARKET_COUNTS}
     entries = {}
-    for _ in range(ROUNDS):
-        for n in MARKET_COUNTS:
-            markets, snaps, updates, total = cases[n]
-            seconds, applied = time_run(markets, snaps, updates)
+    ts = 1_800_000_000_000_000_000
+    for r in range(rounds):
+        k = r % len(MARKET_COUNTS)
+        for n in MARKET_COUNTS[k:] + MARKET_COUNTS[:k]:
+            updates, total = cases[n][2], cases[n][3]
+            ts += 10_000_000_000
+            seconds, applied = time_pass(*live[n], updates, ts)
             if applied != total:
                 raise RuntimeError(f"{n} markets: {applied} of {total} level entries applied (a book went unhealthy)")
             us[n].append(seconds / applied * 1e6)
             entries[n] = applied
-    return {"source": source, "entries": entries, "us_per_entry": {n: statistics.median(v) for n, v in us.items()}}
+    first, last = MARKET_COUNTS[0], MARKET_COUNTS[-1]
+    ratios = [b / a for a, b in zip(us[first], us[last])]
+    return {"source": source, "entries": entries, "rounds": us,
+            "us_per_entry": {n: statistics.median(v) for n, v in us.items()},
+            "ratios": ratios, "ratio": statistics.median(ratios)}
 
 
-def main() -> int:
-    r = run()
+def main(argv: list[str] | tuple = ()) -> int:
+    """Print every round's figures, the medians and spreads, and the flatness target line.
+
+    :param argv: ``["--rounds", "N"]`` optionally (N >= 1; default :data:`ROUNDS`); a bad
+        value prints one ``error:`` line and returns 2.
+    """
+    rounds = ROUNDS
+    if argv:
+        if len(argv) != 2 or argv[0] != "--rounds" or not argv[1].isdigit() or int(argv[1]) < 1:
+            print(f"error: expected --rounds N (N >= 1), got {' '.join(argv)!r}", file=sys.stderr)
+            return 2
+        rounds = int(argv[1])
+    r = run(rounds)
     base = r["us_per_entry"][MARKET_COUNTS[0]]
-    print(f"dYdX parser + market state, {BATCHES:,} update messages over N markets ({r['source']}):")
+    print(f"dYdX parser + market state, {BATCHES:,} update messages over N markets ({r['source']}); "
+          f"CPU time, {rounds} interleaved rounds:")
     for n in MARKET_COUNTS:
+        v = r["rounds"][n]
         u = r["us_per_entry"][n]
-        print(f"  {n:>4} markets: {u:6.2f} us per level entry ({r['entries'][n]:,} entries)   x{u / base:.2f} of {MARKET_COUNTS[0]}")
-    worst = r["us_per_entry"][MARKET_COUNTS[-1]] / base
-    print(f"  {MARKET_COUNTS[-1]} vs {MARKET_COUNTS[0]} markets: x{worst:.2f}  target <= x{FLAT:.2f} (flat)  "
+        print(f"  {n:>4} markets: median {u:5.2f} us per level entry, min {min(v):5.2f}, "
+              f"spread {(max(v) - min(v)) / u * 100:3.0f}% ({r['entries'][n]:,} entries a pass)   x{u / base:.2f} of "
+              f"{MARKET_COUNTS[0]}   rounds: {' '.join(f'{x:.2f}' for x in v)}")
+    ratios = r["ratios"]
+    print(f"  {MARKET_COUNTS[-1]} vs {MARKET_COUNTS[0]} markets, per round: {' '.join(f'x{x:.2f}' for x in ratios)}")
+    worst = r["ratio"]
+    print(f"  {MARKET_COUNTS[-1]} vs {MARKET_COUNTS[0]} markets: x{worst:.2f} (median of the rounds' ratios; "
+          f"range x{min(ratios):.2f}..x{max(ratios):.2f})  target <= x{FLAT:.2f} (flat)  "
           f"{'OK' if worst <= FLAT else 'NOT FLAT'}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
