@@ -10,9 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from loguru import logger
+from pluggy import _callers as _pluggy_callers
 
 from perpbot.core.bot.support import await_me_maybe, error_location, halts_trading, source_folder
 from perpbot.core.plugins import call_one, implementations
+
+#: pluggy's own call loop (``pluggy/_callers.py``, ``_multicall``): while a plugin manager still
+#: calls through it (no ``add_hookcall_monitoring``/``enable_tracing``), an implementation
+#: can be called directly with the arguments it names, as that loop does; otherwise (or if a
+#: pluggy release renames it: None) every call goes through pluggy
+_MULTICALL = getattr(_pluggy_callers, "_multicall", None)
 
 
 class ObserverCalls:
@@ -30,6 +37,33 @@ class ObserverCalls:
         self.verbose = verbose
         #: (plugin, hook, error type) -> how many times an observer raised it; logged once
         self.errors: dict[tuple, int] = {}
+        #: hook name -> (pluggy's implementation list when planned, the call plan); see :meth:`plan`
+        self._plans: dict[str, tuple[list, tuple | None]] = {}
+
+    def plan(self, caller: Any) -> tuple | None:
+        """How to call hook ``caller``'s implementations: ``((impl, function, argnames), ...)``
+        in pluggy's call order, or None when they must go through pluggy one at a time
+        (:func:`~perpbot.core.plugins.call_one`: the hook has wrappers, or hook calls are traced).
+
+        Cached per hook and re-checked at every call against ``caller.get_hookimpls()`` (a
+        plugin registered or unregistered since, or a reordering, makes a new plan); a hook no
+        plugin implements gives ``()``, and nothing is called.
+        """
+        impls = caller.get_hookimpls()
+        cached = self._plans.get(caller.name)
+        if cached is not None and cached[0] == impls and self._direct():
+            return cached[1]
+        if not self._direct() or any(i.hookwrapper or i.wrapper for i in impls):
+            plan = None
+        else:
+            plan = tuple((i, i.function, tuple(i.argnames)) for i in implementations(caller))
+        self._plans[caller.name] = (impls, plan)
+        return plan
+
+    def _direct(self) -> bool:
+        """True while pluggy's manager calls implementations with its plain loop (not traced)."""
+        inner = getattr(getattr(self.pm, "pm", self.pm), "_inner_hookexec", None)
+        return _MULTICALL is not None and inner is _MULTICALL
 
     async def notify(self, hook: str, **kwargs) -> list:
         """Call observer hook ``hook`` with ``bot=view`` and ``kwargs``, and await the results.
@@ -40,6 +74,10 @@ class ObserverCalls:
         without its intent recorded) and an error raised on purpose to stop trading
         (:func:`~perpbot.core.bot.support.halts_trading`).
 
+        Each implementation gets only the arguments it names, as pluggy passes them
+        (``pluggy/_callers.py``); without wrappers or tracing it is called directly (see
+        :meth:`plan`), else through pluggy.
+
         :returns: the implementations' non-None results, awaited, in pluggy's call order.
         """
         caller = getattr(self.pm.hook, hook)
@@ -48,11 +86,26 @@ class ObserverCalls:
         # from the observers after it (the journal's on_fill among them). As pluggy does, all
         # are called first, then the awaitables of async ones are awaited, in the same order
         called = []
-        for impl in implementations(caller):
-            try:
-                called.extend((impl, r) for r in call_one(caller, impl, **kwargs))
-            except Exception as exc:
-                self.failed(hook, impl.plugin_name, exc)
+        plan = self.plan(caller)
+        if plan is not None:
+            if not plan:
+                return []
+            for impl, function, argnames in plan:
+                try:
+                    r = function(*[kwargs[a] for a in argnames])
+                except Exception as exc:
+                    self.failed(hook, impl.plugin_name, exc)
+                    continue
+                if r is not None:
+                    called.append((impl, r))
+            if not called:
+                return []
+        else:
+            for impl in implementations(caller):
+                try:
+                    called.extend((impl, r) for r in call_one(caller, impl, **kwargs))
+                except Exception as exc:
+                    self.failed(hook, impl.plugin_name, exc)
         out = []
         for impl, r in called:
             try:
