@@ -7,15 +7,23 @@ values, the very objects the parser handed over) and keeps the prices in order w
 - every price belongs to a bucket ``int(price.scaleb(exp)) >> shift``: a monotonic
   integer (``exp`` and ``shift`` are calibrated per snapshot so that a bucket holds
   about :data:`BUCKET_TARGET` levels); a price's bucket is computed once and cached;
-- ``buckets`` maps bucket -> set of prices and ``ids`` is the sorted list of non-empty
-  buckets (it changes only when a bucket appears or empties, a few percent of updates);
-- the best price is ``max``/``min`` of the best bucket (a dozen entries), sorted
-  iteration walks the buckets in order and sorts each one.
+- ``buckets`` maps bucket -> set of prices and ``ids`` is the sorted list of buckets (it
+  changes only when a bucket appears or goes, a few percent of updates);
+- a delete only removes the level from the mapping: the price stays filed in its bucket
+  as **stale** (levels come and go at the same prices all day, so a level set again costs
+  one dict store); a read that passes over a bucket drops its stale prices (and the
+  bucket when nothing live is left), and :meth:`BookSide.compact` drops them all once the
+  ladder files more than twice the levels held plus :data:`STALE_SLACK`;
+- the best price is ``max``/``min`` of the live prices of the best bucket (a dozen
+  entries), sorted iteration walks the buckets in order and sorts each one's live prices.
 
-So a level update whose price is already in the book is two dict stores (size and
-update sequence); a new or deleted level adds a set insert/discard. Nothing is
-allocated per level entry. Why not integer keys for the mapping itself: measured on the
-embedded BTC+ETH sample (``bench/bench_book.py``), a dict keyed by the parser's cached
+So a level update, a delete, and a level set again at a price seen before are each one
+or two dict operations (size and update sequence); only a price new to the ladder costs
+a set insert. Nothing is allocated per level entry. Measured on the embedded BTC+ETH
+sample: 66 % of level entries update a held level, 16 % set a level that was not held
+(most at a price seen before), 18 % delete one.
+
+Why not integer keys for the mapping itself: measured on the embedded BTC+ETH sample (``bench/bench_book.py``), a dict keyed by the parser's cached
 Decimal objects is as fast as one keyed by integer ticks (Decimal caches its hash and
 the parser hands over the same object for the same string), and it returns the
 venue's exact price objects, so a strategy sees the same Decimal API as before.
@@ -38,8 +46,9 @@ from typing import Iterator
 BUCKET_TARGET = 16
 #: a bucket that grows past this many levels triggers a recalibration of the ladder
 BUCKET_MAX = 256
-#: distinct prices whose bucket is cached beyond the levels held, before the cache is pruned
-CACHE_SLACK = 1 << 16
+#: stale prices (deleted levels the ladder still files) allowed beyond the levels held before
+#: :meth:`BookSide.compact` runs (it runs when the ladder holds more than twice the levels plus this)
+STALE_SLACK = 4096
 #: how far from either end :meth:`BookSide.key_at` walks the buckets before it sorts the whole side
 WALK_MAX = 64
 
@@ -64,7 +73,7 @@ class BookSide:
         self._ids: list = []  # sorted non-empty bucket ids
         self._exp = 0  # prices are scaled by 10**exp before the shift
         self._shift = 0
-        self._sorted: list | None = None  # every price, ascending; None when stale
+        self._sorted: list | None = None  # every live price, ascending; None after any change
         self._dirty = False  # the ladder needs a recalibration (a bucket overflowed)
 
     # -- ladder -------------------------------------------------------------------
@@ -118,6 +127,7 @@ class BookSide:
     def load(self, levels) -> None:
         """Replace the side with ``(price, size)`` levels (sizes <= 0 skipped) and calibrate the ladder."""
         self._d = {p: s for p, s in levels if s > 0}
+        self.seq = dict.fromkeys(self._d, 0)
         self.calibrate()
 
     def clear(self) -> None:
@@ -132,51 +142,78 @@ class BookSide:
     def apply(self, levels, seq: int) -> int:
         """Set absolute sizes (0 deletes; deleting an absent price is ignored); returns the entries read.
 
+        A price the ladder already holds (a live level, or one deleted earlier and kept
+        as stale) costs one dict store; a price new to the ladder is filed in its bucket;
+        a delete only removes the level from the mapping (the ladder keeps the price as
+        stale until a read passes over it or :meth:`compact` runs).
+
         :param levels: ``(price, size)`` pairs.
         :param seq: the book's update sequence, recorded per price set.
         """
         d = self._d
         seqs = self.seq
-        bucket = self._bucket
-        buckets = self._buckets
-        ids = self._ids
+        ladder = self._bucket
         if type(levels) is not tuple and type(levels) is not list:
             levels = tuple(levels)
-        structural = False
         for price, size in levels:
             if size:
-                if price not in d:
-                    b = bucket.get(price)
-                    if b is None:
-                        b = self._bucket_of(price)
-                    s = buckets.get(b)
-                    if s is None:
-                        buckets[b] = {price}
-                        insort(ids, b)
-                    else:
-                        s.add(price)
-                        if len(s) > BUCKET_MAX:
-                            self._dirty = True
-                    structural = True
+                if price not in ladder:
+                    self._file(price)
                 d[price] = size
                 seqs[price] = seq
             elif price in d:
                 del d[price]
-                seqs.pop(price, None)
-                b = bucket[price]
-                s = buckets[b]
-                s.discard(price)
-                if not s:
-                    del buckets[b]
-                    del ids[bisect_left(ids, b)]
-                structural = True
-        if structural:
-            self._sorted = None
-            if self._dirty:
-                self.calibrate()
-            elif len(bucket) > len(d) + CACHE_SLACK:
-                self._bucket = {p: bucket[p] for p in d}
+                del seqs[price]
+        self._sorted = None
+        if self._dirty:
+            self.calibrate()
+        elif len(ladder) > (len(d) << 1) + STALE_SLACK:
+            self.compact()
         return len(levels)
+
+    def _file(self, price) -> None:
+        """File a price new to the ladder in its bucket (a new bucket joins the sorted ids)."""
+        b = self._bucket_of(price)
+        s = self._buckets.get(b)
+        if s is None:
+            self._buckets[b] = {price}
+            insort(self._ids, b)
+        else:
+            s.add(price)
+            if len(s) > BUCKET_MAX:
+                self._dirty = True
+
+    def compact(self) -> None:
+        """Drop every stale price from the ladder (O(levels held); the calibration is kept)."""
+        d = self._d
+        bucket = {p: b for p, b in self._bucket.items() if p in d}
+        buckets: dict = {}
+        for p, b in bucket.items():
+            s = buckets.get(b)
+            if s is None:
+                buckets[b] = {p}
+            else:
+                s.add(p)
+        self._bucket = bucket
+        self._buckets = buckets
+        self._ids = sorted(buckets)
+
+    def _live(self, b: int) -> list:
+        """The live prices of bucket ``b`` (unsorted); its stale prices are dropped, and so is the bucket when empty."""
+        s = self._buckets[b]
+        d = self._d
+        live = [p for p in s if p in d]
+        if len(live) != len(s):
+            ladder = self._bucket
+            for p in s:
+                if p not in d:
+                    del ladder[p]
+            if live:
+                self._buckets[b] = set(live)
+            else:
+                del self._buckets[b]
+                del self._ids[bisect_left(self._ids, b)]
+        return live
 
     def __setitem__(self, price, size) -> None:
         """Set one level's size (a size of 0 is stored as is; use ``del`` to remove a level)."""
@@ -185,68 +222,72 @@ class BookSide:
             return
         if not self._d and not self._ids:
             self._d[price] = size
+            self.seq[price] = 0
             self.calibrate()
             return
-        b = self._bucket.get(price)
-        if b is None:
-            b = self._bucket_of(price)
-        s = self._buckets.get(b)
-        if s is None:
-            self._buckets[b] = {price}
-            insort(self._ids, b)
-        else:
-            s.add(price)
+        if price not in self._bucket:
+            self._file(price)
         self._d[price] = size
+        self.seq[price] = 0
         self._sorted = None
+        if self._dirty:
+            self.calibrate()
 
     def __delitem__(self, price) -> None:
-        """Remove the level at ``price``.
+        """Remove the level at ``price`` (the ladder keeps the price as stale).
 
         :raises KeyError: no level at ``price``.
         """
         del self._d[price]
         self.seq.pop(price, None)
-        b = self._bucket[price]
-        s = self._buckets[b]
-        s.discard(price)
-        if not s:
-            del self._buckets[b]
-            del self._ids[bisect_left(self._ids, b)]
         self._sorted = None
 
     # -- order ------------------------------------------------------------------------
 
     def best_high(self):
-        """The highest price, or None when empty."""
-        return max(self._buckets[self._ids[-1]]) if self._ids else None
+        """The highest price, or None when empty (stale buckets passed over are dropped)."""
+        ids = self._ids
+        while ids:
+            live = self._live(ids[-1])
+            if live:
+                return max(live)
+        return None
 
     def best_low(self):
-        """The lowest price, or None when empty."""
-        return min(self._buckets[self._ids[0]]) if self._ids else None
+        """The lowest price, or None when empty (stale buckets passed over are dropped)."""
+        ids = self._ids
+        while ids:
+            live = self._live(ids[0])
+            if live:
+                return min(live)
+        return None
 
     def ascending(self) -> Iterator:
         """Prices, lowest first (lazy: one bucket sorted at a time)."""
         buckets = self._buckets
+        d = self._d
         for b in list(self._ids):
             s = buckets.get(b)
             if s:
-                yield from sorted(s)
+                yield from sorted([p for p in s if p in d])
 
     def descending(self) -> Iterator:
         """Prices, highest first (lazy: one bucket sorted at a time)."""
         buckets = self._buckets
+        d = self._d
         for b in list(reversed(self._ids)):
             s = buckets.get(b)
             if s:
-                yield from sorted(s, reverse=True)
+                yield from sorted([p for p in s if p in d], reverse=True)
 
     def sorted_prices(self) -> list:
-        """Every price, ascending (cached until the set of prices changes)."""
+        """Every price, ascending (cached until the side changes)."""
         if self._sorted is None:
             out: list = []
             buckets = self._buckets
+            d = self._d
             for b in self._ids:
-                out.extend(sorted(buckets[b]))
+                out.extend(sorted([p for p in buckets[b] if p in d]))
             self._sorted = out
         return self._sorted
 

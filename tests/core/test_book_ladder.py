@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpbot.core.book import OrderBook
-from perpbot.core.book_side import BUCKET_MAX
+from perpbot.core.book_side import BUCKET_MAX, STALE_SLACK
 from perpbot.core.model import Side
 
 PRICES = st.one_of(
@@ -171,3 +171,43 @@ def test_a_dense_cluster_in_a_sparse_snapshot_is_split_into_small_buckets():
     assert book.best_bid_price() == dense[-1][0] and len(book.bids) == 700
     assert [p for p, _ in book.levels("bid", 3)] == [dense[-1][0], dense[-2][0], dense[-3][0]]
     assert [p for p, _ in book.levels("bid")][300:303] == [D(400_000), D(399_000), D(398_000)]
+
+
+def _trending(book: OrderBook, steps: int) -> dict:
+    """A market falling one tick per delta for ``steps`` deltas: each delta adds a new best ask
+    below and deletes the old best bid and the level two ticks above. Returns the reference bids."""
+    ref = {}
+    snap = [(D(60000) - D(i).scaleb(-1), D(1)) for i in range(50)]
+    book.apply_snapshot(snap, [(D(60000) + D(i + 1).scaleb(-1), D(1)) for i in range(50)])
+    ref.update(snap)
+    for k in range(steps):
+        top = D(60000) - D(k).scaleb(-1)
+        new = D(60000) - D(k + 50).scaleb(-1)
+        book.apply_delta(bids=[(top, D(0)), (new, D(2))], asks=[(top, D(3)), (top + D("0.2"), D(0))])
+        del ref[top]
+        ref[new] = D(2)
+        assert book.best_bid_price() == max(ref)
+    return ref
+
+
+def test_deleted_levels_kept_as_stale_are_dropped_by_reads_and_compaction():
+    """Deletes leave stale prices on the ladder; reads passing over them drop them, and the
+    ladder never files more than twice the levels held plus STALE_SLACK (compaction)."""
+    book = OrderBook("BTC-USD")
+    ref = _trending(book, 3 * STALE_SLACK)
+    bids = book.bids
+    assert list(bids) == sorted(ref) and len(bids) == len(ref)
+    for side in (book.bids, book.asks):
+        assert len(side._bucket) <= 2 * len(side) + STALE_SLACK + 2
+        filed = set().union(*side._buckets.values()) if side._buckets else set()
+        assert filed == set(side._bucket)  # every filed price is in its bucket and nowhere else
+        assert side._ids == sorted(side._buckets)
+    # the best bid's bucket holds no stale price once read
+    top_bucket = bids._buckets[bids._ids[-1]]
+    assert all(p in bids for p in top_bucket)
+    # a level deleted and set again is found again (it was kept filed as stale)
+    p = max(ref)
+    book.apply_delta(bids=[(p, D(0))])
+    assert p not in book.bids and book.best_bid_price() < p
+    book.apply_delta(bids=[(p, D(5))])
+    assert book.best_bid() == (p, D(5))
