@@ -131,15 +131,66 @@ class RiskPolicy(abc.ABC):
         """Told about each placement's outcome (to count consecutive failures)."""
 
 
-@attrs.frozen
+class LazyText:
+    """Text built only when it is read: ``LazyText(fn, *args)``; ``str()`` returns ``fn(*args)``,
+    computed at the first read and kept.
+
+    For reasons that are formatted from Decimals on a hot path but read only now and then (a
+    sizer's reason is read when an order is skipped, or by a person): the text is the same
+    whenever it is read, because ``args`` are bound when the object is made (pass immutable
+    values: Decimals, strings). Compares and hashes as its text.
+    """
+
+    __slots__ = ("_fn", "_args", "_text")
+
+    def __init__(self, fn: Any, *args: Any):
+        self._fn = fn
+        self._args = args
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._text = str(self._fn(*self._args))
+            self._fn = self._args = None  # the text is kept; what built it is let go
+        return text
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (str, LazyText)):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+@attrs.frozen(repr=False)
 class SizingResult:
     """A sizer's answer: ``quantity`` base units (already floored to the step, may be 0),
-    ``notional`` and ``margin_used`` USD, and ``reason`` (why this size)."""
+    ``notional`` and ``margin_used`` USD, and ``reason`` (why this size).
+
+    ``reason`` may be given as a :class:`LazyText` (built-in sizers do: it is formatted only
+    if read); :attr:`reason` always reads as ``str``, and equality, hashing and ``repr``
+    use that text.
+    """
 
     quantity: Decimal
     notional: Decimal
     margin_used: Decimal
-    reason: str
+    _reason: Any = attrs.field(alias="reason", eq=str)
+
+    @property
+    def reason(self) -> str:
+        """Why this size (text; a :class:`LazyText` given at construction is rendered here, once)."""
+        r = self._reason
+        return r if type(r) is str else str(r)
+
+    def __repr__(self) -> str:
+        return (f"SizingResult(quantity={self.quantity!r}, notional={self.notional!r}, "
+                f"margin_used={self.margin_used!r}, reason={self.reason!r})")
 
 
 @attrs.define

@@ -48,7 +48,7 @@ import attrs
 from perpbot.core.errors import DataError, InsufficientBalance, InsufficientLeverage
 from perpbot.core.model import ZERO, Market, OrderParams, Side
 from perpbot.core.params import in_range, param
-from perpbot.core.policies import PositionSizer, SizingResult, SizingView
+from perpbot.core.policies import LazyText, PositionSizer, SizingResult, SizingView
 from perpbot import hookimpl
 from perpbot.core.balance import LeverageCalculator, market_max_leverage
 
@@ -97,6 +97,33 @@ def _fmt(d: Decimal, places: int = 8) -> str:
     return s or "0"
 
 
+def _join(parts: tuple) -> str:
+    """The reason's parts (text or :class:`~perpbot.core.policies.LazyText`) joined with ``"; "``."""
+    return "; ".join(map(str, parts))
+
+
+def _skipped_text(parts: tuple, qty: Decimal, min_size: Decimal) -> str:
+    return _join(parts) + f"; {_fmt(qty)} is below the minimum order size {_fmt(min_size)}: skipped"
+
+
+def _sized_text(parts: tuple, qty: Decimal, base: str, notional: Decimal, margin: Decimal) -> str:
+    return _join(parts) + f" -> {_fmt(qty)} {base} = {_fmt(notional, 2)} USD notional, margin {_fmt(margin, 2)} USD"
+
+
+def _leverage_text(max_lev: Decimal, equity: Decimal, other: Decimal, price: Decimal, k1: Decimal, q: Decimal) -> str:
+    return (
+        f"account leverage cap {_fmt(max_lev)}x: |position after| <= ({_fmt(max_lev)} x equity {_fmt(equity, 2)}"
+        f" - other notional {_fmt(other, 2)}) / {_fmt(price)} = {_fmt(max(k1, ZERO))}"
+    ) + f" -> at most {_fmt(q)}"
+
+
+def _margin_text(imf: Decimal, pos: Decimal, free: Decimal, price: Decimal, k2: Decimal, q: Decimal) -> str:
+    return (
+        f"initial margin (max {_fmt(ONE / imf)}x = 1/IMF {_fmt(imf)}): |position after| <= |{_fmt(pos)}| + free collateral "
+        f"{_fmt(free, 2)} / ({_fmt(price)} x {_fmt(imf)}) = {_fmt(max(k2, ZERO))}"
+    ) + f" -> at most {_fmt(q)}"
+
+
 def _floor_step(q: Decimal, step: Decimal) -> Decimal:
     if q <= 0:
         return ZERO
@@ -134,8 +161,9 @@ class BaseSizer(PositionSizer):
 
     Params = LimitParams
 
-    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:  # pragma: no cover
-        """The sizer's own quantity (base units, before limits, may be 0) and its reason.
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str | LazyText]:  # pragma: no cover
+        """The sizer's own quantity (base units, before limits, may be 0) and its reason (text,
+        or a :class:`~perpbot.core.policies.LazyText` formatted only if the reason is read).
 
         :raises NotImplementedError: here; every sizer overrides it.
         """
@@ -177,7 +205,7 @@ class BaseSizer(PositionSizer):
         if intent.size is not None and intent.size < qty:
             qty = intent.size
             bound = "intent"
-            parts.append(f"capped by the intent's size {_fmt(intent.size)}")
+            parts.append(LazyText(lambda v: f"capped by the intent's size {_fmt(v)}", intent.size))
 
         # leverage and margin limits (risk-increasing part of the order) ------------
         lev_q, lev_kind, lev_reason = self._leverage_cap(intent, view)
@@ -189,22 +217,22 @@ class BaseSizer(PositionSizer):
         if self.params.max_order_size is not None and self.params.max_order_size < qty:
             qty = self.params.max_order_size
             bound = "max_order_size"
-            parts.append(f"capped by max_order_size {_fmt(self.params.max_order_size)}")
+            parts.append(LazyText(lambda v: f"capped by max_order_size {_fmt(v)}", self.params.max_order_size))
 
         floored = _floor_step(qty, step)
         if floored != qty:
-            parts.append(f"floored to step {_fmt(step)}: {_fmt(floored)}")
+            parts.append(LazyText(lambda st, f: f"floored to step {_fmt(st)}: {_fmt(f)}", step, floored))
         qty = floored
 
+        # the reason is formatted only when read (LazyText): it is read when an order is skipped
         if qty < min_size:
-            reason = "; ".join(parts) + f"; {_fmt(qty)} is below the minimum order size {_fmt(min_size)}: skipped"
+            reason = LazyText(_skipped_text, tuple(parts), qty, min_size)
             if raw > 0 and self.params.below_min is BelowMin.RAISE:
-                self._raise_below_min(bound, reason, view, min_size)
+                self._raise_below_min(bound, str(reason), view, min_size)
             return SizingResult(ZERO, ZERO, ZERO, reason)
         notional = qty * price
         margin = self.margin_used(notional, view)
-        reason = "; ".join(parts) + f" -> {_fmt(qty)} {market.base} = {_fmt(notional, 2)} USD notional, margin {_fmt(margin, 2)} USD"
-        return SizingResult(qty, notional, margin, reason)
+        return SizingResult(qty, notional, margin, LazyText(_sized_text, tuple(parts), qty, market.base, notional, margin))
 
     def _size_reduce_only(self, intent: OrderParams, view: SizingView, min_size: Decimal) -> SizingResult:
         pos = _position_size(view)
@@ -221,7 +249,7 @@ class BaseSizer(PositionSizer):
         notional = qty * view.price
         return SizingResult(qty, notional, ZERO, reason + f" -> {_fmt(qty)}")
 
-    def _leverage_cap(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str, str]:
+    def _leverage_cap(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str, LazyText]:
         """Largest quantity the leverage and margin limits allow (base units), its kind and reason.
 
         ``K1 = (max_leverage * equity - T_other) / P`` (configured account leverage),
@@ -247,24 +275,17 @@ class BaseSizer(PositionSizer):
             )
         k1 = (max_lev * equity - other) / price if equity > 0 else ZERO
         k2 = abs(pos) + bal.free_collateral / (price * imf)
-        if k1 <= k2:
-            k, kind = k1, "leverage"
-            why = (
-                f"account leverage cap {_fmt(max_lev)}x: |position after| <= ({_fmt(max_lev)} x equity {_fmt(equity, 2)}"
-                f" - other notional {_fmt(other, 2)}) / {_fmt(price)} = {_fmt(max(k1, ZERO))}"
-            )
-        else:
-            k, kind = k2, "margin"
-            why = (
-                f"initial margin (max {_fmt(ONE / imf)}x = 1/IMF {_fmt(imf)}): |position after| <= |{_fmt(pos)}| + free collateral "
-                f"{_fmt(bal.free_collateral, 2)} / ({_fmt(price)} x {_fmt(imf)}) = {_fmt(max(k2, ZERO))}"
-            )
+        k, kind = (k1, "leverage") if k1 <= k2 else (k2, "margin")
         k = max(k, ZERO)
         if increasing:
             q = max(k - abs(pos), ZERO)
         else:
             q = abs(pos) + k
-        return q, kind, why + f" -> at most {_fmt(q)}"
+        if kind == "leverage":
+            why = LazyText(_leverage_text, max_lev, equity, other, price, k1, q)
+        else:
+            why = LazyText(_margin_text, imf, pos, bal.free_collateral, price, k2, q)
+        return q, kind, why
 
     def _raise_below_min(self, bound: str, reason: str, view: SizingView, min_size: Decimal) -> None:
         market = view.market
@@ -308,10 +329,10 @@ class FixedQuantitySizer(BaseSizer):
     description = "a fixed size in base units per order"
     Params = FixedQuantityParams
 
-    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, LazyText]:
         """``quantity`` base units, and the reason."""
         q = self.params.quantity
-        return q, f"fixed quantity {_fmt(q)} {view.market.base}"
+        return q, LazyText(lambda v, base: f"fixed quantity {_fmt(v)} {base}", q, view.market.base)
 
 
 @attrs.frozen
@@ -328,11 +349,11 @@ class FixedNotionalSizer(BaseSizer):
     description = "a fixed USD notional per order (the default sizer)"
     Params = FixedNotionalParams
 
-    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str]:
+    def raw_quantity(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, LazyText]:
         """``notional / price`` base units (USD / USD per base unit), and the reason."""
         n = self.params.notional
         q = n / view.price
-        return q, f"fixed notional {_fmt(n, 2)} USD / price {_fmt(view.price)} = {_fmt(q)}"
+        return q, LazyText(lambda n_, p, q_: f"fixed notional {_fmt(n_, 2)} USD / price {_fmt(p)} = {_fmt(q_)}", n, view.price, q)
 
 
 # ---------------------------------------------------------------------------
