@@ -142,8 +142,9 @@ class BookSide:
     def apply(self, levels, seq: int) -> int:
         """Set absolute sizes (0 deletes; deleting an absent price is ignored); returns the entries read.
 
-        A price the ladder already holds (a live level, or one deleted earlier and kept
-        as stale) costs one dict store; a price new to the ladder is filed in its bucket;
+        A held level costs one dict store; a level set again at a price kept as stale is
+        re-filed in its bucket (the object as sent: an equal price may differ in exponent);
+        a price new to the ladder is filed in its bucket;
         a delete only removes the level from the mapping (the ladder keeps the price as
         stale until a read passes over it or :meth:`compact` runs).
 
@@ -155,10 +156,17 @@ class BookSide:
         ladder = self._bucket
         if type(levels) is not tuple and type(levels) is not list:
             levels = tuple(levels)
+        buckets = self._buckets
         for price, size in levels:
             if size:
-                if price not in ladder:
-                    self._file(price)
+                if price not in d:
+                    b = ladder.get(price)
+                    if b is None:
+                        self._file(price)
+                    else:  # filed as stale: file this very object (an equal price may differ in exponent)
+                        s = buckets[b]
+                        s.discard(price)
+                        s.add(price)
                 d[price] = size
                 seqs[price] = seq
             elif price in d:
@@ -225,8 +233,13 @@ class BookSide:
             self.seq[price] = 0
             self.calibrate()
             return
-        if price not in self._bucket:
+        b = self._bucket.get(price)
+        if b is None:
             self._file(price)
+        else:
+            s = self._buckets[b]
+            s.discard(price)
+            s.add(price)
         self._d[price] = size
         self.seq[price] = 0
         self._sorted = None
