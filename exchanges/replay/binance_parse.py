@@ -35,6 +35,24 @@ EXP_MAX = 30
 
 _SYMBOL_RE = re.compile(rb'"(?:s|symbol)"\s*:\s*"([A-Za-z0-9_]+)"')
 
+_INT = rb"(?:0|[1-9][0-9]*)"  # a JSON integer without sign (RFC 8259: no leading zeros)
+_NUM = rb'"([0-9.]+)"'  # a price or size string; the Decimal conversion validates it
+#: The two commonest line shapes, exactly as Binance's combined streams send them (USD-M
+#: ``<symbol>@bookTicker`` and ``<symbol>@trade``, compact JSON, fields in the venue's order;
+#: see the embedded sample ``examples/data/binance_usdm``) after the ``<recv_ns> `` column.
+#: A line that matches is read without a JSON decoder (see :meth:`BinanceRecording.events`);
+#: any other line (another order, spaces, escapes, other types, bare events) is decoded in
+#: full, so the pattern only admits lines whose every byte it accounts for. Groups: 1 receive
+#: ns; bookTicker 2 symbol, 3 ``b``, 4 ``B``, 5 ``a``, 6 ``A``; trade 7 symbol, 8 ``t``,
+#: 9 ``p``, 10 ``q``, 11 ``m``.
+FAST_LINE = re.compile(
+    rb'([0-9]+) \{"stream":"[A-Za-z0-9_@.-]*","data":\{"e":"(?:'
+    rb'bookTicker","u":' + _INT + rb',"s":"(\w+)","b":' + _NUM + rb',"B":' + _NUM + rb',"a":' + _NUM
+    + rb',"A":' + _NUM + rb',"T":' + _INT + rb',"E":' + _INT
+    + rb'|trade","E":' + _INT + rb',"T":' + _INT + rb',"s":"(\w+)","t":(' + _INT + rb'),"p":' + _NUM
+    + rb',"q":' + _NUM + rb',"X":"MARKET","m":(true|false))\}\}'
+).fullmatch
+
 
 class BadValue(Exception):
     """A bad value inside one line (message text only); the reader adds file:line and raises DataError."""
@@ -96,25 +114,50 @@ class _Cache(dict):
         return self.convert(s)
 
 
+class _BytesCache(dict):
+    """``bytes -> Decimal`` cache in front of a ``str -> Decimal`` :class:`_Cache` (``text``).
+
+    For values cut out of a raw line (:data:`FAST_LINE`): a miss decodes the bytes (ASCII
+    digits and dots, by the pattern) and asks the text cache, so a value gets the same
+    Decimal object whichever way its line was read, and is validated by the same code
+    (raising the same :class:`BadValue`). Cleared at :data:`CACHE_MAX` entries.
+    """
+
+    __slots__ = ("text",)
+
+    def __missing__(self, b):
+        d = self.text[b.decode()]
+        if len(self) >= CACHE_MAX:
+            self.clear()
+        self[b] = d
+        return d
+
+
 class ValueParser:
     """Converts price and size strings to validated Decimals, once per distinct string.
 
     The caches :attr:`prices` and :attr:`sizes` (``str -> Decimal``) are public so the
     reader's hot loop can index them directly: ``prices[s]`` returns the cached Decimal,
     or converts and validates ``s`` on a miss (raising :class:`BadValue` for a bad value,
-    exactly like :meth:`price`/:meth:`size`). Each cache is cleared when it reaches
-    :data:`CACHE_MAX` entries. :attr:`zero_patterns` are the byte patterns of a zero size
+    exactly like :meth:`price`/:meth:`size`). :attr:`prices_b` and :attr:`sizes_b` do the
+    same for ``bytes`` (values cut out of a raw line), through the text caches. Each cache
+    is cleared when it reaches :data:`CACHE_MAX` entries. :attr:`zero_patterns` are the byte patterns of a zero size
     as it appears closing a ``[price, size]`` pair on a raw line (compact and spaced
     JSON), for counting deletes without parsing them twice.
     """
 
-    __slots__ = ("prices", "sizes", "zero_patterns", "_pget", "_sget")
+    __slots__ = ("prices", "sizes", "prices_b", "sizes_b", "zero_patterns", "_pget", "_sget")
 
     def __init__(self) -> None:
         self.prices: dict[str, Decimal] = _Cache()
         self.prices.convert = self.price
         self.sizes: dict[str, Decimal] = _Cache()
         self.sizes.convert = self.size
+        #: the same, keyed by the raw bytes of a value (lines read by :data:`FAST_LINE`)
+        self.prices_b: dict[bytes, Decimal] = _BytesCache()
+        self.prices_b.text = self.prices
+        self.sizes_b: dict[bytes, Decimal] = _BytesCache()
+        self.sizes_b.text = self.sizes
         self.zero_patterns: list[bytes] = []
         self._pget = self.prices.__getitem__
         self._sget = self.sizes.__getitem__
