@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from perpbot.core.bot.support import NS
-from perpbot.core.model import ZERO
+from perpbot.core.model import ZERO, OrderParams
 from perpbot.core.policies import RiskAction, RiskView
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
@@ -137,8 +137,8 @@ class DecisionCycle:
             return
         if not scheduled and result.orders:
             tail = f"[woken by {wake.describe()}]"
-            orders = tuple(attrs.evolve(o, reason=f"{o.reason} {tail}" if o.reason else tail) for o in result.orders)
-            result = attrs.evolve(result, orders=orders)
+            orders = tuple(copy_with(o, "reason", f"{o.reason} {tail}" if o.reason else tail) for o in result.orders)
+            result = copy_with(result, "orders", orders)
         await bot.notify("on_decision", strategy=bot.strategy, result=result)
         await self.orders.execute_result(result, md)
         if result.wait_s:
@@ -146,6 +146,36 @@ class DecisionCycle:
             self.next_decision_ns = now + wait_ns
             if self.waker is not None:
                 self.waker.hold_until((wake.decided_ns or now) + wait_ns)
+
+
+#: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
+#: converter, validator or on_setattr) that no ``__attrs_post_init__`` check reads
+_PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders")}
+#: class -> its attrs field names, in order
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def copy_with(obj: Any, name: str, value: Any) -> Any:
+    """``attrs.evolve(obj, **{name: value})``, cheaper for the pairs in :data:`_PLAIN_FIELDS`.
+
+    For those (exactly these classes, not subclasses) the other fields were converted and
+    validated when ``obj`` was made and the changed one has nothing to convert or check, so the
+    copy is made field by field (``object.__setattr__``, as attrs' own ``__init__`` does for
+    frozen classes) instead of calling ``__init__`` again. Anything else goes through
+    ``attrs.evolve``. Equal to what ``attrs.evolve`` returns (tested).
+    """
+    cls = type(obj)
+    if (cls, name) not in _PLAIN_FIELDS:
+        return attrs.evolve(obj, **{name: value})
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls))
+    new = object.__new__(cls)
+    put = object.__setattr__
+    for n in names:
+        put(new, n, getattr(obj, n))
+    put(new, name, value)
+    return new
 
 
 @attrs.frozen

@@ -191,12 +191,25 @@ class OrderRouter:
         price = intent.price
         if price is not None:
             price = market.round_price(price, intent.side)
-        req = attrs.evolve(
-            OrderRequest.from_params(intent, bot.client_ids.next(), size),
+        # OrderRequest.from_params(intent, client_id, size) with the venue's ticker, the rounded
+        # prices and the venue, built in one go
+        req = OrderRequest(
+            client_id=bot.client_ids.next(),
             ticker=ticker,
+            side=intent.side,
+            size=size,
+            order_type=intent.order_type,
             price=price,
             trigger_price=(market.round_price(intent.trigger_price, intent.side) if intent.trigger_price else None),
+            time_in_force=intent.time_in_force,
+            reduce_only=intent.reduce_only,
+            post_only=intent.post_only,
+            good_til_s=intent.good_til_s,
+            margin_mode=intent.margin_mode,
+            tag=intent.tag,
+            reason=intent.reason,
             venue=venue,
+            slippage=intent.slippage,
         )
         if not risk_exempt:
             view = bot.risk_view()
