@@ -252,24 +252,51 @@ class BookKeeper:
         )
 
     def on_delta(self, ticker: str, items: Iterable, ts: int) -> list:
-        """One update message's contents (a list of ``{bids?, asks?}``, applied in order)."""
-        tr = self.tracker(ticker)
+        """One update message's contents (a list of ``{bids?, asks?}``, applied in order).
+
+        The common item, one ``[price, size]`` level whose two strings are both cached, is
+        converted inline (no call per level: the indexer's ``channel_batch_data`` is mostly
+        such items, e.g. 41 of them in ../shared/data/dydx_v4/nautilus_py/websocket/
+        v4_orderbook_batched_data.json); any other item goes through :meth:`_item`. Both
+        give the same levels, the same cached Decimal objects and the same errors.
+        Returns ``[BookDelta]``, the events of a crossed book (:meth:`_crossed`) or of a
+        rejected message (:meth:`_bad_book`), or ``[]`` (nothing to apply, a stale book).
+        """
+        tr = self.books.get(ticker)
         if tr is None:
-            return []
+            tr = self.tracker(ticker)
+            if tr is None:
+                return []
         bids: list = []
         asks: list = []
+        prices = self.values.prices
+        sizes = self.values.sizes
         try:
-            if not isinstance(items, (list, tuple)):
+            if type(items) is not list and not isinstance(items, (list, tuple)):
                 raise BadValue(f"batch {items!r} is not a list of updates")
             for c in items:
-                if not c:
-                    continue
-                if type(c) is not dict and not isinstance(c, Mapping):
-                    raise BadValue(f"update {c!r} is not an object")
-                if "bids" in c:
-                    bids.extend(self.values.levels(c["bids"], "bid"))
-                if "asks" in c:
-                    asks.extend(self.values.levels(c["asks"], "ask"))
+                # the common item, inline (no call per level): {"bids"|"asks": [[price, size]]}
+                # whose two strings are both in the caches; any other item (more levels, a
+                # miss, another shape) goes through _item, which converts, caches and checks
+                if type(c) is dict and len(c) == 1:
+                    ((key, raw),) = c.items()
+                    if type(raw) is list and len(raw) == 1:
+                        lv = raw[0]
+                        if type(lv) is list and len(lv) == 2:
+                            try:
+                                pd = prices.get(lv[0])
+                                qd = sizes.get(lv[1])
+                            except TypeError:  # unhashable: _item names it
+                                pd = qd = None
+                            if pd is not None and qd is not None:
+                                if key == "bids":
+                                    bids.append((pd, qd))
+                                    continue
+                                if key == "asks":
+                                    asks.append((pd, qd))
+                                    continue
+                if c:
+                    self._item(c, bids, asks)
         except BadValue as exc:
             # the whole message is rejected (none of it applied): the book no longer
             # follows the venue's, so it is resynced like a crossed book
@@ -291,6 +318,20 @@ class BookKeeper:
             out.pop()  # the corrected full book below supersedes this delta
             self._crossed(tr, ts, out)
         return out
+
+    def _item(self, c: Any, bids: list, asks: list) -> None:
+        """One update item ``{bids?, asks?}`` -> its levels appended to ``bids`` / ``asks``
+        (the checked path of :meth:`on_delta`; keys other than those two are ignored).
+
+        :raises BadValue: for an item that is not an object, or a level as
+            :meth:`LevelValues.levels` rejects it.
+        """
+        if type(c) is not dict and not isinstance(c, Mapping):
+            raise BadValue(f"update {c!r} is not an object")
+        if "bids" in c:
+            bids.extend(self.values.levels(c["bids"], "bid"))
+        if "asks" in c:
+            asks.extend(self.values.levels(c["asks"], "ask"))
 
     def _keep(self, tr: BookTracker, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]) -> None:
         if tr.overflow:
