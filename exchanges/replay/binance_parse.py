@@ -26,10 +26,15 @@ from pathlib import Path
 
 from perpbot.exchanges.replay.lineio import LineFile
 
-#: most distinct price (and, separately, size) strings cached before the cache is cleared: about
-#: 200 bytes each (the string and its Decimal), so at most ~13 MB for both caches however long
-#: the recording (a long run meets ever new size strings; peak RSS must stay flat)
+#: most distinct price strings (and, separately, raw price and size bytes of the lines read by
+#: :data:`FAST_LINE`) cached before the cache is cleared: about 200 bytes each (the string and
+#: its Decimal), so bounded however long the recording (a long run meets ever new size
+#: strings; peak RSS must stay flat)
 CACHE_MAX = 1 << 15
+#: the same for size strings, which are more varied (the embedded ETHUSDT sample alone has
+#: 42k distinct depth sizes: a 32k cache was cleared and refilled mid-run, ~19k conversions
+#: more); at most ~13 MB
+SIZE_CACHE_MAX = 1 << 16
 #: largest |decimal exponent| of a sane price or size (rejects e.g. "1e999999999")
 EXP_MAX = 30
 
@@ -100,22 +105,71 @@ def coinm_contract_usd(symbol: str) -> Decimal | None:
     return Decimal(100) if symbol.startswith("BTCUSD") else Decimal(10)
 
 
-class _Cache(dict):
-    """``str -> Decimal`` cache whose misses convert and validate (``cache[s]`` never holds a bad value).
+_ZERO = Decimal(0)
 
-    A miss calls ``convert(s)`` (which stores the result itself); so ``cache[s]`` is one C-level
-    dict lookup for a string seen before, and :func:`map` over ``cache.__getitem__`` runs
-    without a Python frame per hit.
+
+class _PriceCache(dict):
+    """``str -> Decimal`` price cache whose misses convert and validate (it never holds a bad value).
+
+    ``cache[s]`` is one C-level dict lookup for a string seen before, so :func:`map` over
+    ``cache.__getitem__`` runs without a Python frame per hit; a miss costs one frame
+    (the conversion is written out here rather than called). Cleared at :data:`CACHE_MAX`
+    entries.
     """
 
-    __slots__ = ("convert",)
+    __slots__ = ()
 
     def __missing__(self, s):
-        return self.convert(s)
+        if type(s) is not str:
+            raise BadValue(f"price {s!r} is not a decimal string")
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            raise BadValue(f"price {s!r} is not a number") from None
+        if not d.is_finite() or d <= _ZERO:
+            raise BadValue(f"price {s!r} must be finite and positive")
+        if not -EXP_MAX <= d.adjusted() <= EXP_MAX:
+            raise BadValue(f"price {s!r} is out of range")
+        if len(self) >= CACHE_MAX:
+            self.clear()
+        self[s] = d
+        return d
+
+
+class _SizeCache(dict):
+    """``str -> Decimal`` size cache, like :class:`_PriceCache` (zero allowed: it deletes a level).
+
+    A zero size's byte patterns (see :attr:`ValueParser.zero_patterns`) are added to
+    ``zero_patterns``. Cleared at :data:`SIZE_CACHE_MAX` entries.
+    """
+
+    __slots__ = ("zero_patterns",)
+
+    def __missing__(self, s):
+        if type(s) is not str:
+            raise BadValue(f"size {s!r} is not a decimal string")
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            raise BadValue(f"size {s!r} is not a number") from None
+        if not d.is_finite() or d < _ZERO:
+            raise BadValue(f"size {s!r} must be finite and not negative")
+        if d:
+            if not -EXP_MAX <= d.adjusted() <= EXP_MAX:
+                raise BadValue(f"size {s!r} is out of range")
+        else:  # count deletes on the raw line (compact and spaced JSON)
+            zp = self.zero_patterns
+            for pat in (b'","' + s.encode() + b'"]', b'", "' + s.encode() + b'"]'):
+                if pat not in zp:
+                    zp.append(pat)
+        if len(self) >= SIZE_CACHE_MAX:
+            self.clear()
+        self[s] = d
+        return d
 
 
 class _BytesCache(dict):
-    """``bytes -> Decimal`` cache in front of a ``str -> Decimal`` :class:`_Cache` (``text``).
+    """``bytes -> Decimal`` cache in front of a text cache (``text``: a :class:`_PriceCache` or :class:`_SizeCache`).
 
     For values cut out of a raw line (:data:`FAST_LINE`): a miss decodes the bytes (ASCII
     digits and dots, by the pattern) and asks the text cache, so a value gets the same
@@ -140,8 +194,9 @@ class ValueParser:
     reader's hot loop can index them directly: ``prices[s]`` returns the cached Decimal,
     or converts and validates ``s`` on a miss (raising :class:`BadValue` for a bad value,
     exactly like :meth:`price`/:meth:`size`). :attr:`prices_b` and :attr:`sizes_b` do the
-    same for ``bytes`` (values cut out of a raw line), through the text caches. Each cache
-    is cleared when it reaches :data:`CACHE_MAX` entries. :attr:`zero_patterns` are the byte patterns of a zero size
+    same for ``bytes`` (values cut out of a raw line), through the text caches. The price
+    caches are cleared when they reach :data:`CACHE_MAX` entries, the size cache at
+    :data:`SIZE_CACHE_MAX`. :attr:`zero_patterns` are the byte patterns of a zero size
     as it appears closing a ``[price, size]`` pair on a raw line (compact and spaced
     JSON), for counting deletes without parsing them twice.
     """
@@ -149,64 +204,35 @@ class ValueParser:
     __slots__ = ("prices", "sizes", "prices_b", "sizes_b", "zero_patterns", "_pget", "_sget")
 
     def __init__(self) -> None:
-        self.prices: dict[str, Decimal] = _Cache()
-        self.prices.convert = self.price
-        self.sizes: dict[str, Decimal] = _Cache()
-        self.sizes.convert = self.size
+        self.prices: dict[str, Decimal] = _PriceCache()
+        self.sizes: dict[str, Decimal] = _SizeCache()
+        self.zero_patterns: list[bytes] = []
+        self.sizes.zero_patterns = self.zero_patterns
         #: the same, keyed by the raw bytes of a value (lines read by :data:`FAST_LINE`)
         self.prices_b: dict[bytes, Decimal] = _BytesCache()
         self.prices_b.text = self.prices
         self.sizes_b: dict[bytes, Decimal] = _BytesCache()
         self.sizes_b.text = self.sizes
-        self.zero_patterns: list[bytes] = []
         self._pget = self.prices.__getitem__
         self._sget = self.sizes.__getitem__
 
     def price(self, s) -> Decimal:
-        """A price string -> Decimal (quote currency per base unit, as the venue sent it).
+        """A price string -> Decimal (quote currency per base unit, as the venue sent it), cached.
 
         :raises BadValue: not a string, not a number, not finite and positive, or an exponent
             beyond :data:`EXP_MAX`.
+        :raises TypeError: an unhashable value (a list, say).
         """
-        if type(s) is not str:
-            raise BadValue(f"price {s!r} is not a decimal string")
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            raise BadValue(f"price {s!r} is not a number") from None
-        if not d.is_finite() or d <= 0:
-            raise BadValue(f"price {s!r} must be finite and positive")
-        if not -EXP_MAX <= d.adjusted() <= EXP_MAX:
-            raise BadValue(f"price {s!r} is out of range")
-        if len(self.prices) >= CACHE_MAX:
-            self.prices.clear()
-        self.prices[s] = d
-        return d
+        return self.prices[s]
 
     def size(self, s) -> Decimal:
-        """A size string -> Decimal (base units, or contracts for COIN-M; 0 deletes a level).
+        """A size string -> Decimal (base units, or contracts for COIN-M; 0 deletes a level), cached.
 
         :raises BadValue: not a string, not a number, negative or not finite, or an exponent
             beyond :data:`EXP_MAX`.
+        :raises TypeError: an unhashable value (a list, say).
         """
-        if type(s) is not str:
-            raise BadValue(f"size {s!r} is not a decimal string")
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            raise BadValue(f"size {s!r} is not a number") from None
-        if not d.is_finite() or d < 0:
-            raise BadValue(f"size {s!r} must be finite and not negative")
-        if d and not -EXP_MAX <= d.adjusted() <= EXP_MAX:
-            raise BadValue(f"size {s!r} is out of range")
-        if not d:  # count deletes on the raw line (compact and spaced JSON)
-            for pat in (b'","' + s.encode() + b'"]', b'", "' + s.encode() + b'"]'):
-                if pat not in self.zero_patterns:
-                    self.zero_patterns.append(pat)
-        if len(self.sizes) >= CACHE_MAX:
-            self.sizes.clear()
-        self.sizes[s] = d
-        return d
+        return self.sizes[s]
 
     def levels(self, raw, contract_usd: Decimal | None) -> tuple:
         """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)`` with sizes in base units.

@@ -131,3 +131,23 @@ def test_a_value_gets_one_decimal_object_either_way(tmp_path):
     v = r.values
     assert v.prices_b and all(v.prices_b[k] is v.prices[k.decode()] for k in v.prices_b)
     assert all(v.sizes_b[k] is v.sizes[k.decode()] for k in v.sizes_b)
+
+
+def test_full_caches_are_cleared_and_refilled_with_the_same_values(tmp_path, monkeypatch):
+    from perpbot.exchanges.replay import binance_parse
+
+    path = write(tmp_path, first_lines(400))
+    big = outcome(path, True)
+    seen = []
+    for name in ("CACHE_MAX", "SIZE_CACHE_MAX"):
+        monkeypatch.setattr(binance_parse, name, 8)
+    for fast in (True, False):
+        r = BinanceRecording(path, lambda s: s[:3] + "-USD")
+        r.fast_lines = fast
+        got = []
+        for ts, b in r.events():
+            got.append((ts, canon(b)))
+            v = r.values
+            seen.append(max(len(v.prices), len(v.sizes), len(v.prices_b), len(v.sizes_b)))
+        assert got == big[1] and r.stats == big[2]
+    assert max(seen) <= 8 and r.stats["level_entries"] > 1000  # many clears on the way
