@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 
 from perpbot.core.bot.support import NS
-from perpbot.core.model import ZERO, OrderParams
+from perpbot.core.model import ZERO, Balance, OrderParams
+from perpbot.core.portfolio import Portfolio
 from perpbot.core.policies import RiskAction, RiskView
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
@@ -58,6 +59,8 @@ class DecisionCycle:
         #: during a cycle: ``(orders_sent, orders_rejected, AccountSnapshot)``, reused by :func:`risk_view`
         #: until an order goes out or is refused (the account may change then); None otherwise
         self.live_snapshot: tuple | None = None
+        #: balances reused between snapshots while their inputs are unchanged (:class:`BalanceMemo`)
+        self.balance_memo = BalanceMemo()
 
     def track_equity(self, now: int, equity: Decimal | None = None) -> None:
         """Feed the total equity (USD) at ``now`` (ns) to the drawdown tracker, the peak and the day start.
@@ -150,7 +153,7 @@ class DecisionCycle:
 
 #: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
 #: converter, validator or on_setattr) that no ``__attrs_post_init__`` check reads
-_PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders")}
+_PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders"), (Balance, "ts_ns")}
 #: class -> its attrs field names, in order
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -178,6 +181,63 @@ def copy_with(obj: Any, name: str, value: Any) -> Any:
     return new
 
 
+class BalanceMemo:
+    """Reuses a venue's :class:`~perpbot.core.model.Balance` while what it is computed from is unchanged.
+
+    ``Portfolio.balance(marks, ts_ns)`` (``core/portfolio.py``) is a function of the collateral,
+    of each open position's size and entry price, of those markets' IMF/MMF (the portfolio's
+    ``markets``) and of their marks; ``ts_ns`` is only stored. The memo keeps, per venue, those
+    inputs and the balance; a balance whose inputs are all the same (Decimals: the same text,
+    so the result is written the same; market parameters: the same objects) is the kept one
+    with ``ts_ns`` set to now. There is no invalidation to forget: a
+    fill, funding payment, liquidation fee, transfer or mark change changes an input, and the
+    balance is computed again.
+
+    Only portfolios whose ``balance``, ``equity``, ``margin_requirements`` and
+    ``open_positions`` are :class:`~perpbot.core.portfolio.Portfolio`'s own functions are
+    handled (``Portfolio`` and the paper venue's ledger); any other account object is asked
+    every time.
+    """
+
+    def __init__(self):
+        #: venue -> (inputs key, market parameters of the open positions, Balance)
+        self.kept: dict[str, tuple] = {}
+        #: counters for tests and benchmarks: balances reused / computed
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def handles(pf: Any) -> bool:
+        """True when ``pf``'s balance is ``Portfolio.balance`` over ``Portfolio``'s formulas."""
+        cls = type(pf)
+        return (getattr(cls, "balance", None) is Portfolio.balance and getattr(cls, "equity", None) is Portfolio.equity
+                and getattr(cls, "margin_requirements", None) is Portfolio.margin_requirements
+                and getattr(cls, "open_positions", None) is Portfolio.open_positions)
+
+    def balance(self, venue: str, pf: Any, positions: dict, marks: dict, now: int) -> Any:
+        """``pf.balance(marks, now)``, reused when its inputs are unchanged.
+
+        :param positions: ``pf.positions`` as just read (ticker -> Position).
+        :param marks: the venue's marks (its own tickers, USD).
+        """
+        markets = pf.markets
+        # Decimals by their text: equal values with other exponents (100.0, 100.00) make
+        # differently written results; market parameters by identity
+        key = (str(pf.collateral), tuple(
+            (t, str(p.size), str(p.entry_price), str(marks.get(t))) for t, p in positions.items() if p.size
+        ))
+        params = tuple(markets.get(t) for t, p in positions.items() if p.size)
+        kept = self.kept.get(venue)
+        if kept is not None and kept[0] == key and all(a is b for a, b in zip(kept[1], params)):
+            self.hits += 1
+            bal = kept[2]
+            return bal if bal.ts_ns == now else copy_with(bal, "ts_ns", now)
+        self.misses += 1
+        bal = pf.balance(marks, now)
+        self.kept[venue] = (key, params, bal)
+        return bal
+
+
 @attrs.frozen
 class AccountSnapshot:
     """The account and market figures one decision cycle reads several times, computed once.
@@ -195,6 +255,9 @@ class AccountSnapshot:
     :param positions: qualified ticker -> open :class:`~perpbot.core.model.Position`.
     :param paused: qualified ticker -> why its data is stale.
     :param total_equity: every venue's equity together, USD.
+    :param venue_positions: venue -> that venue's ``portfolio.positions`` (its own tickers,
+        closed positions included), as read for this snapshot.
+    :param venue_marks: venue -> the marks its balance was computed at (its own tickers, USD).
     """
 
     balances: dict
@@ -203,32 +266,56 @@ class AccountSnapshot:
     positions: dict
     paused: dict
     total_equity: Decimal
+    venue_positions: dict = attrs.field(factory=dict, eq=False, repr=False)
+    venue_marks: dict = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
-    def of(cls, bot: Any) -> "AccountSnapshot":
+    def of(cls, bot: Any, memo: BalanceMemo | None = None) -> "AccountSnapshot":
         """The figures of ``bot`` now (after :meth:`~perpbot.core.bot.TradingBot.start`: needs portfolios).
 
         Balances as ``bot.balance(venue)`` computes them (each venue's portfolio at that venue's
-        marks, :meth:`~perpbot.core.bot.queries.RunQueries.venue_marks`), with the marks read once.
+        marks, :meth:`~perpbot.core.bot.queries.RunQueries.venue_marks`), with the marks read
+        once and each venue's positions read once.
+
+        :param memo: a :class:`BalanceMemo` to reuse balances whose inputs did not change
+            (default: the decision cycle's, when the bot has one).
         """
+        if memo is None:
+            memo = getattr(getattr(bot, "_cycle", None), "balance_memo", None)
         marks = bot.marks()
         primary = bot.config.primary_venue
         now = bot.clock.now_ns()
         balances = {}
+        positions = {}
+        venue_positions = {}
+        venue_marks = {}
         for venue, pf in bot.portfolios.items():
             if venue == primary:
                 vm = {t: p for t, p in marks.items() if ":" not in t}
             else:
                 prefix = f"{venue}:"
                 vm = {t[len(prefix):]: p for t, p in marks.items() if t.startswith(prefix)}
-            balances[venue] = pf.balance(vm, now)
+            if memo is not None and memo.handles(pf):
+                raw = pf.positions
+                balances[venue] = memo.balance(venue, pf, raw, vm, now)
+                for t, p in raw.items():  # Portfolio.open_positions, qualified as bot.positions() does
+                    if p.size != 0:
+                        positions[bot.qualify(venue, t)] = p
+                venue_positions[venue] = raw
+            else:
+                balances[venue] = pf.balance(vm, now)
+                for t, p in pf.open_positions().items():
+                    positions[bot.qualify(venue, t)] = p
+            venue_marks[venue] = vm
         return cls(
             balances=balances,
             primary=balances[primary],
             marks=marks,
-            positions=bot.positions(),
+            positions=positions,
             paused=bot.paused(),
             total_equity=sum((b.equity for b in balances.values()), ZERO),
+            venue_positions=venue_positions,
+            venue_marks=venue_marks,
         )
 
     def market_data(self, bot: Any, now: int) -> MarketData:
@@ -245,6 +332,15 @@ class AccountSnapshot:
             marks=self.marks,
             venues=dict(self.balances),
         )
+
+
+def cycle_snapshot(bot: Any) -> AccountSnapshot | None:
+    """The decision cycle in progress' :class:`AccountSnapshot` while it still holds: no order
+    went out or was refused since it was taken (either may change the account); else None."""
+    live = getattr(getattr(bot, "_cycle", None), "live_snapshot", None)
+    if live is not None and live[0] == bot.orders_sent and live[1] == bot.orders_rejected:
+        return live[2]
+    return None
 
 
 def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
@@ -266,11 +362,7 @@ def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
             circuit[venue] = reason if isinstance(reason, str) else "circuit breaker open"
     snap = snapshot
     if snap is None:
-        live = getattr(getattr(bot, "_cycle", None), "live_snapshot", None)
-        if live is not None and live[0] == bot.orders_sent and live[1] == bot.orders_rejected:
-            snap = live[2]
-        else:
-            snap = AccountSnapshot.of(bot)
+        snap = cycle_snapshot(bot) or AccountSnapshot.of(bot)
     balances = snap.balances
     bal = snap.primary
     return RiskView(

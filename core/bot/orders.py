@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
+from perpbot.core.bot.decisions import cycle_snapshot
 from perpbot.core.config import split_ticker
 from perpbot.core.errors import ExchangeError, PerpbotError
 from perpbot.core.model import (
@@ -96,7 +97,13 @@ class OrderRouter:
         """Size an intent without a size through the sizer; returns the rounded size or None (logged)."""
         bot = self.bot
         market = bot.markets[qualified]
-        pos = bot.portfolios[venue].positions.get(ticker)
+        snap = cycle_snapshot(bot)  # the account as the cycle read it, while no order changed it
+        raw = snap.venue_positions.get(venue) if snap is not None else None
+        if raw is not None:  # the portfolio's positions and marks, read once for the cycle
+            pos = raw.get(ticker)
+            vm = snap.venue_marks[venue]
+        else:
+            pos = bot.portfolios[venue].positions.get(ticker)
         st = bot.states[qualified]
         score = None
         composite = getattr(st.scores, "composite", None) if st.scores is not None else None
@@ -105,13 +112,17 @@ class OrderRouter:
         manager = bot.balance_managers[venue]
         try:
             def view(balance):
+                if raw is not None:  # Portfolio.open_positions() and bot.venue_marks(venue), from the snapshot
+                    positions, marks = {t: p for t, p in raw.items() if p.size != 0}, dict(vm)
+                else:
+                    positions, marks = bot.portfolios[venue].open_positions(), bot.venue_marks(venue)
                 return SizingView(
                     market=market,
                     price=ref,
                     balance=balance,
                     position=pos,
-                    positions=bot.portfolios[venue].open_positions(),
-                    marks=bot.venue_marks(venue),
+                    positions=positions,
+                    marks=marks,
                     now_ns=bot.clock.now_ns(),
                     score=score,
                 )
