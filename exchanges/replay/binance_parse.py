@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from pathlib import Path
 
 from perpbot.exchanges.replay.lineio import LineFile
@@ -238,8 +239,9 @@ class ValueParser:
         """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)`` with sizes in base units.
 
         USD-M levels are converted without a Python frame per level: the pairs are
-        transposed with :func:`zip` and each column mapped through its cache (hits are C
-        dict lookups; a miss converts and validates once).
+        transposed with :func:`zip` and each column looked up in its cache by one
+        :func:`operator.itemgetter` call (hits are C dict lookups; a miss converts and
+        validates once).
 
         :param contract_usd: USD per COIN-M contract (sizes are converted with
             ``contracts * contract_usd / price``), or None for USD-M (sizes as sent).
@@ -253,7 +255,10 @@ class ValueParser:
             ps, qs = zip(*raw)  # a level of the wrong length raises ValueError here or below
             if len(ps) != len(raw) or not all(map(_is_two, map(len, raw))):
                 raise ValueError("every level must be a [price, size] pair")
-            return tuple(zip(map(self._pget, ps), map(self._sget, qs)))
+            if len(ps) == 1:
+                return ((self._pget(ps[0]), self._sget(qs[0])),)
+            # itemgetter(*keys)(cache): one C loop of lookups (a miss still calls __missing__)
+            return tuple(zip(itemgetter(*ps)(self.prices), itemgetter(*qs)(self.sizes)))
         prices = self.prices
         sizes = self.sizes
         out = []

@@ -11,6 +11,7 @@ the same ``path:lineno: ...`` line.
 from __future__ import annotations
 
 import gzip
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,24 @@ def test_full_caches_are_cleared_and_refilled_with_the_same_values(tmp_path, mon
             seen.append(max(len(v.prices), len(v.sizes), len(v.prices_b), len(v.sizes_b)))
         assert got == big[1] and r.stats == big[2]
     assert max(seen) <= 8 and r.stats["level_entries"] > 1000  # many clears on the way
+
+
+def test_levels_equal_a_plain_conversion_on_the_real_sample():
+    import orjson
+
+    from perpbot.exchanges.replay.binance_parse import ValueParser
+
+    v = ValueParser()
+    n = one = 0
+    with gzip.open(binance_l2_files()[0], "rb") as f:
+        for line in f:
+            if b'"depthUpdate"' not in line:
+                continue
+            data = orjson.loads(line.split(b" ", 1)[1])["data"]
+            for raw in (data["b"], data["a"]):
+                got = v.levels(raw, None)
+                want = tuple((Decimal(p), Decimal(q)) for p, q in raw)
+                assert got == want and repr(got) == repr(want)
+                n += len(raw)
+                one += len(raw) == 1
+    assert n > 400_000 and one  # every level of the file, single-level sides included
