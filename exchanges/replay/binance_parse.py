@@ -252,8 +252,10 @@ class ValueParser:
                 return ()
             if type(raw) is not list:
                 raise TypeError(f"levels must be a list of [price, size] pairs, got {type(raw).__name__}")
-            ps, qs = zip(*raw)  # a level of the wrong length raises ValueError here or below
-            if len(ps) != len(raw) or not all(map(_is_two, map(len, raw))):
+            # zip(*raw) gives as many columns as the shortest level has items: unpacking two
+            # means no level is shorter than 2, and then the lengths add up to 2n only if none is longer
+            ps, qs = zip(*raw)  # ValueError for a level shorter than 2 (or when all are longer)
+            if sum(map(len, raw)) != 2 * len(ps):
                 raise ValueError("every level must be a [price, size] pair")
             if len(ps) == 1:
                 return ((self._pget(ps[0]), self._sget(qs[0])),)
@@ -271,8 +273,6 @@ class ValueParser:
             append((pd, qd))
         return tuple(out)
 
-
-_is_two = (2).__eq__
 
 
 def snapshot_symbol(data: dict, seen: list[str], path: Path) -> str:

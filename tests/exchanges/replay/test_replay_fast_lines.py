@@ -173,3 +173,12 @@ def test_levels_equal_a_plain_conversion_on_the_real_sample():
                 n += len(raw)
                 one += len(raw) == 1
     assert n > 400_000 and one  # every level of the file, single-level sides included
+
+
+@pytest.mark.parametrize("level", ['["61000.10","0.001","7"]', '["61000.10"]'])
+def test_a_depth_level_that_is_not_a_pair_names_its_line(tmp_path, level):
+    lines = first_lines(120)
+    i = next(i for i, ln in enumerate(lines) if i > 60 and '"depthUpdate"' in ln)
+    lines[i] = lines[i].replace('"b":[[', '"b":[' + level + ",[", 1)
+    got = same_both_ways(write(tmp_path, lines))
+    assert got[0] == "error" and f".txt:{i + 1}: malformed depthUpdate (" in got[1]
