@@ -181,6 +181,10 @@ def copy_with(obj: Any, name: str, value: Any) -> Any:
     return new
 
 
+#: account class -> whether :class:`BalanceMemo` handles it (classes are not changed at run time)
+_HANDLED: dict[type, bool] = {}
+
+
 class BalanceMemo:
     """Reuses a venue's :class:`~perpbot.core.model.Balance` while what it is computed from is unchanged.
 
@@ -210,9 +214,14 @@ class BalanceMemo:
     def handles(pf: Any) -> bool:
         """True when ``pf``'s balance is ``Portfolio.balance`` over ``Portfolio``'s formulas."""
         cls = type(pf)
-        return (getattr(cls, "balance", None) is Portfolio.balance and getattr(cls, "equity", None) is Portfolio.equity
+        known = _HANDLED.get(cls)
+        if known is None:
+            known = _HANDLED[cls] = (
+                getattr(cls, "balance", None) is Portfolio.balance and getattr(cls, "equity", None) is Portfolio.equity
                 and getattr(cls, "margin_requirements", None) is Portfolio.margin_requirements
-                and getattr(cls, "open_positions", None) is Portfolio.open_positions)
+                and getattr(cls, "open_positions", None) is Portfolio.open_positions
+            )
+        return known
 
     def balance(self, venue: str, pf: Any, positions: dict, marks: dict, now: int) -> Any:
         """``pf.balance(marks, now)``, reused when its inputs are unchanged.
@@ -223,10 +232,12 @@ class BalanceMemo:
         markets = pf.markets
         # Decimals by their text: equal values with other exponents (100.0, 100.00) make
         # differently written results; market parameters by identity
-        key = (str(pf.collateral), tuple(
-            (t, str(p.size), str(p.entry_price), str(marks.get(t))) for t, p in positions.items() if p.size
-        ))
-        params = tuple(markets.get(t) for t, p in positions.items() if p.size)
+        key = [str(pf.collateral)]
+        params = []
+        for t, p in positions.items():
+            if p.size:
+                key += (t, str(p.size), str(p.entry_price), str(marks.get(t)))
+                params.append(markets.get(t))
         kept = self.kept.get(venue)
         if kept is not None and kept[0] == key and all(a is b for a, b in zip(kept[1], params)):
             self.hits += 1
@@ -324,7 +335,7 @@ class AccountSnapshot:
         return MarketData(
             ts_ns=now,
             markets=bot.states,
-            tradable=tuple(t for t in bot.states if t not in paused),
+            tradable=tuple([t for t in bot.states if t not in paused]),
             paused=paused,
             positions=self.positions,
             open_orders=dict(bot.open_orders),

@@ -226,10 +226,16 @@ def post_trade(order: OrderRequest, view: RiskView, qualified: str) -> PostTrade
 
 
 def shrinks_exposure(order: OrderRequest, view: RiskView, qualified: str) -> bool:
-    """Reduce-only orders, and orders against the position no larger than it, shrink exposure."""
+    """Reduce-only orders, and orders against the position no larger than it, shrink exposure
+    (:attr:`PostTrade.shrinks` of :func:`post_trade`, computed without building it)."""
     if order.reduce_only:
         return True
-    return post_trade(order, view, qualified).shrinks
+    pos = view.positions.get(qualified)
+    before = pos.size if pos is not None else ZERO
+    if before == 0:
+        return False
+    after = before + order.side.sign * order.size
+    return abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
 
 
 def max_quantity_for(limit_abs_after: Decimal, before: Decimal, sign: int) -> Decimal:
