@@ -27,14 +27,14 @@ from pathlib import Path
 
 from perpbot.exchanges.replay.lineio import LineFile
 
-#: most distinct price strings (and, separately, raw price and size bytes of the lines read by
+#: most distinct price strings (and, separately, raw price bytes of the lines read by
 #: :data:`FAST_LINE`) cached before the cache is cleared: about 200 bytes each (the string and
 #: its Decimal), so bounded however long the recording (a long run meets ever new size
 #: strings; peak RSS must stay flat)
 CACHE_MAX = 1 << 15
 #: the same for size strings, which are more varied (the embedded ETHUSDT sample alone has
 #: 42k distinct depth sizes: a 32k cache was cleared and refilled mid-run, ~19k conversions
-#: more); at most ~13 MB
+#: more); at most ~13 MB, and ~5 MB for the raw size bytes of :data:`FAST_LINE` lines
 SIZE_CACHE_MAX = 1 << 16
 #: largest |decimal exponent| of a sane price or size (rejects e.g. "1e999999999")
 EXP_MAX = 30
@@ -175,14 +175,14 @@ class _BytesCache(dict):
     For values cut out of a raw line (:data:`FAST_LINE`): a miss decodes the bytes (ASCII
     digits and dots, by the pattern) and asks the text cache, so a value gets the same
     Decimal object whichever way its line was read, and is validated by the same code
-    (raising the same :class:`BadValue`). Cleared at :data:`CACHE_MAX` entries.
+    (raising the same :class:`BadValue`). Cleared at ``limit`` entries.
     """
 
-    __slots__ = ("text",)
+    __slots__ = ("text", "limit")
 
     def __missing__(self, b):
         d = self.text[b.decode()]
-        if len(self) >= CACHE_MAX:
+        if len(self) >= self.limit:
             self.clear()
         self[b] = d
         return d
@@ -212,8 +212,10 @@ class ValueParser:
         #: the same, keyed by the raw bytes of a value (lines read by :data:`FAST_LINE`)
         self.prices_b: dict[bytes, Decimal] = _BytesCache()
         self.prices_b.text = self.prices
+        self.prices_b.limit = CACHE_MAX
         self.sizes_b: dict[bytes, Decimal] = _BytesCache()
         self.sizes_b.text = self.sizes
+        self.sizes_b.limit = SIZE_CACHE_MAX
         self._pget = self.prices.__getitem__
         self._sget = self.sizes.__getitem__
 
