@@ -37,8 +37,13 @@ class ObserverCalls:
         self.verbose = verbose
         #: (plugin, hook, error type) -> how many times an observer raised it; logged once
         self.errors: dict[tuple, int] = {}
-        #: hook name -> (pluggy's implementation list when planned, the call plan); see :meth:`plan`
-        self._plans: dict[str, tuple[list, tuple | None]] = {}
+        #: hook name -> (pluggy's implementation list when planned, whether calls were direct, the
+        #: call plan); see :meth:`plan`
+        self._plans: dict[str, tuple[list, bool, tuple | None]] = {}
+        #: hook name -> pluggy's HookCaller (pluggy keeps one per hook name for the manager's life)
+        self._callers: dict[str, Any] = {}
+        #: pluggy's own manager (ours wraps it as ``pm.pm``)
+        self._pluggy = getattr(pm, "pm", pm)
 
     def plan(self, caller: Any) -> tuple | None:
         """How to call hook ``caller``'s implementations: ``((impl, function, argnames), ...)``
@@ -50,20 +55,20 @@ class ObserverCalls:
         plugin implements gives ``()``, and nothing is called.
         """
         impls = caller.get_hookimpls()
+        direct = self._direct()
         cached = self._plans.get(caller.name)
-        if cached is not None and cached[0] == impls and self._direct():
-            return cached[1]
-        if not self._direct() or any(i.hookwrapper or i.wrapper for i in impls):
+        if cached is not None and cached[0] == impls and cached[1] == direct:
+            return cached[2]
+        if not direct or any(i.hookwrapper or i.wrapper for i in impls):
             plan = None
         else:
             plan = tuple((i, i.function, tuple(i.argnames)) for i in implementations(caller))
-        self._plans[caller.name] = (impls, plan)
+        self._plans[caller.name] = (impls, direct, plan)
         return plan
 
     def _direct(self) -> bool:
         """True while pluggy's manager calls implementations with its plain loop (not traced)."""
-        inner = getattr(getattr(self.pm, "pm", self.pm), "_inner_hookexec", None)
-        return _MULTICALL is not None and inner is _MULTICALL
+        return _MULTICALL is not None and getattr(self._pluggy, "_inner_hookexec", None) is _MULTICALL
 
     async def notify(self, hook: str, **kwargs) -> list:
         """Call observer hook ``hook`` with ``bot=view`` and ``kwargs``, and await the results.
@@ -80,13 +85,19 @@ class ObserverCalls:
 
         :returns: the implementations' non-None results, awaited, in pluggy's call order.
         """
-        caller = getattr(self.pm.hook, hook)
+        caller = self._callers.get(hook)
+        if caller is None:
+            caller = self._callers[hook] = getattr(self.pm.hook, hook)
         kwargs["bot"] = self.view
         # each implementation on its own: one observer that raises must not keep the event
         # from the observers after it (the journal's on_fill among them). As pluggy does, all
         # are called first, then the awaitables of async ones are awaited, in the same order
         called = []
-        plan = self.plan(caller)
+        cached = self._plans.get(hook)
+        if cached is not None and cached[0] == caller.get_hookimpls() and cached[1] == self._direct():
+            plan = cached[2]  # what plan() would return, without building its answer again
+        else:
+            plan = self.plan(caller)
         if plan is not None:
             if not plan:
                 return []

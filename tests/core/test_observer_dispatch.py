@@ -118,6 +118,7 @@ def test_traced_hook_calls_go_through_pluggy():
     notify(calls, "on_fill", fill=3)
     assert seen == [("on_fill", 2)]
     assert log == [("a", 1), ("a", 2), ("a", 3)]
+    assert calls.plan(m.pm.hook.on_fill) is not None  # direct calls again once tracing is undone
 
 
 def test_a_raising_observer_is_contained_and_the_next_still_gets_the_event():
