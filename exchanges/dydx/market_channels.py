@@ -31,6 +31,11 @@ from perpbot.core.model import Bar, FundingRate, Market, MarketInfo, OraclePrice
 from perpbot.exchanges.dydx.config import CANDLE_RESOLUTIONS
 from perpbot.exchanges.dydx.values import BadValue, decimal_value, parse_iso_ns, price_value, size_value
 
+#: the indexer's trade sides (``side`` of a ``v4_trades`` trade: ``BUY`` / ``SELL``, v4-chain
+#: ``indexer/packages/postgres/src/types/websocket-message-types.ts`` ``TradeContent``); other
+#: spellings go through :meth:`perpbot.core.model.Side.parse`
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+
 #: market fields whose change means new trading parameters (-> MarketInfo)
 PARAM_FIELDS = frozenset(
     {
@@ -54,11 +59,19 @@ class MarketChannels:
         by ``v4_markets``: ``self.markets`` is that dict's copy, read by the feed).
     :param stats: the parser's counters (``trades`` and ``bad_payloads`` are counted here).
     :param warn_once: ``(key, text)``: log ``text`` once per ``key``.
+    :param prices, sizes: the book levels' caches of checked values (``str -> Decimal``;
+        read here, never written): a trade's price or size string found there skips the
+        conversion (a cached zero size is still refused as a trade size). None: no cache.
     """
 
     def __init__(self, tickers: set[str] | None, markets: Mapping[str, Market] | None, *,
-                 stats: dict[str, int], warn_once: Callable[[str, str], None]):
+                 stats: dict[str, int], warn_once: Callable[[str, str], None],
+                 prices: Mapping[str, Any] | None = None, sizes: Mapping[str, Any] | None = None):
         self.tickers = tickers
+        #: read-only ``str -> Decimal`` caches of checked prices (finite, > 0) and sizes
+        #: (finite, >= 0): the book's (:class:`perpbot.exchanges.dydx.books.LevelValues`)
+        self.prices: Mapping[str, Any] = prices if prices is not None else {}
+        self.sizes: Mapping[str, Any] = sizes if sizes is not None else {}
         self.markets: dict[str, Market] = dict(markets or {})
         #: the latest full indexer row of each market (updates are merged into it)
         self.raw_markets: dict[str, dict] = {}
@@ -88,21 +101,40 @@ class MarketChannels:
         :raises KeyError, TypeError, AttributeError: for a message of an unexpected shape
             (the parser counts it in ``bad_payloads``).
         """
-        if typ == "subscribed" or not self.want(ticker):
+        if typ == "subscribed" or (self.tickers is not None and ticker not in self.tickers):
             return []  # the history is not replayed as fresh trades
         items = contents if typ == "channel_batch_data" else [contents]
         out = []
         bad = ""
+        prices = self.prices
+        sizes = self.sizes
         for c in items:
             for t in (c or {}).get("trades") or ():
+                # a string the book levels already converted is served from their caches
+                # (a cached price is finite and positive; a cached size is finite and >= 0,
+                # so a zero one is re-checked below for its error)
+                p = t["price"]
                 try:
-                    price = price_value(t["price"], "trade price")
-                    size = size_value(t["size"], "trade size", zero_ok=False)
+                    price = prices.get(p)
+                except TypeError:  # unhashable: price_value names it
+                    price = None
+                try:
+                    if price is None:
+                        price = price_value(p, "trade price")
+                    q = t["size"]
+                    try:
+                        size = sizes.get(q)
+                    except TypeError:
+                        size = None
+                    if not size:
+                        size = size_value(q, "trade size", zero_ok=False)
                 except BadValue as exc:
                     bad = bad or str(exc)
                     continue  # that trade only: the others in the message are real
+                s = t["side"]
+                side = _SIDES.get(s) if type(s) is str else None
                 out.append(Trade(ticker, ts, price=price, size=size,
-                                 side=Side.parse(t["side"]), trade_id=str(t.get("id", ""))))
+                                 side=side or Side.parse(s), trade_id=str(t.get("id", ""))))
         if bad:
             self.bad_value(f"trades:{ticker}", f"dYdX trades {ticker}: {bad}; that trade dropped")
         self.stats["trades"] += len(out)

@@ -126,7 +126,9 @@ class DydxParser:
         self.book_keeper = BookKeeper(self.tickers, max_pending=max_pending, stats=self.stats,
                                       warn_once=self._warn_once)
         #: trades, markets, funding, candles
-        self.market_channels = MarketChannels(self.tickers, markets, stats=self.stats, warn_once=self._warn_once)
+        self.market_channels = MarketChannels(self.tickers, markets, stats=self.stats, warn_once=self._warn_once,
+                                              prices=self.book_keeper.values.prices,
+                                              sizes=self.book_keeper.values.sizes)
 
     # ------------------------------------------------------------------ state shared with the collaborators
 

@@ -21,6 +21,8 @@ from typing import Any, Iterable
 
 #: |decimal exponent| of a sane price, size or rate (rejects "1e999999999"), as the Binance parser
 EXP_MAX = 30
+#: compared against as a Decimal (a comparison with the int 0 converts it each time)
+_ZERO = Decimal(0)
 
 
 def D(value: Any) -> Decimal:
@@ -51,7 +53,7 @@ def decimal_value(value: Any, what: str) -> Decimal:
     :raises BadValue: naming ``what`` and the value otherwise.
     """
     try:
-        d = D(value)
+        d = Decimal(value) if type(value) is str else D(value)  # the common case without a call
     except (InvalidOperation, ValueError):
         raise BadValue(f"{what} {value!r} is not a decimal string") from None
     if not d.is_finite():
@@ -67,7 +69,7 @@ def price_value(value: Any, what: str = "price") -> Decimal:
     :raises BadValue: naming ``what`` and the value otherwise (NaN, Infinity, 0, -5, 1e99, 1.5 as a float).
     """
     d = decimal_value(value, what)
-    if d <= 0:
+    if d <= _ZERO:
         raise BadValue(f"{what} {value!r} must be positive")
     return d
 
@@ -78,7 +80,7 @@ def size_value(value: Any, what: str = "size", *, zero_ok: bool = True) -> Decim
     :raises BadValue: naming ``what`` and the value otherwise.
     """
     d = decimal_value(value, what)
-    if d < 0 or (not zero_ok and d == 0):
+    if d < _ZERO or (not zero_ok and not d):
         raise BadValue(f"{what} {value!r} must be {'non-negative' if zero_ok else 'positive'}")
     return d
 
