@@ -87,68 +87,65 @@ class DecisionCycle:
         :class:`~perpbot.core.strategy.StrategyResult` or None) skips the cycle; the error is
         counted and logged once.
         """
-        try:
-            await self._run(now, wake)
-        finally:
-            self.live_snapshot = None
-
-    async def _run(self, now: int, wake: WakeEvent) -> None:
         bot = self.bot
         scheduled = wake.kind == "schedule"
         if scheduled:
             self.next_decision_ns = now + self.decision_ns
         snap = AccountSnapshot.of(bot)  # balances, marks, positions, paused: computed once for the cycle
         self.live_snapshot = (bot.orders_sent, bot.orders_rejected, snap)
-        self.track_equity(now, snap.total_equity)
-        if now >= self.next_snapshot_ns:
-            self.next_snapshot_ns = now + self.snapshot_ns
-            await bot.notify("on_equity_snapshot", ts_ns=now, balance=snap.primary)
-        view = risk_view(bot, snap)
-        for policy in bot.risk_chain:
-            decision = policy.check_account(view)
-            if not decision.approved:
-                snap = self.live_snapshot = None  # carrying it out may change the account: fresh views
-                await self.orders.handle_risk(decision, policy)
-                if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):
-                    return
-        if bot.halted:
-            return
-        md = snap.market_data(bot, now) if snap is not None else bot.market_data()
-        try:
-            bot.strategy.woken_by = wake
-        except AttributeError:  # a strategy with __slots__ and no woken_by: it cannot be told
-            pass
-        try:
-            go = await bot.strategy.should_execute(md)
-        except Exception as exc:
-            self.strategy_calls.failed("should_execute", exc, "cycle skipped, state kept")
-            return
-        if not go:
-            return
-        try:
-            result = await bot.strategy.execute_strategy(md)
-        except Exception as exc:
-            self.strategy_calls.failed("execute_strategy", exc, "cycle skipped, state kept")
-            return
-        bot.decisions += 1
-        if result is None:
-            return
-        if not isinstance(result, StrategyResult):
-            self.strategy_calls.failed(
-                "execute_strategy", TypeError(f"returned {type(result).__name__}, not a StrategyResult"), "cycle skipped"
-            )
-            return
-        if not scheduled and result.orders:
-            tail = f"[woken by {wake.describe()}]"
-            orders = tuple(copy_with(o, "reason", f"{o.reason} {tail}" if o.reason else tail) for o in result.orders)
-            result = copy_with(result, "orders", orders)
-        await bot.notify("on_decision", strategy=bot.strategy, result=result)
-        await self.orders.execute_result(result, md)
-        if result.wait_s:
-            wait_ns = int(Decimal(str(result.wait_s)) * NS)
-            self.next_decision_ns = now + wait_ns
-            if self.waker is not None:
-                self.waker.hold_until((wake.decided_ns or now) + wait_ns)
+        try:  # one frame for the whole cycle (no inner coroutine); the snapshot dies with it
+            self.track_equity(now, snap.total_equity)
+            if now >= self.next_snapshot_ns:
+                self.next_snapshot_ns = now + self.snapshot_ns
+                await bot.notify("on_equity_snapshot", ts_ns=now, balance=snap.primary)
+            view = risk_view(bot, snap)
+            for policy in bot.risk_chain:
+                decision = policy.check_account(view)
+                if not decision.approved:
+                    snap = self.live_snapshot = None  # carrying it out may change the account: fresh views
+                    await self.orders.handle_risk(decision, policy)
+                    if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):
+                        return
+            if bot.halted:
+                return
+            md = snap.market_data(bot, now) if snap is not None else bot.market_data()
+            try:
+                bot.strategy.woken_by = wake
+            except AttributeError:  # a strategy with __slots__ and no woken_by: it cannot be told
+                pass
+            try:
+                go = await bot.strategy.should_execute(md)
+            except Exception as exc:
+                self.strategy_calls.failed("should_execute", exc, "cycle skipped, state kept")
+                return
+            if not go:
+                return
+            try:
+                result = await bot.strategy.execute_strategy(md)
+            except Exception as exc:
+                self.strategy_calls.failed("execute_strategy", exc, "cycle skipped, state kept")
+                return
+            bot.decisions += 1
+            if result is None:
+                return
+            if not isinstance(result, StrategyResult):
+                self.strategy_calls.failed(
+                    "execute_strategy", TypeError(f"returned {type(result).__name__}, not a StrategyResult"), "cycle skipped"
+                )
+                return
+            if not scheduled and result.orders:
+                tail = f"[woken by {wake.describe()}]"
+                orders = tuple([copy_with(o, "reason", f"{o.reason} {tail}" if o.reason else tail) for o in result.orders])
+                result = copy_with(result, "orders", orders)
+            await bot.notify("on_decision", strategy=bot.strategy, result=result)
+            await self.orders.execute_result(result, md)
+            if result.wait_s:
+                wait_ns = int(Decimal(str(result.wait_s)) * NS)
+                self.next_decision_ns = now + wait_ns
+                if self.waker is not None:
+                    self.waker.hold_until((wake.decided_ns or now) + wait_ns)
+        finally:
+            self.live_snapshot = None
 
 
 #: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
