@@ -26,7 +26,10 @@ distorts wall time far more). Figure: microseconds per level entry; target: the
 live side by side and are timed in turn within each round (the order rotated from round
 to round), :data:`ROUNDS` rounds; every round's figures are printed with the median, the
 minimum and the spread, and the target is judged on the median of the rounds' own
-125/2 ratios (two passes close in time, so the machine's drifts cancel).
+125/2 ratios (two passes close in time, so the machine's drifts cancel). The load average
+is printed beside it: other processes sharing the CPU caches slow the 125-market case most
+(its books do not fit them; on the 2-core development machine the same code measured
+x1.16-x1.19 at a load average below 2 and x1.26-x1.36 at 5-7).
 
     python bench/bench_markets.py [--rounds N]
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import statistics
 import sys
@@ -236,7 +240,9 @@ def main(argv: list[str] | tuple = ()) -> int:
               f"spread {(max(v) - min(v)) / u * 100:3.0f}% ({r['entries'][n]:,} entries a pass)   x{u / base:.2f} of "
               f"{MARKET_COUNTS[0]}   rounds: {' '.join(f'{x:.2f}' for x in v)}")
     ratios = r["ratios"]
-    print(f"  {MARKET_COUNTS[-1]} vs {MARKET_COUNTS[0]} markets, per round: {' '.join(f'x{x:.2f}' for x in ratios)}")
+    print(f"  {MARKET_COUNTS[-1]} vs {MARKET_COUNTS[0]} markets, per round: {' '.join(f'x{x:.2f}' for x in ratios)}; "
+          f"fastest rounds' ratio x{min(r['rounds'][MARKET_COUNTS[-1]]) / min(r['rounds'][MARKET_COUNTS[0]]):.2f}"
+          + (f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs" if hasattr(os, "getloadavg") else ""))
     worst = r["ratio"]
     print(f"  {MARKET_COUNTS[-1]} vs {MARKET_COUNTS[0]} markets: x{worst:.2f} (median of the rounds' ratios; "
           f"range x{min(ratios):.2f}..x{max(ratios):.2f})  target <= x{FLAT:.2f} (flat)  "
