@@ -221,7 +221,6 @@ class BinanceRecording:
         levels = values.levels
         zero_patterns = values.zero_patterns
         prices_b = values.prices_b
-        sizes_b = values.sizes_b
         fast = FAST_LINE if self.fast_lines else _no_match
         by_bytes: dict = {}  # symbol bytes -> MarketSync or FILTERED (lines read by FAST_LINE)
         lineno = 0
@@ -256,8 +255,8 @@ class BinanceRecording:
                                             continue
                                         bd = prices_b[b]
                                         ad = prices_b[a]
-                                        bqd = sizes_b[bq]
-                                        aqd = sizes_b[aq]
+                                        bqd = sizes[bq.decode()]
+                                        aqd = sizes[aq.decode()]
                                         cu = m.contract_usd
                                         if cu is not None:
                                             bqd = bqd * cu / bd
@@ -272,7 +271,7 @@ class BinanceRecording:
                                             n_filtered += 1
                                             continue
                                         pd = prices_b[p]
-                                        qd = sizes_b[qs]
+                                        qd = sizes[qs.decode()]
                                         if not qd:
                                             raise BadValue(f"trade size {qs.decode()!r} must be positive")
                                         if m.contract_usd is not None:

@@ -27,15 +27,16 @@ from pathlib import Path
 
 from perpbot.exchanges.replay.lineio import LineFile
 
-#: most distinct price strings (and, separately, raw price bytes of the lines read by
-#: :data:`FAST_LINE`) cached before the cache is cleared: about 200 bytes each (the string and
-#: its Decimal), so bounded however long the recording (a long run meets ever new size
-#: strings; peak RSS must stay flat)
+#: most distinct price (and, separately, size) strings cached before the cache is cleared: about
+#: 200 bytes each (the string and its Decimal), so at most ~13 MB for both caches however long
+#: the recording (a long run meets ever new size strings; peak RSS must stay flat). The
+#: embedded ETHUSDT sample has 42k distinct depth sizes, so its size cache is cleared once
+#: mid-run; 64k would spare ~19k conversions but costs ~6 MB of peak RSS, which the
+#: pipeline's 100 MB target cannot spare.
 CACHE_MAX = 1 << 15
-#: the same for size strings, which are more varied (the embedded ETHUSDT sample alone has
-#: 42k distinct depth sizes: a 32k cache was cleared and refilled mid-run, ~19k conversions
-#: more); at most ~13 MB, and ~5 MB for the raw size bytes of :data:`FAST_LINE` lines
-SIZE_CACHE_MAX = 1 << 16
+#: most distinct raw price bytes (lines read by :data:`FAST_LINE`) cached: quotes and trades
+#: meet few prices (2.7k in the embedded sample), ~80 bytes each beyond the text cache's
+BYTES_CACHE_MAX = 1 << 13
 #: largest |decimal exponent| of a sane price or size (rejects e.g. "1e999999999")
 EXP_MAX = 30
 
@@ -141,7 +142,7 @@ class _SizeCache(dict):
     """``str -> Decimal`` size cache, like :class:`_PriceCache` (zero allowed: it deletes a level).
 
     A zero size's byte patterns (see :attr:`ValueParser.zero_patterns`) are added to
-    ``zero_patterns``. Cleared at :data:`SIZE_CACHE_MAX` entries.
+    ``zero_patterns``. Cleared at :data:`CACHE_MAX` entries.
     """
 
     __slots__ = ("zero_patterns",)
@@ -163,26 +164,26 @@ class _SizeCache(dict):
             for pat in (b'","' + s.encode() + b'"]', b'", "' + s.encode() + b'"]'):
                 if pat not in zp:
                     zp.append(pat)
-        if len(self) >= SIZE_CACHE_MAX:
+        if len(self) >= CACHE_MAX:
             self.clear()
         self[s] = d
         return d
 
 
 class _BytesCache(dict):
-    """``bytes -> Decimal`` cache in front of a text cache (``text``: a :class:`_PriceCache` or :class:`_SizeCache`).
+    """``bytes -> Decimal`` cache in front of a text cache (``text``: a :class:`_PriceCache`).
 
     For values cut out of a raw line (:data:`FAST_LINE`): a miss decodes the bytes (ASCII
     digits and dots, by the pattern) and asks the text cache, so a value gets the same
     Decimal object whichever way its line was read, and is validated by the same code
-    (raising the same :class:`BadValue`). Cleared at ``limit`` entries.
+    (raising the same :class:`BadValue`). Cleared at :data:`BYTES_CACHE_MAX` entries.
     """
 
-    __slots__ = ("text", "limit")
+    __slots__ = ("text",)
 
     def __missing__(self, b):
         d = self.text[b.decode()]
-        if len(self) >= self.limit:
+        if len(self) >= BYTES_CACHE_MAX:
             self.clear()
         self[b] = d
         return d
@@ -194,28 +195,25 @@ class ValueParser:
     The caches :attr:`prices` and :attr:`sizes` (``str -> Decimal``) are public so the
     reader's hot loop can index them directly: ``prices[s]`` returns the cached Decimal,
     or converts and validates ``s`` on a miss (raising :class:`BadValue` for a bad value,
-    exactly like :meth:`price`/:meth:`size`). :attr:`prices_b` and :attr:`sizes_b` do the
-    same for ``bytes`` (values cut out of a raw line), through the text caches. The price
-    caches are cleared when they reach :data:`CACHE_MAX` entries, the size cache at
-    :data:`SIZE_CACHE_MAX`. :attr:`zero_patterns` are the byte patterns of a zero size
+    exactly like :meth:`price`/:meth:`size`). :attr:`prices_b` does the same for price
+    ``bytes`` cut out of a raw line, through the text cache (sizes of such lines are too
+    varied for a second cache to pay: they are decoded and looked up as text). The text
+    caches are cleared when they reach :data:`CACHE_MAX` entries, :attr:`prices_b` at
+    :data:`BYTES_CACHE_MAX`. :attr:`zero_patterns` are the byte patterns of a zero size
     as it appears closing a ``[price, size]`` pair on a raw line (compact and spaced
     JSON), for counting deletes without parsing them twice.
     """
 
-    __slots__ = ("prices", "sizes", "prices_b", "sizes_b", "zero_patterns", "_pget", "_sget")
+    __slots__ = ("prices", "sizes", "prices_b", "zero_patterns", "_pget", "_sget")
 
     def __init__(self) -> None:
         self.prices: dict[str, Decimal] = _PriceCache()
         self.sizes: dict[str, Decimal] = _SizeCache()
         self.zero_patterns: list[bytes] = []
         self.sizes.zero_patterns = self.zero_patterns
-        #: the same, keyed by the raw bytes of a value (lines read by :data:`FAST_LINE`)
+        #: prices keyed by their raw bytes (lines read by :data:`FAST_LINE`)
         self.prices_b: dict[bytes, Decimal] = _BytesCache()
         self.prices_b.text = self.prices
-        self.prices_b.limit = CACHE_MAX
-        self.sizes_b: dict[bytes, Decimal] = _BytesCache()
-        self.sizes_b.text = self.sizes
-        self.sizes_b.limit = SIZE_CACHE_MAX
         self._pget = self.prices.__getitem__
         self._sget = self.sizes.__getitem__
 

@@ -131,7 +131,6 @@ def test_a_value_gets_one_decimal_object_either_way(tmp_path):
     list(r.events())
     v = r.values
     assert v.prices_b and all(v.prices_b[k] is v.prices[k.decode()] for k in v.prices_b)
-    assert all(v.sizes_b[k] is v.sizes[k.decode()] for k in v.sizes_b)
 
 
 def test_full_caches_are_cleared_and_refilled_with_the_same_values(tmp_path, monkeypatch):
@@ -139,9 +138,9 @@ def test_full_caches_are_cleared_and_refilled_with_the_same_values(tmp_path, mon
 
     path = write(tmp_path, first_lines(400))
     big = outcome(path, True)
-    seen = []
-    for name in ("CACHE_MAX", "SIZE_CACHE_MAX"):
-        monkeypatch.setattr(binance_parse, name, 8)
+    text, raw = [], []
+    monkeypatch.setattr(binance_parse, "CACHE_MAX", 8)
+    monkeypatch.setattr(binance_parse, "BYTES_CACHE_MAX", 2)
     for fast in (True, False):
         r = BinanceRecording(path, lambda s: s[:3] + "-USD")
         r.fast_lines = fast
@@ -149,9 +148,10 @@ def test_full_caches_are_cleared_and_refilled_with_the_same_values(tmp_path, mon
         for ts, b in r.events():
             got.append((ts, canon(b)))
             v = r.values
-            seen.append(max(len(v.prices), len(v.sizes), len(v.prices_b), len(v.sizes_b)))
+            text.append(max(len(v.prices), len(v.sizes)))
+            raw.append(len(v.prices_b))
         assert got == big[1] and r.stats == big[2]
-    assert max(seen) <= 8 and r.stats["level_entries"] > 1000  # many clears on the way
+    assert max(text) == 8 and max(raw) == 2 and r.stats["level_entries"] > 1000  # many clears on the way
 
 
 def test_levels_equal_a_plain_conversion_on_the_real_sample():
