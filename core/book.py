@@ -41,6 +41,20 @@ def _side_key(side) -> str:
     raise ValueError(f"side: expected bid or ask, got {side!r}")
 
 
+def _newer(bids, bp, asks, ap) -> int:
+    """1 when the bid level at ``bp`` was updated more recently than the ask at ``ap``, -1 when
+    the ask was, 0 when they tie or the order is not known (see :meth:`BookSide.recency`)."""
+    b = bids.recency(bp)
+    a = asks.recency(ap)
+    if b is not None and a is not None:
+        return (b > a) - (b < a)
+    if b is not None:  # the ask was set before the asks' oldest kept delta
+        return 1 if b >= asks.oldest_kept() else 0
+    if a is not None:
+        return -1 if a >= bids.oldest_kept() else 0
+    return 0
+
+
 class OrderBook:
     """One market's L2 book.
 
@@ -86,8 +100,8 @@ class OrderBook:
         seq = self._seq
         self.bids.load(bids)
         self.asks.load(asks)
-        self.bids.seq = dict.fromkeys(self.bids._d, seq)
-        self.asks.seq = dict.fromkeys(self.asks._d, seq)
+        self.bids.reset_recency(seq)
+        self.asks.reset_recency(seq)
         if self.max_depth:
             self.trim(self.max_depth)
         self.last_update_ns = ts_ns
@@ -233,12 +247,8 @@ class OrderBook:
         while self.is_crossed():
             bp, bs = self.best_bid()
             ap, as_ = self.best_ask()
-            bseq = self.bids.seq.get(bp, 0)
-            aseq = self.asks.seq.get(ap, 0)
-            if bseq != aseq:
-                drop_bid = bseq < aseq
-            else:
-                drop_bid = bs < as_
+            newer = _newer(self.bids, bp, self.asks, ap)
+            drop_bid = bs < as_ if newer == 0 else newer < 0
             if drop_bid:
                 del self.bids[bp]
             else:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpbot.core.book import OrderBook
-from perpbot.core.book_side import BUCKET_MAX, STALE_SLACK
+from perpbot.core.book_side import BUCKET_MAX, RECENT_DELTAS, STALE_SLACK
 from perpbot.core.model import Side
 
 PRICES = st.one_of(
@@ -211,3 +211,40 @@ def test_deleted_levels_kept_as_stale_are_dropped_by_reads_and_compaction():
     assert p not in book.bids and book.best_bid_price() < p
     book.apply_delta(bids=[(p, D(5))])
     assert book.best_bid() == (p, D(5))
+
+
+def test_uncross_the_latest_update_of_a_level_counts():
+    """A bid set, then an ask, then the bid again: the bid is the more recent (its latest update counts)."""
+    book = OrderBook("BTC-USD")
+    book.apply_snapshot([(D(100), D(1))], [(D(102), D(1))])
+    book.apply_delta(bids=[(D(101), D(1))])
+    book.apply_delta(asks=[(D("100.5"), D(9))])  # crosses the bid at 101; larger, and newer for now
+    book.apply_delta(bids=[(D(101), D(2))])  # the bid updated again: now the newer level
+    assert book.uncross() == 1
+    assert book.best_bid() == (D(101), D(2)) and book.best_ask() == (D(102), D(1))
+
+
+def test_uncross_beyond_the_recency_window():
+    """Levels untouched for more than RECENT_DELTAS deltas are older than any kept delta and tie among themselves."""
+    book = OrderBook("BTC-USD")
+    book.apply_snapshot([(D(100), D(5))], [(D(103), D(1))])
+    for i in range(RECENT_DELTAS + 10):  # traffic far from the top
+        book.apply_delta(bids=[(D(50), D(i + 1))])
+    book.apply_delta(asks=[(D("99.5"), D(1))])  # a smaller ask crossing the old, larger bid: the newer wins
+    assert book.uncross() == 1
+    assert book.best_bid_price() == D(50) and book.best_ask() == (D("99.5"), D(1))
+    # a crossed snapshot: both levels set at once -> the larger size wins
+    book.apply_snapshot([(D(100), D(2))], [(D(99), D(3)), (D(104), D(1))])
+    for i in range(RECENT_DELTAS + 10):
+        book.apply_delta(bids=[(D(50), D(i + 1))])
+    assert book.uncross() == 1
+    assert book.best_bid_price() == D(50) and book.best_ask() == (D(99), D(3))
+    # a crossing left in place while one side's older deltas were dropped: the order is not known -> size
+    book.apply_snapshot([(D(100), D(1))], [(D(104), D(1))])
+    book.apply_delta(bids=[(D(101), D(9))])
+    book.apply_delta(asks=[(D("100.5"), D(1))])  # crosses; kept in the asks' deltas
+    for i in range(RECENT_DELTAS + 10):  # the bid at 101 leaves the bids' kept deltas
+        book.apply_delta(bids=[(D(50), D(i + 1))])
+    assert book.bids.recency(D(101)) is None and book.asks.recency(D("100.5")) is not None
+    assert book.uncross() == 1
+    assert book.best_bid() == (D(101), D(9)) and book.best_ask_price() == D(104)
