@@ -24,7 +24,7 @@ import attrs
 from perpbot.core.bot.support import NS
 from perpbot.core.model import ZERO, Balance, OrderParams
 from perpbot.core.portfolio import Portfolio
-from perpbot.core.policies import RiskAction, RiskView
+from perpbot.core.policies import APPROVE, RiskAction, RiskView
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
 from perpbot.core.wake import SCHEDULE, WakeEvent
@@ -101,7 +101,7 @@ class DecisionCycle:
             view = risk_view(bot, snap)
             for policy in bot.risk_chain:
                 decision = policy.check_account(view)
-                if not decision.approved:
+                if decision is not APPROVE and not decision.approved:  # APPROVE: the usual answer, no property call
                     snap = self.live_snapshot = None  # carrying it out may change the account: fresh views
                     await self.orders.handle_risk(decision, policy)
                     if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):

@@ -29,7 +29,7 @@ from perpbot.core.model import (
     Side,
     TimeInForce,
 )
-from perpbot.core.policies import RiskAction, RiskDecision, SizingView
+from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, SizingView
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
 
@@ -226,7 +226,7 @@ class OrderRouter:
             view = bot.risk_view()
             for policy in bot.risk_chain:
                 decision = policy.check_order(req, view)
-                if decision.approved:
+                if decision is APPROVE or decision.approved:  # APPROVE: the usual answer, no property call
                     continue
                 decision = attrs.evolve(decision, policy=decision.policy or policy.name, ticker=qualified, ts_ns=bot.clock.now_ns())
                 if decision.action is RiskAction.REDUCE and decision.size is not None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import inspect
 import random
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+#: the type of an ``async def`` function's call result
+_COROUTINE = types.CoroutineType
 #: nanoseconds per second (every clock time in the bot is ns since the epoch)
 NS = 1_000_000_000
 #: the largest dYdX v4 client id: a fixed32 (dydxprotocol/v4-chain proto/dydxprotocol/clob/order.proto,
@@ -136,6 +139,6 @@ def source_folder(obj: Any) -> Path | None:
 
 async def await_me_maybe(value: Any) -> Any:
     """Await ``value`` if it is awaitable (observer hooks may be sync or async); else return it."""
-    if inspect.isawaitable(value):
+    if type(value) is _COROUTINE or inspect.isawaitable(value):  # an ``async def`` hook's coroutine: no inspect call
         return await value
     return value

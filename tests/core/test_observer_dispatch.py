@@ -148,3 +148,22 @@ def test_a_raising_observer_is_contained_and_the_next_still_gets_the_event():
     m.pm.register(Journal(), "journal")
     with pytest.raises(OSError, match="disk full"):  # an order must not go out without its intent
         notify(calls, "on_order_submit", order=1)
+
+
+def test_awaitables_other_than_coroutines_are_awaited_too():
+    m = Manager()
+
+    class Awaitable:
+        def __await__(self):
+            yield from asyncio.sleep(0).__await__()
+            return "awaited"
+
+    class Returns:
+        __name__ = "returns"
+
+        @hookimpl
+        def on_fill(self, fill):
+            return Awaitable()
+
+    m.pm.register(Returns(), "returns")
+    assert notify(ObserverCalls(m, VIEW), "on_fill", fill=1) == ["awaited"]
