@@ -12,6 +12,11 @@ cycle, run by the event loop right after the waking event, with the trigger in
 ``strategy.woken_by``; such a cycle does not move the scheduled timer, and its orders' reasons
 end with ``[woken by <trigger>]`` (journaled with each order intent). The scheduled cycle
 runs every ``decision_interval_s`` (``every:`` of the spec, when given).
+
+The account is read once per cycle (:class:`AccountSnapshot`: the equity tracking, the risk
+views, the strategy's view and the first order's sizing and checks read it; an order that goes
+out or is refused ends its use), and a venue's balance is computed again only when its inputs
+changed (:class:`BalanceMemo`: a pure function's memo, nothing to invalidate).
 """
 
 from __future__ import annotations
