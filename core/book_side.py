@@ -6,7 +6,7 @@ values, the very objects the parser handed over) and keeps the prices in order w
 
 - every price belongs to a bucket ``int(price.scaleb(exp)) >> shift``: a monotonic
   integer (``exp`` and ``shift`` are calibrated per snapshot so that a bucket holds
-  about :data:`BUCKET_TARGET` levels); a price's bucket is computed once and cached;
+  about :data:`BUCKET_TARGET` levels); a price's bucket is computed when it is filed;
 - ``buckets`` maps bucket -> set of prices and ``ids`` is the sorted list of buckets (it
   changes only when a bucket appears or goes, a few percent of updates);
 - a delete only removes the level from the mapping: the price stays filed in its bucket
@@ -68,7 +68,7 @@ class BookSide:
     (for :meth:`~perpbot.core.book.OrderBook.uncross`).
     """
 
-    __slots__ = ("_d", "_log", "_logged", "_base_seq", "_bucket", "_buckets", "_ids", "_exp", "_shift", "_sorted",
+    __slots__ = ("_d", "_log", "_logged", "_base_seq", "_filed", "_buckets", "_ids", "_exp", "_shift", "_sorted",
                  "_dirty")
 
     def __init__(self) -> None:
@@ -76,7 +76,7 @@ class BookSide:
         self._log: deque = deque(maxlen=RECENT_DELTAS)  # (seq, levels) of the latest deltas, oldest first
         self._logged = 0  # deltas applied since the last load (or clear)
         self._base_seq = 0  # the update sequence of the last load
-        self._bucket: dict = {}  # price -> bucket id (cache; may hold prices no longer in the book)
+        self._filed: dict = {}  # price -> the very object filed in its bucket (live and stale prices)
         self._buckets: dict = {}  # bucket id -> set of prices
         self._ids: list = []  # sorted non-empty bucket ids
         self._exp = 0  # prices are scaled by 10**exp before the shift
@@ -87,10 +87,8 @@ class BookSide:
     # -- ladder -------------------------------------------------------------------
 
     def _bucket_of(self, price) -> int:
-        """The bucket of ``price`` (computed, cached)."""
-        b = int(Decimal(price).scaleb(self._exp)) >> self._shift
-        self._bucket[price] = b
-        return b
+        """The bucket of ``price`` under the current calibration."""
+        return int(Decimal(price).scaleb(self._exp)) >> self._shift
 
     def calibrate(self) -> None:
         """Choose ``exp``/``shift`` from the levels held and rebuild the ladder.
@@ -116,17 +114,15 @@ class BookSide:
             shift -= 1
         self._exp = exp
         self._shift = shift
-        bucket: dict = {}
         buckets: dict = {}
         for p, x in zip(prices, scaled):
             b = x >> shift
-            bucket[p] = b
             s = buckets.get(b)
             if s is None:
                 buckets[b] = {p}
             else:
                 s.add(p)
-        self._bucket = bucket
+        self._filed = {p: p for p in prices}
         self._buckets = buckets
         self._ids = sorted(buckets)
         self._sorted = prices
@@ -142,7 +138,7 @@ class BookSide:
         """Remove every level (the ladder's calibration is kept)."""
         self._d.clear()
         self.reset_recency(0)
-        self._bucket.clear()
+        self._filed.clear()
         self._buckets.clear()
         self._ids.clear()
         self._sorted = None
@@ -152,7 +148,7 @@ class BookSide:
 
         A held level costs one dict store; a level set again at a price kept as stale is
         re-filed in its bucket (the object as sent: an equal price may differ in exponent);
-        a price new to the ladder is filed in its bucket;
+        a price new to the ladder (or filed as another object of the same value) is filed in its bucket;
         a delete only removes the level from the mapping (the ladder keeps the price as
         stale until a read passes over it or :meth:`compact` runs).
 
@@ -160,20 +156,13 @@ class BookSide:
         :param seq: the book's update sequence (see :meth:`recency`).
         """
         d = self._d
-        ladder = self._bucket
+        filed = self._filed
         if type(levels) is not tuple:
             levels = tuple(levels)  # kept in the recency log: never a list the caller may change
-        buckets = self._buckets
         for price, size in levels:
             if size:
-                if price not in d:
-                    b = ladder.get(price)
-                    if b is None:
-                        self._file(price)
-                    else:  # filed as stale: file this very object (an equal price may differ in exponent)
-                        s = buckets[b]
-                        s.discard(price)
-                        s.add(price)
+                if price not in d and filed.get(price) is not price:
+                    self._file(price)
                 d[price] = size
             elif price in d:
                 del d[price]
@@ -182,7 +171,7 @@ class BookSide:
         self._sorted = None
         if self._dirty:
             self.calibrate()
-        elif len(ladder) > (len(d) << 1) + STALE_SLACK:
+        elif len(filed) > (len(d) << 1) + STALE_SLACK:
             self.compact()
         return len(levels)
 
@@ -214,29 +203,35 @@ class BookSide:
         return self._log[0][0] if self._log else self._base_seq
 
     def _file(self, price) -> None:
-        """File a price new to the ladder in its bucket (a new bucket joins the sorted ids)."""
+        """File ``price`` in its bucket (a new bucket joins the sorted ids).
+
+        An equal price filed as another object (the same value in another exponent, e.g.
+        ``61800.2`` and ``61800.20``) is replaced by this one: reads return the mapping's
+        own objects.
+        """
+        old = self._filed.get(price)
         b = self._bucket_of(price)
         s = self._buckets.get(b)
         if s is None:
             self._buckets[b] = {price}
             insort(self._ids, b)
         else:
+            if old is not None:
+                s.discard(old)
             s.add(price)
             if len(s) > BUCKET_MAX:
                 self._dirty = True
+        self._filed[price] = price
 
     def compact(self) -> None:
         """Drop every stale price from the ladder (O(levels held); the calibration is kept)."""
         d = self._d
-        bucket = {p: b for p, b in self._bucket.items() if p in d}
         buckets: dict = {}
-        for p, b in bucket.items():
-            s = buckets.get(b)
-            if s is None:
-                buckets[b] = {p}
-            else:
-                s.add(p)
-        self._bucket = bucket
+        for b, s in self._buckets.items():
+            live = {p for p in s if p in d}
+            if live:
+                buckets[b] = live
+        self._filed = {p: p for s in buckets.values() for p in s}
         self._buckets = buckets
         self._ids = sorted(buckets)
 
@@ -246,10 +241,10 @@ class BookSide:
         d = self._d
         live = [p for p in s if p in d]
         if len(live) != len(s):
-            ladder = self._bucket
+            filed = self._filed
             for p in s:
                 if p not in d:
-                    del ladder[p]
+                    del filed[p]
             if live:
                 self._buckets[b] = set(live)
             else:
@@ -266,13 +261,8 @@ class BookSide:
             self._d[price] = size
             self.calibrate()
             return
-        b = self._bucket.get(price)
-        if b is None:
+        if self._filed.get(price) is not price:
             self._file(price)
-        else:
-            s = self._buckets[b]
-            s.discard(price)
-            s.add(price)
         self._d[price] = size
         self._sorted = None
         if self._dirty:

@@ -198,9 +198,9 @@ def test_deleted_levels_kept_as_stale_are_dropped_by_reads_and_compaction():
     bids = book.bids
     assert list(bids) == sorted(ref) and len(bids) == len(ref)
     for side in (book.bids, book.asks):
-        assert len(side._bucket) <= 2 * len(side) + STALE_SLACK + 2
+        assert len(side._filed) <= 2 * len(side) + STALE_SLACK + 2
         filed = set().union(*side._buckets.values()) if side._buckets else set()
-        assert filed == set(side._bucket)  # every filed price is in its bucket and nowhere else
+        assert filed == set(side._filed)  # every filed price is in its bucket and nowhere else
         assert side._ids == sorted(side._buckets)
     # the best bid's bucket holds no stale price once read
     top_bucket = bids._buckets[bids._ids[-1]]
