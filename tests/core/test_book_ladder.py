@@ -248,3 +248,14 @@ def test_uncross_beyond_the_recency_window():
     assert book.bids.recency(D(101)) is None and book.asks.recency(D("100.5")) is not None
     assert book.uncross() == 1
     assert book.best_bid() == (D(101), D(9)) and book.best_ask_price() == D(104)
+
+
+def test_a_level_set_again_in_another_exponent_reads_as_sent():
+    """61800.2 deleted, then set again as 61800.20 (equal, another exponent): reads give the object sent last."""
+    book = OrderBook("BTC-USD")
+    book.apply_snapshot([(D("61800.1"), D(1)), (D("61800.2"), D(1))], [(D("61801.0"), D(1))])
+    book.apply_delta(bids=[(D("61800.2"), D(0))])
+    book.apply_delta(bids=[(D("61800.20"), D(2))])
+    assert [str(p) for p, _ in book.levels("bid")] == ["61800.20", "61800.1"]
+    assert str(book.best_bid_price()) == "61800.20" and str(book.bids.peekitem(-1)[0]) == "61800.20"
+    assert [str(p) for p in book.bids] == ["61800.1", "61800.20"] and len(book.bids._buckets[book.bids._ids[-1]]) <= 2
