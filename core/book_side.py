@@ -235,22 +235,21 @@ class BookSide:
         self._buckets = buckets
         self._ids = sorted(buckets)
 
-    def _live(self, b: int) -> list:
-        """The live prices of bucket ``b`` (unsorted); its stale prices are dropped, and so is the bucket when empty."""
+    def _live(self, b: int):
+        """The live prices of bucket ``b`` (a set, unsorted; empty when none); its stale prices are
+        dropped, and so is the bucket when nothing live is left."""
         s = self._buckets[b]
-        d = self._d
-        live = [p for p in s if p in d]
-        if len(live) != len(s):
-            filed = self._filed
-            for p in s:
-                if p not in d:
-                    del filed[p]
-            if live:
-                self._buckets[b] = set(live)
-            else:
-                del self._buckets[b]
-                del self._ids[bisect_left(self._ids, b)]
-        return live
+        stale = s.difference(self._d)  # one C loop over the bucket (membership in the mapping)
+        if not stale:
+            return s
+        filed = self._filed
+        for p in stale:
+            del filed[p]
+        s -= stale
+        if not s:
+            del self._buckets[b]
+            del self._ids[bisect_left(self._ids, b)]
+        return s
 
     def __setitem__(self, price, size) -> None:
         """Set one level's size (a size of 0 is stored as is; use ``del`` to remove a level)."""
@@ -303,7 +302,7 @@ class BookSide:
         for b in list(self._ids):
             s = buckets.get(b)
             if s:
-                yield from sorted([p for p in s if p in d])
+                yield from sorted(s - s.difference(d))
 
     def descending(self) -> Iterator:
         """Prices, highest first (lazy: one bucket sorted at a time)."""
@@ -312,7 +311,7 @@ class BookSide:
         for b in list(reversed(self._ids)):
             s = buckets.get(b)
             if s:
-                yield from sorted([p for p in s if p in d], reverse=True)
+                yield from sorted(s - s.difference(d), reverse=True)
 
     def sorted_prices(self) -> list:
         """Every price, ascending (cached until the side changes)."""
@@ -321,7 +320,8 @@ class BookSide:
             buckets = self._buckets
             d = self._d
             for b in self._ids:
-                out.extend(sorted([p for p in buckets[b] if p in d]))
+                s = buckets[b]
+                out.extend(sorted(s - s.difference(d)))
             self._sorted = out
         return self._sorted
 
