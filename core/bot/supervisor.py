@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from loguru import logger
 
@@ -182,15 +182,16 @@ class TradingBot(RunQueries):
         """(method, error type, " at file:line") -> how many times the strategy raised it (logged once)."""
         return self._strategy_calls.counts
 
-    async def notify(self, hook: str, **kwargs) -> list:
+    def notify(self, hook: str, **kwargs) -> Coroutine[Any, Any, list]:
         """Call an observer hook with ``bot=self``, each implementation on its own, and await results.
 
         See :meth:`perpbot.core.bot.calls.ObserverCalls.notify` (a failing observer is
         contained and counted, except in ``on_order_submit`` or when it halts trading).
+        Await the answer: it is that method's coroutine itself (no frame of its own here).
 
-        :returns: the implementations' non-None results, awaited, in pluggy's call order.
+        :returns: a coroutine giving the implementations' non-None results, awaited, in pluggy's call order.
         """
-        return await self._observers.notify(hook, **kwargs)
+        return self._observers.notify(hook, **kwargs)
 
     # ------------------------------------------------------------------
     # run

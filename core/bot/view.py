@@ -16,6 +16,7 @@ the epoch. Imports nothing of perpbot at run time.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -192,5 +193,19 @@ class RunViewProxy:
 
 
 RunViewProxy._MEMBERS = frozenset(run_view_members())
+
+
+def _reader(name: str) -> property:
+    """A read-only property answering ``name`` from the viewed bot (``getattr(bot, name)``)."""
+    get = attrgetter(name)
+    return property(lambda self: get(self._bot), doc=f"The viewed bot's ``{name}`` (see :class:`RunView`).")
+
+
+# each documented member as a property on the class: read by one descriptor call instead of a
+# failed lookup followed by __getattr__ (observers read them on every hook call); any other
+# name still goes to __getattr__ and raises, and __setattr__ still refuses every assignment
+for _name in RunViewProxy._MEMBERS:
+    setattr(RunViewProxy, _name, _reader(_name))
+del _name
 
 __all__ = ["RunView", "RunViewProxy", "run_view_members"]

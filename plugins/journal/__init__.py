@@ -55,6 +55,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
+from perpbot.core.bot.view import RunViewProxy
 from perpbot.core.config import split_ticker
 from perpbot.core.errors import PerpbotError
 from perpbot.core.hookspecs import hookimpl
@@ -278,10 +279,10 @@ class JournalSession:
 def session_of(bot: Any) -> JournalSession | None:
     """The journal session of ``bot`` (None when the journal is disabled or not started).
 
-    :param bot: the :class:`~perpbot.core.bot.view.RunView` observers receive, or the
-        :class:`~perpbot.core.bot.TradingBot` itself (its ``view`` is the key).
+    :param bot: the :class:`~perpbot.core.bot.view.RunView` observers receive (the key, looked up without
+        asking it for ``view``), or the :class:`~perpbot.core.bot.TradingBot` itself (its ``view`` is the key).
     """
-    return _SESSIONS.get(getattr(bot, "view", bot))
+    return _SESSIONS.get(bot if type(bot) is RunViewProxy else getattr(bot, "view", bot))
 
 
 def _ensure(bot: Any) -> JournalSession | None:
@@ -431,21 +432,21 @@ async def on_bot_stop(bot, summary):
 
 
 @hookimpl
-async def on_order_submit(bot, order):
-    """Commit the order intent before the order is sent (fsynced for real venues).
+def on_order_submit(bot, order):
+    """Commit the order intent before the order is sent (fsynced for real venues): returns it to await, or None (journal off).
 
     :raises JournalUnavailable: after a journal failure (the order is then not sent).
-    :raises DuplicateClientId: the client id is already journaled.
+    :raises DuplicateClientId: the client id is already journaled (raised when awaited).
     """
     s = session_of(bot)
     if s is None:
         s = _ensure(bot)
         if s is None:
-            return
+            return None
     s.refuse_if_failed()
     venue, _ = s.venue_of(order.ticker, order.venue)
     s.known_ids.add(int(order.client_id))
-    await s.writer.call(
+    return s.writer.call(
         Journal.record_intent,
         bot.run_id,
         order,

@@ -167,3 +167,21 @@ def test_awaitables_other_than_coroutines_are_awaited_too():
 
     m.pm.register(Returns(), "returns")
     assert notify(ObserverCalls(m, VIEW), "on_fill", fill=1) == ["awaited"]
+
+
+def test_the_bots_notify_is_the_dispatchers_coroutine_itself(tmp_path):
+    """Issue 11.4: ``TradingBot.notify`` hands back ObserverCalls.notify's coroutine (no frame of its
+    own per hook call); awaited, it gives the observers' results."""
+    from tests.core.test_bot import events, make_bot
+
+    class Obs:
+        __name__ = "obs"
+
+        @hookimpl
+        def on_fill(self, bot, fill):
+            return ("seen", fill, type(bot).__name__)
+
+    bot = make_bot(tmp_path, events(), Obs())
+    pending = bot.notify("on_fill", fill="f")
+    assert asyncio.iscoroutine(pending) and pending.cr_code is ObserverCalls.notify.__code__
+    assert asyncio.run(pending) == [("seen", "f", "RunViewProxy")]

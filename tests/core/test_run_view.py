@@ -52,3 +52,19 @@ def test_observers_of_a_real_run_get_the_view(tmp_path):
     asyncio.run(bot.run())
     assert seen == [bot.view] and type(seen[0]) is RunViewProxy
     assert not hasattr(seen[0], "submit") and not hasattr(seen[0], "import_state")
+
+
+def test_members_are_class_properties_reading_the_live_bot():
+    """Issue 11.4: each RunView member is a property of the proxy class (one descriptor call, not a
+    failed lookup plus __getattr__); reads stay live, a member the bot lacks still raises."""
+    for name in run_view_members():
+        assert isinstance(vars(RunViewProxy).get(name), property), name
+    bot = FakeBot()
+    view = RunViewProxy(bot)
+    assert view.run_id == "abc123def456"
+    bot.run_id = "0123456789ab"
+    assert view.run_id == "0123456789ab"
+    with pytest.raises(AttributeError, match="clock"):
+        view.clock  # documented, but this fake bot has none
+    with pytest.raises(AttributeError, match="read-only"):
+        view.config = None

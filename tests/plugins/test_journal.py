@@ -229,6 +229,29 @@ def test_journal_off_writes_nothing(tmp_path):
     assert session_of(bot) is None
 
 
+def test_journal_off_hooks_return_nothing_to_await(tmp_path):
+    """Issue 11.4: with the journal off, on_order_submit returns None (no coroutine made per order);
+    with it on, it returns the commit, and awaiting it journals the intent; session_of answers
+    the RunView observers get and the bot alike."""
+    import perpbot.plugins.journal as journal
+
+    off = make_bot(tmp_path, journal_enabled=False)
+    assert journal.on_order_submit(off.view, order()) is None and session_of(off.view) is None
+    on = make_bot(tmp_path)
+
+    async def submit():
+        journal.on_bot_start(on.view)
+        pending = journal.on_order_submit(on.view, order(cid=99))
+        assert asyncio.iscoroutine(pending)
+        await pending
+        s = session_of(on.view)
+        assert s is not None and s is session_of(on)
+        s.close()
+
+    asyncio.run(submit())
+    assert [r["client_id"] for r in Journal.open(tmp_path / "j.sqlite", readonly=True).intents()] == [99]
+
+
 decimals = hst.decimals(allow_nan=False, allow_infinity=False, places=None).filter(lambda d: d.is_finite())
 
 
