@@ -49,6 +49,8 @@ from typing import Iterator
 BUCKET_TARGET = 16
 #: a bucket that grows past this many levels triggers a recalibration of the ladder
 BUCKET_MAX = 256
+_ONE = Decimal(1)
+
 #: deltas kept per side to tell which of two levels was updated more recently (:meth:`BookSide.recency`)
 RECENT_DELTAS = 64
 #: stale prices (deleted levels the ladder still files) allowed beyond the levels held before
@@ -68,7 +70,7 @@ class BookSide:
     (for :meth:`~perpbot.core.book.OrderBook.uncross`).
     """
 
-    __slots__ = ("_d", "_log", "_logged", "_base_seq", "_filed", "_buckets", "_ids", "_exp", "_shift", "_sorted",
+    __slots__ = ("_d", "_log", "_logged", "_base_seq", "_filed", "_buckets", "_ids", "_exp", "_scale", "_shift", "_sorted",
                  "_dirty")
 
     def __init__(self) -> None:
@@ -80,6 +82,7 @@ class BookSide:
         self._buckets: dict = {}  # bucket id -> set of prices
         self._ids: list = []  # sorted non-empty bucket ids
         self._exp = 0  # prices are scaled by 10**exp before the shift
+        self._scale = _ONE  # 1E+exp: a product with it only moves the exponent (exact)
         self._shift = 0
         self._sorted: list | None = None  # every live price, ascending; None after any change
         self._dirty = False  # the ladder needs a recalibration (a bucket overflowed)
@@ -88,7 +91,7 @@ class BookSide:
 
     def _bucket_of(self, price) -> int:
         """The bucket of ``price`` under the current calibration."""
-        return int(Decimal(price).scaleb(self._exp)) >> self._shift
+        return int(price * self._scale) >> self._shift
 
     def calibrate(self) -> None:
         """Choose ``exp``/``shift`` from the levels held and rebuild the ladder.
@@ -113,6 +116,7 @@ class BookSide:
         while shift > 0 and _largest_run([x >> shift for x in scaled]) > BUCKET_MAX:
             shift -= 1
         self._exp = exp
+        self._scale = Decimal((0, (1,), exp))
         self._shift = shift
         buckets: dict = {}
         for p, x in zip(prices, scaled):
@@ -210,7 +214,7 @@ class BookSide:
         own objects.
         """
         old = self._filed.get(price)
-        b = self._bucket_of(price)
+        b = int(price * self._scale) >> self._shift  # _bucket_of, inlined (one call per new price)
         s = self._buckets.get(b)
         if s is None:
             self._buckets[b] = {price}
