@@ -293,8 +293,12 @@ class MarketState:
             return self.last_price, self.last_price
         return bb, ba
 
-    def stale_reason(self, now_ns: int) -> str | None:
-        """Why decisions on this market must pause now, or None when its data is usable."""
+    def stale_reason(self, now_ns: int, mark: Any = ...) -> str | None:
+        """Why decisions on this market must pause now, or None when its data is usable.
+
+        :param mark: this market's :meth:`mark_price` (USD or None) when the caller has just read
+            it (the decision cycle's snapshot reads both; the book is not read twice), else omitted.
+        """
         if self.feed_unhealthy:
             return self.feed_unhealthy
         if not self.book_ready and not self.bar_feed:
@@ -304,7 +308,7 @@ class MarketState:
         if self.last_event_ns and now_ns - self.last_event_ns > self.stale_after_ns and not self.bar_feed:
             age = (now_ns - self.last_event_ns) / NS
             return f"stale data: last event {age:.1f}s ago"
-        if self.mark_price() is None:
+        if (self.mark_price() if mark is ... else mark) is None:
             return "no price yet"
         return None
 

@@ -295,9 +295,19 @@ class AccountSnapshot:
         """
         if memo is None:
             memo = getattr(getattr(bot, "_cycle", None), "balance_memo", None)
-        marks = bot.marks()
         primary = bot.config.primary_venue
         now = bot.clock.now_ns()
+        # bot.marks() and bot.paused() in one pass: each market's mark read once, and handed to
+        # stale_reason, which would read it again
+        marks = {}
+        paused = {}
+        for t, st in bot.states.items():
+            m = st.mark_price()
+            if m is not None:
+                marks[t] = m
+            reason = st.stale_reason(now, m)
+            if reason:
+                paused[t] = reason
         balances = {}
         positions = {}
         venue_positions = {}
@@ -325,7 +335,7 @@ class AccountSnapshot:
             primary=balances[primary],
             marks=marks,
             positions=positions,
-            paused=bot.paused(),
+            paused=paused,
             total_equity=sum((b.equity for b in balances.values()), ZERO),
             venue_positions=venue_positions,
             venue_marks=venue_marks,
