@@ -65,6 +65,8 @@ class PaperLedger:
 
     def _portfolios(self) -> list[Portfolio]:
         subs = self._accounts_of().subs
+        if len(subs) == 1:  # the usual case: the parent alone (nothing to sort)
+            return [sub.portfolio for sub in subs.values()]
         return [subs[n].portfolio for n in sorted(subs)]
 
     # -- summed figures ----------------------------------------------------------
@@ -117,8 +119,11 @@ class PaperLedger:
         last one in subaccount order when none does); realized PnL, fees and funding are
         summed over every subaccount that ever held it.
         """
+        pfs = self._portfolios()
+        if len(pfs) == 1:  # one subaccount: its own positions (the loop below would copy them as they are)
+            return dict(pfs[0].positions)
         out: dict[str, Position] = {}
-        for pf in self._portfolios():
+        for pf in pfs:
             for t, p in pf.positions.items():
                 prev = out.get(t)
                 if prev is None:

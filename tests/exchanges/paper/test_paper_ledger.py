@@ -239,3 +239,27 @@ def test_resume_api_leaves_a_ledger_venue_to_the_exchange(tmp_path, monkeypatch)
     assert (ledger.collateral, ledger.positions, ledger.stats, ledger.fills) == figures
     assert bot.ledger.state() != trades_before
     assert bot.last_fill_ns == fill.ts_ns
+
+
+def test_one_subaccount_ledger_reads_as_the_merge_would(tmp_path):
+    """Issue 11.4: with the parent alone, positions are that portfolio's, in a new dict each time
+    (changing it changes nothing), and sums equal the portfolio's; two subaccounts still merge."""
+    from types import SimpleNamespace
+
+    from perpbot.core.model import Fill, Liquidity
+
+    mk = make_market("BTC-USD")
+    parent = Portfolio(D("1000.50"), {"BTC-USD": mk})
+    parent.apply_fill(Fill(1, "BTC-USD", Side.BUY, D("60000"), D("0.01"), D("0.3"), Liquidity.TAKER, T0))
+    subs = {0: SimpleNamespace(portfolio=parent)}
+    ledger = PaperLedger(lambda: SimpleNamespace(subs=subs))
+    pos = ledger.positions
+    assert pos == parent.positions and pos is not parent.positions
+    pos.clear()
+    assert ledger.positions == parent.positions and ledger.positions["BTC-USD"].size == D("0.01")
+    assert str(ledger.collateral) == str(sum((parent.collateral,), D(0)))
+    child = Portfolio(D("0"), {"BTC-USD": mk})
+    child.apply_fill(Fill(2, "BTC-USD", Side.SELL, D("61000"), D("0.01"), D("0.2"), Liquidity.TAKER, T0))
+    subs[128] = SimpleNamespace(portfolio=child)
+    merged = ledger.positions["BTC-USD"]
+    assert merged.fees == parent.positions["BTC-USD"].fees + child.positions["BTC-USD"].fees
