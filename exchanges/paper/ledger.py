@@ -84,7 +84,10 @@ class PaperLedger:
     @property
     def collateral(self) -> Decimal:
         """USDC asset position ``Q`` summed over subaccounts, USD (signed)."""
-        return sum((pf.collateral for pf in self._portfolios()), ZERO)
+        pfs = self._portfolios()
+        if len(pfs) == 1:  # the sum of one: ZERO + Q, written as the sum writes it
+            return ZERO + pfs[0].collateral
+        return sum((pf.collateral for pf in pfs), ZERO)
 
     @property
     def fees_paid(self) -> Decimal:

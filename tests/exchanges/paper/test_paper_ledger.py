@@ -258,6 +258,8 @@ def test_one_subaccount_ledger_reads_as_the_merge_would(tmp_path):
     pos.clear()
     assert ledger.positions == parent.positions and ledger.positions["BTC-USD"].size == D("0.01")
     assert str(ledger.collateral) == str(sum((parent.collateral,), D(0)))
+    odd = PaperLedger(lambda: SimpleNamespace(subs={0: SimpleNamespace(portfolio=Portfolio(D("1E+3"), {}))}))
+    assert str(odd.collateral) == "1000"  # written as the sum over subaccounts writes it
     child = Portfolio(D("0"), {"BTC-USD": mk})
     child.apply_fill(Fill(2, "BTC-USD", Side.SELL, D("61000"), D("0.01"), D("0.2"), Liquidity.TAKER, T0))
     subs[128] = SimpleNamespace(portfolio=child)
