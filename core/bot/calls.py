@@ -7,6 +7,7 @@ shown in the run summary) so that the run, and the other plugins, go on. Imports
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from loguru import logger
@@ -46,8 +47,9 @@ class ObserverCalls:
         self._pluggy = getattr(pm, "pm", pm)
 
     def plan(self, caller: Any) -> tuple | None:
-        """How to call hook ``caller``'s implementations: ``((impl, function, argnames), ...)``
-        in pluggy's call order, or None when they must go through pluggy one at a time
+        """How to call hook ``caller``'s implementations: ``((impl, function, argnames, pick), ...)``
+        in pluggy's call order (``pick``: ``operator.itemgetter`` of two or more argument names,
+        giving their values as a tuple; None for zero or one name, read directly), or None when they must go through pluggy one at a time
         (:func:`~perpbot.core.plugins.call_one`: the hook has wrappers, or hook calls are traced).
 
         Cached per hook and re-checked at every call against ``caller.get_hookimpls()`` (a
@@ -62,7 +64,10 @@ class ObserverCalls:
         if not direct or any(i.hookwrapper or i.wrapper for i in impls):
             plan = None
         else:
-            plan = tuple((i, i.function, tuple(i.argnames)) for i in implementations(caller))
+            plan = tuple(
+                (i, i.function, tuple(i.argnames), itemgetter(*i.argnames) if len(i.argnames) > 1 else None)
+                for i in implementations(caller)
+            )
         self._plans[caller.name] = (impls, direct, plan)
         return plan
 
@@ -101,9 +106,12 @@ class ObserverCalls:
         if plan is not None:
             if not plan:
                 return []
-            for impl, function, argnames in plan:
-                try:
-                    r = function(*[kwargs[a] for a in argnames])
+            for impl, function, argnames, pick in plan:
+                try:  # the named arguments (a KeyError for one the hook was not given, as before)
+                    if pick is not None:
+                        r = function(*pick(kwargs))
+                    else:
+                        r = function(kwargs[argnames[0]]) if argnames else function()
                 except Exception as exc:
                     self.failed(hook, impl.plugin_name, exc)
                     continue

@@ -185,3 +185,40 @@ def test_the_bots_notify_is_the_dispatchers_coroutine_itself(tmp_path):
     pending = bot.notify("on_fill", fill="f")
     assert asyncio.iscoroutine(pending) and pending.cr_code is ObserverCalls.notify.__code__
     assert asyncio.run(pending) == [("seen", "f", "RunViewProxy")]
+
+
+def test_implementations_naming_none_one_or_several_arguments_get_them_as_pluggy_gives():
+    """Issue 11.4: arguments are picked per implementation (none, one read directly, several by
+    one itemgetter call); each gets what pluggy's own call gives it, in the order it names them."""
+    seen = []
+
+    class Shapes:
+        __name__ = "shapes"
+
+        @hookimpl
+        def on_decision(self):
+            seen.append(("none",))
+
+    class One:
+        __name__ = "one"
+
+        @hookimpl
+        def on_decision(self, result):
+            seen.append(("one", result))
+
+    class Reordered:
+        __name__ = "reordered"
+
+        @hookimpl
+        def on_decision(self, result, bot, strategy):
+            seen.append(("three", result, bot, strategy))
+
+    m = Manager()
+    for p in (Shapes(), One(), Reordered()):
+        m.pm.register(p, p.__name__)
+    calls = ObserverCalls(m, VIEW)
+    assert notify(calls, "on_decision", strategy="s", result="r") == []
+    direct = list(seen)
+    seen.clear()
+    m.pm.hook.on_decision(bot=VIEW, strategy="s", result="r")
+    assert direct == seen == [("three", "r", VIEW, "s"), ("one", "r"), ("none",)]
