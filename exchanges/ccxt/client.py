@@ -99,10 +99,14 @@ async def close_client(client: Any, venue: str, timeout_s: float = 5.0) -> None:
 
     from loguru import logger
 
+    # ccxt's close() forgets its WebSocket clients; one still connecting (its open() runs as a
+    # future of its own, not cancelled with the watch that started it) may finish after it
+    ws_clients = list((getattr(client, "clients", None) or {}).values())
     cancelled = False
     try:
         async with asyncio.timeout(timeout_s):
             await client.close()
+        await finish_ws_clients(ws_clients, venue)
         return
     except asyncio.CancelledError:
         cancelled = True
@@ -117,3 +121,50 @@ async def close_client(client: Any, venue: str, timeout_s: float = 5.0) -> None:
     client.session = None
     if cancelled:
         raise asyncio.CancelledError
+    await finish_ws_clients(ws_clients, venue)
+
+
+async def finish_ws_clients(ws_clients: list, venue: str, timeout_s: float = 2.0) -> None:
+    """After a ccxt client's close: wait for connection attempts still in flight and close
+    whatever they opened, then let the receive tasks see their sockets closed.
+
+    A watch starts ``Client.open()`` with ``ensure_future`` (``ccxt/async_support/base/ws/
+    client.py`` ``connect``); cancelling the watch does not cancel it, and ``close()`` skips a
+    client whose connection is not made yet. A handshake finishing after the close leaves an
+    open socket whose receive task asyncio.run cancels at exit, and ccxt's ``after_interrupt``
+    callback then prints a CancelledError traceback. Here each such attempt is awaited (at
+    most ``timeout_s`` in all), every connection still open is closed (bounded), its ping
+    task cancelled, and the loop runs a few rounds so the receive tasks end by themselves.
+
+    :param ws_clients: the ccxt ``Client`` objects of ``exchange.clients``, taken before the close.
+    :param venue: the venue's name, for the log line.
+    """
+    import asyncio
+
+    from loguru import logger
+
+    if not ws_clients:
+        return
+    waiting = [wc.connected for wc in ws_clients
+               if getattr(wc, "connecting", False) and isinstance(getattr(wc, "connected", None), asyncio.Future)]
+    if waiting:
+        await asyncio.wait(waiting, timeout=timeout_s)
+        for fut in waiting:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # a failed attempt is expected here: retrieved, not logged by asyncio
+    closed = 0
+    for wc in ws_clients:
+        conn = getattr(wc, "connection", None)
+        if conn is not None and not conn.closed:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await conn.close()
+            except (Exception, TimeoutError) as exc:
+                logger.debug(f"{venue}: closing a WebSocket left open: {type(exc).__name__}: {exc}")
+            closed += 1
+        looper = getattr(wc, "ping_looper", None)
+        if looper is not None:
+            looper.cancel()
+    if closed or waiting:
+        for _ in range(3):
+            await asyncio.sleep(0)

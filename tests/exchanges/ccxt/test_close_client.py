@@ -50,3 +50,48 @@ async def test_a_cancelled_caller_still_closes_the_session_then_sees_the_cancel(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert session.closed
+
+
+class _Conn:
+    """An aiohttp WebSocket's two members close_client reads."""
+
+    def __init__(self):
+        self.closed = False
+
+    async def close(self):
+        self.closed = True
+
+
+class _WsClient:
+    """A ccxt ws Client whose open() is still in flight: ``connecting`` and a pending ``connected``."""
+
+    def __init__(self):
+        self.connecting = True
+        self.connected = asyncio.get_running_loop().create_future()
+        self.connection = None
+        self.ping_looper = None
+
+    def finish_open(self):  # the handshake completes after the exchange's close()
+        self.connection = _Conn()
+        self.connecting = False
+        self.connected.set_result("wss://fake")
+
+
+class _ClientWithWs(_Client):
+    def __init__(self):
+        super().__init__("ok")
+        self.ws = _WsClient()
+        self.clients = {"wss://fake": self.ws}
+
+    async def close(self):  # as ccxt's ws_close: the connecting client is skipped and forgotten
+        self.clients = {}
+        asyncio.get_running_loop().call_later(0.05, self.ws.finish_open)
+        await super().close()
+
+
+async def test_a_connection_finished_after_the_close_is_closed_too():
+    """Regression (CI, funding-arb e2e): a watch's open() finishing after close() left a socket open."""
+    client = _ClientWithWs()
+    async with asyncio.timeout(5):
+        await close_client(client, "binance", timeout_s=1)
+    assert client.ws.connection is not None and client.ws.connection.closed
