@@ -89,10 +89,6 @@ class BookSide:
 
     # -- ladder -------------------------------------------------------------------
 
-    def _bucket_of(self, price) -> int:
-        """The bucket of ``price`` under the current calibration."""
-        return int(price * self._scale) >> self._shift
-
     def calibrate(self) -> None:
         """Choose ``exp``/``shift`` from the levels held and rebuild the ladder.
 
@@ -214,7 +210,7 @@ class BookSide:
         own objects.
         """
         old = self._filed.get(price)
-        b = int(price * self._scale) >> self._shift  # _bucket_of, inlined (one call per new price)
+        b = int(price * self._scale) >> self._shift  # the bucket under the current calibration
         s = self._buckets.get(b)
         if s is None:
             self._buckets[b] = {price}

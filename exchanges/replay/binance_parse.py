@@ -110,24 +110,32 @@ def coinm_contract_usd(symbol: str) -> Decimal | None:
 _ZERO = Decimal(0)
 
 
+def _decimal(s, what: str) -> Decimal:
+    """A value string -> Decimal, unchecked beyond being a number (a cache miss's first step).
+
+    :raises BadValue: ``s`` is not a string, or not a number (naming ``what`` and the value).
+    """
+    if type(s) is not str:
+        raise BadValue(f"{what} {s!r} is not a decimal string")
+    try:
+        return Decimal(s)
+    except InvalidOperation:
+        raise BadValue(f"{what} {s!r} is not a number") from None
+
+
 class _PriceCache(dict):
     """``str -> Decimal`` price cache whose misses convert and validate (it never holds a bad value).
 
     ``cache[s]`` is one C-level dict lookup for a string seen before, so :func:`map` over
-    ``cache.__getitem__`` runs without a Python frame per hit; a miss costs one frame
-    (the conversion is written out here rather than called). Cleared at :data:`CACHE_MAX`
+    ``cache.__getitem__`` runs without a Python frame per hit; a miss (once per distinct
+    string) converts with :func:`_decimal` and checks the range. Cleared at :data:`CACHE_MAX`
     entries.
     """
 
     __slots__ = ()
 
     def __missing__(self, s):
-        if type(s) is not str:
-            raise BadValue(f"price {s!r} is not a decimal string")
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            raise BadValue(f"price {s!r} is not a number") from None
+        d = _decimal(s, "price")
         if not d.is_finite() or d <= _ZERO:
             raise BadValue(f"price {s!r} must be finite and positive")
         if not -EXP_MAX <= d.adjusted() <= EXP_MAX:
@@ -148,12 +156,7 @@ class _SizeCache(dict):
     __slots__ = ("zero_patterns",)
 
     def __missing__(self, s):
-        if type(s) is not str:
-            raise BadValue(f"size {s!r} is not a decimal string")
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            raise BadValue(f"size {s!r} is not a number") from None
+        d = _decimal(s, "size")
         if not d.is_finite() or d < _ZERO:
             raise BadValue(f"size {s!r} must be finite and not negative")
         if d:
