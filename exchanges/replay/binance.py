@@ -251,13 +251,14 @@ class BinanceRecording:
                                 prev_ts = ts
                                 n_msg += 1
                                 try:
+                                    key = sym if sym is not None else tsym
+                                    m = by_bytes.get(key)
+                                    if m is None:
+                                        m = by_bytes[key] = market(key.decode(), ts)
+                                    if m is FILTERED:
+                                        n_filtered += 1
+                                        continue
                                     if sym is not None:  # bookTicker
-                                        m = by_bytes.get(sym)
-                                        if m is None:
-                                            m = by_bytes[sym] = market(sym.decode(), ts)
-                                        if m is FILTERED:
-                                            n_filtered += 1
-                                            continue
                                         bd = prices_b[b]
                                         ad = prices_b[a]
                                         bqd = sizes[bq.decode()]
@@ -269,12 +270,6 @@ class BinanceRecording:
                                         n_quotes += 1
                                         ev = Quote(m.ticker, ts, bd, bqd, ad, aqd)
                                     else:  # trade
-                                        m = by_bytes.get(tsym)
-                                        if m is None:
-                                            m = by_bytes[tsym] = market(tsym.decode(), ts)
-                                        if m is FILTERED:
-                                            n_filtered += 1
-                                            continue
                                         pd = prices_b[p]
                                         qd = sizes[qs.decode()]
                                         if not qd:
