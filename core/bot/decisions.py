@@ -156,8 +156,25 @@ class DecisionCycle:
 #: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
 #: converter, validator or on_setattr) that no ``__attrs_post_init__`` check reads
 _PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders"), (Balance, "ts_ns")}
-#: class -> its attrs field names, in order
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+#: (class, field) -> its copier, ``fn(obj, value) -> copy`` (made by :func:`_make_copier`)
+_COPIERS: dict[tuple[type, str], Any] = {}
+
+
+def _make_copier(cls: type, name: str) -> Any:
+    """A function ``(obj, value)`` returning a copy of ``obj`` (of exactly ``cls``) with field
+    ``name`` set to ``value``: one line per attrs field (``object.__setattr__``, as attrs' own
+    ``__init__`` sets frozen fields), the attribute names written into the code (no ``getattr``
+    by name per field)."""
+    lines = ["def copy(obj, value):", "    new = _new(_cls)"]
+    for a in attrs.fields(cls):
+        n = a.name
+        if not n.isidentifier():  # pragma: no cover - attrs field names are identifiers
+            raise ValueError(f"field name {n!r} of {cls.__name__}")
+        lines.append(f"    _put(new, {n!r}, {'value' if n == name else 'obj.' + n})")
+    lines.append("    return new")
+    scope = {"_new": object.__new__, "_cls": cls, "_put": object.__setattr__}
+    exec("\n".join(lines), scope)  # noqa: S102 - code built from attrs field names only
+    return scope["copy"]
 
 
 def copy_with(obj: Any, name: str, value: Any) -> Any:
@@ -169,18 +186,13 @@ def copy_with(obj: Any, name: str, value: Any) -> Any:
     frozen classes) instead of calling ``__init__`` again. Anything else goes through
     ``attrs.evolve``. Equal to what ``attrs.evolve`` returns (tested).
     """
-    cls = type(obj)
-    if (cls, name) not in _PLAIN_FIELDS:
-        return attrs.evolve(obj, **{name: value})
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls))
-    new = object.__new__(cls)
-    put = object.__setattr__
-    for n in names:
-        put(new, n, getattr(obj, n))
-    put(new, name, value)
-    return new
+    key = (type(obj), name)
+    copier = _COPIERS.get(key)
+    if copier is None:
+        if key not in _PLAIN_FIELDS:
+            return attrs.evolve(obj, **{name: value})
+        copier = _COPIERS[key] = _make_copier(*key)
+    return copier(obj, value)
 
 
 #: account class -> whether :class:`BalanceMemo` handles it (classes are not changed at run time)
