@@ -30,8 +30,28 @@ from perpbot.core.model import (
     TimeInForce,
 )
 from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, SizingView
+from perpbot.core.signals.scores import Scores
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
+
+
+def sizing_score(scores: Any) -> Decimal | None:
+    """The strategy's conviction a sizer sees (``SizingView.score``, 0-100): the market's
+    ``scores.composite`` rounded to 4 decimals, or None when there are no scores or no
+    strategy has scored the market (``composite`` raises AttributeError then,
+    ``core/signals/scores.py``).
+
+    For :class:`~perpbot.core.signals.scores.Scores` itself (not a subclass) its
+    ``strategy_composite`` field is read directly: the value ``composite`` returns, without
+    the AttributeError it raises while the field is None.
+    """
+    if scores is None:
+        return None
+    if type(scores) is Scores:
+        composite = scores.strategy_composite
+    else:
+        composite = getattr(scores, "composite", None)
+    return Decimal(str(round(composite, 4))) if composite is not None else None
 
 
 class OrderRouter:
@@ -110,11 +130,7 @@ class OrderRouter:
             vm = snap.venue_marks[venue]
         else:
             pos = bot.portfolios[venue].positions.get(ticker)
-        st = bot.states[qualified]
-        score = None
-        composite = getattr(st.scores, "composite", None) if st.scores is not None else None
-        if composite is not None:
-            score = Decimal(str(round(composite, 4)))
+        score = sizing_score(bot.states[qualified].scores)
         manager = bot.balance_managers[venue]
         try:
             def view(balance):
