@@ -47,3 +47,73 @@ def test_sizing_score_values():
     assert sizing_score(Scores(strategy_composite=71.234567)) == D("71.2346")
     assert sizing_score(Scores(strategy_composite=0.0)) == D("0.0")
     assert sizing_score(FixedComposite(strategy_composite=55.0)) == D("12.3457")
+
+
+# -- the snapshot's marks and paused markets: one read of the top of book ---------------------
+
+from perpbot.core.bot.decisions import mark_and_top  # noqa: E402
+from perpbot.core.model import BookSnapshot, OraclePrice, Quote, Side, Trade  # noqa: E402
+from perpbot.core.state import MarketState  # noqa: E402
+from perpbot.core.testing import book_events, market  # noqa: E402
+
+T0 = 1_733_000_000 * 1_000_000_000
+
+
+def _state(*events):
+    st = MarketState(market("BTC-USD"))
+    for ev in events:
+        st.apply(ev)
+    return st
+
+
+def _lvl(p):
+    return ((D(p), D("1")),)
+
+
+def market_states():
+    """One market in each case the mark and stale_reason distinguish."""
+    return {
+        "empty": _state(),
+        "both sides": _state(*book_events("BTC-USD", T0, D("60000"))),
+        "odd mid": _state(BookSnapshot("BTC-USD", T0, bids=_lvl("60000"), asks=_lvl("60001.5"))),
+        "bids only": _state(BookSnapshot("BTC-USD", T0, bids=_lvl("59999"))),
+        "asks only, traded": _state(BookSnapshot("BTC-USD", T0, asks=_lvl("60001")),
+                                    Trade("BTC-USD", T0 + 1, Side.BUY, D("60005"), D("0.1"))),
+        "quote only": _state(Quote("BTC-USD", T0, D("59990"), D("2"), D("60010"), D("3"))),
+        "crossed": _state(BookSnapshot("BTC-USD", T0, bids=_lvl("60001"), asks=_lvl("60000"))),
+        "locked": _state(BookSnapshot("BTC-USD", T0, bids=_lvl("60000"), asks=_lvl("60000"))),
+        "oracle and book": _state(*book_events("BTC-USD", T0, D("60000")), OraclePrice("BTC-USD", T0 + 2, D("59950.25"))),
+        "oracle, crossed": _state(BookSnapshot("BTC-USD", T0, bids=_lvl("60001"), asks=_lvl("60000")),
+                                  OraclePrice("BTC-USD", T0 + 2, D("60000.5"))),
+        "oracle only": _state(OraclePrice("BTC-USD", T0, D("61000"))),
+    }
+
+
+@pytest.mark.parametrize("name", list(market_states()))
+def test_mark_and_top_give_what_the_state_gives(name):
+    st = market_states()[name]
+    m, top = mark_and_top(st)
+    want = st.mark_price()
+    assert m == want and type(m) is type(want) and str(m) == str(want)
+    assert top == (st.book.best_bid_price(), st.book.best_ask_price())
+    for now in (T0 + 3, T0 + 3 + 3600 * 1_000_000_000):  # fresh, and stale by the clock
+        assert st.stale_reason(now, m, top) == st.stale_reason(now), now
+
+
+def test_the_given_top_is_the_one_checked():
+    st = market_states()["both sides"]
+    assert st.stale_reason(T0 + 3, D("60000"), (D("60001"), D("60000"))) == "crossed book (bid 60001 >= ask 60000)"
+    crossed = market_states()["crossed"]
+    assert crossed.stale_reason(T0 + 3, D("60000"), (D("59999"), D("60001"))) is None
+    assert crossed.stale_reason(T0 + 3).startswith("crossed book (bid 60001 >= ask 60000")
+
+
+def test_other_market_state_classes_are_asked():
+    class Odd(MarketState):
+        def mark_price(self):
+            return D("1")
+
+    st = Odd(market("BTC-USD"))
+    for ev in book_events("BTC-USD", T0, D("60000")):
+        st.apply(ev)
+    assert mark_and_top(st) == (D("1"), None)
