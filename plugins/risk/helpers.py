@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from perpbot.core.model import ZERO, Balance, Market, OrderRequest, Position
+from perpbot.core.model import ZERO, Balance, Market, OrderRequest, Position, Side
 from perpbot.core.policies import RiskAction, RiskDecision, RiskPolicy, RiskView
 
 #: nanoseconds per second
@@ -236,6 +236,39 @@ def shrinks_exposure(order: OrderRequest, view: RiskView, qualified: str) -> boo
         return False
     after = before + order.side.sign * order.size
     return abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
+
+
+#: Side -> ``Side.sign`` (+1 buy, -1 sell), read without the property call
+_SIGNS = {Side.BUY: Side.BUY.sign, Side.SELL: Side.SELL.sign}
+
+
+def position_change(order: OrderRequest, view: RiskView, qualified: str) -> tuple[Decimal, Decimal, int, bool]:
+    """:func:`post_trade` and :func:`shrinks_exposure` in one, without building a ``PostTrade``:
+    ``(before, after, sign, shrinks)`` (base units, signed; ``sign`` +1 buy, -1 sell;
+    ``shrinks`` as :func:`shrinks_exposure` answers, reduce-only orders included)."""
+    pos = view.positions.get(qualified)
+    before = pos.size if pos is not None else ZERO
+    sign = _SIGNS[order.side]
+    after = before + sign * order.size
+    if order.reduce_only:
+        return before, after, sign, True
+    shrinks = before != 0 and abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
+    return before, after, sign, shrinks
+
+
+def other_open_positions(view: RiskView, qualified: str) -> Any:
+    """The items of :func:`venue_positions` other than ``qualified`` itself, in the view's
+    order, without building the dict: ``(ticker, Position)`` pairs of open positions on the
+    venue of ``qualified``."""
+    if ":" not in qualified:  # the primary venue: unqualified tickers
+        for t, p in view.positions.items():
+            if t != qualified and p.size and ":" not in t:
+                yield t, p
+        return
+    v = venue_of(qualified)
+    for t, p in view.positions.items():
+        if t != qualified and p.size and venue_of(t) == v:
+            yield t, p
 
 
 def max_quantity_for(limit_abs_after: Decimal, before: Decimal, sign: int) -> Decimal:

@@ -20,12 +20,12 @@ from perpbot.plugins.risk.helpers import (
     fmt,
     mark_price,
     market_for,
+    other_open_positions,
     pct,
+    position_change,
     qualified_ticker,
     reduce_or_reject,
-    shrinks_exposure,
     venue_balance,
-    venue_positions,
 )
 
 
@@ -100,7 +100,8 @@ class LiquidationDistance(PolicyBase):
         step multiple that keeps it) or REJECT. REJECT too when the market, oracle price,
         venue balance or another position's maintenance margin is unknown (reason says which)."""
         q = qualified_ticker(order, view, self.context)
-        if shrinks_exposure(order, view, q):
+        before, _, _, shrinks = position_change(order, view, q)
+        if shrinks:
             return APPROVE
         market = market_for(view, q)
         price = mark_price(view, q, order)
@@ -110,13 +111,10 @@ class LiquidationDistance(PolicyBase):
             bal = venue_balance(view, q, self.context)
         except LookupError as exc:
             return self.decision(RiskAction.REJECT, f"{exc}: liquidation price unknown")
-        pos = view.positions.get(q)
-        before = pos.size if pos is not None else ZERO
         mmr_other = ZERO
         try:
-            for t, p in venue_positions(view, q).items():
-                if t != q:
-                    mmr_other += position_maintenance_margin(p.size, view.marks.get(t) or p.entry_price, market_for(view, t))
+            for t, p in other_open_positions(view, q):
+                mmr_other += position_maintenance_margin(p.size, view.marks.get(t) or p.entry_price, market_for(view, t))
         except ValueError as exc:
             return self.decision(RiskAction.REJECT, f"{exc}: liquidation price of {q} unknown")
         mind = self.params.min_distance

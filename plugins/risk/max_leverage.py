@@ -9,23 +9,21 @@ from decimal import Decimal
 
 import attrs
 
-from perpbot.core.model import OrderRequest
+from perpbot.core.model import ZERO, OrderRequest
 from perpbot.core.params import param
 from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, RiskView
 from perpbot.plugins.risk.helpers import (
     PolicyBase,
     fmt,
-    gross_notional_except,
     mark_price,
     market_for,
     max_quantity_for,
+    other_open_positions,
+    position_change,
     positive,
-    post_trade,
     qualified_ticker,
     reduce_or_reject,
-    shrinks_exposure,
     venue_balance,
-    venue_positions,
 )
 
 
@@ -53,7 +51,8 @@ class MaxLeverage(PolicyBase):
         to the largest size that fits (floored to the step) or REJECT. REJECT too when the mark
         price or the venue's balance is unknown, or its equity is <= 0 (the reason says which)."""
         q = qualified_ticker(order, view, self.context)
-        if shrinks_exposure(order, view, q):
+        before, after, sign, shrinks = position_change(order, view, q)
+        if shrinks:
             return APPROVE
         price = mark_price(view, q, order)
         if price is None:
@@ -65,16 +64,18 @@ class MaxLeverage(PolicyBase):
         equity = bal.equity
         if equity <= 0:
             return self.decision(RiskAction.REJECT, f"equity {fmt(equity, 2)} USD <= 0: no leverage available")
-        pt = post_trade(order, view, q)
-        other = gross_notional_except(venue_positions(view, q), view.marks, q)
-        lev_after = (other + abs(pt.after) * price) / equity
+        marks = view.marks
+        other = ZERO  # gross_notional_except(venue_positions(view, q), view.marks, q), summed in the same order
+        for t, p in other_open_positions(view, q):
+            other += abs(p.size) * (marks.get(t) or p.entry_price)
+        lev_after = (other + abs(after) * price) / equity
         mx = self.params.max_leverage
         if lev_after <= mx:
             return APPROVE
         limit_abs = (mx * equity - other) / price
-        allowed = max_quantity_for(limit_abs, pt.before, pt.sign)
+        allowed = max_quantity_for(limit_abs, before, sign)
         why = (
             f"leverage after order {fmt(lev_after, 3)}x > max {fmt(mx)}x (other notional {fmt(other, 2)} + "
-            f"|{fmt(pt.after)}| x {fmt(price)} over equity {fmt(equity, 2)} USD)"
+            f"|{fmt(after)}| x {fmt(price)} over equity {fmt(equity, 2)} USD)"
         )
         return reduce_or_reject(self, order, allowed, market_for(view, q), why)
