@@ -245,9 +245,10 @@ class BalanceMemo:
         :param marks: the venue's marks (its own tickers, USD).
         """
         markets = pf.markets
+        collateral = pf.collateral
         # Decimals by their text: equal values with other exponents (100.0, 100.00) make
         # differently written results; market parameters by identity
-        key = [str(pf.collateral)]
+        key = [str(collateral)]
         params = []
         for t, p in positions.items():
             if p.size:
@@ -259,9 +260,27 @@ class BalanceMemo:
             bal = kept[2]
             return bal if bal.ts_ns == now else copy_with(bal, "ts_ns", now)
         self.misses += 1
-        bal = pf.balance(marks, now)
+        # Portfolio.balance over the inputs just read (a ledger's collateral and positions are
+        # sums it would compute again at each read): the same formulas, the same figures
+        bal = Portfolio.balance(_BalanceInputs(collateral, positions, markets), marks, now)
         self.kept[venue] = (key, params, bal)
         return bal
+
+
+class _BalanceInputs:
+    """What :meth:`Portfolio.balance <perpbot.core.portfolio.Portfolio.balance>` reads, read
+    once: ``collateral`` (USD), ``positions`` (ticker -> Position) and ``markets`` (ticker ->
+    Market); Portfolio's own ``equity`` and ``margin_requirements`` run over them."""
+
+    __slots__ = ("collateral", "positions", "markets")
+
+    equity = Portfolio.equity
+    margin_requirements = Portfolio.margin_requirements
+
+    def __init__(self, collateral: Decimal, positions: dict, markets: Any):
+        self.collateral = collateral
+        self.positions = positions
+        self.markets = markets
 
 
 @attrs.frozen
