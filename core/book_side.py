@@ -45,6 +45,8 @@ from decimal import Decimal
 from itertools import islice
 from typing import Iterator
 
+from perpbot.core.model.levels import Levels
+
 #: average levels per bucket the ladder is calibrated for
 BUCKET_TARGET = 16
 #: a bucket that grows past this many levels triggers a recalibration of the ladder
@@ -152,14 +154,19 @@ class BookSide:
         a delete only removes the level from the mapping (the ladder keeps the price as
         stale until a read passes over it or :meth:`compact` runs).
 
-        :param levels: ``(price, size)`` pairs.
+        :param levels: ``(price, size)`` pairs, or a :class:`~perpbot.core.model.Levels`
+            (applied from its columns).
         :param seq: the book's update sequence (see :meth:`recency`).
         """
         d = self._d
         filed = self._filed
-        if type(levels) is not tuple:
-            levels = tuple(levels)  # kept in the recency log: never a list the caller may change
-        for price, size in levels:
+        if type(levels) is Levels:  # two columns (a feed's parser): no pair per level
+            pairs = zip(levels.prices, levels.sizes)
+        else:
+            if type(levels) is not tuple:
+                levels = tuple(levels)  # kept in the recency log: never a list the caller may change
+            pairs = levels
+        for price, size in pairs:
             if size:
                 if price not in d and filed.get(price) is not price:
                     self._file(price)

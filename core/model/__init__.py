@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from perpbot.core.model.account import Balance, CollateralTransfer, FundingPayment, Liquidation, Position
 from perpbot.core.model.enums import Liquidity, MarginMode, OrderStatus, OrderType, Side, TimeInForce
+from perpbot.core.model.levels import Levels
 from perpbot.core.model.market import (
     Bar,
     BookDelta,
@@ -87,6 +88,7 @@ __all__ = [
     # markets and market events
     "Market",
     "Level",
+    "Levels",
     "MarketEvent",
     "BookSnapshot",
     "BookDelta",

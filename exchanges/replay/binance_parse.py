@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from pathlib import Path
 
+from perpbot.core.model import Levels
 from perpbot.exchanges.replay.lineio import LineFile
 
 #: most distinct price (and, separately, size) strings cached before the cache is cleared: about
@@ -238,13 +239,14 @@ class ValueParser:
         """
         return self.sizes[s]
 
-    def levels(self, raw, contract_usd: Decimal | None) -> tuple:
-        """``[[price, size], ...]`` -> ``((Decimal, Decimal), ...)`` with sizes in base units.
+    def levels(self, raw, contract_usd: Decimal | None) -> Levels | tuple:
+        """``[[price, size], ...]`` -> ``(price, size)`` Decimal levels with sizes in base units.
 
         USD-M levels are converted without a Python frame per level: the pairs are
         transposed with :func:`zip` and each column looked up in its cache by one
         :func:`operator.itemgetter` call (hits are C dict lookups; a miss converts and
-        validates once).
+        validates once); the result is a :class:`~perpbot.core.model.Levels` holding the
+        two columns. COIN-M levels (sizes converted one by one) are a tuple of pairs.
 
         :param contract_usd: USD per COIN-M contract (sizes are converted with
             ``contracts * contract_usd / price``), or None for USD-M (sizes as sent).
@@ -261,9 +263,10 @@ class ValueParser:
             if sum(map(len, raw)) != 2 * len(ps):
                 raise ValueError("every level must be a [price, size] pair")
             if len(ps) == 1:
-                return ((self._pget(ps[0]), self._sget(qs[0])),)
-            # itemgetter(*keys)(cache): one C loop of lookups (a miss still calls __missing__)
-            return tuple(zip(itemgetter(*ps)(self.prices), itemgetter(*qs)(self.sizes)))
+                return Levels((self._pget(ps[0]),), (self._sget(qs[0]),))
+            # itemgetter(*keys)(cache): one C loop of lookups (a miss still calls __missing__);
+            # the two columns are kept as they are (no pair built per level)
+            return Levels(itemgetter(*ps)(self.prices), itemgetter(*qs)(self.sizes))
         prices = self.prices
         sizes = self.sizes
         out = []

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from perpbot.core.book import OrderBook
 from perpbot.core.book_side import BUCKET_MAX, RECENT_DELTAS, STALE_SLACK
-from perpbot.core.model import Side
+from perpbot.core.model import Levels, Side
 
 PRICES = st.one_of(
     st.integers(1, 4000).map(lambda i: D(i).scaleb(-1) + D(60000)),  # BTC-like 0.1 grid
@@ -92,16 +92,25 @@ def check(book: OrderBook, ref: Ref):
         assert str(p) == str(next(q for q in ref.b if q == p))
 
 
+def _columns(levels: list) -> Levels:
+    """``[(price, size), ...]`` as the Binance reader hands them over: two columns."""
+    return Levels(tuple(p for p, _ in levels), tuple(s for _, s in levels))
+
+
 @settings(max_examples=150, deadline=None)
-@given(OPS)
-def test_book_matches_a_sorted_reference(ops):
+@given(OPS, st.booleans())
+def test_book_matches_a_sorted_reference(ops, columns):
+    """Deltas as pairs (one Python step per level) or as :class:`Levels` columns (C loops): the same book."""
     book, ref = OrderBook("BTC-USD"), Ref()
     for op in ops:
         if op[0] == "snap":
             book.apply_snapshot(op[1], op[2])
             ref.snap(op[1], op[2])
         elif op[0] == "delta":
-            book.apply_delta(op[1], op[2])
+            if columns:
+                book.apply_delta(_columns(op[1]), _columns(op[2]))
+            else:
+                book.apply_delta(op[1], op[2])
             ref.delta(op[1], op[2])
         elif op[0] == "consume":
             _, is_bid, price, size = op
