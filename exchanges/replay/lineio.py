@@ -16,6 +16,8 @@ the embedded 3.6 MB sample file), keeping just the last lines.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +25,11 @@ from typing import Iterator
 from perpbot.core.errors import DataError
 
 CHUNK = 1 << 18
+#: decompressed chunks the worker thread of a gzip file may hold ready ahead of the parser
+AHEAD = 4
+#: most decompressed bytes per piece the worker hands over (small pieces keep peak memory low:
+#: large buffers freed by another thread than the one that made them fragment the heap)
+PIECE = 1 << 16
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -90,23 +97,27 @@ class LineFile:
         return [ln for ln in keep.split(b"\n") if ln.strip()][-n:]
 
     def chunks(self) -> Iterator[list[bytes]]:
-        """Yield lists of lines (bytes, without the line end). Blank lines are kept as b''."""
+        """Yield lists of lines (bytes, without the line end). Blank lines are kept as b''.
+
+        A gzip file is read and decompressed up to :data:`AHEAD` pieces ahead by a worker
+        thread (zlib releases the GIL while it inflates, so this runs on another core beside
+        the parser); the lines are cut here, in the caller's thread. Closing the generator
+        early stops the worker.
+
+        :raises DataError: corrupt gzip data (naming the file and the byte), a gzip stream
+            that ends early, or a read error.
+        """
         path = self.path
-        with open(path, "rb") as f:
-            first = f.read(CHUNK)
-            gz = first[:2] == GZIP_MAGIC
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS) if gz else None
+        f = open(path, "rb")
+        first = f.read(CHUNK)
+        if first[:2] == GZIP_MAGIC:
+            pieces = _inflated(f, first, path)
+        else:
+            pieces = _plain(f, first)
+        try:
             rest = b""
-            raw = first
-            while raw:
-                self.bytes_read += len(raw)
-                if gz:
-                    try:
-                        d, data = _inflate(d, raw)
-                    except zlib.error as exc:
-                        raise DataError(f"{path}: corrupt gzip data near byte {self.bytes_read} ({exc})") from None
-                else:
-                    data = raw
+            for n_raw, data in pieces:
+                self.bytes_read += n_raw
                 if rest:
                     data = rest + data
                 lines = data.split(b"\n")
@@ -115,14 +126,97 @@ class LineFile:
                     if lines[0].endswith(b"\r") or lines[-1].endswith(b"\r"):
                         lines = [ln.rstrip(b"\r") for ln in lines]
                     yield lines
-                raw = f.read(CHUNK)
-            if gz and not d.eof:
+            if rest:
+                yield [rest.rstrip(b"\r")]
+        finally:
+            pieces.close()
+
+
+def _plain(f, first: bytes) -> Iterator[tuple[int, bytes]]:
+    """``(bytes read, data)`` pieces of the uncompressed file ``f`` (closed at the end)."""
+    with f:
+        raw = first
+        while raw:
+            yield len(raw), raw
+            raw = f.read(CHUNK)
+
+
+def _inflated(f, first: bytes, path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(compressed bytes read, decompressed data)`` pieces of the gzip file ``f``, inflated ahead
+    by a worker thread (which owns and closes ``f``); closing this generator stops the worker.
+
+    :raises DataError: corrupt or truncated gzip data, or a read error (naming ``path``).
+    """
+    out: queue.Queue = queue.Queue(maxsize=AHEAD)
+    stop = threading.Event()
+    worker = threading.Thread(target=_inflate_worker, args=(f, first, out, stop), name=f"inflate {path.name}",
+                              daemon=True)
+    worker.start()
+    done = 0
+    try:
+        while True:
+            n_raw, data, end = out.get()
+            done += n_raw
+            if end is None:
+                yield n_raw, data
+            elif end is True:  # the end of a complete stream
+                return
+            elif end is False:
                 raise DataError(
                     f"{path}: the gzip stream ends early (truncated file, e.g. a recorder that was killed); "
                     "repair it with 'gzip -dc FILE > FILE.txt' and replay the text file"
                 )
-            if rest:
-                yield [rest.rstrip(b"\r")]
+            elif isinstance(end, zlib.error):
+                raise DataError(f"{path}: corrupt gzip data near byte {done} ({end})") from None
+            else:
+                raise DataError(f"{path}: cannot read: {getattr(end, 'strerror', None) or end}") from None
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting to put, then let it see ``stop``
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
+
+
+def _inflate_worker(f, first: bytes, out: queue.Queue, stop: threading.Event) -> None:
+    """Read and inflate the gzip file ``f`` (closed at the end) into ``out``: ``(compressed bytes,
+    data, None)`` items of at most :data:`PIECE` bytes of data, then one ``(bytes, b"", end)`` item, ``end`` True (a complete stream),
+    False (the stream ends early) or the read or zlib exception. Stops when ``stop`` is set."""
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    with f:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = first
+        try:
+            while raw:
+                n = len(raw)  # counted with the chunk's first piece
+                buf = raw
+                while True:
+                    data = d.decompress(buf, PIECE)
+                    buf = d.unconsumed_tail
+                    if d.eof and d.unused_data:  # next gzip member
+                        buf = d.unused_data
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    if data or n:
+                        if not put((n, data, None)):
+                            return
+                        n = 0
+                    if not buf and len(data) < PIECE:  # input used up and no output held back
+                        break
+                raw = f.read(CHUNK)
+        except (zlib.error, OSError) as exc:
+            put((len(raw), b"", exc))
+            return
+        put((0, b"", bool(d.eof)))
 
 
 def _last_lines(buf: bytes, n: int) -> bytes:
