@@ -22,6 +22,8 @@ changed (:class:`BalanceMemo`: a pure function's memo, nothing to invalidate).
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
+from types import MemberDescriptorType
 from typing import Any
 
 import attrs
@@ -156,26 +158,70 @@ class DecisionCycle:
 
 #: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
 #: converter, validator or on_setattr) that no ``__attrs_post_init__`` check reads
-_PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders"), (Balance, "ts_ns")}
+_PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders"), (Balance, "ts_ns"), (WakeEvent, "decided_ns")}
 #: (class, field) -> its copier, ``fn(obj, value) -> copy`` (made by :func:`_make_copier`)
 _COPIERS: dict[tuple[type, str], Any] = {}
 
 
-def _make_copier(cls: type, name: str) -> Any:
-    """A function ``(obj, value)`` returning a copy of ``obj`` (of exactly ``cls``) with field
-    ``name`` set to ``value``: one line per attrs field (``object.__setattr__``, as attrs' own
-    ``__init__`` sets frozen fields), the attribute names written into the code (no ``getattr``
-    by name per field)."""
-    lines = ["def copy(obj, value):", "    new = _new(_cls)"]
+def _setters(cls: type) -> dict[str, Any]:
+    """attrs field name -> a function ``(obj, value)`` setting it on a new ``cls`` instance: the
+    slot's own descriptor ``__set__`` for a slotted field (what ``object.__setattr__`` ends up
+    calling, without looking the name up), else ``object.__setattr__`` bound to the name."""
+    out = {}
     for a in attrs.fields(cls):
         n = a.name
+        d = next((k.__dict__[n] for k in cls.__mro__ if n in k.__dict__), None)
+        if type(d) is MemberDescriptorType:
+            out[n] = d.__set__
+        else:
+            out[n] = partial(_setattr_by_name, n)
+    return out
+
+
+def _setattr_by_name(name: str, obj: Any, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _build_function(cls: type, fname: str, params: str, values: dict[str, str]) -> Any:
+    """A function ``fname(params)`` returning a new ``cls`` (without ``__init__``) whose attrs
+    fields are set, in field order, to the expressions ``values[name]`` (Python source)."""
+    setters = _setters(cls)
+    lines = [f"def {fname}({params}):", "    new = _new(_cls)"]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    for i, (n, fn) in enumerate(setters.items()):
         if not n.isidentifier():  # pragma: no cover - attrs field names are identifiers
             raise ValueError(f"field name {n!r} of {cls.__name__}")
-        lines.append(f"    _put(new, {n!r}, {'value' if n == name else 'obj.' + n})")
+        scope[f"_s{i}"] = fn
+        lines.append(f"    _s{i}(new, {values[n]})")
     lines.append("    return new")
-    scope = {"_new": object.__new__, "_cls": cls, "_put": object.__setattr__}
     exec("\n".join(lines), scope)  # noqa: S102 - code built from attrs field names only
-    return scope["copy"]
+    return scope[fname]
+
+
+def _make_copier(cls: type, name: str) -> Any:
+    """A function ``(obj, value)`` returning a copy of ``obj`` (of exactly ``cls``) with field
+    ``name`` set to ``value``: one line per attrs field, the attribute names written into the
+    code (no ``getattr`` by name per field), each set as attrs' own ``__init__`` sets a frozen
+    field (see :func:`_setters`)."""
+    values = {a.name: "value" if a.name == name else f"obj.{a.name}" for a in attrs.fields(cls)}
+    return _build_function(cls, "copy", "obj, value", values)
+
+
+def plain_maker(cls: type) -> Any:
+    """A function taking every attrs field of ``cls`` by keyword and returning the instance
+    ``cls(**fields)`` would, without running ``__init__``: for frozen classes whose fields
+    have no converter, validator or ``on_setattr`` and with no ``__attrs_post_init__`` (so
+    ``__init__`` only stores the values). Every field must be given.
+
+    :raises TypeError: ``cls`` has a converter, validator or post-init hook.
+    """
+    if getattr(cls, "__attrs_post_init__", None) is not None or getattr(cls, "__attrs_pre_init__", None) is not None:
+        raise TypeError(f"{cls.__name__} has an init hook")
+    for a in attrs.fields(cls):
+        if a.converter is not None or a.validator is not None or not a.init:
+            raise TypeError(f"{cls.__name__}.{a.name} is converted, validated or not set by __init__")
+    names = [a.name for a in attrs.fields(cls)]
+    return _build_function(cls, "make", "*, " + ", ".join(names), {n: n for n in names})
 
 
 def copy_with(obj: Any, name: str, value: Any) -> Any:
@@ -183,8 +229,8 @@ def copy_with(obj: Any, name: str, value: Any) -> Any:
 
     For those (exactly these classes, not subclasses) the other fields were converted and
     validated when ``obj`` was made and the changed one has nothing to convert or check, so the
-    copy is made field by field (``object.__setattr__``, as attrs' own ``__init__`` does for
-    frozen classes) instead of calling ``__init__`` again. Anything else goes through
+    copy is made field by field (each slot set as attrs' own ``__init__`` sets frozen fields)
+    instead of calling ``__init__`` again. Anything else goes through
     ``attrs.evolve``. Equal to what ``attrs.evolve`` returns (tested).
     """
     key = (type(obj), name)
@@ -362,7 +408,7 @@ class AccountSnapshot:
                 for t, p in pf.open_positions().items():
                     positions[bot.qualify(venue, t)] = p
             venue_marks[venue] = vm
-        return cls(
+        return (_make_snapshot if cls is AccountSnapshot else cls)(
             balances=balances,
             primary=balances[primary],
             marks=marks,
@@ -387,6 +433,10 @@ class AccountSnapshot:
             marks=self.marks,
             venues=dict(self.balances),
         )
+
+
+#: ``AccountSnapshot(**fields)`` without ``__init__`` (its fields are stored as given): :func:`plain_maker`
+_make_snapshot = plain_maker(AccountSnapshot)
 
 
 def mark_and_top(st: Any) -> tuple[Decimal | None, tuple | None]:

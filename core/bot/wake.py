@@ -14,8 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from perpbot.core.model import BookDelta, BookSnapshot, Quote, Trade
+from perpbot.core.bot.decisions import copy_with
+from perpbot.core.model import BookDelta, BookSnapshot, Quote, Side, Trade
 from perpbot.core.wake import Wake, WakeEvent
+
+#: Side -> its ``value`` ("BUY"/"SELL"), read without the enum property
+_SIDE_TEXT = {s: s.value for s in Side}
 
 _TOP = (BookDelta, BookSnapshot, Quote)
 
@@ -62,7 +66,7 @@ class Waker:
         """
         et = type(ev)
         if self.trade and et is Trade:
-            return WakeEvent("trade", ev.ticker, ev.ts_ns, f"{ev.side.value} {ev.size} at {ev.price}")
+            return WakeEvent("trade", ev.ticker, ev.ts_ns, f"{_SIDE_TEXT.get(ev.side) or ev.side.value} {ev.size} at {ev.price}")
         found = None
         if self.bbo and et in _TOP:
             top = st.best_bid_offer()
@@ -112,7 +116,7 @@ class Waker:
     def decided(self, wake: WakeEvent, now_ns: int, event_ts_ns: int) -> WakeEvent:
         """Book a decision on ``wake`` at clock time ``now_ns`` after the event of time
         ``event_ts_ns``; starts the throttle gap. :returns: ``wake`` with ``decided_ns`` set."""
-        done = WakeEvent(wake.kind, wake.ticker, wake.ts_ns, wake.detail, decided_ns=event_ts_ns)
+        done = copy_with(wake, "decided_ns", event_ts_ns)  # attrs.evolve(wake, decided_ns=event_ts_ns)
         self.next_ok_ns = event_ts_ns + self.throttle_ns
         self.woken[wake.kind] += 1
         delay = done.delay_ns

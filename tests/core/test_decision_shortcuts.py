@@ -117,3 +117,90 @@ def test_other_market_state_classes_are_asked():
     for ev in book_events("BTC-USD", T0, D("60000")):
         st.apply(ev)
     assert mark_and_top(st) == (D("1"), None)
+
+
+# -- objects built without __init__: equal to the ones __init__ builds --------------------------
+
+from perpbot.core.bot.decisions import AccountSnapshot, copy_with, plain_maker  # noqa: E402
+from perpbot.core.model import Balance, OrderParams, Position  # noqa: E402
+from perpbot.core.wake import WakeEvent  # noqa: E402
+
+
+def same(a, b):
+    return type(a) is type(b) and a == b and repr(a) == repr(b) and hash(a) == hash(b)
+
+
+@pytest.mark.parametrize("obj, name, value", [
+    (WakeEvent("trade", "BTC-USD", T0, "SELL 0.002 at 60000"), "decided_ns", T0 + 5),
+    (WakeEvent("bbo", "ETH-USD", T0, "bid 1 ask 2", decided_ns=T0 + 1), "decided_ns", T0 + 9),
+    (Balance(collateral=D("10.5"), equity=D("11"), free_collateral=D("9"), ts_ns=3), "ts_ns", 4),
+])
+def test_copy_with_of_wake_events_and_balances_equals_evolve(obj, name, value):
+    assert same(copy_with(obj, name, value), attrs.evolve(obj, **{name: value}))
+
+
+def test_a_snapshot_made_without_init_equals_one_made_with_it():
+    bal = Balance(collateral=D("10.5"), equity=D("11"), free_collateral=D("9"), ts_ns=3)
+    pos = {"BTC-USD": Position("BTC-USD", D("0.1"), D("60000"))}
+    fields = dict(balances={"paper": bal}, primary=bal, marks={"BTC-USD": D("60000.5")}, positions=pos,
+                  paused={"ETH-USD": "no book snapshot yet"}, total_equity=D("11"),
+                  venue_positions={"paper": pos}, venue_marks={"paper": {"BTC-USD": D("60000.5")}})
+    made = plain_maker(AccountSnapshot)(**fields)
+    want = AccountSnapshot(**fields)
+    assert type(made) is AccountSnapshot and made == want and repr(made) == repr(want)
+    assert all(getattr(made, a.name) is getattr(want, a.name) for a in attrs.fields(AccountSnapshot))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.marks = {}
+    with pytest.raises(TypeError):
+        plain_maker(AccountSnapshot)(**{k: v for k, v in fields.items() if k != "paused"})  # every field is given
+
+
+def test_classes_with_converters_or_checks_are_not_made_without_init():
+    with pytest.raises(TypeError, match="hook"):
+        plain_maker(OrderParams)
+
+    @attrs.frozen
+    class Converted:
+        x: int = attrs.field(converter=int)
+
+    with pytest.raises(TypeError, match="converted"):
+        plain_maker(Converted)
+
+    @attrs.frozen
+    class Checked:
+        x: int
+
+        def __attrs_post_init__(self):
+            pass
+
+    with pytest.raises(TypeError, match="hook"):
+        plain_maker(Checked)
+
+
+def test_a_trade_wake_up_reads_as_before():
+    from perpbot.core.bot.wake import Waker
+    from perpbot.core.wake import Wake
+
+    waker = Waker(Wake.parse("trade"), 0)
+    for side in (Side.BUY, Side.SELL):
+        ev = Trade("BTC-USD", T0, price=D("60000.50"), size=D("0.0020"), side=side)
+        wake = waker.trigger(None, ev)
+        assert wake == WakeEvent("trade", "BTC-USD", T0, f"{side.value} 0.0020 at 60000.50")
+        done = waker.decided(wake, T0 + 7, T0 + 7)
+        assert same(done, attrs.evolve(wake, decided_ns=T0 + 7)) and done.delay_ns == 7
+
+
+def test_the_snapshot_is_what_the_bots_queries_say(tmp_path):
+    from perpbot.core.strategy import StrategyResult
+    from tests.core.simple import ScriptedStrategy
+    from tests.core.test_bot import events, make_bot, run
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events(3))
+    run(bot)
+    snap = AccountSnapshot.of(bot)
+    assert type(snap) is AccountSnapshot
+    assert snap.marks == bot.marks() and snap.marks and snap.paused == bot.paused()
+    assert snap.positions == bot.positions() and snap.positions
+    assert snap.balances == {v: bot.balance(v) for v in bot.portfolios} and snap.primary == bot.balance()
+    assert snap.total_equity == bot.total_equity()
