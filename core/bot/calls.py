@@ -99,7 +99,14 @@ class ObserverCalls:
         # are called first, then the awaitables of async ones are awaited, in the same order
         called = []
         cached = self._plans.get(hook)
-        if cached is not None and cached[0] == caller.get_hookimpls() and cached[1] == self._direct():
+        # pluggy's own list of the hook's implementations (changed in place when a plugin is
+        # registered or unregistered: ``pluggy/_hooks.py`` HookCaller._add_hookimpl and
+        # _remove_plugin), compared without the copy get_hookimpls() makes
+        live = getattr(caller, "_hookimpls", None)
+        if type(live) is not list:
+            live = caller.get_hookimpls()
+        if (cached is not None and cached[0] == live
+                and cached[1] == (_MULTICALL is not None and getattr(self._pluggy, "_inner_hookexec", None) is _MULTICALL)):
             plan = cached[2]  # what plan() would return, without building its answer again
         else:
             plan = self.plan(caller)
