@@ -422,7 +422,7 @@ class AccountSnapshot:
     def market_data(self, bot: Any, now: int) -> MarketData:
         """The :class:`~perpbot.core.state.MarketData` ``bot.market_data()`` would build at ``now`` (ns)."""
         paused = self.paused
-        return MarketData(
+        return (_make_market_data if type(self) is AccountSnapshot else MarketData)(
             ts_ns=now,
             markets=bot.states,
             tradable=tuple([t for t in bot.states if t not in paused]),
@@ -437,6 +437,11 @@ class AccountSnapshot:
 
 #: ``AccountSnapshot(**fields)`` without ``__init__`` (its fields are stored as given): :func:`plain_maker`
 _make_snapshot = plain_maker(AccountSnapshot)
+
+
+#: ``MarketData(**fields)`` and ``RiskView(**fields)`` without ``__init__`` (fields stored as given)
+_make_market_data = plain_maker(MarketData)
+_make_risk_view = plain_maker(RiskView)
 
 
 def mark_and_top(st: Any) -> tuple[Decimal | None, tuple | None]:
@@ -491,7 +496,7 @@ def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
         snap = cycle_snapshot(bot) or AccountSnapshot.of(bot)
     balances = snap.balances
     bal = snap.primary
-    return RiskView(
+    return _make_risk_view(
         now_ns=bot.clock.now_ns(),
         balance=bal,
         positions=dict(snap.positions),

@@ -204,3 +204,28 @@ def test_the_snapshot_is_what_the_bots_queries_say(tmp_path):
     assert snap.positions == bot.positions() and snap.positions
     assert snap.balances == {v: bot.balance(v) for v in bot.portfolios} and snap.primary == bot.balance()
     assert snap.total_equity == bot.total_equity()
+
+
+def test_the_views_made_without_init_equal_the_ones_made_with_it(tmp_path):
+    from perpbot.core.bot.decisions import risk_view
+    from perpbot.core.policies import RiskView, SizingView
+    from perpbot.core.state import MarketData
+    from perpbot.core.strategy import StrategyResult
+    from tests.core.simple import ScriptedStrategy
+    from tests.core.test_bot import events, make_bot, run
+
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(OrderParams("BTC-USD", Side.BUY, size=D("0.01")))]
+    bot = make_bot(tmp_path, events(3))
+    run(bot)
+    now = bot.clock.now_ns()
+    md = AccountSnapshot.of(bot).market_data(bot, now)
+    want = bot.market_data()
+    assert type(md) is MarketData and md == want and repr(md) == repr(want) and md.positions
+    rv = risk_view(bot)
+    rebuilt = RiskView(**{a.name: getattr(rv, a.name) for a in attrs.fields(RiskView)})
+    assert type(rv) is RiskView and rv == rebuilt and repr(rv) == repr(rebuilt)
+    assert rv.marks == bot.marks() and rv.positions == bot.positions() and rv.balance == bot.balance()
+    fields = dict(market=bot.markets["BTC-USD"], price=D("60000"), balance=bot.balance(), position=None,
+                  positions={}, marks={"BTC-USD": D("60000")}, now_ns=now, score=None, volatility=None)
+    sv = plain_maker(SizingView)(**fields)
+    assert type(sv) is SizingView and sv == SizingView(**fields) and repr(sv) == repr(SizingView(**fields))
