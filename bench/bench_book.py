@@ -3,7 +3,8 @@
 Run ``python bench/bench_book.py`` from the repository root.
 
 - **book**: the Binance USD-M BTCUSDT + ETHUSDT recording (``examples/data/binance_usdm``)
-  is parsed once into the feed's own events (Decimal ``(price, size)`` tuples); then only
+  is parsed once into the feed's own events (Decimal levels in two columns,
+  :class:`~perpbot.core.model.Levels`, as the reader hands them over); then only
   applying them to :class:`perpbot.core.book.OrderBook` is timed: one ``apply_snapshot`` per market
   and every ``apply_delta``, in the recording's merged time order. Figure: level entries
   applied per second (each price level of a depth diff, update or delete), median of 5
