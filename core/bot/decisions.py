@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import partial
+from operator import is_
 from types import MemberDescriptorType
 from typing import Any
 
@@ -301,7 +302,7 @@ class BalanceMemo:
                 key += (t, str(p.size), str(p.entry_price), str(marks.get(t)))
                 params.append(markets.get(t))
         kept = self.kept.get(venue)
-        if kept is not None and kept[0] == key and all(a is b for a, b in zip(kept[1], params)):
+        if kept is not None and kept[0] == key and all(map(is_, kept[1], params)):  # same length: the keys are equal
             self.hits += 1
             bal = kept[2]
             return bal if bal.ts_ns == now else copy_with(bal, "ts_ns", now)
