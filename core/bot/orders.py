@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from perpbot.core.bot.decisions import cycle_snapshot, plain_maker
+from perpbot.core.bot.decisions import cycle_snapshot
 from perpbot.core.config import split_ticker
 from perpbot.core.errors import ExchangeError, PerpbotError
 from perpbot.core.model import (
@@ -33,10 +33,6 @@ from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, SizingView
 from perpbot.core.signals.scores import Scores
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
-
-
-#: ``SizingView(**fields)`` without ``__init__`` (its fields are stored as given)
-_make_sizing_view = plain_maker(SizingView)
 
 
 def sizing_score(scores: Any) -> Decimal | None:
@@ -142,7 +138,7 @@ class OrderRouter:
                     positions, marks = {t: p for t, p in raw.items() if p.size != 0}, dict(vm)
                 else:
                     positions, marks = bot.portfolios[venue].open_positions(), bot.venue_marks(venue)
-                return _make_sizing_view(  # SizingView(...), every field given
+                return SizingView(
                     market=market,
                     price=ref,
                     balance=balance,
@@ -151,7 +147,6 @@ class OrderRouter:
                     marks=marks,
                     now_ns=bot.clock.now_ns(),
                     score=score,
-                    volatility=None,
                 )
 
             balance = await manager.get()
