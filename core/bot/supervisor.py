@@ -141,6 +141,8 @@ class TradingBot(RunQueries):
 
         # collaborators, one per concern ---------------------------------------
         self._observers = ObserverCalls(plugin_manager, RunViewProxy(self), verbose=config.verbose)
+        # notify() on this bot is the dispatcher's own (the method below, without its call per hook)
+        self.notify = self._observers.notify
         self._strategy_calls = StrategyCalls(self)
         self._account = AccountEvents(self, self._strategy_calls)
         self._orders = OrderRouter(self, self._account)

@@ -222,3 +222,21 @@ def test_implementations_naming_none_one_or_several_arguments_get_them_as_pluggy
     seen.clear()
     m.pm.hook.on_decision(bot=VIEW, strategy="s", result="r")
     assert direct == seen == [("three", "r", VIEW, "s"), ("one", "r"), ("none",)]
+
+
+def test_the_bots_notify_is_the_dispatchers_bound_method(tmp_path):
+    """Issue 11.4: a bot's ``notify`` is its dispatcher's ``notify`` itself (no call of the
+    TradingBot method per hook); the class method still works the same when called."""
+    from perpbot.core.bot import TradingBot
+    from tests.core.test_bot import events, make_bot
+
+    class Obs:
+        __name__ = "obs"
+
+        @hookimpl
+        def on_fill(self, bot, fill):
+            return ("seen", fill)
+
+    bot = make_bot(tmp_path, events(), Obs())
+    assert bot.notify == bot._observers.notify
+    assert asyncio.run(TradingBot.notify(bot, "on_fill", fill="f")) == [("seen", "f")]
