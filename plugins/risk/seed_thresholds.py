@@ -149,7 +149,6 @@ class SeedThresholds(PolicyBase):
             loss = self._loss(view)
         except LookupError as exc:
             return self.decision(RiskAction.HALT, f"{exc}: the account loss cannot be measured")
-        open_positions = {t: pos for t, pos in view.positions.items() if pos.size}
         if loss is not None:
             frac, start, equity = loss
             if frac >= p.emergency_loss or self._emergency:
@@ -159,6 +158,7 @@ class SeedThresholds(PolicyBase):
                     f"account loss {pct(frac)} (equity {fmt(equity, 2)} vs start {fmt(start, 2)} USD) "
                     f">= emergency {pct(p.emergency_loss)}"
                 )
+                open_positions = [t for t, pos in view.positions.items() if pos.size]  # only read here
                 if open_positions:
                     return self.decision(RiskAction.CLOSE_ALL, numbers + f": closing all {len(open_positions)} positions")
                 if p.halt_after_emergency:
