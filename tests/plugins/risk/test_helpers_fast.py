@@ -91,3 +91,22 @@ def test_max_leverage_counts_other_positions_at_their_marks_on_the_same_venue_on
     assert "6.1x > max 5x (other notional 11000 + |1| x 50000" in d.reason
     assert policy.check_order(OrderRequest(client_id=2, ticker="BTC-USD", side=Side.BUY, size=D("0.78"), venue="dydx"),
                               view).approved
+
+
+def test_seed_emergency_counts_open_positions_only():
+    """The emergency rule closes the open positions (closed ones in the view are not counted) and
+    halts when only closed ones are left."""
+    from perpbot.core.params import parse_params
+    from perpbot.core.policies import RiskAction
+    from perpbot.plugins.risk import SeedThresholds
+
+    def view(positions):
+        return RiskView(now_ns=0, balance=Balance(collateral=D(8500), equity=D(8500), free_collateral=D(8500)),
+                        positions=positions, marks={}, markets={}, start_equity=D(10000), total_equity=D(8500))
+
+    policy = SeedThresholds(parse_params(SeedThresholds.Params, {}, "seed_thresholds"), None)
+    closed = Position("ETH-USD", D("0"), D(3000))
+    d = policy.check_account(view({"ETH-USD": closed, "BTC-USD": Position("BTC-USD", D("0.1"), D(60000))}))
+    assert d.action is RiskAction.CLOSE_ALL and d.reason.endswith(": closing all 1 positions")
+    d = policy.check_account(view({"ETH-USD": closed}))
+    assert d.action is RiskAction.HALT and "halting" in d.reason
