@@ -183,12 +183,13 @@ def _setattr_by_name(name: str, obj: Any, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
-def _build_function(cls: type, fname: str, params: str, values: dict[str, str]) -> Any:
+def _build_function(cls: type, fname: str, params: str, values: dict[str, str], scope: dict | None = None) -> Any:
     """A function ``fname(params)`` returning a new ``cls`` (without ``__init__``) whose attrs
-    fields are set, in field order, to the expressions ``values[name]`` (Python source)."""
+    fields are set, in field order, to the expressions ``values[name]`` (Python source;
+    ``scope``: names the parameters' defaults refer to)."""
     setters = _setters(cls)
     lines = [f"def {fname}({params}):", "    new = _new(_cls)"]
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope = {**(scope or {}), "_new": object.__new__, "_cls": cls}
     for i, (n, fn) in enumerate(setters.items()):
         if not n.isidentifier():  # pragma: no cover - attrs field names are identifiers
             raise ValueError(f"field name {n!r} of {cls.__name__}")
@@ -212,7 +213,9 @@ def plain_maker(cls: type) -> Any:
     """A function taking every attrs field of ``cls`` by keyword and returning the instance
     ``cls(**fields)`` would, without running ``__init__``: for frozen classes whose fields
     have no converter, validator or ``on_setattr`` and with no ``__attrs_post_init__`` (so
-    ``__init__`` only stores the values). Every field must be given.
+    ``__init__`` only stores the values). A field with a plain default may be left out (that
+    default object is stored, as ``__init__`` does); one without a default or with a factory
+    must be given.
 
     Only worth it for frozen classes (their ``__init__`` stores each field through
     ``object.__setattr__``); a mutable class's ``__init__`` already assigns its slots directly
@@ -225,8 +228,17 @@ def plain_maker(cls: type) -> Any:
     for a in attrs.fields(cls):
         if a.converter is not None or a.validator is not None or not a.init:
             raise TypeError(f"{cls.__name__}.{a.name} is converted, validated or not set by __init__")
-    names = [a.name for a in attrs.fields(cls)]
-    return _build_function(cls, "make", "*, " + ", ".join(names), {n: n for n in names})
+    names = []
+    defaults = {}
+    for a in attrs.fields(cls):
+        d = a.default
+        if d is attrs.NOTHING or isinstance(d, attrs.Factory):  # given each time (a factory makes a new object)
+            names.append(a.name)
+        else:  # the very default object attrs' __init__ would store
+            defaults[f"_d_{a.name}"] = d
+            names.append(f"{a.name}=_d_{a.name}")
+    plain = [a.name for a in attrs.fields(cls)]
+    return _build_function(cls, "make", "*, " + ", ".join(names), {n: n for n in plain}, defaults)
 
 
 def copy_with(obj: Any, name: str, value: Any) -> Any:

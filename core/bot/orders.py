@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from perpbot.core.bot.decisions import cycle_snapshot
+from perpbot.core.bot.decisions import cycle_snapshot, plain_maker
 from perpbot.core.config import split_ticker
 from perpbot.core.errors import ExchangeError, PerpbotError
 from perpbot.core.model import (
@@ -33,6 +33,10 @@ from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, SizingView
 from perpbot.core.signals.scores import Scores
 from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
+
+
+#: ``OrderInfo(**fields)`` without ``__init__`` (a frozen class storing its fields as given)
+_make_order_info = plain_maker(OrderInfo)
 
 
 def sizing_score(scores: Any) -> Decimal | None:
@@ -295,7 +299,7 @@ class OrderRouter:
         bot.orders_sent += 1
         bot.last_activity_ns = bot.clock.now_ns()
         qualified = bot.qualify(venue, req.ticker)
-        bot.open_orders[req.client_id] = OrderInfo(
+        bot.open_orders[req.client_id] = _make_order_info(  # OrderInfo(...): fields stored as given
             client_id=req.client_id,
             ticker=qualified,
             side=req.side,

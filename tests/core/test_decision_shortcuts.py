@@ -225,3 +225,44 @@ def test_the_strategys_and_the_policies_views_are_what_the_bot_says(tmp_path):
     rebuilt = RiskView(**{a.name: getattr(rv, a.name) for a in attrs.fields(RiskView)})
     assert type(rv) is RiskView and rv == rebuilt and repr(rv) == repr(rebuilt)
     assert rv.marks == bot.marks() and rv.positions == bot.positions() and rv.balance == bot.balance()
+
+
+def test_plain_defaults_are_stored_as_init_stores_them():
+    from perpbot.core.model import OrderInfo, OrderStatus, OrderType
+
+    fields = dict(client_id=7, ticker="BTC-USD", side=Side.BUY, size=D("0.0100"), price=None,
+                  status=OrderStatus.PENDING, order_type=OrderType.MARKET, reduce_only=False, post_only=False,
+                  tag="t", created_ns=T0, venue="paper")
+    made = plain_maker(OrderInfo)(**fields)
+    want = OrderInfo(**fields)
+    assert same(made, want)
+    assert all(getattr(made, a.name) is getattr(want, a.name) for a in attrs.fields(OrderInfo))  # filled_size, exchange_order_id
+    assert same(plain_maker(OrderInfo)(**fields, filled_size=D("0.005")), OrderInfo(**fields, filled_size=D("0.005")))
+    with pytest.raises(TypeError):
+        plain_maker(OrderInfo)(**{k: v for k, v in fields.items() if k != "status"})  # no default: must be given
+
+
+def test_the_open_order_record_is_the_one_init_makes(tmp_path):
+    from perpbot.core.model import OrderInfo, OrderType
+    from perpbot.core.strategy import StrategyResult
+    from tests.core.simple import ScriptedStrategy
+    from tests.core.test_bot import events, make_bot, run
+
+    seen = []
+
+    class Looking(ScriptedStrategy):
+        async def execute_strategy(self, md):
+            seen.append(dict(md.open_orders))
+            return await super().execute_strategy(md)
+
+    limit = OrderParams("BTC-USD", Side.BUY, order_type=OrderType.LIMIT, size=D("0.01"), price=D("1000"), tag="far", reason="r")
+    ScriptedStrategy.SCRIPT = [StrategyResult.place(limit)]
+    bot = make_bot(tmp_path, events(4))
+    bot.strategy.__class__ = Looking
+    run(bot)
+    infos = [i for i in bot.open_orders.values()] or [i for d in seen for i in d.values()]
+    assert infos, "the resting order is recorded"
+    info = infos[0]
+    assert type(info) is OrderInfo
+    rebuilt = OrderInfo(**{a.name: getattr(info, a.name) for a in attrs.fields(OrderInfo)})
+    assert same(info, rebuilt) and info.tag == "far" and info.price == D("1000") and info.venue
