@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from perpbot.core.bot.decisions import copy_with
+from perpbot.core.bot.decisions import copy_with, plain_maker
 from perpbot.core.model import BookDelta, BookSnapshot, Quote, Side, Trade
 from perpbot.core.wake import Wake, WakeEvent
 
@@ -22,6 +22,8 @@ from perpbot.core.wake import Wake, WakeEvent
 _SIDE_TEXT = {s: s.value for s in Side}
 
 _TOP = (BookDelta, BookSnapshot, Quote)
+#: ``WakeEvent(**fields)`` without ``__init__`` (a frozen class storing its fields as given)
+_make_wake = plain_maker(WakeEvent)
 
 
 class Waker:
@@ -66,7 +68,8 @@ class Waker:
         """
         et = type(ev)
         if self.trade and et is Trade:
-            return WakeEvent("trade", ev.ticker, ev.ts_ns, f"{_SIDE_TEXT.get(ev.side) or ev.side.value} {ev.size} at {ev.price}")
+            return _make_wake(kind="trade", ticker=ev.ticker, ts_ns=ev.ts_ns,
+                              detail=f"{_SIDE_TEXT.get(ev.side) or ev.side.value} {ev.size} at {ev.price}")
         found = None
         if self.bbo and et in _TOP:
             top = st.best_bid_offer()
