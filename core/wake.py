@@ -192,14 +192,16 @@ class WakeEvent:
 
     def describe(self) -> str:
         """One short line for logs and the journal, e.g. ``"trade BTC-USD at 1732262400.123456789"``."""
-        if self.kind == "schedule":
+        kind = self.kind
+        if kind == "schedule":
             return "schedule"
-        s, ns = divmod(self.ts_ns, 1_000_000_000)
-        text = f"{self.kind} {self.ticker} at {s}.{ns:09d}"
-        if self.detail:
-            text += f" ({self.detail})"
-        if self.delay_ns:
-            text += f", held {self.delay_ns / 1e6:.3f} ms by the throttle"
+        ts = self.ts_ns
+        s, ns = divmod(ts, 1_000_000_000)
+        detail = self.detail
+        text = f"{kind} {self.ticker} at {s}.{ns:09d} ({detail})" if detail else f"{kind} {self.ticker} at {s}.{ns:09d}"
+        decided = self.decided_ns
+        if decided and decided > ts:  # delay_ns > 0
+            text += f", held {(decided - ts) / 1e6:.3f} ms by the throttle"
         return text
 
 

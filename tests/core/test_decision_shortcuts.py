@@ -266,3 +266,28 @@ def test_the_open_order_record_is_the_one_init_makes(tmp_path):
     assert type(info) is OrderInfo
     rebuilt = OrderInfo(**{a.name: getattr(info, a.name) for a in attrs.fields(OrderInfo)})
     assert same(info, rebuilt) and info.tag == "far" and info.price == D("1000") and info.venue
+
+
+def describe_as_first_written(w):
+    if w.kind == "schedule":
+        return "schedule"
+    s, ns = divmod(w.ts_ns, 1_000_000_000)
+    text = f"{w.kind} {w.ticker} at {s}.{ns:09d}"
+    if w.detail:
+        text += f" ({w.detail})"
+    if w.delay_ns:
+        text += f", held {w.delay_ns / 1e6:.3f} ms by the throttle"
+    return text
+
+
+@pytest.mark.parametrize("wake", [
+    WakeEvent("schedule", ts_ns=T0),
+    WakeEvent("trade", "BTC-USD", T0 + 7, "SELL 0.002 at 60000"),
+    WakeEvent("trade", "BTC-USD", T0 + 7, "SELL 0.002 at 60000", decided_ns=T0 + 7),
+    WakeEvent("bbo", "ETH-USD", T0, "bid 1 ask 2", decided_ns=T0 + 12_345_678),
+    WakeEvent("score", "ETH-USD", 5, "", decided_ns=3),  # decided "before" the event: no delay
+    WakeEvent("bbo", "ETH-USD", 999_999_999, "", decided_ns=1_000_000_999),
+    WakeEvent("trade", "BTC-USD", 0, "x"),
+])
+def test_describe_reads_as_first_written(wake):
+    assert wake.describe() == describe_as_first_written(wake)
