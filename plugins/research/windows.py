@@ -21,7 +21,6 @@ file into a folder of the same name; its span is that of all its files.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import shutil
 from pathlib import Path
@@ -33,12 +32,12 @@ __all__ = ["data_span", "cut", "window_files"]
 
 
 def _open_text(path: Path):
-    raw = open(path, "rb")
-    if raw.read(2) == b"\x1f\x8b":
-        raw.seek(0)
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
-    raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    """``path`` opened as UTF-8 text, gzip or plain by its first bytes (closing it closes the file)."""
+    with open(path, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    if gz:
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
 
 
 def _row_ns(path: Path, line: str, lineno: int) -> int:
