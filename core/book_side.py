@@ -52,6 +52,8 @@ BUCKET_TARGET = 16
 #: a bucket that grows past this many levels triggers a recalibration of the ladder
 BUCKET_MAX = 256
 _ONE = Decimal(1)
+#: a best price not read since the side last changed
+_UNREAD = object()
 
 #: deltas kept per side to tell which of two levels was updated more recently (:meth:`BookSide.recency`)
 RECENT_DELTAS = 64
@@ -73,7 +75,7 @@ class BookSide:
     """
 
     __slots__ = ("_d", "_log", "_logged", "_base_seq", "_filed", "_buckets", "_ids", "_exp", "_scale", "_shift", "_sorted",
-                 "_dirty")
+                 "_dirty", "_hi", "_lo")
 
     def __init__(self) -> None:
         self._d: dict = {}
@@ -87,6 +89,7 @@ class BookSide:
         self._scale = _ONE  # 1E+exp: a product with it only moves the exponent (exact)
         self._shift = 0
         self._sorted: list | None = None  # every live price, ascending; None after any change
+        self._hi = self._lo = _UNREAD  # the highest and lowest price as last read; _UNREAD after any change
         self._dirty = False  # the ladder needs a recalibration (a bucket overflowed)
 
     # -- ladder -------------------------------------------------------------------
@@ -128,6 +131,7 @@ class BookSide:
         self._buckets = buckets
         self._ids = sorted(buckets)
         self._sorted = prices
+        self._hi = self._lo = _UNREAD
         self._dirty = False
 
     def load(self, levels) -> None:
@@ -144,6 +148,7 @@ class BookSide:
         self._buckets.clear()
         self._ids.clear()
         self._sorted = None
+        self._hi = self._lo = _UNREAD
 
     def apply(self, levels, seq: int) -> int:
         """Set absolute sizes (0 deletes; deleting an absent price is ignored); returns the entries read.
@@ -176,6 +181,7 @@ class BookSide:
         self._log.append((seq, levels))
         self._logged += 1
         self._sorted = None
+        self._hi = self._lo = _UNREAD
         if self._dirty:
             self.calibrate()
         elif len(filed) > (len(d) << 1) + STALE_SLACK:
@@ -271,6 +277,7 @@ class BookSide:
             self._file(price)
         self._d[price] = size
         self._sorted = None
+        self._hi = self._lo = _UNREAD
         if self._dirty:
             self.calibrate()
 
@@ -281,26 +288,41 @@ class BookSide:
         """
         del self._d[price]
         self._sorted = None
+        self._hi = self._lo = _UNREAD
 
     # -- order ------------------------------------------------------------------------
 
     def best_high(self):
-        """The highest price, or None when empty (stale buckets passed over are dropped)."""
+        """The highest price, or None when empty (stale buckets passed over are dropped); kept
+        until the side changes."""
+        hi = self._hi
+        if hi is not _UNREAD:
+            return hi
         ids = self._ids
+        hi = None
         while ids:
             live = self._live(ids[-1])
             if live:
-                return max(live)
-        return None
+                hi = max(live)
+                break
+        self._hi = hi
+        return hi
 
     def best_low(self):
-        """The lowest price, or None when empty (stale buckets passed over are dropped)."""
+        """The lowest price, or None when empty (stale buckets passed over are dropped); kept
+        until the side changes."""
+        lo = self._lo
+        if lo is not _UNREAD:
+            return lo
         ids = self._ids
+        lo = None
         while ids:
             live = self._live(ids[0])
             if live:
-                return min(live)
-        return None
+                lo = min(live)
+                break
+        self._lo = lo
+        return lo
 
     def ascending(self) -> Iterator:
         """Prices, lowest first (lazy: one bucket sorted at a time)."""
