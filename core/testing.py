@@ -93,6 +93,14 @@ def book_events(ticker: str, ts_ns: int, mid: Decimal, spread: Decimal = D("1"),
     return [BookSnapshot(ticker, ts_ns, bids, asks), OraclePrice(ticker, ts_ns, mid)]
 
 
+def state_with(*events, ticker: str = "BTC-USD") -> MarketState:
+    """A :class:`MarketState` of ``ticker`` (its :func:`market` parameters) with ``events`` applied in order."""
+    st = MarketState(market(ticker))
+    for ev in events:
+        st.apply(ev)
+    return st
+
+
 def bot_config(**overrides) -> BotConfig:
     """A BotConfig for tests: no journal, no report, no progress bar, state in ``state_dir``."""
     base = dict(journal_enabled=False, report=False, progress=False, risk_policies=())

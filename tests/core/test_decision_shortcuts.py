@@ -54,16 +54,12 @@ def test_sizing_score_values():
 from perpbot.core.bot.decisions import mark_and_top  # noqa: E402
 from perpbot.core.model import BookSnapshot, OraclePrice, Quote, Side, Trade  # noqa: E402
 from perpbot.core.state import MarketState  # noqa: E402
-from perpbot.core.testing import book_events, market  # noqa: E402
+from perpbot.core.testing import book_events, market, state_with  # noqa: E402
 
 T0 = 1_733_000_000 * 1_000_000_000
 
 
-def _state(*events):
-    st = MarketState(market("BTC-USD"))
-    for ev in events:
-        st.apply(ev)
-    return st
+_state = state_with
 
 
 def _lvl(p):

@@ -10,17 +10,12 @@ import pytest
 
 from perpbot.core.bot.orders import OrderRouter
 from perpbot.core.model import BookSnapshot, Quote, Side, Trade
-from perpbot.core.state import MarketState
-from perpbot.core.testing import market
+from perpbot.core.testing import state_with
 
 T0 = 1_733_000_000 * 1_000_000_000
 
 
-def _state(*events):
-    st = MarketState(market("BTC-USD"))
-    for ev in events:
-        st.apply(ev)
-    return st
+_state = state_with
 
 
 def cases():
