@@ -82,6 +82,20 @@ def checkpoints(journal: Path) -> int:
         return 0  # not created / migrated yet
 
 
+def last_run_status(journal: Path) -> str | None:
+    """The journal's last run status (``running``, ``stopped``, ``crashed``...), None without a
+    run or a readable journal."""
+    try:
+        con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute("SELECT status FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()
+            return row[0] if row else None
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+
+
 def kill_at_random_point(strategy: str, journal: Path, state_dir: Path, log: Path, rng: random.Random) -> str:
     """Start the CLI, wait for a new checkpoint, wait a random moment more, SIGKILL it."""
     before = checkpoints(journal)
@@ -98,6 +112,9 @@ def kill_at_random_point(strategy: str, journal: Path, state_dir: Path, log: Pat
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=30)
+                if last_run_status(journal) == "stopped":
+                    # the run had ended (journal closed as stopped) and the process was exiting
+                    return "finished before the kill"
                 return "killed"
             return "finished before the kill"
         finally:
