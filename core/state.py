@@ -293,25 +293,18 @@ class MarketState:
             return self.last_price, self.last_price
         return bb, ba
 
-    def stale_reason(self, now_ns: int, mark: Any = ..., top: tuple | None = None) -> str | None:
+    def stale_reason(self, now_ns: int, mark: Any = ...) -> str | None:
         """Why decisions on this market must pause now, or None when its data is usable.
 
         :param mark: this market's :meth:`mark_price` (USD or None) when the caller has just read
-            it (the decision cycle's snapshot reads both; the book is not read twice), else omitted.
-        :param top: ``(book.best_bid_price(), book.best_ask_price())`` when the caller has just
-            read them (the crossing check uses them instead of reading the book again), else None.
+            it (the decision cycle's snapshot reads both), else omitted.
         """
         if self.feed_unhealthy:
             return self.feed_unhealthy
         if not self.book_ready and not self.bar_feed:
             return "no book snapshot yet"
-        if top is None:
-            if self.book.is_crossed():
-                return f"crossed book (bid {self.book.best_bid_price()} >= ask {self.book.best_ask_price()})"
-        else:
-            bb, ba = top
-            if bb is not None and ba is not None and bb >= ba:  # OrderBook.is_crossed on the given top
-                return f"crossed book (bid {bb} >= ask {ba})"
+        if self.book.is_crossed():
+            return f"crossed book (bid {self.book.best_bid_price()} >= ask {self.book.best_ask_price()})"
         if self.last_event_ns and now_ns - self.last_event_ns > self.stale_after_ns and not self.bar_feed:
             age = (now_ns - self.last_event_ns) / NS
             return f"stale data: last event {age:.1f}s ago"

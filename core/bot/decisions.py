@@ -33,8 +33,7 @@ from perpbot.core.bot.support import NS
 from perpbot.core.model import ZERO, Balance, OrderParams
 from perpbot.core.portfolio import Portfolio
 from perpbot.core.policies import APPROVE, RiskAction, RiskView
-from perpbot.core.book import OrderBook
-from perpbot.core.state import MarketData, MarketState
+from perpbot.core.state import MarketData
 from perpbot.core.strategy import StrategyResult
 from perpbot.core.wake import SCHEDULE, WakeEvent
 
@@ -392,15 +391,15 @@ class AccountSnapshot:
             memo = getattr(getattr(bot, "_cycle", None), "balance_memo", None)
         primary = bot.config.primary_venue
         now = bot.clock.now_ns()
-        # bot.marks() and bot.paused() in one pass: each market's top of book read once, for its
-        # mark and for stale_reason's crossing check, and the mark handed to stale_reason
+        # bot.marks() and bot.paused() in one pass: each market's mark read once and handed to
+        # stale_reason (the book keeps its best prices between changes: no read is repeated)
         marks = {}
         paused = {}
         for t, st in bot.states.items():
-            m, top = mark_and_top(st)
+            m = st.mark_price()
             if m is not None:
                 marks[t] = m
-            reason = st.stale_reason(now, m, top)
+            reason = st.stale_reason(now, m)
             if reason:
                 paused[t] = reason
         balances = {}
@@ -454,27 +453,6 @@ class AccountSnapshot:
 
 #: ``AccountSnapshot(**fields)`` without ``__init__`` (its fields are stored as given): :func:`plain_maker`
 _make_snapshot = plain_maker(AccountSnapshot)
-
-
-def mark_and_top(st: Any) -> tuple[Decimal | None, tuple | None]:
-    """``(st.mark_price(), top)`` with the book's top read once: ``top`` is
-    ``(best bid, best ask)`` of ``st.book`` (USD, either may be None) for
-    :meth:`~perpbot.core.state.MarketState.stale_reason`, or None when it was not read.
-
-    The mark is ``MarketState.mark_price``'s (``core/state.py``): the oracle price when known,
-    else the book's mid ``(bid + ask) / 2`` (``OrderBook.mid``, ``core/book.py``) when both sides
-    exist, else ``mark_price()`` itself (its quote and last-price fallbacks). Only for
-    ``MarketState`` and ``OrderBook`` themselves; anything else is asked (tested equal).
-    """
-    if type(st) is not MarketState or type(st.book) is not OrderBook:
-        return st.mark_price(), None
-    book = st.book
-    top = (book.best_bid_price(), book.best_ask_price())
-    m = st.oracle_price
-    if m is None:
-        bb, ba = top
-        m = (bb + ba) / 2 if bb is not None and ba is not None else st.mark_price()
-    return m, top
 
 
 def cycle_snapshot(bot: Any) -> AccountSnapshot | None:

@@ -113,12 +113,6 @@ class OrderRouter:
         st = self.bot.states.get(qualified)
         if st is None:
             return None
-        # the book's side first: when it has a price, best_bid_offer() gives that same price (its
-        # fallbacks apply only when the book has neither side), without reading the other side
-        book = st.book
-        px = book.best_ask_price() if side is Side.BUY else book.best_bid_price()
-        if px is not None:
-            return px
         bid, ask = st.best_bid_offer()
         px = ask if side is Side.BUY else bid
         return px if px is not None else st.mark_price()

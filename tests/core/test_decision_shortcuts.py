@@ -1,6 +1,6 @@
 """Round three of issue 11.4's shortcuts give what the long way gave: the sizer's score
 (``core/bot/orders.py``, ``sizing_score``) and the cycle's snapshot of marks and paused markets
-(``core/bot/decisions.py``, ``AccountSnapshot.of``, with ``MarketState.stale_reason``'s ``top``)."""
+(``core/bot/decisions.py``, ``AccountSnapshot.of``, the mark handed to ``MarketState.stale_reason``)."""
 
 from __future__ import annotations
 
@@ -49,12 +49,11 @@ def test_sizing_score_values():
     assert sizing_score(FixedComposite(strategy_composite=55.0)) == D("12.3457")
 
 
-# -- the snapshot's marks and paused markets: one read of the top of book ---------------------
+# -- the snapshot's marks and paused markets: each mark read once -------------------------------
 
-from perpbot.core.bot.decisions import mark_and_top  # noqa: E402
 from perpbot.core.model import BookSnapshot, OraclePrice, Quote, Side, Trade  # noqa: E402
 from perpbot.core.state import MarketState  # noqa: E402
-from perpbot.core.testing import book_events, market, state_with  # noqa: E402
+from perpbot.core.testing import book_events, state_with  # noqa: E402
 
 T0 = 1_733_000_000 * 1_000_000_000
 
@@ -86,33 +85,12 @@ def market_states():
 
 
 @pytest.mark.parametrize("name", list(market_states()))
-def test_mark_and_top_give_what_the_state_gives(name):
+def test_the_mark_handed_to_stale_reason_gives_the_same_reason(name):
+    """The snapshot reads each mark once and hands it to stale_reason: the same reason as asking it alone."""
     st = market_states()[name]
-    m, top = mark_and_top(st)
-    want = st.mark_price()
-    assert m == want and type(m) is type(want) and str(m) == str(want)
-    assert top == (st.book.best_bid_price(), st.book.best_ask_price())
+    m = st.mark_price()
     for now in (T0 + 3, T0 + 3 + 3600 * 1_000_000_000):  # fresh, and stale by the clock
-        assert st.stale_reason(now, m, top) == st.stale_reason(now), now
-
-
-def test_the_given_top_is_the_one_checked():
-    st = market_states()["both sides"]
-    assert st.stale_reason(T0 + 3, D("60000"), (D("60001"), D("60000"))) == "crossed book (bid 60001 >= ask 60000)"
-    crossed = market_states()["crossed"]
-    assert crossed.stale_reason(T0 + 3, D("60000"), (D("59999"), D("60001"))) is None
-    assert crossed.stale_reason(T0 + 3).startswith("crossed book (bid 60001 >= ask 60000")
-
-
-def test_other_market_state_classes_are_asked():
-    class Odd(MarketState):
-        def mark_price(self):
-            return D("1")
-
-    st = Odd(market("BTC-USD"))
-    for ev in book_events("BTC-USD", T0, D("60000")):
-        st.apply(ev)
-    assert mark_and_top(st) == (D("1"), None)
+        assert st.stale_reason(now, m) == st.stale_reason(now), now
 
 
 # -- objects built without __init__: equal to the ones __init__ builds --------------------------

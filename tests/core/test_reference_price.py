@@ -1,5 +1,5 @@
-"""``OrderRouter.reference_price`` (issue 11.4): the book's own side is read first; the price is
-the one ``best_bid_offer()`` then the mark give (best ask to buy, best bid to sell), in every case."""
+"""``OrderRouter.reference_price``: the price ``best_bid_offer()`` then the mark give (best ask to
+buy, best bid to sell), in every case."""
 
 from __future__ import annotations
 
