@@ -11,7 +11,6 @@ slicing, equality with a tuple of pairs, hashing and pickling.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 
 
 class Levels(Sequence):
@@ -70,7 +69,3 @@ class Levels(Sequence):
 
     def __repr__(self) -> str:
         return f"Levels({tuple(zip(self.prices, self.sizes))!r})"
-
-    def pairs(self) -> tuple[tuple[Decimal, Decimal], ...]:
-        """The levels as a tuple of ``(price, size)`` pairs (a new tuple)."""
-        return tuple(zip(self.prices, self.sizes))
