@@ -20,7 +20,7 @@ def test_levels_read_like_their_pairs():
     assert list(lv) == list(PAIRS) and list(reversed(lv)) == list(reversed(PAIRS))
     assert lv[0] == PAIRS[0] and lv[-1] == PAIRS[-1] and lv[1:] == PAIRS[1:] and type(lv[1:]) is Levels
     assert lv == PAIRS and PAIRS == lv and hash(lv) == hash(PAIRS)
-    assert lv != list(PAIRS) and lv != PAIRS[:2] and lv != Levels(PS, (D("1.5"), D("0"), D("0.004")))
+    assert lv != list(PAIRS) and lv != PAIRS[:2] and lv != PAIRS[:2] + ((D("1"), D("1")),) and lv != Levels(PS, (D("1.5"), D("0"), D("0.004")))
     assert repr(lv) == f"Levels({PAIRS!r})"
     back = pickle.loads(pickle.dumps(lv))
     assert type(back) is Levels and back == lv and [str(p) for p, _ in back] == ["61800.20", "61800.1", "61799"]
