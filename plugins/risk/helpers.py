@@ -209,7 +209,7 @@ class PostTrade:
     @property
     def shrinks(self) -> bool:
         """True when the order only reduces the position (no flip, no increase)."""
-        return self.before != 0 and abs(self.after) <= abs(self.before) and (self.after == 0 or (self.after > 0) == (self.before > 0))
+        return _shrinks(self.before, self.after)
 
     @property
     def increasing(self) -> bool:
@@ -228,14 +228,13 @@ def post_trade(order: OrderRequest, view: RiskView, qualified: str) -> PostTrade
 def shrinks_exposure(order: OrderRequest, view: RiskView, qualified: str) -> bool:
     """Reduce-only orders, and orders against the position no larger than it, shrink exposure
     (:attr:`PostTrade.shrinks` of :func:`post_trade`, computed without building it)."""
-    if order.reduce_only:
-        return True
-    pos = view.positions.get(qualified)
-    before = pos.size if pos is not None else ZERO
-    if before == 0:
-        return False
-    after = before + order.side.sign * order.size
-    return abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
+    return position_change(order, view, qualified)[3]
+
+
+def _shrinks(before: Decimal, after: Decimal) -> bool:
+    """True when a position going from ``before`` to ``after`` (base units, signed) only shrank:
+    it was open, and is now smaller on the same side or flat (no flip, no increase)."""
+    return before != 0 and abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
 
 
 #: Side -> ``Side.sign`` (+1 buy, -1 sell), read without the property call
@@ -252,8 +251,7 @@ def position_change(order: OrderRequest, view: RiskView, qualified: str) -> tupl
     after = before + sign * order.size
     if order.reduce_only:
         return before, after, sign, True
-    shrinks = before != 0 and abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
-    return before, after, sign, shrinks
+    return before, after, sign, _shrinks(before, after)
 
 
 def other_open_positions(view: RiskView, qualified: str) -> Any:
