@@ -23,6 +23,11 @@ def test_shrinks_exposure_agrees_with_post_trade():
         order = OrderRequest(client_id=1, ticker="BTC-USD", side=side, size=qty, reduce_only=reduce_only)
         want = reduce_only or post_trade(order, view, "BTC-USD").shrinks
         assert shrinks_exposure(order, view, "BTC-USD") is want, (pos, qty, side, reduce_only, held)
+        # the rule in other words, written apart from the helpers (which share one _shrinks)
+        before = pos if held else D(0)
+        after = before + (qty if side is Side.BUY else -qty)
+        assert want is (reduce_only or (before != 0 and (after == 0 or (after * before > 0 and abs(after) <= abs(before))))), (
+            pos, qty, side, reduce_only, held)
         checked += want
     assert 0 < checked < 640  # both answers occur
 
