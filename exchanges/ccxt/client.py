@@ -124,6 +124,35 @@ async def close_client(client: Any, venue: str, timeout_s: float = 5.0) -> None:
     await finish_ws_clients(ws_clients, venue)
 
 
+def client_open(client: Any) -> bool:
+    """True when a ccxt client holds anything open: its HTTP session, or a WebSocket connection
+    (made or still being made). A client closed earlier is open again when a call still in flight
+    on it when it was closed (a REST fetch, a watch) made a new session or socket: ccxt opens them
+    on demand (``ccxt/async_support/base/exchange.py`` ``open``, ``ws/client.py`` ``connect``)."""
+    session = getattr(client, "session", None)
+    if session is not None and not getattr(session, "closed", True):
+        return True
+    for wc in (getattr(client, "clients", None) or {}).values():
+        conn = getattr(wc, "connection", None)
+        if (conn is not None and not conn.closed) or getattr(wc, "connecting", False):
+            return True
+    return False
+
+
+async def close_all(clients: Any, venue: str) -> int:
+    """:func:`close_client` each of ``clients`` (ccxt clients an owner made) that is still or again
+    open (:func:`client_open`); for an owner's stop, once none of its tasks can use them any more.
+
+    :returns: how many were closed here.
+    """
+    n = 0
+    for client in list(clients):
+        if client_open(client):
+            await close_client(client, venue)
+            n += 1
+    return n
+
+
 async def finish_ws_clients(ws_clients: list, venue: str, timeout_s: float = 2.0) -> None:
     """After a ccxt client's close: wait for connection attempts still in flight and close
     whatever they opened, then let the receive tasks see their sockets closed.

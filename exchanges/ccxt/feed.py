@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from decimal import Decimal
 from typing import Any, AsyncIterator, Callable
 
@@ -54,7 +55,7 @@ from perpbot.core.feed import BaseFeed
 from perpbot.core.model import BookSnapshot, FeedStatus, FundingRate, OraclePrice, Side, Trade
 from perpbot.core.params import did_you_mean
 from perpbot.core.tasks import cancel_and_wait
-from perpbot.exchanges.ccxt.client import close_client
+from perpbot.exchanges.ccxt.client import close_all, close_client
 from perpbot.exchanges.ccxt.crosscheck import BookCrossCheck
 from perpbot.exchanges.ccxt.markets import MarketTable, VenueMarket, dec
 
@@ -81,7 +82,9 @@ class CcxtFeed(BaseFeed):
         super().__init__(config, context)
         self.venue, self.prefix, self.tickers = venue, prefix, tuple(tickers)
         self.table = table
-        self._make_client = make_client
+        self._client_factory = make_client
+        #: every client this feed made (a replaced one may be opened again by a call still in flight on it)
+        self._made: weakref.WeakSet = weakref.WeakSet()
         self.client: Any = None
         self.depth = int(config.get("depth", 50))
         self.resync_s = float(config.get("resync_s", 30))
@@ -107,6 +110,12 @@ class CcxtFeed(BaseFeed):
         self._counters = {"books": 0, "trades": 0, "marks": 0, "resyncs": 0, "errors": 0, "reconnects": 0,
                           "settled_reads": 0, "crosschecks": 0, "disagreements": 0, "divergences": 0}
         self._stopped = False
+
+    def _make_client(self) -> Any:
+        """A new ccxt client for this feed, remembered so that :meth:`stop` closes it whatever happened to it."""
+        client = self._client_factory()
+        self._made.add(client)
+        return client
 
     # -- contract -------------------------------------------------------------
 
@@ -157,6 +166,10 @@ class CcxtFeed(BaseFeed):
         if self.client is not None:
             client, self.client = self.client, None
             await close_client(client, self.venue)
+        # a replaced client that a fetch or watch in flight at its close opened again (every
+        # task is stopped now: nothing can open one after this)
+        if await close_all(self._made, self.venue):
+            logger.debug(f"{self.venue}: closed a replaced ccxt client opened again after its close")
         self._queue.put_nowait(None)
 
     async def batches(self) -> AsyncIterator[list]:

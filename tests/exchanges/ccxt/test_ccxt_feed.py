@@ -124,3 +124,23 @@ async def test_non_finite_value_never_reaches_the_bot(fake_thread):
         assert {(t.price, t.size) for t in c.of(Trade)} == {(D("65000.5"), D("0.2"))}
     finally:
         await c.stop()
+
+
+async def test_a_replaced_client_opened_again_by_a_call_in_flight_is_closed_at_stop(fake_thread):
+    """A fetch still running on a client when a reconnect replaced and closed it makes ccxt open a
+    new session on it (CI failure: "Unclosed client session" at exit); stop() closes it too."""
+    from perpbot.exchanges.ccxt.client import client_open
+
+    c = await _feed(fake_thread)
+    feed = c.feed
+    try:
+        old = feed.client
+        await feed._reconnect()
+        async with asyncio.timeout(10):
+            await asyncio.wait(feed._closing)
+        assert not client_open(old)
+        await old.fetch_order_book("BTC/USDT:USDT")  # the call that was in flight: a new session on the old client
+        assert client_open(old)
+    finally:
+        await c.stop()
+    assert not client_open(old) and feed.client is None
