@@ -67,6 +67,9 @@ class DecisionCycle:
         #: during a cycle: ``(orders_sent, orders_rejected, AccountSnapshot)``, reused by :func:`risk_view`
         #: until an order goes out or is refused (the account may change then); None otherwise
         self.live_snapshot: tuple | None = None
+        #: during a cycle: ``(inputs, RiskView)``, the view :func:`risk_view` last made of the cycle's
+        #: snapshot, given again while its inputs are the same; None otherwise
+        self.live_view: tuple | None = None
         #: balances reused between snapshots while their inputs are unchanged (:class:`BalanceMemo`)
         self.balance_memo = BalanceMemo()
 
@@ -110,7 +113,7 @@ class DecisionCycle:
             for policy in bot.risk_chain:
                 decision = policy.check_account(view)
                 if decision is not APPROVE and not decision.approved:  # APPROVE: the usual answer, no property call
-                    snap = self.live_snapshot = None  # carrying it out may change the account: fresh views
+                    snap = self.live_snapshot = self.live_view = None  # carrying it out may change the account: fresh views
                     await self.orders.handle_risk(decision, policy)
                     if bot.halted or decision.action in (RiskAction.CLOSE_ALL,):
                         return
@@ -153,7 +156,7 @@ class DecisionCycle:
                 if self.waker is not None:
                     self.waker.hold_until((wake.decided_ns or now) + wait_ns)
         finally:
-            self.live_snapshot = None
+            self.live_snapshot = self.live_view = None
 
 
 #: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
@@ -475,6 +478,10 @@ def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
         cycle in progress' one while no order went out or was refused since it was taken (the
         first order's checks read what the strategy decided on; balances as of the cycle's
         start), else taken now.
+
+    Within a decision cycle the view made of the cycle's snapshot is kept and given again
+    (the same object, read-only by contract) while everything it is made of is unchanged:
+    the account checks' view serves the first order's sizing and checks.
     """
     circuit = {}
     for venue, ex in bot.exchanges.items():
@@ -484,10 +491,20 @@ def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
     snap = snapshot
     if snap is None:
         snap = cycle_snapshot(bot) or AccountSnapshot.of(bot)
+    now = bot.clock.now_ns()
+    cycle = getattr(bot, "_cycle", None)
+    kept = getattr(cycle, "live_view", None)
+    # the view the cycle's account checks saw, while every figure it is made of is the same
+    # (the same snapshot, clock time, open-order count and circuit breakers; the bot's
+    # equity reference points, failure count and activity times the same objects)
+    inputs = (now, len(bot.open_orders), circuit, snap, bot.start_equity, bot.peak_equity, bot.day_start_equity,
+              bot.consecutive_failures, bot.last_fill_ns, bot.last_activity_ns)
+    if kept is not None and kept[0][:3] == inputs[:3] and all(map(is_, kept[0][3:], inputs[3:])):
+        return kept[1]
     balances = snap.balances
     bal = snap.primary
-    return RiskView(
-        now_ns=bot.clock.now_ns(),
+    view = RiskView(
+        now_ns=now,
         balance=bal,
         positions=dict(snap.positions),
         marks=dict(snap.marks),
@@ -505,3 +522,6 @@ def risk_view(bot: Any, snapshot: AccountSnapshot | None = None) -> RiskView:
         total_equity=snap.total_equity,
         balances=dict(balances),
     )
+    if cycle is not None and snap is cycle_snapshot(bot):  # kept for the cycle's next checks (cleared with it)
+        cycle.live_view = (inputs, view)
+    return view
