@@ -48,6 +48,9 @@ def to_decimal(value: Any, field: str = "value") -> Decimal:
 
 def _dec(field_name: str):
     def convert(value: Any) -> Decimal:
+        # a finite Decimal is kept as it is (to_decimal's answer, without the call)
+        if type(value) is Decimal and value.is_finite():
+            return value
         return to_decimal(value, field_name)
 
     return convert
@@ -55,7 +58,9 @@ def _dec(field_name: str):
 
 def _opt_dec(field_name: str):
     def convert(value: Any) -> Decimal | None:
-        return None if value is None else to_decimal(value, field_name)
+        if value is None or (type(value) is Decimal and value.is_finite()):
+            return value
+        return to_decimal(value, field_name)
 
     return convert
 

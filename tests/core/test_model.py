@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perpbot.core.model import Market, OrderParams, OrderType, Side, to_decimal
+from perpbot.core.model import Market, OrderParams, OrderRequest, OrderType, Side, to_decimal
 from perpbot.core.params import param, parse_params
 from perpbot.core.testing import market
 from perpbot.core.errors import ConfigError
@@ -22,6 +22,20 @@ def test_float_money_is_a_type_error():
 def test_non_finite_or_non_positive_prices_are_refused(bad):
     with pytest.raises(ValueError, match="price"):
         OrderParams("BTC-USD", Side.BUY, OrderType.LIMIT, size=D("1"), price=bad)
+
+
+@pytest.mark.parametrize("bad", [D("NaN"), D("Infinity"), D("-Infinity"), D("sNaN")])
+@pytest.mark.parametrize("field", ["size", "price", "trigger_price", "slippage"])
+def test_non_finite_decimals_are_refused_by_every_converter(field, bad):
+    """The converters keep a finite Decimal as it is without calling to_decimal: a non-finite
+    one must still be refused, naming the field (OrderParams and OrderRequest alike)."""
+    base = dict(size=D("1"), price=D("65000"), trigger_price=D("64000"))
+    with pytest.raises(ValueError, match=field):
+        OrderParams("BTC-USD", Side.BUY, OrderType.STOP_LIMIT, **{**base, field: bad})
+    with pytest.raises(ValueError, match=field):
+        OrderRequest(1, "BTC-USD", Side.BUY, **{**base, field: bad})
+    kept = D("0.0100")
+    assert getattr(OrderParams("BTC-USD", Side.BUY, OrderType.STOP_LIMIT, **{**base, field: kept}), field) is kept
 
 
 def test_limit_needs_price_and_stop_needs_trigger():
