@@ -28,7 +28,7 @@ Formulas (seed 004, with dYdX's definitions from v4-abacus
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
@@ -36,6 +36,8 @@ from loguru import logger
 
 from perpbot.core.errors import DataError
 from perpbot.core.model import ZERO, Balance, Market, Position
+
+_ONE = Decimal(1)
 
 NS = 1_000_000_000
 
@@ -180,6 +182,15 @@ class LeverageInfo:
     maintenance_margin: Decimal
 
 
+#: id(market) -> (the Market, its maximum leverage, IMF as ``1 / that``): the answers of
+#: :func:`market_max_leverage` and :func:`market_imf` per frozen :class:`Market` object (a new
+#: object, e.g. with a new oracle price, is computed afresh; bounded, cleared when full)
+_LEVERAGE: dict[int, tuple[Market, Decimal, Decimal]] = {}
+_LEVERAGE_KEPT = 1024
+#: the default context's arithmetic (28 digits, half-even), whatever context the caller has set
+_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
+
+
 def market_max_leverage(market: Market) -> Decimal:
     """A market's maximum leverage ``1 / IMF`` (x), with the OI-scaled IMF when the market
     has open-interest caps (``perpbot.core.margin.adjusted_initial_margin_fraction``; chain
@@ -189,10 +200,43 @@ def market_max_leverage(market: Market) -> Decimal:
     chain, exact) or carries no oracle price (market metadata without prices, e.g. the
     replay's snapshot: the OI notional is unknown there, so the scaling cannot be applied).
 
+    The division is done at 28 digits, half-even (Python's default context), whatever
+    context the caller has set; the answer is kept per :class:`Market` object (frozen: its
+    fields cannot change) and given again.
+
     :raises DataError: naming the market when its IMF or caps are not valid chain values
         (an IMF that is not whole ppm, caps with sub-quantum digits or lower > upper); never
         the unscaled IMF in place of the scaled one.
     """
+    kept = _LEVERAGE.get(id(market))
+    if kept is not None and kept[0] is market:
+        return kept[1]
+    return _kept_leverage(market)[1]
+
+
+def market_imf(market: Market) -> Decimal:
+    """``1 / market_max_leverage(market)`` (the IMF the leverage stands for, at 28 digits
+    half-even), kept per :class:`Market` object as :func:`market_max_leverage` is.
+
+    :raises DataError: as :func:`market_max_leverage`.
+    """
+    kept = _LEVERAGE.get(id(market))
+    if kept is not None and kept[0] is market:
+        return kept[2]
+    return _kept_leverage(market)[2]
+
+
+def _kept_leverage(market: Market) -> tuple[Market, Decimal, Decimal]:
+    lev = _max_leverage(market)
+    kept = (market, lev, _CTX.divide(_ONE, lev))
+    if type(market) is Market:  # exactly the frozen class: a subclass might compute otherwise
+        if len(_LEVERAGE) >= _LEVERAGE_KEPT:
+            _LEVERAGE.clear()
+        _LEVERAGE[id(market)] = kept
+    return kept
+
+
+def _max_leverage(market: Market) -> Decimal:
     imf = market.initial_margin_fraction
     if market.open_interest_upper_cap > 0 and market.oracle_price:
         from perpbot.core import margin
@@ -206,7 +250,7 @@ def market_max_leverage(market: Market) -> Decimal:
             )
         except (ValueError, TypeError) as exc:
             raise DataError(f"maximum leverage of {market.ticker} unknown: {exc}") from exc
-    return Decimal(1) / imf
+    return _CTX.divide(_ONE, imf)
 
 
 class LeverageCalculator:

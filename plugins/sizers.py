@@ -50,7 +50,17 @@ from perpbot.core.model import ZERO, Market, OrderParams, Side
 from perpbot.core.params import in_range, param
 from perpbot.core.policies import LazyText, PositionSizer, SizingResult, SizingView
 from perpbot import hookimpl
-from perpbot.core.balance import LeverageCalculator, market_max_leverage
+from perpbot.core.balance import LeverageCalculator, market_imf, market_max_leverage
+from perpbot.plugins.sizer_reasons import (
+    fixed_notional_text as _fixed_notional_text,
+    floored_text as _floored_text,
+    fmt as _fmt,
+    join as _join,
+    leverage_text as _leverage_text,
+    margin_text as _margin_text,
+    sized_text as _sized_text,
+    skipped_text as _skipped_text,
+)
 
 ONE = Decimal(1)
 
@@ -86,44 +96,6 @@ class LimitParams:
     )
 
 
-def _fmt(d: Decimal, places: int = 8) -> str:
-    """Short human form of a Decimal for reasons (not used for money arithmetic)."""
-    if not d.is_finite():
-        return str(d)
-    q = Decimal(1).scaleb(-places)
-    s = format(d.quantize(q) if abs(d) < Decimal(10) ** 12 else d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s or "0"
-
-
-def _join(parts: tuple) -> str:
-    """The reason's parts (text or :class:`~perpbot.core.policies.LazyText`) joined with ``"; "``."""
-    return "; ".join(map(str, parts))
-
-
-def _skipped_text(parts: tuple, qty: Decimal, min_size: Decimal) -> str:
-    return _join(parts) + f"; {_fmt(qty)} is below the minimum order size {_fmt(min_size)}: skipped"
-
-
-def _sized_text(parts: tuple, qty: Decimal, base: str, notional: Decimal, margin: Decimal) -> str:
-    return _join(parts) + f" -> {_fmt(qty)} {base} = {_fmt(notional, 2)} USD notional, margin {_fmt(margin, 2)} USD"
-
-
-def _leverage_text(max_lev: Decimal, equity: Decimal, other: Decimal, price: Decimal, k1: Decimal, q: Decimal) -> str:
-    return (
-        f"account leverage cap {_fmt(max_lev)}x: |position after| <= ({_fmt(max_lev)} x equity {_fmt(equity, 2)}"
-        f" - other notional {_fmt(other, 2)}) / {_fmt(price)} = {_fmt(max(k1, ZERO))}"
-    ) + f" -> at most {_fmt(q)}"
-
-
-def _margin_text(imf: Decimal, pos: Decimal, free: Decimal, price: Decimal, k2: Decimal, q: Decimal) -> str:
-    return (
-        f"initial margin (max {_fmt(ONE / imf)}x = 1/IMF {_fmt(imf)}): |position after| <= |{_fmt(pos)}| + free collateral "
-        f"{_fmt(free, 2)} / ({_fmt(price)} x {_fmt(imf)}) = {_fmt(max(k2, ZERO))}"
-    ) + f" -> at most {_fmt(q)}"
-
-
 def _floor_step(q: Decimal, step: Decimal) -> Decimal:
     if q <= 0:
         return ZERO
@@ -140,6 +112,8 @@ def _position_size(view: SizingView) -> Decimal:
 
 def _other_notional(view: SizingView) -> Decimal:
     """Notional (USD) of the positions in other markets at their marks (entry price if no mark)."""
+    if not view.positions:
+        return ZERO
     me = {view.market.ticker, _unqualified(view.market.ticker)}
     total = ZERO
     for t, p in view.positions.items():
@@ -193,7 +167,9 @@ class BaseSizer(PositionSizer):
         if price is None or not price.is_finite() or price <= 0:
             raise DataError(f"sizer {self.name}: reference price of {market.ticker} must be positive, got {price}")
         step = market.step_size
-        min_size = max(self.params.min_order_size or market.min_order_size, market.min_order_size)
+        m_min = market.min_order_size
+        p_min = self.params.min_order_size
+        min_size = p_min if p_min is not None and p_min >= m_min else m_min  # the larger (the configured one on a tie)
         if intent.reduce_only:
             return self._size_reduce_only(intent, view, min_size)
 
@@ -221,7 +197,7 @@ class BaseSizer(PositionSizer):
 
         floored = _floor_step(qty, step)
         if floored != qty:
-            parts.append(LazyText(lambda st, f: f"floored to step {_fmt(st)}: {_fmt(f)}", step, floored))
+            parts.append(LazyText(_floored_text, step, floored))
         qty = floored
 
         # the reason is formatted only when read (LazyText): it is read when an order is skipped
@@ -232,7 +208,7 @@ class BaseSizer(PositionSizer):
             return SizingResult(ZERO, ZERO, ZERO, reason)
         notional = qty * price
         margin = self.margin_used(notional, view)
-        return SizingResult(qty, notional, margin, LazyText(_sized_text, tuple(parts), qty, market.base, notional, margin))
+        return SizingResult(qty, notional, margin, LazyText(_sized_text, tuple(parts), qty, market, notional, margin))
 
     def _size_reduce_only(self, intent: OrderParams, view: SizingView, min_size: Decimal) -> SizingResult:
         pos = _position_size(view)
@@ -261,7 +237,7 @@ class BaseSizer(PositionSizer):
         pos = _position_size(view)
         bal = view.balance
         equity = bal.equity
-        imf = ONE / market_max_leverage(market)
+        imf = market_imf(market)
         max_lev = self.params.max_leverage
         other = _other_notional(view)
         increasing = pos == 0 or (pos > 0) == (intent.side is Side.BUY)
@@ -300,7 +276,7 @@ class BaseSizer(PositionSizer):
                 required=required,
                 available=self.params.max_leverage,
             )
-        imf = ONE / market_max_leverage(market)
+        imf = market_imf(market)
         required = min_size * price * imf
         raise InsufficientBalance(
             f"sizer {self.name}: {reason}; the minimum order needs {_fmt(required, 2)} USD of free collateral, "
@@ -353,7 +329,7 @@ class FixedNotionalSizer(BaseSizer):
         """``notional / price`` base units (USD / USD per base unit), and the reason."""
         n = self.params.notional
         q = n / view.price
-        return q, LazyText(lambda n_, p, q_: f"fixed notional {_fmt(n_, 2)} USD / price {_fmt(p)} = {_fmt(q_)}", n, view.price, q)
+        return q, LazyText(_fixed_notional_text, n, view.price, q)
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from perpbot.core.model import Balance, Market, OrderParams, Position, Side
 from perpbot.core.params import parse_params
 from perpbot.core.policies import LazyText, SizingResult, SizingView
+from perpbot.plugins import sizer_reasons as R
 from perpbot.plugins import sizers as S
 
 BTC = Market("BTC-USD", 0, tick_size="1", step_size="0.0001", initial_margin_fraction="0.05", maintenance_margin_fraction="0.03")
@@ -100,8 +101,10 @@ def test_reasons_read_as_the_eager_code_wrote_them(case):
 
 def test_the_reason_is_not_formatted_until_read(monkeypatch):
     calls = []
-    real = S._fmt
-    monkeypatch.setattr(S, "_fmt", lambda *a: calls.append(a) or real(*a))
+    real = R.fmt
+    counting = lambda *a: calls.append(a) or real(*a)  # noqa: E731
+    monkeypatch.setattr(S, "_fmt", counting)  # the sizers' eager texts
+    monkeypatch.setattr(R, "fmt", counting)  # the texts a LazyText formats when read
     r = sizer(S.FixedNotionalSizer, notional="777.77").size(OrderParams("BTC-USD", Side.BUY), view(price="60001.5"))
     assert r.quantity == D("0.0129") and calls == []
     text = r.reason
