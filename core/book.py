@@ -76,6 +76,8 @@ class OrderBook:
         "last_update_ns",
         "updates",
         "max_depth",
+        "_mid",
+        "_mid_of",
     )
 
     def __init__(self, ticker: str, max_depth: int | None = None):
@@ -86,6 +88,8 @@ class OrderBook:
         self.last_update_ns = 0
         self.updates = 0  # level entries applied (updates + deletes)
         self.max_depth = max_depth
+        self._mid = None  # the last mid computed, of the best prices in _mid_of
+        self._mid_of = (None, None)
 
     # -- mutation ---------------------------------------------------------
 
@@ -165,12 +169,22 @@ class OrderBook:
         return self.asks.best_low()
 
     def mid(self) -> Decimal | None:
-        """Mid price, USD; None unless both sides exist."""
+        """Mid price, USD; None unless both sides exist.
+
+        Computed once per pair of best prices (the same two price objects give the same
+        mid: Decimals are immutable), so repeated reads between changes of the top cost two
+        identity checks.
+        """
         bb = self.bids.best_high()
         ba = self.asks.best_low()
         if bb is None or ba is None:
             return None
-        return (bb + ba) / 2
+        of = self._mid_of
+        if of[0] is bb and of[1] is ba:
+            return self._mid
+        m = self._mid = (bb + ba) / 2
+        self._mid_of = (bb, ba)
+        return m
 
     def spread(self) -> Decimal | None:
         """Best ask minus best bid, USD (negative when crossed); None unless both sides exist."""

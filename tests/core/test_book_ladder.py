@@ -147,6 +147,78 @@ def test_book_matches_a_sorted_reference(ops, columns):
         check(book, ref)
 
 
+def _tops(book: OrderBook) -> tuple:
+    """The best prices as their text (the exponent sent included) and the mid."""
+    bb, ba = book.best_bid_price(), book.best_ask_price()
+    return (None if bb is None else str(bb)), (None if ba is None else str(ba)), book.mid()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["snap", "delta", "delta", "delta", "consume"]), LEVELS, LEVELS,
+                          st.booleans()), max_size=40))
+def test_best_prices_kept_between_reads_equal_a_fresh_search(ops):
+    """The best prices (and the mid) a side keeps between reads, updated by deltas (a new level
+    beyond the best, a delete of the best, size changes, equal prices in another exponent), are
+    what a book built from scratch with the same levels finds, object for object (same text).
+    Reads happen only at some steps, so several deltas pass between two of them."""
+    book = OrderBook("BTC-USD")
+    held = {"bid": {}, "ask": {}}  # price -> the object the book holds for it (the first one set)
+    for kind, bids, asks, read in ops:
+        if kind == "snap":
+            book.apply_snapshot(bids, asks)
+            held = {"bid": {}, "ask": {}}
+            for side, levels in (("bid", bids), ("ask", asks)):
+                for p, s in levels:
+                    if s > 0:
+                        held[side].setdefault(p, p)  # a snapshot keeps the first object of a price
+        elif kind == "delta":
+            book.apply_delta(bids, asks)
+            for side, levels in (("bid", bids), ("ask", asks)):
+                for p, s in levels:
+                    if s:
+                        held[side].setdefault(p, p)
+                    else:
+                        held[side].pop(p, None)
+        else:
+            for p, s in bids[:1]:
+                book.consume("bid", p, s)
+                if p not in book.bids:
+                    held["bid"].pop(p, None)
+        if read:
+            fresh = OrderBook("BTC-USD")
+            fresh.apply_snapshot(book.levels("bid"), book.levels("ask"))
+            assert _tops(book) == _tops(fresh)
+            bb, ba, _ = _tops(book)
+            assert bb == (str(max(held["bid"].values())) if held["bid"] else None)
+            assert ba == (str(min(held["ask"].values())) if held["ask"] else None)
+    assert book.is_crossed() == bool(book.bids and book.asks and max(held["bid"]) >= min(held["ask"]))
+
+
+def test_the_best_prices_follow_new_levels_deletes_and_size_changes():
+    """The cases one by one: each read after a delta gives the new best (and mid) at once."""
+    book = OrderBook("BTC-USD")
+    book.apply_snapshot([(D(100), D(1)), (D(99), D(1))], [(D(102), D(1)), (D(103), D(1))])
+    assert book.best_bid_price() == D(100) and book.best_ask_price() == D(102) and book.mid() == D(101)
+    book.apply_delta(bids=[(D(100), D(5))])  # a size change at the best
+    assert book.best_bid() == (D(100), D(5)) and book.mid() == D(101)
+    book.apply_delta(bids=[(D("100.5"), D(1)), (D("99.5"), D(1))])  # a new best bid, a new level below it
+    assert book.best_bid_price() == D("100.5") and book.mid() == D("101.25")
+    book.apply_delta(asks=[(D(102), D(0))])  # the best ask goes
+    assert book.best_ask_price() == D(103) and book.mid() == D("101.75")
+    book.apply_delta(asks=[(D("101.0"), D(2)), (D(102), D(1))])  # a new best ask, the old one back behind it
+    assert str(book.best_ask_price()) == "101.0" and book.mid() == D("100.75")
+    book.apply_delta(bids=[(D("100.50"), D(0)), (D("99.9"), D(1))])  # the best deleted in another exponent
+    assert book.best_bid_price() == D(100) and book.mid() == D("100.5")
+    book.apply_delta(bids=[(D(100), D(0)), (D("99.9"), D(0)), (D(99), D(0)), (D("99.5"), D(0))])
+    assert book.best_bid_price() is None and book.mid() is None  # the side emptied
+    book.apply_delta(bids=[(D("98"), D(1))])  # a level on an empty side is its best
+    assert book.best_bid_price() == D(98) and book.mid() == D("99.5")
+    del book.asks[D("101.0")]  # a simulator taking the best ask
+    assert book.best_ask_price() == D(102) and book.mid() == D(100)
+    book.asks[D("100.5")] = D(1)
+    assert book.best_ask_price() == D("100.5") and book.mid() == D("99.25")
+
+
 def test_a_bucket_that_overflows_recalibrates_and_stays_ordered():
     book = OrderBook("ETH-USD")
     book.apply_snapshot([(D("1000"), D(1)), (D("3000"), D(1))], [(D("5000"), D(1))])  # one wide bucket per level
