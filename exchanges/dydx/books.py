@@ -34,16 +34,17 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from perpbot.core.book import OrderBook
+from perpbot.core.bot.decisions import plain_maker
 from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus
-from perpbot.exchanges.dydx.values import BadValue, levels, price_value, size_value
+from perpbot.exchanges.dydx.values import CACHE_MAX, BadValue, levels, price_value, size_value
 
 STALE = "stale"  # waiting for a WS snapshot
 LIVE = "live"  # healthy
 REFRESH = "refresh"  # healthy, periodic REST snapshot in flight (deltas kept)
 RESYNC = "resync"  # crossed: unhealthy until the REST snapshot
-#: distinct price (and, separately, size) strings cached before the cache is cleared (about
-#: 200 bytes each: a bounded ~13 MB for both, however long the run)
-CACHE_MAX = 1 << 15
+#: ``BookDelta(**fields)`` without ``__init__`` (a frozen class storing its fields as given;
+#: the same event, about a third cheaper per update)
+_book_delta = plain_maker(BookDelta)
 
 
 class LevelValues:
@@ -313,7 +314,7 @@ class BookKeeper:
         if tr.state in (REFRESH, RESYNC):
             self._keep(tr, bids, asks)
         tr.book.apply_delta(bids, asks, ts)
-        out = [BookDelta(ticker, ts, bids=tuple(bids), asks=tuple(asks))]
+        out = [_book_delta(ticker=ticker, ts_ns=ts, bids=tuple(bids), asks=tuple(asks))]
         if tr.book.is_crossed():
             out.pop()  # the corrected full book below supersedes this delta
             self._crossed(tr, ts, out)

@@ -27,14 +27,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from perpbot.core.bot.decisions import plain_maker
 from perpbot.core.model import Bar, FundingRate, Market, MarketInfo, OraclePrice, Side, Trade
 from perpbot.exchanges.dydx.config import CANDLE_RESOLUTIONS
-from perpbot.exchanges.dydx.values import BadValue, decimal_value, parse_iso_ns, price_value, size_value
+from perpbot.exchanges.dydx.values import CACHE_MAX, BadValue, decimal_value, parse_iso_ns, price_value, size_value
 
 #: the indexer's trade sides (``side`` of a ``v4_trades`` trade: ``BUY`` / ``SELL``, v4-chain
 #: ``indexer/packages/postgres/src/types/websocket-message-types.ts`` ``TradeContent``); other
 #: spellings go through :meth:`perpbot.core.model.Side.parse`
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+#: ``Trade(**fields)`` without ``__init__`` (a frozen class storing its fields as given)
+_trade = plain_maker(Trade)
 
 #: market fields whose change means new trading parameters (-> MarketInfo)
 PARAM_FIELDS = frozenset(
@@ -59,19 +62,22 @@ class MarketChannels:
         by ``v4_markets``: ``self.markets`` is that dict's copy, read by the feed).
     :param stats: the parser's counters (``trades`` and ``bad_payloads`` are counted here).
     :param warn_once: ``(key, text)``: log ``text`` once per ``key``.
-    :param prices, sizes: the book levels' caches of checked values (``str -> Decimal``;
-        read here, never written): a trade's price or size string found there skips the
-        conversion (a cached zero size is still refused as a trade size). None: no cache.
+    :param prices, sizes: the book levels' caches of checked values (``str -> Decimal``): a
+        trade's price or size string found there skips the conversion (a cached zero size is
+        still refused as a trade size); one not found is converted, checked and added (a
+        trade's price is finite and positive and its size finite and positive, so either is a
+        valid book value too; bounded as the book's: cleared at
+        :data:`~perpbot.exchanges.dydx.values.CACHE_MAX` entries). None: a cache of its own.
     """
 
     def __init__(self, tickers: set[str] | None, markets: Mapping[str, Market] | None, *,
                  stats: dict[str, int], warn_once: Callable[[str, str], None],
-                 prices: Mapping[str, Any] | None = None, sizes: Mapping[str, Any] | None = None):
+                 prices: dict[str, Any] | None = None, sizes: dict[str, Any] | None = None):
         self.tickers = tickers
-        #: read-only ``str -> Decimal`` caches of checked prices (finite, > 0) and sizes
-        #: (finite, >= 0): the book's (:class:`perpbot.exchanges.dydx.books.LevelValues`)
-        self.prices: Mapping[str, Any] = prices if prices is not None else {}
-        self.sizes: Mapping[str, Any] = sizes if sizes is not None else {}
+        #: ``str -> Decimal`` caches of checked prices (finite, > 0) and sizes (finite,
+        #: >= 0): the book's (:class:`perpbot.exchanges.dydx.books.LevelValues`)
+        self.prices: dict[str, Any] = prices if prices is not None else {}
+        self.sizes: dict[str, Any] = sizes if sizes is not None else {}
         self.markets: dict[str, Market] = dict(markets or {})
         #: the latest full indexer row of each market (updates are merged into it)
         self.raw_markets: dict[str, dict] = {}
@@ -121,6 +127,10 @@ class MarketChannels:
                 try:
                     if price is None:
                         price = price_value(p, "trade price")
+                        if type(p) is str:  # kept for the next trades (and the book's levels)
+                            if len(prices) >= CACHE_MAX:
+                                prices.clear()
+                            prices[p] = price
                     q = t["size"]
                     try:
                         size = sizes.get(q)
@@ -128,13 +138,17 @@ class MarketChannels:
                         size = None
                     if not size:
                         size = size_value(q, "trade size", zero_ok=False)
+                        if type(q) is str:
+                            if len(sizes) >= CACHE_MAX:
+                                sizes.clear()
+                            sizes[q] = size
                 except BadValue as exc:
                     bad = bad or str(exc)
                     continue  # that trade only: the others in the message are real
                 s = t["side"]
                 side = _SIDES.get(s) if type(s) is str else None
-                out.append(Trade(ticker, ts, price=price, size=size,
-                                 side=side or Side.parse(s), trade_id=str(t.get("id", ""))))
+                out.append(_trade(ticker=ticker, ts_ns=ts, price=price, size=size,
+                                  side=side or Side.parse(s), trade_id=str(t.get("id", ""))))
         if bad:
             self.bad_value(f"trades:{ticker}", f"dYdX trades {ticker}: {bad}; that trade dropped")
         self.stats["trades"] += len(out)

@@ -23,6 +23,9 @@ from typing import Any, Iterable
 EXP_MAX = 30
 #: compared against as a Decimal (a comparison with the int 0 converts it each time)
 _ZERO = Decimal(0)
+#: distinct price (and, separately, size) strings cached by the parser before the cache is
+#: cleared (about 200 bytes each: a bounded ~13 MB for both, however long the run)
+CACHE_MAX = 1 << 15
 
 
 def D(value: Any) -> Decimal:

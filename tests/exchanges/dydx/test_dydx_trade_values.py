@@ -14,6 +14,8 @@ type, createdAt, createdAtHeight}]}`` (v4-chain
 real examples in ../shared/data/dydx_v4/nautilus_py/websocket/v4_trades*.json).
 """
 
+from decimal import Decimal as D
+
 import pytest
 
 from perpbot.core.model import Side, Trade
@@ -110,3 +112,36 @@ def test_a_cached_string_gives_the_books_decimal_object():
     (t,) = out
     assert t.price is p.book_keeper.values.prices["65921.5"] and t.size is p.book_keeper.values.sizes["1.25"]
     assert p.market_channels.prices is p.book_keeper.values.prices  # shared, not copied
+
+
+def test_a_trade_string_converted_once_is_kept_for_the_next_trades_and_the_book():
+    """A trade's price and size strings not cached yet are converted, checked and kept: the next
+    trade (and a book level) with the same string gets that Decimal object; a rejected value and
+    a zero size are never kept."""
+    out, _, _, p = through_parser([trade(price="65930.5", size="0.0031"), trade(price="65930.5", size="0.0031")],
+                                  warm=False)
+    first, second = out
+    values = p.book_keeper.values
+    assert values.prices["65930.5"] is first.price is second.price
+    assert values.sizes["0.0031"] is first.size is second.size
+    p.on_message({"type": "subscribed", "channel": "v4_orderbook", "id": T,
+                  "contents": {"bids": [{"price": "65930.5", "size": "0.0031"}], "asks": []}}, 6)
+    assert p.books[T].book.best_bid() == (first.price, first.size)
+    assert p.books[T].book.best_bid_price() is first.price
+    p.on_message({"type": "channel_data", "channel": "v4_trades", "id": T,
+                  "contents": {"trades": [trade(price="NaN", size="2"), trade(price="3", size="0"),
+                                          trade(price="4", size="-1")]}}, 7)
+    assert "NaN" not in values.prices and "0" not in values.sizes and "-1" not in values.sizes
+    assert "2" not in values.sizes  # a bad price drops the trade before its size is read
+
+
+def test_the_trade_strings_kept_are_bounded(monkeypatch):
+    import perpbot.exchanges.dydx.market_channels as mc
+
+    monkeypatch.setattr(mc, "CACHE_MAX", 8)
+    p = DydxParser({T})
+    for i in range(1, 40):
+        (t,) = p.on_message({"type": "channel_data", "channel": "v4_trades", "id": T,
+                             "contents": {"trades": [trade(price=str(60000 + i), size=f"0.{i:03d}")]}}, i)
+        assert (t.price, t.size) == (60000 + i, D(f"0.{i:03d}"))
+        assert len(p.book_keeper.values.prices) <= 8 and len(p.book_keeper.values.sizes) <= 8
