@@ -68,8 +68,10 @@ class Waker:
         """
         et = type(ev)
         if self.trade and et is Trade:
+            # ``!s``: str() directly; format(x, "") gives the same text for a Decimal (and an
+            # int or float) by a slower route
             return _make_wake(kind="trade", ticker=ev.ticker, ts_ns=ev.ts_ns,
-                              detail=f"{_SIDE_TEXT.get(ev.side) or ev.side.value} {ev.size} at {ev.price}")
+                              detail=f"{_SIDE_TEXT.get(ev.side) or ev.side.value} {ev.size!s} at {ev.price!s}")
         found = None
         if self.bbo and et in _TOP:
             top = st.best_bid_offer()

@@ -313,8 +313,10 @@ class BookKeeper:
             return []
         if tr.state in (REFRESH, RESYNC):
             self._keep(tr, bids, asks)
+        bids = tuple(bids)  # the book keeps the tuples it is given (its recency log): the event's own
+        asks = tuple(asks)
         tr.book.apply_delta(bids, asks, ts)
-        out = [_book_delta(ticker=ticker, ts_ns=ts, bids=tuple(bids), asks=tuple(asks))]
+        out = [_book_delta(ticker=ticker, ts_ns=ts, bids=bids, asks=asks)]
         if tr.book.is_crossed():
             out.pop()  # the corrected full book below supersedes this delta
             self._crossed(tr, ts, out)
