@@ -267,6 +267,15 @@ def test_a_score_crossing_wakes_in_either_direction_once_per_crossing():
     ]
 
 
+def test_a_trade_wake_up_names_the_side_size_and_price_as_the_trade_wrote_them():
+    """The detail keeps each Decimal's own text (exponent forms included: what ``format`` and
+    ``str`` both give), so the journaled reason shows the venue's values."""
+    w = Waker(Wake.parse("trade"), 0)
+    for px, size, side in [("60000", "0.01", Side.BUY), ("6.0E+4", "1E-8", Side.SELL), ("0.000120", "25.50", Side.BUY)]:
+        got = w.on_event(_State(), Trade("BTC-USD", T0, D(px), D(size), side, "1"))
+        assert got.detail == f"{side.value} {size} at {px}" == f"{side.value} {D(size)} at {D(px)}"
+
+
 def test_score_wake_ups_come_from_the_signal_engine_right_after_its_update(tmp_path):
     # a book whose mid climbs then falls: momentum crosses 60 upward, later downward
     evs = book_events("BTC-USD", T0, D("60000"))
