@@ -148,8 +148,12 @@ def test_book_matches_a_sorted_reference(ops, columns):
 
 
 def _tops(book: OrderBook) -> tuple:
-    """The best prices as their text (the exponent sent included) and the mid."""
+    """The best prices as their text (the exponent sent included) and the mid; the ends of
+    ``keys()`` (what the paper exchange's matcher reads) must be the same objects."""
     bb, ba = book.best_bid_price(), book.best_ask_price()
+    bids, asks = book.bids.keys(), book.asks.keys()
+    assert (bids[len(bids) - 1] if bids else None) is bb and (bids[-1] if bids else None) is bb
+    assert (asks[0] if asks else None) is ba and (asks[-len(asks)] if asks else None) is ba
     return (None if bb is None else str(bb)), (None if ba is None else str(ba)), book.mid()
 
 
