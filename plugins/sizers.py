@@ -47,6 +47,7 @@ import attrs
 
 from perpbot.core.errors import DataError, InsufficientBalance, InsufficientLeverage
 from perpbot.core.model import ZERO, Market, OrderParams, Side
+from perpbot.core.model.enums import BUY
 from perpbot.core.params import in_range, param
 from perpbot.core.policies import LazyText, PositionSizer, SizingResult, SizingView
 from perpbot import hookimpl
@@ -126,7 +127,7 @@ def _other_notional(view: SizingView) -> Decimal:
 
 def _is_reducing(intent: OrderParams, view: SizingView) -> bool:
     pos = _position_size(view)
-    return pos != 0 and (pos > 0) != (intent.side is Side.BUY)
+    return pos != 0 and (pos > 0) != (intent.side is BUY)
 
 
 class BaseSizer(PositionSizer):
@@ -240,7 +241,7 @@ class BaseSizer(PositionSizer):
         imf = market_imf(market)
         max_lev = self.params.max_leverage
         other = _other_notional(view)
-        increasing = pos == 0 or (pos > 0) == (intent.side is Side.BUY)
+        increasing = pos == 0 or (pos > 0) == (intent.side is BUY)
         if increasing and bal.free_collateral <= 0:
             required = market.min_order_size * price * imf
             raise InsufficientBalance(

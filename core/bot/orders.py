@@ -29,6 +29,7 @@ from perpbot.core.model import (
     Side,
     TimeInForce,
 )
+from perpbot.core.model.enums import BUY, PENDING, SELL
 from perpbot.core.policies import APPROVE, RiskAction, RiskDecision, SizingView
 from perpbot.core.signals.scores import Scores
 from perpbot.core.state import MarketData
@@ -114,7 +115,7 @@ class OrderRouter:
         if st is None:
             return None
         bid, ask = st.best_bid_offer()
-        px = ask if side is Side.BUY else bid
+        px = ask if side is BUY else bid
         return px if px is not None else st.mark_price()
 
     async def _size(self, intent: OrderParams, origin: str, qualified: str, venue: str, ticker: str, ref: Decimal):
@@ -272,7 +273,7 @@ class OrderRouter:
         pos = pf.positions.get(ticker) if pf is not None else None
         if pos is None or not pos.size:
             return False
-        opposite = (pos.size > 0) == (intent.side is Side.SELL)
+        opposite = (pos.size > 0) == (intent.side is SELL)
         return opposite and size <= abs(pos.size)
 
     async def send(self, venue: str, req: OrderRequest) -> OrderResult:
@@ -299,7 +300,7 @@ class OrderRouter:
             side=req.side,
             size=req.size,
             price=req.price,
-            status=OrderStatus.PENDING,
+            status=PENDING,
             order_type=req.order_type,
             reduce_only=req.reduce_only,
             post_only=req.post_only,
@@ -327,7 +328,7 @@ class OrderRouter:
             if info is not None:
                 if result.status.is_terminal:
                     bot.open_orders.pop(req.client_id, None)
-                elif info.status is OrderStatus.PENDING:
+                elif info.status is PENDING:
                     bot.open_orders[req.client_id] = attrs.evolve(info, status=result.status)
             logger.bind(market=qualified, client_id=req.client_id).info(
                 f"order {req.client_id} {req.side.value} {req.size} {qualified} {req.order_type.value}"

@@ -3,6 +3,13 @@
 Values are the dYdX v4 indexer API strings where dYdX has one (order ``status``,
 ``type``, ``timeInForce`` and ``side`` fields of the indexer's order and fill
 payloads). Imports nothing of perpbot.
+
+On Python 3.11 reading a member as a class attribute (``Side.BUY``) is slow: ``EnumType``
+defines ``__getattr__``, which takes the lookup off the interpreter's fast path (about
+1,000 machine instructions a read, against a few dozen for a module global), and an enum's
+``__hash__`` is Python code. The properties here and the order path read members through
+the module constants below (``BUY``, ``SELL``, ...: the members themselves) and test
+membership by identity in tuples, not by hashing.
 """
 
 from __future__ import annotations
@@ -19,12 +26,12 @@ class Side(enum.Enum):
     @property
     def sign(self) -> int:
         """+1 for BUY, -1 for SELL."""
-        return 1 if self is Side.BUY else -1
+        return 1 if self is _BUY else -1
 
     @property
     def opposite(self) -> "Side":
         """The other side: SELL for BUY, BUY for SELL (the side that closes a position)."""
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return _SELL if self is _BUY else _BUY
 
     @classmethod
     def parse(cls, value: "Side | str") -> "Side":
@@ -36,9 +43,9 @@ class Side(enum.Enum):
             return value
         v = str(value).strip().upper()
         if v in ("BUY", "LONG", "B"):
-            return cls.BUY
+            return _BUY
         if v in ("SELL", "SHORT", "S"):
-            return cls.SELL
+            return _SELL
         raise ValueError(f"side: expected buy or sell, got {value!r}")
 
 
@@ -55,7 +62,7 @@ class OrderType(enum.Enum):
     @property
     def is_conditional(self) -> bool:
         """True for stop and take-profit types (they need a ``trigger_price``, USD)."""
-        return self not in (OrderType.MARKET, OrderType.LIMIT)
+        return self not in _UNCONDITIONAL
 
 
 class TimeInForce(enum.Enum):
@@ -89,12 +96,7 @@ class OrderStatus(enum.Enum):
         BEST_EFFORT_CANCELED is not terminal (dYdX may still fill a short-term order
         until its good-til block).
         """
-        return self in (
-            OrderStatus.FILLED,
-            OrderStatus.CANCELED,
-            OrderStatus.EXPIRED,
-            OrderStatus.REJECTED,
-        )
+        return self in _TERMINAL
 
 
 class Liquidity(enum.Enum):
@@ -112,3 +114,18 @@ class MarginMode(enum.Enum):
 
     CROSS = "CROSS"
     ISOLATED = "ISOLATED"
+
+
+# -- the members as module constants (see the module docstring) ------------------------------
+
+#: ``Side.BUY`` and ``Side.SELL``
+BUY, SELL = Side.BUY, Side.SELL
+_BUY, _SELL = BUY, SELL
+#: the order types that are not conditional (no trigger price)
+_UNCONDITIONAL = (OrderType.MARKET, OrderType.LIMIT)
+#: the order types that need a limit price
+PRICED_TYPES = (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+#: the statuses after which an order does not change again
+_TERMINAL = (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+#: ``OrderStatus.PENDING``
+PENDING = OrderStatus.PENDING

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import attrs
 
-from perpbot.core.model.enums import Liquidity, MarginMode, OrderStatus, OrderType, Side, TimeInForce
+from perpbot.core.model.enums import PRICED_TYPES, Liquidity, MarginMode, OrderStatus, OrderType, Side, TimeInForce
 from perpbot.core.model.values import ZERO, _dec, _opt_dec, _positive
 
 
@@ -53,7 +53,7 @@ class OrderParams:
     slippage: Decimal | None = attrs.field(default=None, converter=_opt_dec("slippage"))
 
     def __attrs_post_init__(self):
-        if self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT) and (
+        if self.order_type in PRICED_TYPES and (
             self.price is None
         ):
             raise ValueError(f"price: required for a {self.order_type.value} order on {self.ticker}")

@@ -18,7 +18,8 @@ from typing import Any
 
 import attrs
 
-from perpbot.core.model import ZERO, Balance, Market, OrderRequest, Position, Side
+from perpbot.core.model import ZERO, Balance, Market, OrderRequest, Position
+from perpbot.core.model.enums import BUY
 from perpbot.core.policies import RiskAction, RiskDecision, RiskPolicy, RiskView
 
 #: nanoseconds per second
@@ -237,8 +238,6 @@ def _shrinks(before: Decimal, after: Decimal) -> bool:
     return before != 0 and abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
 
 
-#: Side -> ``Side.sign`` (+1 buy, -1 sell), read without the property call
-_SIGNS = {Side.BUY: Side.BUY.sign, Side.SELL: Side.SELL.sign}
 
 
 def position_change(order: OrderRequest, view: RiskView, qualified: str) -> tuple[Decimal, Decimal, int, bool]:
@@ -247,7 +246,7 @@ def position_change(order: OrderRequest, view: RiskView, qualified: str) -> tupl
     ``shrinks`` as :func:`shrinks_exposure` answers, reduce-only orders included)."""
     pos = view.positions.get(qualified)
     before = pos.size if pos is not None else ZERO
-    sign = _SIGNS[order.side]
+    sign = 1 if order.side is BUY else -1  # Side.sign without the property call (BUY: module constant)
     after = before + sign * order.size
     if order.reduce_only:
         return before, after, sign, True
