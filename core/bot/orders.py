@@ -148,7 +148,8 @@ class OrderRouter:
                     score=score,
                 )
 
-            balance = await manager.get()
+            # manager.get() without its coroutine while the cached balance is fresh (the usual case)
+            balance = manager.cached if manager.is_fresh() else await manager.get()
             sizing = bot.sizer.size(intent, view(balance))
             if sizing.notional >= manager.large_order_usd and manager.age_s() != 0:
                 # a large order: size again on a balance fetched just now (seed 004)

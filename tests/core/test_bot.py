@@ -310,6 +310,18 @@ def test_sizer_gets_the_cached_exchange_balance_and_a_fresh_one_for_large_orders
     assert bot.balance_managers["instant"].fetches == 2
 
 
+def test_a_small_order_after_the_balance_ttl_fetches_the_balance_again(tmp_path):
+    ScriptedStrategy.SCRIPT = [
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),  # t=1 s: first fetch
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),  # t=2 s: the cache is 1 s old, TTL 0.5 s: fetched again
+        StrategyResult.place(OrderParams("BTC-USD", Side.BUY)),  # t=3 s: fetched again
+    ]
+    bot = make_bot(tmp_path, events(6), sizers={"test_notional": {"notional": "500"}}, balance_ttl_s=D("0.5"))
+    run(bot)
+    assert len(bot.exchange.placed) == 3
+    assert bot.balance_managers["instant"].fetches == 3
+
+
 def test_an_unhealthy_spell_pauses_until_a_fresh_snapshot(tmp_path):
     from perpbot.core.testing import book_events
 
