@@ -185,11 +185,11 @@ class BaseSizer(PositionSizer):
             parts.append(LazyText(lambda v: f"capped by the intent's size {_fmt(v)}", intent.size))
 
         # leverage and margin limits (risk-increasing part of the order) ------------
-        lev_q, lev_kind, lev_reason = self._leverage_cap(intent, view)
+        lev_q, lev_kind, lev_text = self._leverage_cap(intent, view)
         if lev_q < qty:
             qty = lev_q
             bound = lev_kind
-            parts.append(lev_reason)
+            parts.append(LazyText(*lev_text))
 
         if self.params.max_order_size is not None and self.params.max_order_size < qty:
             qty = self.params.max_order_size
@@ -226,8 +226,9 @@ class BaseSizer(PositionSizer):
         notional = qty * view.price
         return SizingResult(qty, notional, ZERO, reason + f" -> {_fmt(qty)}")
 
-    def _leverage_cap(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str, LazyText]:
-        """Largest quantity the leverage and margin limits allow (base units), its kind and reason.
+    def _leverage_cap(self, intent: OrderParams, view: SizingView) -> tuple[Decimal, str, tuple]:
+        """Largest quantity the leverage and margin limits allow (base units), its kind, and its
+        reason as ``(text function, *arguments)`` (made a LazyText only when the limit binds).
 
         ``K1 = (max_leverage * equity - T_other) / P`` (configured account leverage),
         ``K2 = |S| + free_collateral / (P * IMF)`` (venue initial margin, 1/IMF);
@@ -259,9 +260,9 @@ class BaseSizer(PositionSizer):
         else:
             q = abs(pos) + k
         if kind == "leverage":
-            why = LazyText(_leverage_text, max_lev, equity, other, price, k1, q)
+            why = (_leverage_text, max_lev, equity, other, price, k1, q)
         else:
-            why = LazyText(_margin_text, imf, pos, bal.free_collateral, price, k2, q)
+            why = (_margin_text, imf, pos, bal.free_collateral, price, k2, q)
         return q, kind, why
 
     def _raise_below_min(self, bound: str, reason: str, view: SizingView, min_size: Decimal) -> None:
