@@ -420,20 +420,24 @@ class AccountSnapshot:
                 balances[venue] = memo.balance(venue, pf, raw, vm, now)
                 for t, p in raw.items():  # Portfolio.open_positions, qualified as bot.positions() does
                     if p.size != 0:
-                        positions[bot.qualify(venue, t)] = p
+                        positions[t if venue == primary else bot.qualify(venue, t)] = p
                 venue_positions[venue] = raw
             else:
                 balances[venue] = pf.balance(vm, now)
                 for t, p in pf.open_positions().items():
                     positions[bot.qualify(venue, t)] = p
             venue_marks[venue] = vm
+        if len(balances) == 1:  # the sum of one: ZERO + equity, as sum() writes it
+            total = ZERO + balances[primary].equity
+        else:
+            total = sum((b.equity for b in balances.values()), ZERO)
         return (_make_snapshot if cls is AccountSnapshot else cls)(
             balances=balances,
             primary=balances[primary],
             marks=marks,
             positions=positions,
             paused=paused,
-            total_equity=sum((b.equity for b in balances.values()), ZERO),
+            total_equity=total,
             venue_positions=venue_positions,
             venue_marks=venue_marks,
         )

@@ -132,3 +132,16 @@ def test_the_snapshot_with_a_memo_equals_the_one_without(tmp_path):
         b = AccountSnapshot.of(bot, BalanceMemo())
         assert same(a, b) and a.positions == bot.positions() and a.balances == {v: bot.balance(v) for v in bot.portfolios}
     assert memo.hits == 1 and memo.misses == 1
+
+
+def test_the_snapshot_of_a_two_venue_run_is_what_the_bots_queries_say(tmp_path):
+    """Two venues with open positions: positions keyed as ``bot.positions()`` keys them (bare on
+    the primary venue, ``venue:ticker`` on the other) and the total equity is every venue's."""
+    from tests.strategies.funding_arb.test_funding_multi import COINS, run_bot
+
+    bot = run_bot(tmp_path, {"funding_file": "sample:hl_binance_btc_eth"}, COINS, horizon_h="336")
+    snap = AccountSnapshot.of(bot, BalanceMemo())
+    assert len(bot.portfolios) == 2
+    assert snap.positions == bot.positions() and any(":" in t for t in snap.positions) and any(":" not in t for t in snap.positions)
+    assert snap.total_equity == bot.total_equity() == sum((bot.balance(v).equity for v in bot.portfolios), D(0))
+    assert snap.balances == {v: bot.balance(v) for v in bot.portfolios}
