@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from perpbot.core.bot.decisions import cycle_snapshot, plain_maker
+from perpbot.core.bot.decisions import cycle_snapshot
+from perpbot.core.records import plain_maker
 from perpbot.core.config import split_ticker
 from perpbot.core.errors import ExchangeError, PerpbotError
 from perpbot.core.model import (

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from perpbot.core.bot.decisions import copy_with, plain_maker
+from perpbot.core.records import copy_with, plain_maker
 from perpbot.core.model import BookDelta, BookSnapshot, Quote, Side, Trade
 from perpbot.core.wake import Wake, WakeEvent
 

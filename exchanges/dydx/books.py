@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from perpbot.core.book import OrderBook
-from perpbot.core.bot.decisions import plain_maker
+from perpbot.core.records import plain_maker
 from perpbot.core.model import BookDelta, BookSnapshot, FeedStatus
 from perpbot.exchanges.dydx.values import CACHE_MAX, BadValue, levels, price_value, size_value
 

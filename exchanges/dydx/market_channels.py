@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from perpbot.core.bot.decisions import plain_maker
+from perpbot.core.records import plain_maker
 from perpbot.core.model import Bar, FundingRate, Market, MarketInfo, OraclePrice, Side, Trade
 from perpbot.exchanges.dydx.config import CANDLE_RESOLUTIONS
 from perpbot.exchanges.dydx.values import CACHE_MAX, BadValue, decimal_value, parse_iso_ns, price_value, size_value

@@ -10,7 +10,7 @@ from decimal import Decimal as D
 import attrs
 import pytest
 
-from perpbot.core.bot.decisions import copy_with
+from perpbot.core.records import copy_with
 from perpbot.core.model import MarginMode, OrderParams, OrderRequest, OrderType, Side, TimeInForce
 from perpbot.core.strategy import StrategyAction, StrategyResult
 from tests.core.simple import ScriptedStrategy

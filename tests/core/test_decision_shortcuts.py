@@ -95,7 +95,8 @@ def test_the_mark_handed_to_stale_reason_gives_the_same_reason(name):
 
 # -- objects built without __init__: equal to the ones __init__ builds --------------------------
 
-from perpbot.core.bot.decisions import AccountSnapshot, copy_with, plain_maker  # noqa: E402
+from perpbot.core.bot.decisions import AccountSnapshot  # noqa: E402
+from perpbot.core.records import copy_with, plain_maker  # noqa: E402
 from perpbot.core.model import Balance, OrderParams, Position  # noqa: E402
 from perpbot.core.wake import WakeEvent  # noqa: E402
 
