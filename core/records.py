@@ -18,14 +18,13 @@ from typing import Any
 
 import attrs
 
-from perpbot.core.model import Balance, OrderParams
-from perpbot.core.strategy import StrategyResult
+from perpbot.core.model import Balance
 from perpbot.core.wake import WakeEvent
 
 
 #: (class, field) pairs :func:`copy_with` copies without attrs.evolve: plain fields (no
 #: converter, validator or on_setattr) that no ``__attrs_post_init__`` check reads
-_PLAIN_FIELDS = {(OrderParams, "reason"), (StrategyResult, "orders"), (Balance, "ts_ns"), (WakeEvent, "decided_ns")}
+_PLAIN_FIELDS = {(Balance, "ts_ns"), (WakeEvent, "decided_ns")}
 #: (class, field) -> its copier, ``fn(obj, value) -> copy`` (made by :func:`_make_copier`)
 _COPIERS: dict[tuple[type, str], Any] = {}
 

@@ -9,8 +9,9 @@ view; ``on_decision``; the result's cancels, closes and orders. Imports only
 
 Event-driven strategies (:mod:`perpbot.core.wake`) also get cycles on wake-ups: the same
 cycle, run by the event loop right after the waking event, with the trigger in
-``strategy.woken_by``; such a cycle does not move the scheduled timer, and its orders' reasons
-end with ``[woken by <trigger>]`` (journaled with each order intent). The scheduled cycle
+``strategy.woken_by``; such a cycle does not move the scheduled timer, and the reasons of
+the order requests it sends end with ``[woken by <trigger>]`` (journaled with each order
+intent; ``on_decision`` observers get the strategy's result as it returned it). The scheduled cycle
 runs every ``decision_interval_s`` (``every:`` of the spec, when given).
 
 The account is read once per cycle (:class:`AccountSnapshot`: the equity tracking, the risk
@@ -143,12 +144,11 @@ class DecisionCycle:
                     "execute_strategy", TypeError(f"returned {type(result).__name__}, not a StrategyResult"), "cycle skipped"
                 )
                 return
-            if not scheduled and result.orders:
-                tail = f"[woken by {wake.describe()}]"
-                orders = tuple([copy_with(o, "reason", f"{o.reason} {tail}" if o.reason else tail) for o in result.orders])
-                result = copy_with(result, "orders", orders)
+            # an event's trigger goes into the reason of each order request it sends (the
+            # strategy's result itself is what observers get, as returned)
+            tail = f"[woken by {wake.describe()}]" if not scheduled and result.orders else None
             await bot.notify("on_decision", strategy=bot.strategy, result=result)
-            await self.orders.execute_result(result, md)
+            await self.orders.execute_result(result, md, tail=tail)
             if result.wait_s:
                 wait_ns = int(Decimal(str(result.wait_s)) * NS)
                 self.next_decision_ns = now + wait_ns

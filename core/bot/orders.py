@@ -74,8 +74,12 @@ class OrderRouter:
         self.bot = bot
         self.account = account
 
-    async def execute_result(self, result: StrategyResult, md: MarketData) -> None:
-        """Carry out a strategy's decision: cancels, closes, then new orders (in that order)."""
+    async def execute_result(self, result: StrategyResult, md: MarketData, *, tail: str | None = None) -> None:
+        """Carry out a strategy's decision: cancels, closes, then new orders (in that order).
+
+        :param tail: text appended to each new order's reason (the wake-up that decided it,
+            ``[woken by ...]``); None: the reasons as the strategy wrote them.
+        """
         bot = self.bot
         for item in result.cancels:
             cid, ticker = item if isinstance(item, tuple) else (item, None)
@@ -84,7 +88,7 @@ class OrderRouter:
         for ticker in result.close:
             await self.close_position(ticker, result.reason or "strategy close", origin=origin)
         for intent in result.orders:
-            await self.submit(intent, md, origin=origin)
+            await self.submit(intent, md, origin=origin, tail=tail)
 
     async def cancel_order(self, client_id: int, ticker: str | None = None) -> OrderResult | None:
         """Cancel one order by client id (``ticker``: qualified; default: the open-order table's).
@@ -172,7 +176,8 @@ class OrderRouter:
         return size
 
     async def submit(
-        self, intent: OrderParams, md: MarketData | None = None, *, risk_exempt: bool = False, origin: str | None = None
+        self, intent: OrderParams, md: MarketData | None = None, *, risk_exempt: bool = False, origin: str | None = None,
+        tail: str | None = None,
     ) -> OrderResult | None:
         """Size, risk-check, announce and send one order intent.
 
@@ -181,6 +186,8 @@ class OrderRouter:
         :param risk_exempt: skip the risk chain and the halt (closes and flattening orders).
         :param origin: who asked for the order, named in every log line that drops it
             (default: ``"strategy <name>"``, or ``"bot"`` for a risk-exempt order).
+        :param tail: text appended to the request's reason after a space (the reason is the
+            tail alone when the intent has none); None: the intent's reason.
         :returns: the exchange's :class:`~perpbot.core.model.OrderResult`, or None when the
             sizer or the risk chain dropped the order (with a logged reason).
         """
@@ -241,7 +248,7 @@ class OrderRouter:
             good_til_s=intent.good_til_s,
             margin_mode=intent.margin_mode,
             tag=intent.tag,
-            reason=intent.reason,
+            reason=intent.reason if tail is None else (f"{intent.reason} {tail}" if intent.reason else tail),
             venue=venue,
             slippage=intent.slippage,
         )

@@ -194,6 +194,60 @@ def test_an_order_of_a_trade_decision_is_placed_at_the_trade_time_and_journals_i
     assert len(reasons) == 1 and "[woken by trade BTC-USD at 1723161257.500000007" in reasons[0], reasons
 
 
+def test_observers_get_the_strategys_result_and_the_requests_carry_the_trigger(tmp_path):
+    """The trigger goes into each order request's reason (journaled with the intent); the
+    ``on_decision`` observers get the result as the strategy returned it (the same object)."""
+    returned, observed = [], []
+    real = WakeProbe.execute_strategy
+
+    async def keep(self, md):
+        r = await real(self, md)
+        returned.append(r)
+        return r
+
+    class Observer:
+        __name__ = "decision-observer"
+
+        @hookimpl
+        def on_decision(self, bot, strategy, result):
+            observed.append(result)
+
+    evs = book_events("BTC-USD", T0, D("60000")) + [trade(T0 + 2500 * MS + 7)]
+    cfg = bot_config(exchange=("instant",), strategy="wakeprobe", tickers=("BTC-USD",), feed="list",
+                     state_dir=tmp_path, feeds={"list": {"events": evs}}, sizer="test_notional",
+                     journal_enabled=False, report=False, strategies={"wakeprobe": {"wake_on": "trade,every:3600",
+                                                                                     "buy_on_trade": True, "orders": 2}})
+    pm = PluginManager(load_entry_points=False, extra_plugins=(TestPlugin(), ProbePlugin(), Observer()), default_plugins=())
+    bot = TradingBot(cfg, pm)
+    WakeProbe.execute_strategy = keep
+    try:
+        asyncio.run(bot.run())
+    finally:
+        WakeProbe.execute_strategy = real
+    (decided,) = [r for r in observed if r.orders]
+    assert any(decided is r for r in returned)  # the very result, not a copy
+    assert [o.reason for o in decided.orders] == ["probe buy", "probe buy"]
+    tail = " [woken by trade BTC-USD at 1723161257.500000007 (BUY 0.01 at 60000)]"
+    assert [o.reason for o in bot.exchange.placed] == ["probe buy" + tail] * 2
+
+
+def test_an_order_without_a_reason_gets_the_trigger_alone(tmp_path):
+    real = WakeProbe.execute_strategy
+
+    async def bare(self, md):
+        if self.woken_by.kind == "trade":
+            return StrategyResult.place(OrderParams("BTC-USD", Side.BUY))
+        return StrategyResult.nothing()
+
+    WakeProbe.execute_strategy = bare
+    try:
+        evs = book_events("BTC-USD", T0, D("60000")) + [trade(T0 + 2500 * MS + 7)]
+        bot, _ = run(tmp_path, evs, wake="trade,every:3600")
+    finally:
+        WakeProbe.execute_strategy = real
+    assert [o.reason for o in bot.exchange.placed] == ["[woken by trade BTC-USD at 1723161257.500000007 (BUY 0.01 at 60000)]"]
+
+
 # --------------------------------------------------------------------------- throttle
 
 
