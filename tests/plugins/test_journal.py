@@ -481,9 +481,10 @@ def test_sigkill_at_a_random_moment_leaves_whole_transactions(tmp_path, seed):
 
     def read():
         for line in proc.stdout:
-            kind, n = line.split()
-            if kind == "committed":
-                committed[0] = int(n)
+            parts = line.split()
+            # the kill may cut the last line short: only whole "committed N" lines count
+            if line.endswith("\n") and len(parts) == 2 and parts[0] == "committed":
+                committed[0] = int(parts[1])
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()

@@ -53,7 +53,7 @@ def test_dashboard_shows_a_running_replay_and_pause_stops_entries(tmp_path):
     env = dict(os.environ, PERPBOT_OFFLINE="1", PERPBOT_API_TOKEN=TOKEN)
     proc = subprocess.Popen(
         [sys.executable, "runbot.py", "--exchange", "paper", "--strategy", "sniper", "--ticker", "BTC,ETH",
-         "--feed", "replay", "--speed", "40", "--max-events", "700000", "--entry-threshold", "55", "--cooldown", "5", "--warmup", "10", "--api", "127.0.0.1:0", "--journal", str(journal),
+         "--feed", "replay", "--speed", "20", "--max-events", "700000", "--entry-threshold", "55", "--cooldown", "5", "--warmup", "10", "--api", "127.0.0.1:0", "--journal", str(journal),
          "--state-dir", str(tmp_path / "state"), "--no-report"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
     )
@@ -107,6 +107,7 @@ def test_dashboard_shows_a_running_replay_and_pause_stops_entries(tmp_path):
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
+        proc.stdout.close()  # when a check failed before communicate(): no pipe left for the GC to find
         err.close()
     conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
     try:
