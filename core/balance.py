@@ -28,13 +28,14 @@ Formulas (seed 004, with dYdX's definitions from v4-abacus
 from __future__ import annotations
 
 import asyncio
-from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
 from loguru import logger
 
 from perpbot.core.errors import DataError
+from perpbot.core.margin._exact import _DIV
 from perpbot.core.model import ZERO, Balance, Market, Position
 
 _ONE = Decimal(1)
@@ -187,8 +188,6 @@ class LeverageInfo:
 #: object, e.g. with a new oracle price, is computed afresh; bounded, cleared when full)
 _LEVERAGE: dict[int, tuple[Market, Decimal, Decimal]] = {}
 _LEVERAGE_KEPT = 1024
-#: the default context's arithmetic (28 digits, half-even), whatever context the caller has set
-_CTX = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
 def market_max_leverage(market: Market) -> Decimal:
@@ -228,7 +227,7 @@ def market_imf(market: Market) -> Decimal:
 
 def _kept_leverage(market: Market) -> tuple[Market, Decimal, Decimal]:
     lev = _max_leverage(market)
-    kept = (market, lev, _CTX.divide(_ONE, lev))
+    kept = (market, lev, _DIV.divide(_ONE, lev))
     if type(market) is Market:  # exactly the frozen class: a subclass might compute otherwise
         if len(_LEVERAGE) >= _LEVERAGE_KEPT:
             _LEVERAGE.clear()
@@ -250,7 +249,7 @@ def _max_leverage(market: Market) -> Decimal:
             )
         except (ValueError, TypeError) as exc:
             raise DataError(f"maximum leverage of {market.ticker} unknown: {exc}") from exc
-    return _CTX.divide(_ONE, imf)
+    return _DIV.divide(_ONE, imf)  # perpbot.core.margin's quotients: 28 digits, half-even, whatever the caller's context
 
 
 class LeverageCalculator:

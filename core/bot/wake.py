@@ -15,11 +15,12 @@ from collections import Counter
 from typing import Any
 
 from perpbot.core.records import copy_with, plain_maker
-from perpbot.core.model import BookDelta, BookSnapshot, Quote, Side, Trade
+from perpbot.core.model import BookDelta, BookSnapshot, Quote, Trade
+from perpbot.core.model.enums import BUY, SELL
 from perpbot.core.wake import Wake, WakeEvent
 
-#: Side -> its ``value`` ("BUY"/"SELL"), read without the enum property
-_SIDE_TEXT = {s: s.value for s in Side}
+#: the sides' texts ("BUY"/"SELL"), read without the enum property or an enum hash (a side is BUY or SELL)
+_BUY_TEXT, _SELL_TEXT = BUY.value, SELL.value
 
 _TOP = (BookDelta, BookSnapshot, Quote)
 #: ``WakeEvent(**fields)`` without ``__init__`` (a frozen class storing its fields as given)
@@ -71,7 +72,7 @@ class Waker:
             # ``!s``: str() directly; format(x, "") gives the same text for a Decimal (and an
             # int or float) by a slower route
             return _make_wake(kind="trade", ticker=ev.ticker, ts_ns=ev.ts_ns,
-                              detail=f"{_SIDE_TEXT.get(ev.side) or ev.side.value} {ev.size!s} at {ev.price!s}")
+                              detail=f"{_BUY_TEXT if ev.side is BUY else _SELL_TEXT} {ev.size!s} at {ev.price!s}")
         found = None
         if self.bbo and et in _TOP:
             top = st.best_bid_offer()

@@ -26,12 +26,12 @@ class Side(enum.Enum):
     @property
     def sign(self) -> int:
         """+1 for BUY, -1 for SELL."""
-        return 1 if self is _BUY else -1
+        return 1 if self is BUY else -1
 
     @property
     def opposite(self) -> "Side":
         """The other side: SELL for BUY, BUY for SELL (the side that closes a position)."""
-        return _SELL if self is _BUY else _BUY
+        return SELL if self is BUY else BUY
 
     @classmethod
     def parse(cls, value: "Side | str") -> "Side":
@@ -43,9 +43,9 @@ class Side(enum.Enum):
             return value
         v = str(value).strip().upper()
         if v in ("BUY", "LONG", "B"):
-            return _BUY
+            return BUY
         if v in ("SELL", "SHORT", "S"):
-            return _SELL
+            return SELL
         raise ValueError(f"side: expected buy or sell, got {value!r}")
 
 
@@ -120,7 +120,6 @@ class MarginMode(enum.Enum):
 
 #: ``Side.BUY`` and ``Side.SELL``
 BUY, SELL = Side.BUY, Side.SELL
-_BUY, _SELL = BUY, SELL
 #: the order types that are not conditional (no trigger price)
 _UNCONDITIONAL = (OrderType.MARKET, OrderType.LIMIT)
 #: the order types that need a limit price

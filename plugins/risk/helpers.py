@@ -238,8 +238,6 @@ def _shrinks(before: Decimal, after: Decimal) -> bool:
     return before != 0 and abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0))
 
 
-
-
 def position_change(order: OrderRequest, view: RiskView, qualified: str) -> tuple[Decimal, Decimal, int, bool]:
     """:func:`post_trade` and :func:`shrinks_exposure` in one, without building a ``PostTrade``:
     ``(before, after, sign, shrinks)`` (base units, signed; ``sign`` +1 buy, -1 sell;
